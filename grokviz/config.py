@@ -1,0 +1,140 @@
+"""The single source of truth for a run: one frozen dataclass, validated on construction.
+
+The trainer's command-line flags are generated from the fields (see ``grokviz.train``), a run
+folder stores it as JSON, and every module reads model sizes from here. Defaults are the
+reference recipe of *Progress measures for grokking* (see shared/docs/ANALYSIS.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .errors import GrokvizError
+from .tasks import TASKS
+
+# Training needs the p^2 x d_mlp activations in memory; 997 (largest prime below 1000) keeps
+# that at ~2 GB of fp32 at the default width. Below 5 there is only one Fourier frequency.
+P_MIN, P_MAX = 5, 997
+
+SAVE_DTYPES = ("float32", "float16", "bfloat16")
+
+
+def is_prime(n: int) -> bool:
+    if n < 2:
+        return False
+    return all(n % d for d in range(2, math.isqrt(n) + 1))
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that defines a run: task, model shape, optimiser, schedule, storage."""
+
+    # --- task and data -------------------------------------------------------------------
+    task: str = field(default="add", metadata={"help": f"operation over Z_p, one of {sorted(TASKS)}"})
+    p: int = field(default=113, metadata={"help": f"modulus, a prime in [{P_MIN}, {P_MAX}]"})
+    frac_train: float = field(default=0.3, metadata={"help": "fraction of all pairs used for training"})
+    seed: int = field(default=0, metadata={"help": "seed of the weight initialisation"})
+    data_seed: int | None = field(
+        default=None, metadata={"help": "seed of the train/test split (default: same as --seed)"}
+    )
+    # --- model (TransformerLens names) -----------------------------------------------------
+    d_model: int = field(default=128, metadata={"help": "residual stream width"})
+    n_heads: int = field(default=4, metadata={"help": "attention heads"})
+    d_head: int = field(default=32, metadata={"help": "width of each head"})
+    d_mlp: int = field(default=512, metadata={"help": "MLP neurons"})
+    # --- optimiser: full-batch AdamW ---------------------------------------------------------
+    lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate after warm-up"})
+    weight_decay: float = field(default=1.0, metadata={"help": "AdamW decoupled weight decay"})
+    beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
+    beta2: float = field(default=0.98, metadata={"help": "AdamW beta2"})
+    warmup_steps: int = field(default=10, metadata={"help": "linear learning-rate warm-up from 0"})
+    steps: int = field(default=25_000, metadata={"help": "optimiser steps (full batch: one step = one epoch)"})
+    # --- logging and checkpoints ------------------------------------------------------------
+    log_every: int = field(default=20, metadata={"help": "steps between training-log rows (test set evaluated then)"})
+    save_every: int = field(default=1000, metadata={"help": "steps between regular checkpoints"})
+    save_log_points: int = field(
+        default=16, metadata={"help": "extra log-spaced checkpoints over the run (dense early)"}
+    )
+    save_dtype: str = field(
+        default="float32", metadata={"help": f"dtype of stored checkpoint weights, one of {SAVE_DTYPES}"}
+    )
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.task not in TASKS:
+            problems.append(f"task={self.task!r} is unknown; choose one of {sorted(TASKS)}")
+        if not (P_MIN <= self.p <= P_MAX) or not is_prime(self.p):
+            problems.append(f"p={self.p} must be a prime in [{P_MIN}, {P_MAX}]")
+        if not 0.0 < self.frac_train < 1.0:
+            problems.append(f"frac_train={self.frac_train} must be strictly between 0 and 1")
+        for name in ("d_model", "n_heads", "d_head", "d_mlp", "steps", "log_every", "save_every"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name}={getattr(self, name)} must be at least 1")
+        for name in ("warmup_steps", "save_log_points"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name}={getattr(self, name)} must be at least 0")
+        if not self.lr > 0:
+            problems.append(f"lr={self.lr} must be positive")
+        if not self.weight_decay >= 0:
+            problems.append(f"weight_decay={self.weight_decay} must be at least 0")
+        for name in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                problems.append(f"{name}={getattr(self, name)} must be in [0, 1)")
+        if self.save_dtype not in SAVE_DTYPES:
+            problems.append(f"save_dtype={self.save_dtype!r} must be one of {SAVE_DTYPES}")
+        if problems:
+            raise GrokvizError("invalid config: " + "; ".join(problems))
+
+    # Derived sizes (TransformerLens names). The '=' token has id p.
+    @property
+    def d_vocab(self) -> int:
+        return self.p + 1
+
+    @property
+    def d_vocab_out(self) -> int:
+        return self.p
+
+    @property
+    def n_ctx(self) -> int:
+        return 3
+
+    @property
+    def split_seed(self) -> int:
+        return self.seed if self.data_seed is None else self.data_seed
+
+    def replace(self, **changes: Any) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "Config":
+        """Build from stored JSON; unknown keys are an error (they signal another format)."""
+        if not isinstance(data, dict):
+            raise GrokvizError(f"{source}: the config is not a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise GrokvizError(f"{source}: unknown config keys {unknown}; known keys are {sorted(known)}")
+        try:
+            return cls(**data)
+        except TypeError as exc:  # wrong value types, e.g. a string for p
+            raise GrokvizError(f"{source}: {exc}") from None
+        except GrokvizError as exc:
+            raise GrokvizError(f"{source}: {exc}") from None
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "config") -> "Config":
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise GrokvizError(f"{source}: the config is not valid JSON ({exc})") from None
+        return cls.from_dict(data, source)

@@ -1,0 +1,159 @@
+"""The reference 1-layer transformer as plain tensors with TransformerLens names.
+
+Parameters live in a ``dict[str, Tensor]`` keyed exactly as TransformerLens names them
+(right-multiplying layout, see shared/docs/ANALYSIS.md). There is no LayerNorm and there are no
+attention or unembedding biases (TransformerLens treats the missing ones as zeros).
+
+Two forwards compute the same logits:
+
+* :func:`forward` — all positions, TransformerLens hook names, an activation cache and
+  interventions at any hook. This is what analysis code reads.
+* :func:`forward_last` — the training/analysis fast path. Only the ``=`` position reaches the
+  loss, and the ``=`` token is the same in every input, so its query is one vector per head and
+  the keys/values of positions 0 and 1 are tables over the ``p`` tokens that are gathered rather
+  than recomputed. The MLP and unembedding run at position 2 only. Its cache holds position-2
+  activations under the same hook names, without the position axis.
+
+Interventions: ``hooks={"blocks.0.mlp.hook_post": fn}`` calls ``fn(activation)`` and continues
+with what it returns (shapes as in the cache of that forward).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Mapping
+
+import torch
+from einops import einsum
+
+from .config import Config
+
+Params = dict[str, torch.Tensor]
+Hooks = Mapping[str, Callable[[torch.Tensor], torch.Tensor]]
+
+# name -> shape as a function of the config; the order is the canonical order of a checkpoint.
+PARAM_SHAPES: dict[str, Callable[[Config], tuple[int, ...]]] = {
+    "embed.W_E": lambda c: (c.d_vocab, c.d_model),
+    "pos_embed.W_pos": lambda c: (c.n_ctx, c.d_model),
+    "blocks.0.attn.W_Q": lambda c: (c.n_heads, c.d_model, c.d_head),
+    "blocks.0.attn.W_K": lambda c: (c.n_heads, c.d_model, c.d_head),
+    "blocks.0.attn.W_V": lambda c: (c.n_heads, c.d_model, c.d_head),
+    "blocks.0.attn.W_O": lambda c: (c.n_heads, c.d_head, c.d_model),
+    "blocks.0.mlp.W_in": lambda c: (c.d_model, c.d_mlp),
+    "blocks.0.mlp.b_in": lambda c: (c.d_mlp,),
+    "blocks.0.mlp.W_out": lambda c: (c.d_mlp, c.d_model),
+    "blocks.0.mlp.b_out": lambda c: (c.d_model,),
+    "unembed.W_U": lambda c: (c.d_model, c.d_vocab_out),
+}
+
+
+def param_shapes(cfg: Config) -> dict[str, tuple[int, ...]]:
+    return {name: shape(cfg) for name, shape in PARAM_SHAPES.items()}
+
+
+def init_params(cfg: Config, device: torch.device | str = "cpu") -> Params:
+    """Gaussian initialisation with the reference code's scales (1/sqrt(fan-in))."""
+    generator = torch.Generator().manual_seed(cfg.seed)
+    params: Params = {}
+    for name, shape in param_shapes(cfg).items():
+        if name.split(".")[-1].startswith("b_"):
+            params[name] = torch.zeros(shape)
+            continue
+        scale = 1 / math.sqrt(cfg.d_vocab_out if name == "unembed.W_U" else cfg.d_model)
+        params[name] = torch.randn(shape, generator=generator) * scale
+    return {name: t.to(device) for name, t in params.items()}
+
+
+def _hook(hooks: Hooks | None, cache: dict | None, name: str, act: torch.Tensor) -> torch.Tensor:
+    if hooks is not None and name in hooks:
+        act = hooks[name](act)
+    if cache is not None:
+        cache[name] = act
+    return act
+
+
+def _mlp_unembed(
+    params: Params, resid_mid: torch.Tensor, hooks: Hooks | None, cache: dict | None
+) -> torch.Tensor:
+    """resid_mid [..., d_model] -> logits [..., d_vocab_out] (shared by both forwards)."""
+    pre = _hook(hooks, cache, "blocks.0.mlp.hook_pre", resid_mid @ params["blocks.0.mlp.W_in"] + params["blocks.0.mlp.b_in"])
+    post = _hook(hooks, cache, "blocks.0.mlp.hook_post", torch.relu(pre))
+    mlp_out = _hook(hooks, cache, "blocks.0.hook_mlp_out", post @ params["blocks.0.mlp.W_out"] + params["blocks.0.mlp.b_out"])
+    resid_post = _hook(hooks, cache, "blocks.0.hook_resid_post", resid_mid + mlp_out)
+    return resid_post @ params["unembed.W_U"]
+
+
+def forward(
+    params: Params, tokens: torch.Tensor, hooks: Hooks | None = None, cache: dict | None = None
+) -> torch.Tensor:
+    """All-position forward. tokens [batch, 3] -> position-2 logits [batch, d_vocab_out].
+
+    Pass ``cache={}`` to receive every activation under its TransformerLens hook name.
+    """
+    W_E, W_pos = params["embed.W_E"], params["pos_embed.W_pos"]
+    n_ctx = tokens.shape[1]
+    embed = _hook(hooks, cache, "hook_embed", W_E[tokens])  # [batch, pos, d_model]
+    pos_embed = _hook(hooks, cache, "hook_pos_embed", W_pos[:n_ctx].expand_as(embed))  # [batch, pos, d_model]
+    resid_pre = _hook(hooks, cache, "blocks.0.hook_resid_pre", embed + pos_embed)
+
+    def project(name: str) -> torch.Tensor:  # [batch, pos, head, d_head]
+        weight = params[f"blocks.0.attn.W_{name}"]
+        return einsum(resid_pre, weight, "batch pos d_model, head d_model d_head -> batch pos head d_head")
+
+    q = _hook(hooks, cache, "blocks.0.attn.hook_q", project("Q"))
+    k = _hook(hooks, cache, "blocks.0.attn.hook_k", project("K"))
+    v = _hook(hooks, cache, "blocks.0.attn.hook_v", project("V"))
+    d_head = q.shape[-1]
+    scores = einsum(q, k, "batch q_pos head d_head, batch k_pos head d_head -> batch head q_pos k_pos") / math.sqrt(d_head)  # [batch, head, query_pos, key_pos]
+    causal = torch.ones(n_ctx, n_ctx, dtype=torch.bool, device=tokens.device).tril()
+    scores = _hook(hooks, cache, "blocks.0.attn.hook_attn_scores", scores.masked_fill(~causal, float("-inf")))
+    pattern = _hook(hooks, cache, "blocks.0.attn.hook_pattern", scores.softmax(dim=-1))
+    z = _hook(hooks, cache, "blocks.0.attn.hook_z", einsum(pattern, v, "batch head q_pos k_pos, batch k_pos head d_head -> batch q_pos head d_head"))  # [batch, pos, head, d_head]
+    attn_out = _hook(hooks, cache, "blocks.0.hook_attn_out", einsum(z, params["blocks.0.attn.W_O"], "batch pos head d_head, head d_head d_model -> batch pos d_model"))
+    resid_mid = _hook(hooks, cache, "blocks.0.hook_resid_mid", resid_pre + attn_out)  # [batch, pos, d_model]
+    logits = _mlp_unembed(params, resid_mid, hooks, cache)  # [batch, pos, d_vocab_out]
+    return logits[:, -1]
+
+
+def forward_last(
+    params: Params, a: torch.Tensor, b: torch.Tensor, hooks: Hooks | None = None, cache: dict | None = None
+) -> torch.Tensor:
+    """Fast path: a, b [batch] int64 -> position-2 logits [batch, d_vocab_out].
+
+    Equal to :func:`forward` on ``[a, b, =]`` (tested). The cache holds position-2 activations:
+    ``blocks.0.attn.hook_pattern`` [batch, head, key_pos], ``blocks.0.hook_resid_mid``
+    [batch, d_model], ``blocks.0.mlp.hook_pre``/``hook_post`` [batch, d_mlp], ...
+    """
+    W_E, W_pos = params["embed.W_E"], params["pos_embed.W_pos"]
+    W_Q, W_K, W_V = (params[f"blocks.0.attn.W_{n}"] for n in "QKV")
+    p = W_E.shape[0] - 1  # the '=' token is the last row of W_E
+    d_head = W_Q.shape[-1]
+    # Residual stream before attention, as tables: tokens at positions 0 and 1, '=' at 2.
+    resid_0 = W_E[:p] + W_pos[0]  # [p, d_model]
+    resid_1 = W_E[:p] + W_pos[1]  # [p, d_model]
+    resid_eq = W_E[p] + W_pos[2]  # [d_model]
+    q_eq = einsum(resid_eq, W_Q, "d_model, head d_model d_head -> head d_head") / math.sqrt(d_head)  # [head, d_head]
+    # One score per (token, head) for each key position: [p, head] (and [head] for '=').
+    score_0 = einsum(resid_0, W_K, q_eq, "token d_model, head d_model d_head, head d_head -> token head")
+    score_1 = einsum(resid_1, W_K, q_eq, "token d_model, head d_model d_head, head d_head -> token head")
+    score_eq = einsum(resid_eq, W_K, q_eq, "d_model, head d_model d_head, head d_head -> head")
+    # Value vectors already mapped through W_O: [p, head, d_model] (and [head, d_model]).
+    W_OV = einsum(W_V, params["blocks.0.attn.W_O"], "head d_in d_head, head d_head d_out -> head d_in d_out")  # [head, d_model, d_model]
+    ov_0 = einsum(resid_0, W_OV, "token d_in, head d_in d_out -> token head d_out")
+    ov_1 = einsum(resid_1, W_OV, "token d_in, head d_in d_out -> token head d_out")
+    ov_eq = einsum(resid_eq, W_OV, "d_in, head d_in d_out -> head d_out")
+
+    scores = torch.stack([score_0[a], score_1[b], score_eq.expand(len(a), -1)], dim=-1)  # [batch, head, key_pos]
+    pattern = _hook(hooks, cache, "blocks.0.attn.hook_pattern", scores.softmax(dim=-1))
+    attn_out = (
+        einsum(pattern[..., 0], ov_0[a], "batch head, batch head d_model -> batch d_model")
+        + einsum(pattern[..., 1], ov_1[b], "batch head, batch head d_model -> batch d_model")
+        + pattern[..., 2] @ ov_eq
+    )  # [batch, d_model]
+    attn_out = _hook(hooks, cache, "blocks.0.hook_attn_out", attn_out)
+    resid_mid = _hook(hooks, cache, "blocks.0.hook_resid_mid", resid_eq + attn_out)
+    return _mlp_unembed(params, resid_mid, hooks, cache)
+
+
+def n_parameters(params: Params) -> int:
+    return sum(t.numel() for t in params.values())

@@ -1,0 +1,289 @@
+"""The run folder: how a run is written, found, validated and loaded.
+
+A run is one folder::
+
+    run.json                  {"format": "grokviz.run/1", "config": {...}, "source": ...}
+    log.csv                   training log, one row per log step, floats in full precision (repr)
+    step_000100.safetensors   weights after 100 updates; TransformerLens names; metadata holds
+                              "format", "step" and "config" (JSON) as strings
+    resume.safetensors        fp32 weights + AdamW moments of the latest resumable step
+
+Writers: every file is written to a temporary name and renamed into place, so a killed trainer
+or a concurrent reader never sees half a checkpoint. The log is append-only with one complete
+line per ``write``; readers ignore a last line without its newline (a write in flight).
+Readers never unpickle anything.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from .config import Config
+from .errors import GrokvizError
+from .model import Params, param_shapes
+
+RUN_FORMAT = "grokviz.run/1"
+CHECKPOINT_FORMAT = "grokviz.checkpoint/1"
+RUN_FILE = "run.json"
+LOG_FILE = "log.csv"
+RESUME_FILE = "resume.safetensors"
+CHECKPOINT_RE = re.compile(r"^step_(\d+)\.safetensors$")
+LOG_COLUMNS = ("step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+# --- writing --------------------------------------------------------------------------------
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then rename over ``path``: readers see the old or the new file.
+
+    No fsync: rename is atomic against a killed process (our failure model); a power cut may
+    still lose the newest file, never corrupt an older one.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step_{step:06d}.safetensors"
+
+
+def write_run_file(run_dir: Path, cfg: Config, source: str = "grokviz.train") -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    body = json.dumps({"format": RUN_FORMAT, "config": cfg.to_dict(), "source": source}, indent=2)
+    atomic_write(run_dir / RUN_FILE, lambda tmp: Path(tmp).write_text(body + "\n"))
+
+
+def save_checkpoint(run_dir: Path, step: int, params: Params, cfg: Config) -> Path:
+    dtype = DTYPES[cfg.save_dtype]
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in params.items()}
+    metadata = {"format": CHECKPOINT_FORMAT, "step": str(step), "config": cfg.to_json()}
+    path = Path(run_dir) / checkpoint_name(step)
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    return path
+
+
+def save_resume_state(run_dir: Path, step: int, params: Params, exp_avg: Params, exp_avg_sq: Params) -> None:
+    """fp32 weights and AdamW moments, enough for a bit-exact continuation (one file, latest only)."""
+    tensors = {}
+    for prefix, group in (("param", params), ("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq)):
+        tensors.update({f"{prefix}/{k}": v.detach().to("cpu", torch.float32).contiguous() for k, v in group.items()})
+    atomic_write(Path(run_dir) / RESUME_FILE, lambda tmp: save_file(tensors, tmp, metadata={"step": str(step)}))
+
+
+def load_resume_state(run_dir: Path) -> tuple[int, Params, Params, Params]:
+    path = Path(run_dir) / RESUME_FILE
+    tensors, metadata = _read_safetensors(path)
+    groups: dict[str, Params] = {"param": {}, "exp_avg": {}, "exp_avg_sq": {}}
+    for key, value in tensors.items():
+        prefix, _, name = key.partition("/")
+        groups[prefix][name] = value
+    return _parse_step(metadata, path), groups["param"], groups["exp_avg"], groups["exp_avg_sq"]
+
+
+class LogWriter:
+    """Appends training-log rows; each row is one ``write`` of one complete line."""
+
+    def __init__(self, run_dir: Path, keep_below_step: int | None = None):
+        self.path = Path(run_dir) / LOG_FILE
+        kept = []
+        if keep_below_step is not None and self.path.exists():
+            # Resuming: keep the rows before the resumed step; the loop writes the rest again.
+            kept = [r for r in _read_log_rows(self.path) if r["step"] < keep_below_step]
+        atomic_write(self.path, lambda tmp: Path(tmp).write_text(_format_rows(kept)))
+        self._file = open(self.path, "a", buffering=1, encoding="utf-8")
+
+    def append(self, row: dict[str, float]) -> None:
+        self._file.write(_format_rows([row], header=False))
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _format_rows(rows: list[dict[str, float]], header: bool = True) -> str:
+    lines = [",".join(LOG_COLUMNS)] if header else []
+    for row in rows:
+        lines.append(",".join(str(int(row["step"])) if c == "step" else repr(float(row[c])) for c in LOG_COLUMNS))
+    return "".join(line + "\n" for line in lines)
+
+
+def _read_log_rows(path: Path) -> list[dict[str, float]]:
+    text = path.read_text(encoding="utf-8")
+    if not text.endswith("\n"):  # a line being written right now: ignore it
+        text = text[: text.rfind("\n") + 1]
+    lines = text.splitlines()
+    if not lines or lines[0].split(",") != list(LOG_COLUMNS):
+        raise GrokvizError(f"{path}: not a grokviz training log (expected the header {','.join(LOG_COLUMNS)})")
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        values = line.split(",")
+        try:
+            if len(values) != len(LOG_COLUMNS):
+                raise ValueError(f"{len(values)} fields")
+            row = {c: float(v) for c, v in zip(LOG_COLUMNS, values)}
+        except ValueError as exc:
+            raise GrokvizError(f"{path}, line {number}: malformed log row ({exc})") from None
+        row["step"] = int(row["step"])
+        rows.append(row)
+    return rows
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file, every failure as a GrokvizError naming it."""
+    if not path.is_file():
+        raise GrokvizError(f"{path}: no such file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        return load_file(str(path)), metadata
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise GrokvizError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def _parse_step(metadata: dict[str, str], path: Path) -> int:
+    try:
+        return int(metadata["step"])
+    except (KeyError, ValueError):
+        raise GrokvizError(f"{path}: metadata has no integer 'step'") from None
+
+
+def validate_params(params: Params, cfg: Config, source: str) -> Params:
+    """Names, shapes and finiteness against the config; returns fp32 tensors."""
+    expected = param_shapes(cfg)
+    missing = sorted(set(expected) - set(params))
+    unexpected = sorted(set(params) - set(expected))
+    if missing or unexpected:
+        raise GrokvizError(f"{source}: tensors do not match the config (missing {missing}, unexpected {unexpected})")
+    out = {}
+    for name, shape in expected.items():
+        tensor = params[name]
+        if tuple(tensor.shape) != shape:
+            raise GrokvizError(f"{source}: {name} has shape {tuple(tensor.shape)}, the config implies {shape}")
+        if not tensor.is_floating_point():
+            raise GrokvizError(f"{source}: {name} has dtype {tensor.dtype}, expected a float")
+        tensor = tensor.float()
+        if not torch.isfinite(tensor).all():
+            raise GrokvizError(f"{source}: {name} contains NaN or infinite values")
+        out[name] = tensor
+    return out
+
+
+def load_checkpoint_file(path: Path) -> tuple[Config, int, Params]:
+    """One checkpoint file on its own: (config, step, fp32 params), validated."""
+    path = Path(path)
+    tensors, metadata = _read_safetensors(path)
+    if "config" not in metadata:
+        raise GrokvizError(f"{path}: metadata has no 'config'; is this a grokviz checkpoint?")
+    cfg = Config.from_json(metadata["config"], source=str(path))
+    return cfg, _parse_step(metadata, path), validate_params(tensors, cfg, str(path))
+
+
+@dataclass
+class Run:
+    """A run folder opened for reading. Cheap to construct; loads weights lazily."""
+
+    path: Path
+    config: Config
+    source: str = "grokviz.train"
+    problems: list[str] = field(default_factory=list)  # files skipped while listing, with reasons
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def steps(self) -> list[int]:
+        """Saved steps, ascending, from the file names (re-scanned: a run may still be training)."""
+        found = []
+        for entry in self.path.iterdir():
+            match = CHECKPOINT_RE.match(entry.name)
+            if match:
+                found.append(int(match.group(1)))
+        return sorted(found)
+
+    def checkpoint_path(self, step: int) -> Path:
+        return self.path / checkpoint_name(step)
+
+    def load(self, step: int) -> Params:
+        """fp32 weights at ``step``, checked against the run's config."""
+        path = self.checkpoint_path(step)
+        if not path.is_file():
+            raise GrokvizError(f"{self.path}: no checkpoint for step {step}; saved steps are {self.steps()}")
+        tensors, metadata = _read_safetensors(path)
+        stored_step = _parse_step(metadata, path)
+        if stored_step != step:
+            raise GrokvizError(f"{path}: the file name says step {step} but its metadata says {stored_step}")
+        if "config" in metadata and Config.from_json(metadata["config"], str(path)) != self.config:
+            raise GrokvizError(f"{path}: its config differs from {self.path / RUN_FILE}; it belongs to another run")
+        return validate_params(tensors, self.config, str(path))
+
+    def log(self) -> pd.DataFrame:
+        """The training log (columns ``LOG_COLUMNS``); empty if the run has none yet."""
+        path = self.path / LOG_FILE
+        if not path.is_file():
+            return pd.DataFrame({c: pd.Series(dtype="int64" if c == "step" else "float64") for c in LOG_COLUMNS})
+        frame = pd.DataFrame(_read_log_rows(path), columns=list(LOG_COLUMNS))
+        return frame.astype({"step": "int64"})
+
+
+def open_run(path: str | os.PathLike) -> Run:
+    path = Path(path)
+    if not path.exists():
+        raise GrokvizError(f"{path}: no such run folder")
+    if not path.is_dir():
+        raise GrokvizError(f"{path}: not a folder; a run is a folder with {RUN_FILE} and step_*.safetensors")
+    run_file = path / RUN_FILE
+    if not run_file.is_file():
+        raise GrokvizError(f"{path}: no {RUN_FILE}; this is not a grokviz run folder")
+    try:
+        body = json.loads(run_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GrokvizError(f"{run_file}: not readable JSON ({exc})") from None
+    if not isinstance(body, dict) or body.get("format") != RUN_FORMAT:
+        raise GrokvizError(f"{run_file}: unknown format {body.get('format') if isinstance(body, dict) else None!r}; expected {RUN_FORMAT!r}")
+    cfg = Config.from_dict(body.get("config"), source=str(run_file))
+    return Run(path=path, config=cfg, source=str(body.get("source", "unknown")))
+
+
+def list_runs(root: str | os.PathLike) -> tuple[list[Run], list[str]]:
+    """Runs directly under ``root`` (sorted by name), and one message per folder that is not one."""
+    root = Path(root)
+    if not root.is_dir():
+        raise GrokvizError(f"{root}: no such folder of runs")
+    runs, problems = [], []
+    for entry in sorted(root.iterdir()):
+        if not entry.is_dir() or entry.name.startswith("."):
+            continue
+        try:
+            runs.append(open_run(entry))
+        except GrokvizError as exc:
+            problems.append(str(exc))
+    return runs, problems
+
+
+def nearest_step(steps: list[int], step: int) -> int:
+    """The saved step closest to ``step`` (ties go to the earlier one)."""
+    if not steps:
+        raise GrokvizError("the run has no checkpoints yet")
+    return min(steps, key=lambda s: (abs(s - step), s))
