@@ -1,0 +1,39 @@
+"""Shared fixtures: the bundled run, the paper's reference checkpoints, tiny configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from grokviz.config import Config
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLED_RUN = REPO / "checkpoints" / "add-p113"
+# The paper's reference checkpoints live beside the checkout and are never copied into it.
+FIXTURES = REPO.parent / "shared" / "fixtures"
+
+# One thread: deterministic and, on the 2-core CI machine, fastest for these small ops.
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def bundled_run_path() -> Path:
+    if not (BUNDLED_RUN / "run.json").is_file():
+        pytest.skip(f"bundled run missing at {BUNDLED_RUN}")
+    return BUNDLED_RUN
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    if not FIXTURES.is_dir():
+        pytest.skip(f"reference checkpoints not found at {FIXTURES} (shared/ sits beside the checkout)")
+    return FIXTURES
+
+
+@pytest.fixture
+def tiny_config() -> Config:
+    """Small enough to train a few hundred steps in about a second on one CPU core."""
+    return Config(p=23, d_model=64, d_mlp=128, n_heads=4, d_head=16, frac_train=0.5,
+                  steps=300, log_every=10, save_every=100, save_log_points=6)
