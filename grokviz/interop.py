@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import pickle
 import random
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -28,7 +29,9 @@ import torch
 
 from .config import Config
 from .errors import GrokvizError
-from .model import Params, param_shapes
+from .model import PARAM_SHAPES, Params, param_shapes
+
+PARAM_NAMES = tuple(PARAM_SHAPES)  # our tensor names, in checkpoint order
 
 # --- reading pickles safely ---------------------------------------------------------------------
 
@@ -42,13 +45,19 @@ def load_torch_file(path: str | Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         # weights_only refuses any class outside torch's allow-list of tensors, containers and numbers.
-        first_line = str(exc).strip().splitlines()
-        detail = next((line for line in first_line if "Unsupported global" in line or "GLOBAL" in line), first_line[0] if first_line else "")
+        match = re.search(r"WeightsUnpickler error:\s*(.*?)(?:\s+Please use|\n\n|$)", str(exc), re.DOTALL)
+        detail = " ".join((match.group(1) if match else str(exc).splitlines()[0]).split())
+        if "Unsupported global" in detail:
+            raise GrokvizError(
+                f"{path}: refused: this file holds Python objects that only full unpickling can rebuild "
+                f"({detail}); full unpickling can run arbitrary code, so grokviz reads pickles only with "
+                "torch.load(weights_only=True). Re-save it with plain tensors, dicts, lists and numbers, e.g. "
+                "torch.save({'model': model.state_dict(), 'config': model.cfg.to_dict()}, FILE)"
+            ) from None
         raise GrokvizError(
-            f"{path}: refused: this file holds Python objects that only full unpickling can rebuild "
-            f"({detail.strip()}); full unpickling can run arbitrary code, so grokviz reads pickles only with "
-            "torch.load(weights_only=True). Re-save it with plain tensors, dicts, lists and numbers, e.g. "
-            "torch.save({'model': model.state_dict(), 'config': dict_of_config_values}, FILE)"
+            f"{path}: not a readable torch.save file: torch.load(weights_only=True) fails ({detail}); either it "
+            "is not a torch.save file, or it needs full unpickling, which grokviz refuses because it can run "
+            "arbitrary code"
         ) from None
     except (RuntimeError, OSError, EOFError, ValueError) as exc:
         raise GrokvizError(f"{path}: not a readable torch.save file ({exc})") from None
@@ -279,22 +288,30 @@ def _floats(values: Any, name: str, source: str) -> list[float]:
         raise GrokvizError(f"{source}: '{name}' is not a list of numbers") from None
 
 
-def merge_histories(train_losses: list[float], test_losses: list[float], notes: list[str]) -> list[dict[str, float]]:
+def merge_histories(
+    train_losses: list[float], test_losses: list[float], notes: list[str], test_offset: int = 0
+) -> list[dict[str, float]]:
     """Per-epoch loss lists -> log rows, one per step that has any value.
 
     ``train_losses[i]`` is the loss before update ``i``, i.e. after ``i`` updates: grokviz's step
     ``i`` (our log's convention too). ``test_losses`` is either per epoch too, or every ``k``-th
     epoch from 0 (the reference code's eval interval): ``k`` is the one that makes the counts fit,
-    ``ceil(len(train) / k) == len(test)``. Accuracies and elapsed time are not stored: NaN.
+    ``ceil(len(train) / k) == len(test)``. ``test_offset`` shifts the test steps: the reference
+    code evaluates before the update (0), the TransformerLens demo after it (1). Accuracies and
+    elapsed time are not stored: NaN.
     """
     n_train, n_test = len(train_losses), len(test_losses)
     test_every = 1
     if n_test and n_train and n_test < n_train:
         fits = [k for k in range(1, n_train + 1) if -(-n_train // k) == n_test]
         if fits:
-            test_every = fits[0]
+            # Short histories fit several intervals; prefer a round one (1, 2, 5 x 10^n), as people choose.
+            round_ones = [k for k in fits if k / 10 ** int(math.log10(k)) in (1, 2, 5)]
+            test_every = (round_ones or fits)[0]
             if test_every > 1:
-                notes.append(f"test losses placed every {test_every} steps from 0 ({n_test} values for {n_train} train losses)")
+                also = f"; also consistent with every {fits[0]}-{fits[-1]} steps" if len(fits) > 1 else ""
+                notes.append(f"test losses placed every {test_every} steps from 0 "
+                             f"({n_test} values for {n_train} train losses{also})")
         else:
             notes.append(f"{n_test} test losses cannot be placed on {n_train} epochs at a regular interval; dropped")
             test_losses, n_test = [], 0
@@ -305,7 +322,7 @@ def merge_histories(train_losses: list[float], test_losses: list[float], notes: 
     for step, loss in enumerate(train_losses):
         rows.setdefault(step, blank(step))["train_loss"] = loss
     for index, loss in enumerate(test_losses):
-        step = index * test_every
+        step = index * test_every + test_offset
         rows.setdefault(step, blank(step))["test_loss"] = loss
     return [rows[step] for step in sorted(rows)]
 
@@ -505,3 +522,338 @@ def _check_split(cfg: Config, params: Params, stored: tuple, ref_config: Mapping
         f"(stored {stored[1]:.6g})"
     )
     return cfg, notes
+
+
+# --- TransformerLens ----------------------------------------------------------------------------
+
+# The HookedTransformerConfig arguments that describe our model (exactly TransformerLens' names).
+# ``init_weights``/``seed`` follow the TransformerLens grokking demo; the weights are replaced by
+# ``load_state_dict`` anyway. ``device`` and ``dtype`` are left to TransformerLens' defaults.
+TL_FIXED = {
+    "n_layers": 1,
+    "act_fn": "relu",
+    "normalization_type": None,
+    "attn_only": False,
+    "positional_embedding_type": "standard",
+    "attention_dir": "causal",
+    "use_attn_scale": True,
+}
+# Zero biases TransformerLens has and we do not: name -> shape.
+TL_ZERO_BIASES = {
+    "blocks.0.attn.b_Q": lambda c: (c.n_heads, c.d_head),
+    "blocks.0.attn.b_K": lambda c: (c.n_heads, c.d_head),
+    "blocks.0.attn.b_V": lambda c: (c.n_heads, c.d_head),
+    "blocks.0.attn.b_O": lambda c: (c.d_model,),
+    "unembed.b_U": lambda c: (c.d_vocab_out,),
+}
+TL_BUFFERS = ("blocks.0.attn.mask", "blocks.0.attn.IGNORE")
+
+
+def to_transformer_lens(params: Params, cfg: Config) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Our params -> (HookedTransformerConfig kwargs, state dict for ``HookedTransformer.load_state_dict``).
+
+    The state dict has every entry a TransformerLens 3.x ``HookedTransformer`` of this config holds
+    (``strict=True`` loading works): our weights as they are (same names and layout), the zero
+    attention/unembedding biases, and the ``mask`` (causal, bool) and ``IGNORE`` (-inf) buffers.
+    """
+    from .runs import validate_params
+
+    params = validate_params(params, cfg, "params")
+    tl_config = {
+        **TL_FIXED,
+        "n_heads": cfg.n_heads,
+        "d_model": cfg.d_model,
+        "d_head": cfg.d_head,
+        "d_mlp": cfg.d_mlp,
+        "d_vocab": cfg.d_vocab,
+        "d_vocab_out": cfg.d_vocab_out,
+        "n_ctx": cfg.n_ctx,
+        "init_weights": True,
+        "seed": cfg.seed,
+    }
+    state_dict = {name: tensor.clone() for name, tensor in params.items()}
+    for name, shape in TL_ZERO_BIASES.items():
+        state_dict[name] = torch.zeros(shape(cfg))
+    state_dict["blocks.0.attn.mask"] = torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool).tril()
+    state_dict["blocks.0.attn.IGNORE"] = torch.tensor(-math.inf)
+    return tl_config, state_dict
+
+
+def _tl_sizes_from_shapes(state_dict: Mapping[str, torch.Tensor], source: str) -> dict[str, int]:
+    needed = ("embed.W_E", "pos_embed.W_pos", "blocks.0.attn.W_Q", "blocks.0.mlp.W_in", "unembed.W_U")
+    missing = [k for k in needed if k not in state_dict]
+    if missing:
+        raise GrokvizError(f"{source}: not a 1-layer TransformerLens state dict (missing {missing})")
+    d_vocab, d_model = state_dict["embed.W_E"].shape
+    n_heads, _, d_head = state_dict["blocks.0.attn.W_Q"].shape
+    return {"d_vocab": d_vocab, "d_model": d_model, "n_heads": n_heads, "d_head": d_head,
+            "d_mlp": state_dict["blocks.0.mlp.W_in"].shape[1], "d_vocab_out": state_dict["unembed.W_U"].shape[1],
+            "n_ctx": state_dict["pos_embed.W_pos"].shape[0], "n_layers": 1}
+
+
+def transformer_lens_to_params(
+    state_dict: Mapping[str, torch.Tensor], tl_config: Mapping[str, Any] | None, source: str = "state dict"
+) -> tuple[Config, Params, list[str]]:
+    """A HookedTransformer state dict (+ its config, or None to read sizes from shapes) -> (Config, params, notes)."""
+    notes: list[str] = []
+    if not isinstance(state_dict, Mapping) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise GrokvizError(f"{source}: the state dict must map names to tensors")
+    shapes = _tl_sizes_from_shapes(state_dict, source)
+    if tl_config is None:
+        tl = dict(shapes)
+        notes.append("no TransformerLens config: sizes read from the tensor shapes; act_fn='relu', no normalization, "
+                     "causal attention scaled by 1/sqrt(d_head) assumed (the grokking demo's)")
+    else:
+        tl = dict(tl_config)
+        for name, value in shapes.items():
+            stated = tl.get(name)
+            if name == "n_ctx" and stated is not None:
+                continue  # checked below: W_pos has n_ctx rows
+            if stated is not None and stated != -1 and int(stated) != value:
+                raise GrokvizError(f"{source}: the config says {name}={stated} but the tensors imply {value}")
+            tl[name] = value
+    problems = []
+    for name, wanted in TL_FIXED.items():
+        value = tl.get(name, wanted)
+        if name == "act_fn" and isinstance(value, str):
+            value = value.lower()
+        if value != wanted:
+            problems.append(f"{name}={value!r} (grokviz's model needs {wanted!r})")
+    attn_scale = tl.get("attn_scale", -1.0)
+    if attn_scale not in (None, -1, -1.0) and not math.isclose(float(attn_scale), math.sqrt(shapes["d_head"])):
+        problems.append(f"attn_scale={attn_scale} (grokviz's model divides by sqrt(d_head)={math.sqrt(shapes['d_head']):g})")
+    for flag in ("use_local_attn", "parallel_attn_mlp", "gated_mlp", "post_embedding_ln", "use_qk_norm"):
+        if tl.get(flag):
+            problems.append(f"{flag}=True")
+    if tl.get("num_experts"):
+        problems.append(f"num_experts={tl['num_experts']}")
+    layer_keys = sorted({k.split(".")[1] for k in state_dict if k.startswith("blocks.")})
+    if layer_keys != ["0"]:
+        problems.append(f"layers {layer_keys} (grokviz's model has exactly one)")
+    if problems:
+        raise GrokvizError(f"{source}: this TransformerLens model is not grokviz's architecture: " + "; ".join(problems))
+    if shapes["d_vocab"] != shapes["d_vocab_out"] + 1:
+        raise GrokvizError(f"{source}: d_vocab={shapes['d_vocab']} and d_vocab_out={shapes['d_vocab_out']}; grokviz's "
+                           "task has p output classes and p + 1 input tokens (the last is '=')")
+    p = shapes["d_vocab_out"]
+    if shapes["n_ctx"] < 3:
+        raise GrokvizError(f"{source}: n_ctx={shapes['n_ctx']}; the task needs 3 positions ([a, b, =])")
+
+    # Biases we do not have must be zero; anything else is not silently dropped.
+    expected = set(PARAM_NAMES) | set(TL_ZERO_BIASES) | set(TL_BUFFERS)
+    unexpected = sorted(set(state_dict) - expected)
+    if unexpected:
+        raise GrokvizError(f"{source}: unexpected tensors {unexpected}; grokviz imports the 1-layer, no-LayerNorm model only")
+    for name in TL_ZERO_BIASES:
+        if name in state_dict and state_dict[name].abs().max().item() != 0:
+            raise GrokvizError(f"{source}: {name} is not zero (max |value| {state_dict[name].abs().max().item():.3g}); "
+                               "grokviz's model has no such bias, so it cannot represent this model exactly")
+    mask = state_dict.get("blocks.0.attn.mask")
+    if mask is not None and not torch.equal(mask.bool(), torch.ones_like(mask, dtype=torch.bool).tril()):
+        raise GrokvizError(f"{source}: blocks.0.attn.mask is not causal")
+    params = {name: state_dict[name].detach().to("cpu", torch.float32).clone() for name in PARAM_NAMES if name in state_dict}
+    if shapes["n_ctx"] > 3:
+        params["pos_embed.W_pos"] = params["pos_embed.W_pos"][:3].clone()
+        notes.append(f"n_ctx={shapes['n_ctx']}: only the first 3 positional embeddings are used by the task; kept those")
+    values = {k: shapes[k] for k in ("d_model", "n_heads", "d_head", "d_mlp")}
+    if tl.get("seed") is not None:
+        values["seed"] = int(tl["seed"])
+    try:
+        cfg = Config(p=p, **values)
+    except GrokvizError as exc:
+        raise GrokvizError(f"{source}: the model does not fit grokviz: {exc}") from None
+    from .runs import validate_params
+
+    return cfg, validate_params(params, cfg, source), notes
+
+
+def from_transformer_lens(state_dict: Mapping[str, torch.Tensor], tl_config: Mapping[str, Any] | None) -> tuple[Config, Params]:
+    """A ``HookedTransformer`` state dict plus its config dict -> (our Config, params).
+
+    ``tl_config`` is a dict of HookedTransformerConfig arguments (e.g. ``model.cfg.to_dict()``);
+    ``None`` reads the sizes from the tensor shapes. The task, split and optimiser are not in a
+    TransformerLens config: they get grokviz's defaults (see :func:`import_transformer_lens` for
+    a whole file, which also reads the split and loss history of the grokking demo).
+    """
+    cfg, params, _ = transformer_lens_to_params(state_dict, tl_config)
+    return cfg, params
+
+
+def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise GrokvizError(f"{path}: no such file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        return load_file(str(path)), metadata
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise GrokvizError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        body = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise GrokvizError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GrokvizError(f"{path}: not readable JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise GrokvizError(f"{path}: expected a JSON object of HookedTransformerConfig arguments")
+    return body
+
+
+# The TransformerLens grokking demo's data seed and fraction: its split equals grokviz's split with
+# data_seed=598 (both are torch.randperm(p*p) from a generator seeded 598; checked in the tests).
+TL_DEMO_DATA_SEED = 598
+TL_DEMO_FRAC_TRAIN = 0.3
+
+
+def import_transformer_lens(path: str | Path, config_path: str | Path | None = None, task: str = "add") -> ImportedRun:
+    """A TransformerLens model file -> :class:`ImportedRun`.
+
+    ``path`` is either a ``.safetensors`` state dict (its config from ``config_path``, or from a
+    JSON file beside it with the same stem, or from the shapes), or a ``torch.save``'d dict as the
+    grokking demo saves it: ``model`` (state dict), ``config`` (a dict: save ``model.cfg.to_dict()``,
+    not ``model.cfg``), and optionally ``checkpoints`` + ``checkpoint_epochs``, ``train_losses``,
+    ``test_losses``, ``train_indices``. A bare state dict works too.
+    """
+    path = Path(path)
+    source = str(path)
+    notes: list[str] = []
+    data: Mapping[str, Any] = {}
+    grokviz_meta: dict[str, str] = {}
+    if path.suffix == ".safetensors":
+        state_dict, metadata = _load_safetensors(path)
+        if metadata.get("format") == "grokviz.transformer-lens/1":
+            grokviz_meta = metadata  # our own export: its config and step come back exactly
+        sibling = path.with_suffix(".json")
+        if config_path is None and sibling.is_file():
+            config_path = sibling
+            notes.append(f"config read from {sibling}")
+        tl_config = None
+    else:
+        data = load_torch_file(path)
+        if not isinstance(data, Mapping):
+            raise GrokvizError(f"{source}: expected a dict, found a {type(data).__name__}")
+        if "embed.W_E" in data:
+            state_dict, data = data, {}
+        else:
+            key = next((k for k in ("model", "state_dict", "model_state_dict") if k in data), None)
+            if key is None:
+                raise GrokvizError(f"{source}: no state dict: expected a 'model' entry (as the TransformerLens grokking "
+                                   f"demo saves) or a bare state dict; found keys {sorted(map(str, data))[:20]}")
+            state_dict = data[key]
+        tl_config = data.get("config")
+        if tl_config is not None and not isinstance(tl_config, Mapping):
+            notes.append(f"'config' is a {type(tl_config).__name__}, not a dict; ignored")
+            tl_config = None
+    if config_path is not None:
+        tl_config = _read_json(Path(config_path))
+    cfg, final_params, tl_notes = transformer_lens_to_params(state_dict, tl_config, source)
+    notes += tl_notes
+    if grokviz_meta:
+        ours = Config.from_json(grokviz_meta.get("grokviz_config", "null"), source=source)
+        if any(getattr(ours, k) != getattr(cfg, k) for k in ("p", "d_model", "n_heads", "d_head", "d_mlp")):
+            raise GrokvizError(f"{source}: the grokviz config in the file's metadata does not match its tensors")
+        step = int(grokviz_meta.get("step", 0))
+        notes.append(f"a grokviz export: config and step {step} taken from the file's metadata")
+        return ImportedRun(ours, [(step, final_params)], [], notes, f"transformer-lens: {path.resolve()}")
+    if task != cfg.task:
+        cfg = cfg.replace(task=task)
+    notes.append(f"task {task!r}: a TransformerLens config does not say which operation the model learned")
+
+    train_losses = _floats(data.get("train_losses"), "train_losses", source)
+    test_losses = _floats(data.get("test_losses"), "test_losses", source)
+    # The demo logs the train loss before each update and the test loss after it; the final
+    # model has had one update per train loss, and checkpoint_epochs[i] = e holds e + 1 updates.
+    checkpoints: dict[int, Params] = {}
+    stored = data.get("checkpoints")
+    if stored is not None:
+        epochs = [int(e) for e in _floats(data.get("checkpoint_epochs"), "checkpoint_epochs", source)]
+        if len(epochs) != len(stored):
+            raise GrokvizError(f"{source}: {len(stored)} checkpoints but {len(epochs)} checkpoint_epochs; they must pair up")
+        for epoch, sd in zip(epochs, stored):
+            _, params, _ = transformer_lens_to_params(sd, tl_config, f"{source}, checkpoint of epoch {epoch}")
+            checkpoints[epoch + 1] = params
+        notes.append(f"{len(epochs)} checkpoints; checkpoint_epochs e stored as step e + 1 (the demo saves after that epoch's update)")
+    if train_losses:
+        final_step = len(train_losses)
+    elif checkpoints:
+        final_step = max(checkpoints)
+        notes.append(f"final model taken as step {final_step}, the last checkpoint's (no loss history)")
+    else:
+        final_step = 0
+        notes.append("the file says nothing about how long the model trained; stored as step 0")
+    if final_step in checkpoints and not all(torch.equal(checkpoints[final_step][k], final_params[k]) for k in PARAM_NAMES):
+        notes.append(f"the final model differs from the checkpoint of step {final_step}; the final model kept")
+    checkpoints[final_step] = final_params
+    log_rows = merge_histories(train_losses, test_losses, notes, test_offset=1)
+    if not log_rows:
+        notes.append("the file has no loss history; the run's log is empty")
+
+    # Split: the demo's train_indices if stored, else the demo's defaults, checked against the losses.
+    p = cfg.p
+    train_indices = data.get("train_indices")
+    from .tasks import make_dataset
+
+    if isinstance(train_indices, torch.Tensor):
+        wanted = train_indices.flatten().long().sort().values
+        frac = round_fraction(len(wanted), p * p)
+        match = next((s for s in dict.fromkeys([TL_DEMO_DATA_SEED, cfg.seed, *range(100)])
+                      if torch.equal(make_dataset(task, p, frac, s).train_idx, wanted)), None)
+        if match is None:
+            notes.append(f"the file's train_indices ({len(wanted)} pairs) are not a split grokviz can reproduce from a "
+                         "seed; grokviz's train/test numbers will use another split")
+        else:
+            notes.append(f"split: the file's train_indices are grokviz's split with frac_train={frac}, data_seed={match}")
+        cfg = cfg.replace(frac_train=frac, data_seed=match if match is not None else TL_DEMO_DATA_SEED)
+    else:
+        cfg = cfg.replace(frac_train=TL_DEMO_FRAC_TRAIN, data_seed=TL_DEMO_DATA_SEED)
+        notes.append(f"no train_indices: split assumed to be the grokking demo's (frac_train={TL_DEMO_FRAC_TRAIN}, "
+                     f"DATA_SEED={TL_DEMO_DATA_SEED}, which grokviz reproduces)")
+        if test_losses:
+            dataset = make_dataset(task, p, cfg.frac_train, cfg.split_seed)
+            losses, _ = per_pair_losses(final_params, cfg)
+            ours = losses[dataset.test_idx].mean().item()
+            verdict = "matches" if math.isclose(ours, test_losses[-1], rel_tol=1e-3) else "does NOT match"
+            notes.append(f"check: the final model's test loss on that split is {ours:.6g}; the stored last test loss "
+                         f"{test_losses[-1]:.6g} {verdict}")
+    notes.append("lr=1e-3, weight_decay=1.0, betas=(0.9, 0.98), no warm-up assumed (the grokking demo's optimiser; "
+                 "a TransformerLens file does not store it)")
+    cfg = cfg.replace(warmup_steps=0, steps=max(1, final_step))
+    steps = sorted(checkpoints)
+    from .runs import validate_params
+
+    return ImportedRun(cfg, [(s, validate_params(checkpoints[s], cfg, source)) for s in steps], log_rows, notes,
+                       f"transformer-lens: {path.resolve()}")
+
+
+# --- writing an imported run ----------------------------------------------------------------------
+
+
+def write_run(imported: ImportedRun, out: str | Path) -> Path:
+    """Write an imported run as a grokviz run folder (only through ``grokviz.runs``' writers).
+
+    ``run.json``'s ``source`` holds where it came from and every note, so the app can show them.
+    """
+    from .runs import LogWriter, save_checkpoint, write_run_file
+
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise GrokvizError(f"{out}: exists and is not an empty folder; choose a new --out")
+    source = imported.source + "".join(f"\n- {note}" for note in imported.notes)
+    write_run_file(out, imported.config, source=source)
+    for step, params in imported.checkpoints:
+        save_checkpoint(out, step, params, imported.config)
+    log = LogWriter(out)
+    try:
+        for row in imported.log_rows:
+            log.append(row)
+    finally:
+        log.close()
+    return out

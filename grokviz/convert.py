@@ -1,0 +1,145 @@
+"""Bring your own model: ``python -m grokviz.convert {progress-measures,transformer-lens,export-tl} ...``.
+
+* ``progress-measures FILE --out DIR``: a checkpoint of the paper's reference code (single model
+  or full run) -> a grokviz run folder.
+* ``transformer-lens FILE [--config JSON] [--task add] --out DIR``: a TransformerLens
+  ``HookedTransformer`` (a ``.safetensors`` state dict with a JSON config, or the grokking demo's
+  ``torch.save``'d dict) -> a grokviz run folder.
+* ``export-tl RUN_OR_CHECKPOINT [--step N] --out FILE.safetensors``: one of our checkpoints ->
+  ``FILE.safetensors`` (a state dict ``HookedTransformer.load_state_dict`` accepts) and ``FILE.json``
+  (the ``HookedTransformerConfig`` arguments).
+
+The conversions live in ``grokviz.interop``; this module only parses arguments and prints. What
+an importer had to guess is printed and kept in the run's ``run.json`` (``source``). Errors a user
+can cause print ``error: ...`` and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import GrokvizError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m grokviz.convert",
+        description="Import models from the paper's reference code or TransformerLens into grokviz run folders, "
+        "and export grokviz checkpoints for TransformerLens.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    pm = commands.add_parser(
+        "progress-measures",
+        help="import a checkpoint of the paper's reference code",
+        description="Import a .pth file of the reference code of 'Progress measures for grokking': either "
+        "{'model': state_dict, 'config'?, 'train_losses'?, 'test_losses'?, 'optimizer'?, 'scheduler'?, ...} or "
+        "{'state_dicts': [...], 'epochs': [...], 'train_losses'?, 'test_losses'?}. Read with "
+        "torch.load(weights_only=True).",
+    )
+    pm.add_argument("file", type=Path, help="the .pth file")
+    pm.add_argument("--out", type=Path, required=True, help="run folder to create (e.g. checkpoints/NAME)")
+
+    tl = commands.add_parser(
+        "transformer-lens",
+        help="import a TransformerLens HookedTransformer",
+        description="Import a TransformerLens HookedTransformer: a .safetensors state dict (config from --config, "
+        "or FILE.json beside it, or the tensor shapes), or a torch.save'd dict as the grokking demo saves it with "
+        "'model', 'config' (save model.cfg.to_dict(), not model.cfg) and optionally 'checkpoints', "
+        "'checkpoint_epochs', 'train_losses', 'test_losses', 'train_indices'.",
+    )
+    tl.add_argument("file", type=Path, help=".safetensors, .pt or .pth file")
+    tl.add_argument("--config", type=Path, default=None, help="JSON file of HookedTransformerConfig arguments")
+    tl.add_argument("--task", default="add", help="operation the model was trained on (default: add)")
+    tl.add_argument("--out", type=Path, required=True, help="run folder to create (e.g. checkpoints/NAME)")
+
+    ex = commands.add_parser(
+        "export-tl",
+        help="export one checkpoint for TransformerLens",
+        description="Write FILE (.safetensors state dict for HookedTransformer.load_state_dict) and FILE with the "
+        "suffix .json (HookedTransformerConfig arguments).",
+    )
+    ex.add_argument("source", type=Path, help="a run folder or one step_*.safetensors checkpoint")
+    ex.add_argument("--step", type=int, default=None, help="step to export from a run folder (default: the last)")
+    ex.add_argument("--out", type=Path, required=True, help="output .safetensors file")
+    return parser
+
+
+def _print_import(kind: str, imported, out: Path) -> None:
+    steps = [step for step, _ in imported.checkpoints]
+    shown = steps if len(steps) <= 6 else steps[:3] + ["..."] + steps[-2:]
+    print(f"{out}: imported from {kind}: {len(steps)} checkpoint(s) at steps {shown}, "
+          f"{len(imported.log_rows)} log rows")
+    cfg = imported.config
+    print(f"config: task={cfg.task} p={cfg.p} frac_train={cfg.frac_train} seed={cfg.seed} data_seed={cfg.data_seed} "
+          f"d_model={cfg.d_model} n_heads={cfg.n_heads} d_head={cfg.d_head} d_mlp={cfg.d_mlp} "
+          f"lr={cfg.lr:g} weight_decay={cfg.weight_decay:g}")
+    for note in imported.notes:
+        print(f"  - {note}")
+
+
+def export_tl(source: Path, step: int | None, out: Path) -> tuple[Path, Path, int]:
+    """Write the TransformerLens state dict and config of one checkpoint; returns (tensors, config, step)."""
+    from safetensors.torch import save_file
+
+    from . import runs
+    from .interop import to_transformer_lens
+
+    if source.is_dir():
+        run = runs.open_run(source)
+        steps = run.steps()
+        if not steps:
+            raise GrokvizError(f"{source}: the run has no checkpoints yet")
+        if step is None:
+            step = steps[-1]
+        cfg, params = run.config, run.load(step)
+    else:
+        cfg, stored_step, params = runs.load_checkpoint_file(source)
+        if step is not None and step != stored_step:
+            raise GrokvizError(f"{source}: this checkpoint is step {stored_step}, not {step}; give the run folder to choose a step")
+        step = stored_step
+    if out.suffix != ".safetensors":
+        raise GrokvizError(f"{out}: the output must end in .safetensors (the config is written beside it as .json)")
+    tl_config, state_dict = to_transformer_lens(params, cfg)
+    config_path = out.with_suffix(".json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {"format": "grokviz.transformer-lens/1", "step": str(step), "grokviz_config": cfg.to_json(),
+                "hooked_transformer_config": json.dumps(tl_config)}
+    tensors = {k: v.contiguous() for k, v in state_dict.items()}
+    runs.atomic_write(out, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    runs.atomic_write(config_path, lambda tmp: Path(tmp).write_text(json.dumps(tl_config, indent=2) + "\n"))
+    return out, config_path, step
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from . import interop
+
+        if args.command == "progress-measures":
+            imported = interop.import_progress_measures(args.file)
+            interop.write_run(imported, args.out)
+            _print_import("the reference code", imported, args.out)
+        elif args.command == "transformer-lens":
+            imported = interop.import_transformer_lens(args.file, args.config, task=args.task)
+            interop.write_run(imported, args.out)
+            _print_import("TransformerLens", imported, args.out)
+        else:
+            tensors, config, step = export_tl(args.source, args.step, args.out)
+            print(f"step {step} written for TransformerLens: {tensors} (state dict) and {config} (config)")
+            print("load it with:\n"
+                  "  import json; from safetensors.torch import load_file\n"
+                  "  from transformer_lens import HookedTransformer, HookedTransformerConfig\n"
+                  f"  model = HookedTransformer(HookedTransformerConfig(**json.load(open({str(config)!r}))))\n"
+                  f"  model.load_state_dict(load_file({str(tensors)!r}))")
+    except GrokvizError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
