@@ -4,7 +4,7 @@
   or full run) -> a grokviz run folder.
 * ``transformer-lens FILE [--config JSON] [--task add] --out DIR``: a TransformerLens
   ``HookedTransformer`` (a ``.safetensors`` state dict with a JSON config, or the grokking demo's
-  ``torch.save``'d dict) -> a grokviz run folder.
+  ``torch.save``'d dict, ``model.cfg`` included) -> a grokviz run folder.
 * ``export-tl RUN_OR_CHECKPOINT [--step N] --out FILE.safetensors``: one of our checkpoints ->
   ``FILE.safetensors`` (a state dict ``HookedTransformer.load_state_dict`` accepts) and ``FILE.json``
   (the ``HookedTransformerConfig`` arguments).
@@ -48,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="import a TransformerLens HookedTransformer",
         description="Import a TransformerLens HookedTransformer: a .safetensors state dict (config from --config, "
         "or FILE.json beside it, or the tensor shapes), or a torch.save'd dict as the grokking demo saves it with "
-        "'model', 'config' (save model.cfg.to_dict(), not model.cfg) and optionally 'checkpoints', "
-        "'checkpoint_epochs', 'train_losses', 'test_losses', 'train_indices'.",
+        "'model', 'config' (model.cfg, read as its fields without importing TransformerLens, or a dict) and "
+        "optionally 'checkpoints', 'checkpoint_epochs', 'train_losses', 'test_losses', 'train_indices'. Read with "
+        "torch.load(weights_only=True).",
     )
     tl.add_argument("file", type=Path, help=".safetensors, .pt or .pth file")
     tl.add_argument("--config", type=Path, default=None, help="JSON file of HookedTransformerConfig arguments")

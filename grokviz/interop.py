@@ -36,13 +36,44 @@ PARAM_NAMES = tuple(PARAM_SHAPES)  # our tensor names, in checkpoint order
 # --- reading pickles safely ---------------------------------------------------------------------
 
 
+class TransformerLensConfigFields:
+    """Stand-in for a pickled ``HookedTransformerConfig``: receives its fields and nothing else.
+
+    The TransformerLens grokking demo saves ``model.cfg`` itself. Registering this inert class
+    under TransformerLens' class names lets ``torch.load(weights_only=True)`` rebuild the fields
+    (a dataclass pickles as "new object + update its __dict__") without importing or running any
+    TransformerLens code; the field values still pass weights_only's allow-list.
+    """
+
+
+TL_CONFIG_PICKLE_NAMES = (
+    "transformer_lens.HookedTransformerConfig.HookedTransformerConfig",  # TransformerLens 1.x-2.x
+    "transformer_lens.config.HookedTransformerConfig.HookedTransformerConfig",  # 3.x
+    "transformer_lens.config.hooked_transformer_config.HookedTransformerConfig",
+)
+
+
+def _stand_ins_to_dicts(value: Any) -> Any:
+    if isinstance(value, TransformerLensConfigFields):
+        return dict(vars(value))
+    if isinstance(value, dict):
+        return {k: _stand_ins_to_dicts(v) for k, v in value.items()}
+    return value
+
+
 def load_torch_file(path: str | Path) -> Any:
-    """``torch.load(path, weights_only=True)`` on CPU, every failure as a GrokvizError naming the file."""
+    """``torch.load(path, weights_only=True)`` on CPU, every failure as a GrokvizError naming the file.
+
+    A pickled ``HookedTransformerConfig`` comes back as a plain dict of its fields (see
+    :class:`TransformerLensConfigFields`); any other class is refused.
+    """
     path = Path(path)
     if not path.is_file():
         raise GrokvizError(f"{path}: no such file")
+    stand_ins = [(TransformerLensConfigFields, name) for name in TL_CONFIG_PICKLE_NAMES]
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(stand_ins):
+            return _stand_ins_to_dicts(torch.load(path, map_location="cpu", weights_only=True))
     except pickle.UnpicklingError as exc:
         # weights_only refuses any class outside torch's allow-list of tensors, containers and numbers.
         match = re.search(r"WeightsUnpickler error:\s*(.*?)(?:\s+Please use|\n\n|$)", str(exc), re.DOTALL)
@@ -718,9 +749,11 @@ def import_transformer_lens(path: str | Path, config_path: str | Path | None = N
 
     ``path`` is either a ``.safetensors`` state dict (its config from ``config_path``, or from a
     JSON file beside it with the same stem, or from the shapes), or a ``torch.save``'d dict as the
-    grokking demo saves it: ``model`` (state dict), ``config`` (a dict: save ``model.cfg.to_dict()``,
-    not ``model.cfg``), and optionally ``checkpoints`` + ``checkpoint_epochs``, ``train_losses``,
-    ``test_losses``, ``train_indices``. A bare state dict works too.
+    grokking demo saves it: ``model`` (state dict), ``config`` (``model.cfg`` or a dict of its
+    fields), and optionally ``checkpoints`` + ``checkpoint_epochs``, ``train_losses``,
+    ``test_losses``, ``train_indices``. A bare state dict works too. The demo's ``config`` is a
+    ``HookedTransformerConfig`` object: it is read as a dict of its fields without TransformerLens
+    (see :func:`load_torch_file`).
     """
     path = Path(path)
     source = str(path)

@@ -408,16 +408,36 @@ def test_tl_import_refuses_what_it_cannot_represent(tiny_config):
         interop.from_transformer_lens(dict(sd, **{"blocks.0.ln2.w": torch.ones(3)}), tl_config)
 
 
-def test_tl_grokking_demo_file(tiny_config, tmp_path, capsys):
-    """A file as the demo saves it (config saved as a dict), with checkpoints, losses and indices."""
+def fake_hooked_transformer_config(monkeypatch, fields: dict):
+    """An object that pickles exactly as TransformerLens 3.x's HookedTransformerConfig (a dataclass
+    in transformer_lens.config.HookedTransformerConfig), from a stand-in module that is removed
+    again before loading: the importer must not need TransformerLens."""
+    import dataclasses
+    import types
+
+    module_name = "transformer_lens.config.HookedTransformerConfig"
+    cls = dataclasses.make_dataclass("HookedTransformerConfig", list(fields))
+    cls.__module__ = module_name
+    for name in ("transformer_lens", "transformer_lens.config", module_name):
+        module = types.ModuleType(name)
+        module.HookedTransformerConfig = cls
+        monkeypatch.setitem(__import__("sys").modules, name, module)
+    return cls(**fields)
+
+
+@pytest.mark.parametrize("config_as", ["HookedTransformerConfig", "dict"])
+def test_tl_grokking_demo_file(config_as, tiny_config, tmp_path, capsys, monkeypatch):
+    """A file as the demo saves it ("config": model.cfg), with checkpoints, losses and indices."""
     p = tiny_config.p
     checkpoints = [init_params(tiny_config.replace(seed=s)) for s in range(2)]
-    tl_config, final_sd = interop.to_transformer_lens(checkpoints[-1], tiny_config)
+    tl_config, final_sd = interop.to_transformer_lens(checkpoints[-1], tiny_config.replace(seed=11))
     torch.manual_seed(598)  # the demo's DATA_SEED, then torch.randperm(p*p)
     indices = torch.randperm(p * p)
     cutoff = int(p * p * 0.3)
-    as_saved = dict(tl_config, dtype=torch.float32, device="cpu", attn_scale=math.sqrt(tiny_config.d_head),
-                    model_name="custom", original_architecture=None)  # what model.cfg.to_dict() also holds
+    as_saved = dict(tl_config, dtype=torch.float32, device=torch.device("cpu"), attn_scale=math.sqrt(tiny_config.d_head),
+                    model_name="custom", original_architecture=None)  # fields model.cfg also holds
+    if config_as == "HookedTransformerConfig":
+        as_saved = fake_hooked_transformer_config(monkeypatch, as_saved)
     data = {
         "model": final_sd,
         "config": as_saved,
@@ -430,6 +450,8 @@ def test_tl_grokking_demo_file(tiny_config, tmp_path, capsys):
     }
     path = tmp_path / "grokking_demo.pth"
     torch.save(data, path)
+    monkeypatch.undo()  # no transformer_lens module while importing
+    assert "transformer_lens" not in __import__("sys").modules
     out = tmp_path / "run"
     assert convert_main(["transformer-lens", str(path), "--out", str(out)]) == 0
     run = open_run(out)
@@ -439,7 +461,9 @@ def test_tl_grokking_demo_file(tiny_config, tmp_path, capsys):
     assert torch.equal(make_dataset("add", p, 0.3, run.config.split_seed).train_idx, indices[:cutoff].sort().values)
     log = run.log()
     assert len(log) == 201 and log.loc[log.step == 200, "test_loss"].item() == data["test_losses"][-1]
-    assert "data_seed=598" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "data_seed=598" in printed and "ignored" not in printed
+    assert run.config.seed == 11  # read from the config, whichever way it was saved
 
 
 def test_export_tl_cli_and_reimport(tiny_config, tmp_path, capsys):
