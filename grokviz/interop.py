@@ -21,7 +21,7 @@ import math
 import pickle
 import random
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -29,7 +29,7 @@ import torch
 
 from .config import Config
 from .errors import GrokvizError
-from .model import PARAM_SHAPES, Params, param_shapes
+from .model import PARAM_SHAPES, Params
 
 PARAM_NAMES = tuple(PARAM_SHAPES)  # our tensor names, in checkpoint order
 
@@ -186,9 +186,6 @@ class ConfigGuess:
     config: Config
     notes: list[str] = field(default_factory=list)  # one sentence per guessed, conflicting or dropped field
     defaulted: dict[str, str] = field(default_factory=dict)  # field -> its note, for fields set to a default
-
-    def summary(self) -> str:
-        return "; ".join(self.notes)
 
 
 def _config_from_reference(
@@ -373,19 +370,11 @@ def per_pair_losses(params: Params, cfg: Config) -> tuple[torch.Tensor, torch.Te
     return losses, logits.argmax(dim=-1) == labels
 
 
-def _split_error(losses: torch.Tensor, train_idx: torch.Tensor, stored: tuple[float, float]) -> float:
-    """Sum of |log(ours / stored)| over train and test loss: 0 is a perfect match."""
-    test_mask = torch.ones(len(losses), dtype=torch.bool)
-    test_mask[train_idx] = False
-    ours = (losses[train_idx].mean().item(), losses[test_mask].mean().item())
-    if min(ours + stored) <= 0:
-        return math.inf
-    return sum(abs(math.log(o / s)) for o, s in zip(ours, stored))
-
-
 # Stored losses are from one update before the saved weights; late in a run a step changes the
 # loss by well under 1%, early on by a few percent. A wrong split is off by orders of magnitude.
 SPLIT_MATCH_TOLERANCE = 0.1
+# Only a model that fits its train pairs much better than the rest identifies its split.
+SPLIT_MIN_LOG_RATIO = 1.0
 SPLIT_SEARCH_SEEDS = range(100)
 
 
@@ -504,11 +493,18 @@ def import_progress_measures(path: str | Path) -> ImportedRun:
     if not log_rows:
         notes.append("the file has no loss history; the run's log is empty")
 
-    # The stored final losses (one update before the saved weights) pin down the split.
-    stored = tuple(_floats([data[k]], k, source)[0] if k in data else None for k in ("train_loss", "test_loss"))
-    if None in stored and train_losses and test_losses:
-        stored = (train_losses[-1], test_losses[-1])
-    cfg, check_notes = _check_split(cfg, params_list[-1], stored, ref_config or {}, steps[-1])
+    # The stored losses pin down the split: those logged at the last checkpoint's step (a full
+    # run), else one update before it (a single model's final losses).
+    last_step = steps[-1]
+    by_step = {row["step"]: row for row in log_rows if not math.isnan(row["train_loss"] + row["test_loss"])}
+    if last_step in by_step or last_step - 1 in by_step:
+        at = last_step if last_step in by_step else last_step - 1
+        stored = (by_step[at]["train_loss"], by_step[at]["test_loss"], at)
+    elif "train_loss" in data and "test_loss" in data:
+        stored = (*(_floats([data[k]], k, source)[0] for k in ("train_loss", "test_loss")), last_step - 1)
+    else:
+        stored = None
+    cfg, check_notes = _check_split(cfg, params_list[-1], stored, ref_config or {}, last_step)
     for name in ("seed", "frac_train"):
         if name in guess.defaulted and any(n.startswith(f"{name}=") or f", {name}=" in n for n in check_notes):
             notes.remove(guess.defaulted[name])  # replaced by the inference below
@@ -519,25 +515,32 @@ def import_progress_measures(path: str | Path) -> ImportedRun:
     return ImportedRun(cfg, checkpoints, log_rows, notes, f"progress-measures: {path.resolve()}")
 
 
-def _check_split(cfg: Config, params: Params, stored: tuple, ref_config: Mapping, step: int) -> tuple[Config, list[str]]:
-    """Evaluate the last model; infer seed/frac_train from the stored losses when the config lacks them."""
+def _check_split(cfg: Config, params: Params, stored: tuple | None, ref_config: Mapping, step: int) -> tuple[Config, list[str]]:
+    """Evaluate the last model; infer seed/frac_train from stored (train, test, at_step) losses if the config lacks them."""
     notes = []
     losses, correct = per_pair_losses(params, cfg)
     notes.append(f"the imported model at step {step} is {correct.double().mean().item():.2%} accurate on all {cfg.p}^2 pairs")
-    if None in stored or cfg.task != "add" and "fn_name" not in ref_config:
-        notes.append("no stored final losses to check the split against")
+    if stored is None:
+        notes.append("no stored losses near the last checkpoint to check the split against")
         return cfg, notes
-    known_seed = "seed" in ref_config
-    known_frac = "frac_train" in ref_config
+    train_loss, test_loss, at = stored
+    when = "at the same step" if at == step else f"at step {at}, {step - at} update(s) earlier"
+    if not (train_loss > 0 and test_loss > 0) or abs(math.log(test_loss / train_loss)) < SPLIT_MIN_LOG_RATIO:
+        # Every split of a model that treats train and test pairs alike gives these losses.
+        notes.append(f"the stored train and test losses ({when}: {train_loss:.4g}, {test_loss:.4g}) are too close "
+                     "to tell splits apart; the split is not checked" + ("" if "seed" in ref_config and "frac_train"
+                     in ref_config else " (seed and frac_train keep their defaults)"))
+        return cfg, notes
+    known_seed, known_frac = "seed" in ref_config, "frac_train" in ref_config
     n_pairs = cfg.p * cfg.p
     found = infer_reference_split(
-        losses, cfg.p, stored,
+        losses, cfg.p, (train_loss, test_loss),
         seeds=[cfg.seed] if known_seed else SPLIT_SEARCH_SEEDS,
         n_train=int(cfg.frac_train * n_pairs) if known_frac else None,
     )
     if found is None:
         what = "the stored config's split" if known_seed and known_frac else "no reference split (seeds 0-99, any size)"
-        notes.append(f"{what} reproduces the stored final losses (train {stored[0]:.4g}, test {stored[1]:.4g}); "
+        notes.append(f"{what} reproduces the stored losses ({when}: train {train_loss:.4g}, test {test_loss:.4g}); "
                      "train/test numbers computed by grokviz will not be the file's")
         return cfg, notes
     seed, n_train, _ = found
@@ -545,12 +548,11 @@ def _check_split(cfg: Config, params: Params, stored: tuple, ref_config: Mapping
         frac = round_fraction(n_train, n_pairs)
         cfg = cfg.replace(seed=seed, frac_train=frac)
         notes.append(f"seed={seed}, frac_train={frac} inferred: the first reference split (seeds 0-99, any train "
-                     "size) that reproduces the stored final losses within 10%")
+                     "size) that reproduces the stored losses within 10%")
     train_idx, test_idx = reference_split(cfg.p, cfg.frac_train, cfg.seed)
     notes.append(
         f"check: on the reference split the imported model's train loss is {losses[train_idx].mean().item():.6g} "
-        f"(stored {stored[0]:.6g}, one update earlier) and test loss {losses[test_idx].mean().item():.6g} "
-        f"(stored {stored[1]:.6g})"
+        f"and test loss {losses[test_idx].mean().item():.6g}; stored ({when}): {train_loss:.6g} and {test_loss:.6g}"
     )
     return cfg, notes
 

@@ -283,13 +283,33 @@ def to_reference_layout(params: dict[str, torch.Tensor], p: int) -> dict[str, to
     }
 
 
+def memorise(cfg: Config, train_idx: torch.Tensor, steps: int = 300) -> dict[str, torch.Tensor]:
+    """A few hundred full-batch AdamW steps on the given pairs: train loss far below test loss."""
+    params = {k: v.clone().requires_grad_(True) for k, v in init_params(cfg).items()}
+    optimiser = torch.optim.AdamW(params.values(), lr=3e-3, weight_decay=0.0)
+    a, b = train_idx // cfg.p, train_idx % cfg.p
+    for _ in range(steps):
+        loss = F.cross_entropy(forward_last(params, a, b), (a + b) % cfg.p)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    return {k: v.detach() for k, v in params.items()}
+
+
 def test_full_run_file_becomes_one_checkpoint_per_epoch(tiny_config, tmp_path):
-    states = [init_params(tiny_config.replace(seed=s)) for s in range(3)]
+    p = tiny_config.p
+    train, test = interop.reference_split(p, 0.4, 3)
+    states = [init_params(tiny_config.replace(seed=s)) for s in range(2)] + [memorise(tiny_config, train)]
+    per_pair, _ = interop.per_pair_losses(states[-1], tiny_config)
+    train_losses = [3.0 - i / 100 for i in range(250)]
+    test_losses = [3.5 - i / 200 for i in range(250)]
+    # The last model's true losses, logged at its step (epoch 200 -> step 201), identify its split.
+    train_losses[201], test_losses[201] = per_pair[train].mean().item(), per_pair[test].mean().item()
     data = {
-        "state_dicts": [to_reference_layout(s, tiny_config.p) for s in states],
+        "state_dicts": [to_reference_layout(s, p) for s in states],
         "epochs": [0, 100, 200],
-        "train_losses": [3.0 - i / 100 for i in range(250)],
-        "test_losses": [3.5 - i / 200 for i in range(250)],
+        "train_losses": train_losses,
+        "test_losses": test_losses,
     }
     path = tmp_path / "full_run.pth"
     torch.save(data, path)
@@ -300,7 +320,18 @@ def test_full_run_file_becomes_one_checkpoint_per_epoch(tiny_config, tmp_path):
     for step, expected in zip(run.steps(), states):
         loaded = run.load(step)
         assert all(torch.equal(loaded[k], expected[k]) for k in expected)
-    assert len(run.log()) == 250 and run.config.p == tiny_config.p
+    assert len(run.log()) == 250 and run.config.p == p
+    assert (run.config.seed, run.config.frac_train) == (3, 0.4)  # inferred from the losses at step 201
+    assert "at the same step" in run.source
+
+
+def test_split_is_not_inferred_from_losses_that_cannot_tell(tiny_config, tmp_path):
+    path = tmp_path / "untrained.pth"
+    torch.save({"model": to_reference_layout(init_params(tiny_config), tiny_config.p),
+                "train_loss": 3.2, "test_loss": 3.3}, path)
+    imported = interop.import_progress_measures(path)
+    assert (imported.config.seed, imported.config.frac_train) == (0, 0.3)
+    assert any("too close to tell splits apart" in n for n in imported.notes)
 
 
 def test_bare_model_without_history(tiny_config, tmp_path):
@@ -501,7 +532,7 @@ def test_export_tl_cli_and_reimport(tiny_config, tmp_path, capsys):
 
 
 class NotAllowed:
-    """Stands in for any object outside torch's weights_only allow-list (e.g. a HookedTransformerConfig)."""
+    """Stands in for any object outside torch's weights_only allow-list (a user's own config class)."""
 
     def __init__(self):
         self.n_layers = 1
