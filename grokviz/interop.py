@@ -107,6 +107,18 @@ REFERENCE_BUFFERS = ("blocks.0.attn.mask",)
 REFERENCE_TASKS = {"add": "add", "subtract": "sub", "x2xyy2": "x2_plus_xy_plus_y2"}
 
 
+def _check_ranks(state_dict: Mapping[str, Any], names, source: str, reference: bool = False) -> None:
+    """Each named entry is a tensor of its layout's rank (sizes are checked against the config later)."""
+    for name in names:
+        tensor = state_dict[name]
+        if not isinstance(tensor, torch.Tensor):
+            raise GrokvizError(f"{source}: {name} is a {type(tensor).__name__}, not a tensor")
+        # Both layouts have the same ranks except the reference's W_O, [d_model, n_heads * d_head].
+        rank = 2 if reference and name == "blocks.0.attn.W_O" else len(PARAM_SHAPES[name](Config()))
+        if tensor.dim() != rank:
+            raise GrokvizError(f"{source}: {name} has shape {tuple(tensor.shape)}; expected {rank} dimensions")
+
+
 def reference_sizes(state_dict: Mapping[str, torch.Tensor], source: str = "state dict") -> dict[str, int]:
     """p, d_model, n_heads, d_head, d_mlp of a reference-layout state dict, from its shapes alone."""
     missing = [k for k in REFERENCE_KEYS if k not in state_dict]
@@ -120,9 +132,7 @@ def reference_sizes(state_dict: Mapping[str, torch.Tensor], source: str = "state
         raise GrokvizError(
             f"{source}: unexpected tensors {extra}; grokviz imports the 1-layer, no-LayerNorm model only"
         )
-    for key in REFERENCE_KEYS:
-        if not isinstance(state_dict[key], torch.Tensor):
-            raise GrokvizError(f"{source}: {key} is a {type(state_dict[key]).__name__}, not a tensor")
+    _check_ranks(state_dict, REFERENCE_KEYS, source, reference=True)
     d_model, d_vocab = state_dict["embed.W_E"].shape
     n_heads, d_head, _ = state_dict["blocks.0.attn.W_Q"].shape
     d_mlp = state_dict["blocks.0.mlp.W_in"].shape[0]
@@ -617,6 +627,7 @@ def _tl_sizes_from_shapes(state_dict: Mapping[str, torch.Tensor], source: str) -
     missing = [k for k in needed if k not in state_dict]
     if missing:
         raise GrokvizError(f"{source}: not a 1-layer TransformerLens state dict (missing {missing})")
+    _check_ranks(state_dict, [k for k in PARAM_NAMES if k in state_dict], source)
     d_vocab, d_model = state_dict["embed.W_E"].shape
     n_heads, _, d_head = state_dict["blocks.0.attn.W_Q"].shape
     return {"d_vocab": d_vocab, "d_model": d_model, "n_heads": n_heads, "d_head": d_head,
@@ -640,10 +651,8 @@ def transformer_lens_to_params(
         tl = dict(tl_config)
         for name, value in shapes.items():
             stated = tl.get(name)
-            if name == "n_ctx" and stated is not None:
-                continue  # checked below: W_pos has n_ctx rows
-            if stated is not None and stated != -1 and int(stated) != value:
-                raise GrokvizError(f"{source}: the config says {name}={stated} but the tensors imply {value}")
+            if stated is not None and stated != -1 and stated != value:
+                raise GrokvizError(f"{source}: the config says {name}={stated!r} but the tensors imply {value}")
             tl[name] = value
     problems = []
     for name, wanted in TL_FIXED.items():

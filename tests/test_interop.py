@@ -120,6 +120,10 @@ def test_reference_state_dict_that_is_not_the_model_is_refused():
         interop.from_progress_measures_state_dict({k: v for k, v in sd.items() if k != "unembed.W_U"})
     with pytest.raises(GrokvizError, match="unexpected"):
         interop.from_progress_measures_state_dict(dict(sd, **{"blocks.0.ln1.w_ln": torch.ones(24)}))
+    with pytest.raises(GrokvizError, match="expected 2 dimensions"):
+        interop.from_progress_measures_state_dict(dict(sd, **{"embed.W_E": torch.ones(24)}))
+    with pytest.raises(GrokvizError, match="W_in has shape"):
+        interop.from_progress_measures_state_dict(dict(sd, **{"blocks.0.mlp.W_in": torch.ones(40, 7)}))
 
 
 def test_reference_split_is_python_random_shuffle():
