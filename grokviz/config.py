@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import GrokvizError
-from .tasks import TASKS
+from .tasks import SPLITS, TASKS
 
 # Training needs the p^2 x d_mlp activations in memory; 997 (largest prime below 1000) keeps
 # that at ~2 GB of fp32 at the default width. Below 5 there is only one Fourier frequency.
@@ -40,6 +40,11 @@ class Config:
     seed: int = field(default=0, metadata={"help": "seed of the weight initialisation"})
     data_seed: int | None = field(
         default=None, metadata={"help": "seed of the train/test split (default: same as --seed)"}
+    )
+    split: str = field(
+        default="torch",
+        metadata={"help": "how pairs are shuffled for the split: 'torch' (torch.randperm; grokviz, the "
+                          "TransformerLens demo) or 'python' (random.shuffle; the paper's reference code)"},
     )
     # --- model (TransformerLens names) -----------------------------------------------------
     d_model: int = field(default=128, metadata={"help": "residual stream width"})
@@ -84,6 +89,8 @@ class Config:
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 problems.append(f"{name}={getattr(self, name)} must be in [0, 1)")
+        if self.split not in SPLITS:
+            problems.append(f"split={self.split!r} must be one of {SPLITS}")
         if self.save_dtype not in SAVE_DTYPES:
             problems.append(f"save_dtype={self.save_dtype!r} must be one of {SAVE_DTYPES}")
         if problems:

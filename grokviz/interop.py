@@ -30,6 +30,7 @@ import torch
 from .config import Config
 from .errors import GrokvizError
 from .model import PARAM_SHAPES, Params
+from .tasks import make_dataset
 
 PARAM_NAMES = tuple(PARAM_SHAPES)  # our tensor names, in checkpoint order
 
@@ -175,18 +176,9 @@ def reference_to_params(state_dict: Mapping[str, torch.Tensor], source: str = "s
 
 
 def reference_split(p: int, frac_train: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The reference code's train/test split as sorted row-major indices ``a * p + b``.
-
-    The reference shuffles the list of pairs with Python's ``random`` (``random.seed(seed);
-    random.shuffle(pairs)``) and takes the first ``int(frac_train * p^2)``; grokviz's own split
-    (``tasks.make_dataset``) uses ``torch.randperm`` and differs for the same seed. A private
-    ``random.Random`` gives the same sequence without touching the global generator.
-    """
-    pairs = [a * p + b for a in range(p) for b in range(p)]
-    random.Random(seed).shuffle(pairs)
-    n_train = int(frac_train * len(pairs))
-    order = torch.tensor(pairs, dtype=torch.int64)
-    return order[:n_train].sort().values, order[n_train:].sort().values
+    """The reference code's train/test split (``random.shuffle``) as sorted indices ``a * p + b``."""
+    dataset = make_dataset("add", p, frac_train, seed, split="python")
+    return dataset.train_idx, dataset.test_idx
 
 
 @dataclass
@@ -254,8 +246,10 @@ def _config_from_reference(
     if "beta1" not in values:
         notes.append("AdamW betas not stored; (0.9, 0.98) assumed (the reference code's)")
     notes.append("warm-up of 10 steps assumed (the reference code's LambdaLR min(step/10, 1); a scheduler's lambda is not stored)")
+    # The reference shuffles with Python's random; split="python" makes grokviz evaluate the same pairs.
+    values["split"] = "python"
     notes.append("train/test split: the reference code's (Python random.shuffle of the pairs with the seed), "
-                 "not grokviz's torch.randperm split for the same seed")
+                 "recorded as split='python'")
     if steps is not None:
         values["steps"] = max(1, steps)
     no_equivalent = sorted(ref)
@@ -843,7 +837,6 @@ def import_transformer_lens(path: str | Path, config_path: str | Path | None = N
     # Split: the demo's train_indices if stored, else the demo's defaults, checked against the losses.
     p = cfg.p
     train_indices = data.get("train_indices")
-    from .tasks import make_dataset
 
     if isinstance(train_indices, torch.Tensor):
         wanted = train_indices.flatten().long().sort().values

@@ -40,6 +40,9 @@ LOG_FILE = "log.csv"
 RESUME_FILE = "resume.safetensors"
 CHECKPOINT_RE = re.compile(r"^step_(\d+)\.safetensors$")
 LOG_COLUMNS = ("step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")
+# The process umask, read once (reading it means setting it, which is not thread-safe to repeat).
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -55,6 +58,7 @@ def atomic_write(path: Path, write) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would
     try:
         write(tmp)
         os.replace(tmp, path)

@@ -7,10 +7,14 @@ The Fourier analysis of grokviz is specific to ``add`` (and ``sub``); see ``FOUR
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
+
+if TYPE_CHECKING:
+    from .config import Config
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,18 @@ class Dataset:
         return grid
 
 
-def make_dataset(task: str, p: int, frac_train: float, seed: int) -> Dataset:
-    """Every pair of the task, split deterministically from ``(p, task, frac_train, seed)``."""
+# How the pairs are shuffled before the first ``frac_train`` of them become the training set.
+SPLITS = ("torch", "python")
+
+
+def make_dataset(task: str, p: int, frac_train: float, seed: int, split: str = "torch") -> Dataset:
+    """Every pair of the task, split deterministically from ``(p, task, frac_train, seed, split)``.
+
+    ``split="torch"``: ``torch.randperm`` with a generator seeded ``seed`` (grokviz's trainer; also
+    the TransformerLens grokking demo's split). ``split="python"``: ``random.seed(seed);
+    random.shuffle(pairs)``, the paper's reference code, so imported reference runs are
+    evaluated on the pairs they were trained on.
+    """
     spec = TASKS[task]
     a = torch.arange(p).repeat_interleave(p)  # [p^2], row-major: a = i // p
     b = torch.arange(p).repeat(p)  # [p^2], b = i % p
@@ -79,9 +93,20 @@ def make_dataset(task: str, p: int, frac_train: float, seed: int) -> Dataset:
         keep = b != 0
         a, b = a[keep], b[keep]
     labels = spec.op(a, b, p)
-    generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(a), generator=generator)
+    if split == "torch":
+        order = torch.randperm(len(a), generator=torch.Generator().manual_seed(seed))
+    elif split == "python":
+        shuffled = list(range(len(a)))
+        random.Random(seed).shuffle(shuffled)  # a private generator: same sequence as random.seed
+        order = torch.tensor(shuffled, dtype=torch.int64)
+    else:
+        raise ValueError(f"split={split!r} must be one of {SPLITS}")
     n_train = int(frac_train * len(a))  # floor, as the reference code: 3,830 of 12,769 at p=113
     train_idx, _ = order[:n_train].sort()
     test_idx, _ = order[n_train:].sort()
     return Dataset(p=p, a=a, b=b, labels=labels, train_idx=train_idx, test_idx=test_idx)
+
+
+def dataset_for(cfg: "Config") -> Dataset:
+    """The dataset a run was trained on."""
+    return make_dataset(cfg.task, cfg.p, cfg.frac_train, cfg.split_seed, cfg.split)

@@ -43,7 +43,7 @@ from .runs import (
     save_resume_state,
     write_run_file,
 )
-from .tasks import make_dataset
+from .tasks import dataset_for
 
 # Accuracy levels whose first crossing triggers a checkpoint (test: the grokking transition;
 # train: memorisation).
@@ -116,11 +116,18 @@ class _StopFlag:
             signal.signal(sig, handler)
 
 
-def _loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """logits [batch, p], labels [batch] -> (float64 loss, accuracy) as 0-d device tensors."""
     # Float64 loss: at the end of training the loss is ~1e-7 and fp32 log-softmax loses it.
     loss = F.cross_entropy(logits.double(), labels)
     accuracy = (logits.argmax(dim=-1) == labels).double().mean()
     return loss, accuracy
+
+
+def apply_update(params: Params, state: AdamWState, loss: torch.Tensor, cfg: Config) -> None:
+    """Backward from ``loss`` and one AdamW update of ``params`` in place."""
+    grads = torch.autograd.grad(loss, list(params.values()))
+    adamw_step(params, dict(zip(params, grads)), state, cfg)
 
 
 def train(
@@ -144,7 +151,7 @@ def train(
     if dev.type == "cpu":
         configure_cpu(threads)
 
-    dataset = make_dataset(cfg.task, cfg.p, cfg.frac_train, cfg.split_seed)
+    dataset = dataset_for(cfg)
     train_a, train_b, train_y = (t[dataset.train_idx].to(dev) for t in (dataset.a, dataset.b, dataset.labels))
     test_a, test_b, test_y = (t[dataset.test_idx].to(dev) for t in (dataset.a, dataset.b, dataset.labels))
 
@@ -187,11 +194,11 @@ def train(
                 flush(step, with_resume_state=True)
                 break
             logits = forward_last(params, train_a, train_b)  # [n_train, p]
-            train_loss, train_acc = _loss_and_accuracy(logits, train_y)
+            train_loss, train_acc = loss_and_accuracy(logits, train_y)
             is_log_step = step % cfg.log_every == 0 or step == cfg.steps or step in schedule
             if is_log_step:
                 with torch.no_grad():
-                    test_loss, test_acc = _loss_and_accuracy(forward_last(params, test_a, test_b), test_y)
+                    test_loss, test_acc = loss_and_accuracy(forward_last(params, test_a, test_b), test_y)
                 metrics = torch.stack([train_loss.detach(), train_acc, test_loss, test_acc])
                 snapshot = {k: v.detach().clone() for k, v in params.items()}
                 pending.append(_Pending(step, metrics, snapshot, time.perf_counter() - started))
@@ -200,8 +207,7 @@ def train(
                 flush(step, with_resume_state=at_checkpoint or step == cfg.steps)
             if step == cfg.steps:
                 break
-            grads = torch.autograd.grad(train_loss, list(params.values()))
-            adamw_step(params, dict(zip(params, grads)), state, cfg)
+            apply_update(params, state, train_loss, cfg)
             bar.update(1)
     bar.close()
     log.close()
