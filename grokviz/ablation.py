@@ -1,0 +1,312 @@
+"""Frequency ablations, loss/accuracy on the splits, one prediction explained, attention.
+
+Owns (definitions in shared/docs/ANALYSIS.md, "Frequency ablation"):
+
+* :func:`ablate` — remove, or keep only, a set of frequencies at one of three sites:
+  ``logits`` (project the all-pairs logits on/off the cos/sin(w_k(a+b)) directions),
+  ``embedding`` (project W_E[:p] and run the model again), ``neurons`` (project each neuron's
+  activations on/off the frequencies' 3x3 blocks and continue through W_out, W_U); returns
+  loss and accuracy on train, test and all pairs before and after, and the correctness grid.
+* :func:`predict` — one input's logits and each frequency's share of the correct logit.
+* :func:`attention_to` — the '=' query's attention over (a, b, =) for every pair.
+
+Speed: an ablation needs the un-ablated all-pairs logits and neuron activations (one forward
+over p^2 pairs and one 2-D transform, ~150 ms at p = 113). :func:`baseline` computes them once
+per checkpoint; :func:`ablate_baseline` / :func:`ablated_logits` then cost a few ms at the
+logits and neurons sites (the neuron site is linear in the activations, so it only needs the
+chosen blocks of the cached transform), and one model forward at the embedding site.
+``ablate(params, ...)`` is ``ablate_baseline(baseline(params), ...)``.
+
+All p^2 pairs are always evaluated (the projections are orthogonal only on the full grid);
+metrics use only the pairs of the dataset (``div`` has no b = 0), and the correctness grid is
+False on pairs outside it.
+
+For subtraction the directions are cos/sin(w_k(a-b)) (detected from the dataset's labels);
+for every other task a+b is used, which is only meaningful for ``add`` (callers label it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import torch
+import torch.nn.functional as F
+from einops import einsum, rearrange
+
+from .fourier import check_frequencies, fourier_2d, fourier_basis, frequency_rows, unembed_matrix
+from .model import Params, forward_last
+from .neurons import all_pairs, forward_all_pairs
+from .tasks import Dataset
+
+SITES = ("logits", "embedding", "neurons")
+MODES = ("remove", "keep")
+SPLITS = ("train", "test", "all")
+
+
+@dataclass
+class SplitMetrics:
+    loss: float  # mean cross-entropy, computed in float64
+    accuracy: float
+
+
+@dataclass
+class AblationResult:
+    before: dict[str, SplitMetrics]  # keys "train", "test", "all"
+    after: dict[str, SplitMetrics]
+    correct_before: torch.Tensor  # [p (a), p (b)] bool; False where (a, b) is not in the dataset
+    correct_after: torch.Tensor  # [p, p] bool
+    frequencies: list[int] = field(default_factory=list)
+    mode: str = "remove"
+    site: str = "logits"
+
+
+def all_pairs_logits(params: Params) -> torch.Tensor:
+    """[p*p, p] position-2 logits for every pair, row-major (index a * p + b)."""
+    return forward_all_pairs(params)
+
+
+@dataclass
+class Baseline:
+    """The un-ablated all-pairs quantities of one checkpoint (compute once, reuse per change)."""
+
+    p: int
+    logits: torch.Tensor  # [p*p, p]
+    acts: torch.Tensor  # [p (a), p (b), d_mlp] post-ReLU at position 2
+    acts_fourier: torch.Tensor  # [p, p, d_mlp] = fourier_2d(acts), not centred
+    W_L: torch.Tensor  # [d_mlp, p] = W_out @ W_U
+
+    _before: dict = field(default_factory=dict, repr=False)  # id(dataset) -> (dataset, evaluation)
+
+    def evaluate(self, dataset: Dataset) -> tuple[dict[str, SplitMetrics], torch.Tensor]:
+        """:func:`evaluate` of the un-ablated logits, memoised per dataset object."""
+        stored = self._before.get(id(dataset))
+        if stored is None or stored[0] is not dataset:
+            stored = (dataset, evaluate(self.logits, dataset))
+            self._before[id(dataset)] = stored
+        return stored[1]
+
+    @cached_property
+    def mlp_logits(self) -> torch.Tensor:
+        """[p*p, p] the neurons' part of the logits, acts @ W_L (only keep-at-neurons needs it)."""
+        return rearrange(self.acts, "a b neuron -> (a b) neuron") @ self.W_L
+
+
+def baseline(params: Params) -> Baseline:
+    """One all-pairs forward (logits and activations) and the 2-D transform of the activations."""
+    p = params["unembed.W_U"].shape[1]
+    cache: dict = {}
+    logits = forward_all_pairs(params, cache)  # [p*p, p]
+    acts = rearrange(cache["blocks.0.mlp.hook_post"], "(a b) neuron -> a b neuron", a=p)
+    return Baseline(p=p, logits=logits, acts=acts, acts_fourier=fourier_2d(acts), W_L=unembed_matrix(params))
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+
+def evaluate(logits: torch.Tensor, dataset: Dataset) -> tuple[dict[str, SplitMetrics], torch.Tensor]:
+    """logits [p*p, p] over all pairs -> (metrics per split, correctness grid [p, p] bool)."""
+    p = dataset.p
+    pair = dataset.a * p + dataset.b  # [n_pairs] index into the all-pairs axis
+    chosen = logits[pair]  # [n_pairs, p]
+    # Float64: a grokked model's loss is ~1e-7, below what fp32 log-softmax resolves.
+    losses = F.cross_entropy(chosen.double(), dataset.labels, reduction="none")  # [n_pairs]
+    correct = chosen.argmax(dim=-1) == dataset.labels  # [n_pairs]
+    metrics = {}
+    for split, index in (("train", dataset.train_idx), ("test", dataset.test_idx), ("all", None)):
+        part_loss = losses if index is None else losses[index]
+        part_correct = correct if index is None else correct[index]
+        if len(part_loss) == 0:
+            metrics[split] = SplitMetrics(loss=float("nan"), accuracy=float("nan"))
+        else:
+            metrics[split] = SplitMetrics(loss=float(part_loss.mean()), accuracy=float(part_correct.double().mean()))
+    grid = torch.zeros(p * p, dtype=torch.bool)
+    grid[pair] = correct
+    return metrics, grid.reshape(p, p)
+
+
+def residue_sign(dataset: Dataset) -> int:
+    """-1 when the dataset's labels are (a - b) mod p (subtraction), else +1 (a + b)."""
+    if torch.equal(dataset.labels, (dataset.a - dataset.b) % dataset.p):
+        return -1
+    return 1
+
+
+# --- the three sites --------------------------------------------------------------------------
+
+
+def project_logits(logits: torch.Tensor, frequencies, mode: str = "remove", sign: int = 1) -> torch.Tensor:
+    """The logits-site ablation, ANALYSIS.md's formulas, in O(p^3) instead of O(p^4).
+
+    logits [p*p, p]. The directions c_k, s_k depend on (a, b) only through s = (a + sign*b) mod p,
+    and every residue s occurs p times, so projecting on them is: average the logits over the
+    pairs of each residue (M [p (s), p (class)]), project M on the chosen 1-D frequencies
+    (B_S^T B_S M), and read the result back at each pair's residue.
+    Keep-only adds back the per-class mean of L - L' (= the per-class mean of L, as the
+    projected part has mean zero over pairs).
+    """
+    _check_mode(mode)
+    p = logits.shape[1]
+    chosen = check_frequencies(frequencies, p)
+    a, b = all_pairs(p)
+    residue = (a + sign * b) % p  # [p*p]
+    mean_by_residue = torch.zeros(p, p, dtype=logits.dtype).index_add_(0, residue, logits) / p  # [p (s), p]
+    basis = fourier_basis(p, logits.dtype)[frequency_rows(chosen)]  # [2|S|, p (s)]
+    projected = (basis.T @ (basis @ mean_by_residue))[residue]  # [p*p, p]
+    if mode == "remove":
+        return logits - projected
+    return projected + logits.mean(dim=0, keepdim=True)
+
+
+def project_embedding(params: Params, frequencies, mode: str = "remove") -> Params:
+    """Params with W_E[:p] projected off (remove) or onto (keep) the frequencies' cos/sin rows.
+
+    Keep-only also keeps the constant (mean) embedding row: it is the same for every token,
+    carries no information about it, and keeping it makes keep-all equal to the original.
+    The '=' row is untouched.
+    """
+    _check_mode(mode)
+    W_E = params["embed.W_E"]  # [d_vocab, d_model]
+    p = W_E.shape[0] - 1
+    chosen = check_frequencies(frequencies, p)
+    rows = frequency_rows(chosen) if mode == "remove" else [0] + frequency_rows(chosen)
+    basis = fourier_basis(p, W_E.dtype)[rows]  # [n_rows, p (token)]
+    projected = basis.T @ (basis @ W_E[:p])  # [p, d_model]
+    new_tokens = W_E[:p] - projected if mode == "remove" else projected
+    out = dict(params)
+    out["embed.W_E"] = torch.cat([new_tokens, W_E[p:]], dim=0)
+    return out
+
+
+def block_mask_entries(frequencies, p: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (i, j) of the union of the frequencies' 3x3 blocks {0, 2k-1, 2k}^2, minus (0, 0).
+
+    (0, 0) is each neuron's mean over all pairs: it belongs to no frequency, so remove leaves
+    it and keep-only keeps it (as the logits site keeps the per-class mean).
+    """
+    rows_i, rows_j = [], []
+    for k in frequencies:
+        block = [0, 2 * k - 1, 2 * k]
+        for i in block:
+            for j in block:
+                if (i, j) != (0, 0):
+                    rows_i.append(i), rows_j.append(j)
+    return torch.tensor(rows_i, dtype=torch.long), torch.tensor(rows_j, dtype=torch.long)
+
+
+def project_neurons_logits(base: Baseline, frequencies, mode: str = "remove") -> torch.Tensor:
+    """The neurons-site ablation as logits [p*p, p], from the cached baseline.
+
+    The logits are linear in the activations N (logits = rest + N @ W_L), so projecting N onto
+    the blocks (P N) changes them by (P N) @ W_L, and P N only involves the chosen entries of
+    F = B N B^T: (P N)[a, b] = sum over block entries (i, j) of B[i, a] B[j, b] F[i, j].
+    Each neuron's mean is kept in both modes (see :func:`block_mask_entries`).
+    Keep-all is not the original here: cross-frequency terms (i of k, j of k' != k) lie in no
+    block, and keep-only drops them too.
+    """
+    _check_mode(mode)
+    p = base.p
+    chosen = check_frequencies(frequencies, p)
+    i, j = block_mask_entries(chosen, p)
+    basis = fourier_basis(p, base.logits.dtype)  # [p, p]
+    entry_logits = base.acts_fourier[i, j] @ base.W_L  # [n_entries, p (class)]
+    design = einsum(basis[i], basis[j], "entry a, entry b -> a b entry").reshape(p * p, -1)  # [p*p, n_entries]
+    projected = design @ entry_logits  # [p*p, p] = (P N) @ W_L, without the mean
+    if mode == "remove":
+        return base.logits - projected
+    mean_logits = (base.acts_fourier[0, 0] / p) @ base.W_L  # [p]: F[0, 0] B[0, a] B[0, b] = mean N
+    return base.logits - base.mlp_logits + mean_logits + projected
+
+
+def ablated_logits(base: Baseline, frequencies, mode: str = "remove", site: str = "logits",
+                   params: Params | None = None, sign: int = 1) -> torch.Tensor:
+    """[p*p, p] logits after the ablation (``params`` is needed only for ``site="embedding"``)."""
+    if site == "logits":
+        return project_logits(base.logits, frequencies, mode, sign)
+    if site == "neurons":
+        return project_neurons_logits(base, frequencies, mode)
+    if site == "embedding":
+        if params is None:
+            raise ValueError("the embedding site runs the model again: pass params")
+        return all_pairs_logits(project_embedding(params, frequencies, mode))
+    raise ValueError(f"site={site!r} is unknown; choose one of {SITES}")
+
+
+def ablate_baseline(base: Baseline, params: Params | None, dataset: Dataset, frequencies,
+                    mode: str = "remove", site: str = "logits") -> AblationResult:
+    """:func:`ablate` from a precomputed :class:`Baseline` (the fast path the app uses)."""
+    chosen = check_frequencies(frequencies, base.p)
+    after_logits = ablated_logits(base, chosen, mode, site, params, residue_sign(dataset))
+    before, correct_before = base.evaluate(dataset)
+    after, correct_after = evaluate(after_logits, dataset)
+    return AblationResult(before=before, after=after, correct_before=correct_before, correct_after=correct_after,
+                          frequencies=chosen, mode=mode, site=site)
+
+
+def ablate(params: Params, dataset: Dataset, frequencies, mode: str = "remove", site: str = "logits") -> AblationResult:
+    """Remove (or keep only) ``frequencies`` at ``site``; metrics before/after on train, test, all."""
+    _check_mode(mode)
+    if site not in SITES:
+        raise ValueError(f"site={site!r} is unknown; choose one of {SITES}")
+    return ablate_baseline(baseline(params), params, dataset, frequencies, mode, site)
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r} is unknown; choose one of {MODES}")
+
+
+# --- one prediction -----------------------------------------------------------------------------
+
+
+@dataclass
+class Prediction:
+    """One input's logits and how each frequency adds to the logit of the correct answer.
+
+    Over the output axis c the logits decompose exactly as
+    ``logits[c] = mean_logit + sum_k (alpha_k cos(w_k c) + beta_k sin(w_k c))``;
+    ``contributions[k]`` is frequency k's term at c = label, ``components[i]`` the whole wave
+    of ``frequencies[i]`` over c. In a grokked model each key frequency's wave peaks at the
+    answer (constructive interference) and they cancel elsewhere.
+    """
+
+    logits: torch.Tensor  # [p]
+    answer: int  # argmax of the logits
+    label: int
+    contributions: dict[int, float]
+    frequencies: list[int] = field(default_factory=list)
+    components: torch.Tensor | None = None  # [len(frequencies), p (class c)]
+    mean_logit: float = 0.0
+
+
+def predict(params: Params, a: int, b: int, frequencies, label: int | None = None) -> Prediction:
+    """Logits for (a, b), the answer, and each frequency's contribution to the ``label`` logit.
+
+    ``label`` defaults to the model's answer (for pairs outside the task, e.g. b = 0 in div).
+    """
+    p = params["unembed.W_U"].shape[1]
+    chosen = check_frequencies(frequencies, p)
+    with torch.no_grad():
+        logits = forward_last(params, torch.tensor([a]), torch.tensor([b]))[0]  # [p]
+    answer = int(logits.argmax())
+    label = answer if label is None else int(label)
+    basis = fourier_basis(p, torch.float64)  # [p (row), p (c)]
+    coefficients = basis @ logits.double()  # [p (row)]
+    rows = torch.tensor(frequency_rows(chosen), dtype=torch.long).reshape(-1, 2)  # [n, 2]
+    components = einsum(coefficients[rows], basis[rows], "freq pair, freq pair c -> freq c")  # [n, p]
+    contributions = {k: float(components[i, label]) for i, k in enumerate(chosen)}
+    return Prediction(logits=logits, answer=answer, label=label, contributions=contributions,
+                      frequencies=chosen, components=components.float(),
+                      mean_logit=float(logits.double().mean()))
+
+
+# --- attention ----------------------------------------------------------------------------------
+
+
+def attention_to(params: Params) -> torch.Tensor:
+    """[n_heads, p (a), p (b), 3 (key: a, b, =)]: the '=' query's attention pattern per head."""
+    p = params["unembed.W_U"].shape[1]
+    cache: dict = {}
+    forward_all_pairs(params, cache)
+    pattern = cache["blocks.0.attn.hook_pattern"]  # [p*p, head, key_pos]
+    return rearrange(pattern, "(a b) head key -> head a b key", a=p)

@@ -1,0 +1,192 @@
+"""``python -m grokviz.analyze PATH [--step N] [--json] [--timeline]``: one checkpoint, summarised.
+
+PATH is a run folder (default: its last checkpoint; ``--step N`` picks another) or a single
+checkpoint file. ``--json`` prints one JSON object (the contract in shared/docs/DESIGN.md:
+step, p, task, train/test loss and accuracy, key_frequencies, neuron_frequency_counts,
+fraction_neurons_clustered, excluded_loss, restricted_loss, and a few more); without it, a short
+human-readable summary. ``--timeline`` also computes the progress measures of every checkpoint
+(progress bar on stderr, cached beside the run by ``grokviz.timeline``) and the phases.
+
+Errors a user can cause print ``error: ...`` on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+from .errors import GrokvizError
+from .neurons import key_frequencies, neuron_activations, neuron_stats
+from .progress import phase_boundaries, progress_measures
+from .runs import load_checkpoint_file, open_run
+from .tasks import FOURIER_TASKS, make_dataset
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m grokviz.analyze",
+        description="Summarise a checkpoint: losses, key frequencies, clustered neurons, progress measures.",
+    )
+    parser.add_argument("path", metavar="PATH", help="a run folder or one step_*.safetensors checkpoint file")
+    parser.add_argument("--step", type=int, default=None, help="checkpoint step of a run folder (default: the last)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
+    parser.add_argument("--timeline", action="store_true",
+                        help="also compute progress measures over every checkpoint (cached beside the run)")
+    parser.add_argument("--key-freqs", default=None,
+                        help="comma-separated key frequencies for restricted/excluded loss (default: the checkpoint's own)")
+    parser.add_argument("--threshold", type=float, default=0.85,
+                        help="FVE from which a neuron counts as clustered on one frequency (default 0.85)")
+    return parser
+
+
+def _parse_key_freqs(text: str | None, p: int) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        values = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise GrokvizError(f"--key-freqs={text!r}: expected comma-separated integers, e.g. 14,35,41") from None
+    bad = [k for k in values if not 1 <= k <= (p - 1) // 2]
+    if bad:
+        raise GrokvizError(f"--key-freqs: {bad} outside 1..{(p - 1) // 2} (the frequencies of p={p})")
+    return values
+
+
+def _load(path: Path, step: int | None):
+    """(config, step, params, run or None) for a run folder or a checkpoint file."""
+    if path.is_file():
+        cfg, file_step, params = load_checkpoint_file(path)
+        if step is not None and step != file_step:
+            raise GrokvizError(f"{path}: this checkpoint is step {file_step}, not --step {step}")
+        return cfg, file_step, params, None
+    if not path.exists():
+        raise GrokvizError(f"{path}: no such run folder or checkpoint file")
+    run = open_run(path)
+    steps = run.steps()
+    if not steps:
+        raise GrokvizError(f"{path}: the run has no checkpoints yet")
+    if step is None:
+        step = steps[-1]
+    elif step not in steps:
+        raise GrokvizError(f"{path}: no checkpoint for --step {step}; saved steps are {steps}")
+    return run.config, step, run.load(step), run
+
+
+def summarise(cfg, step: int, params, key_freqs: list[int] | None = None, threshold: float = 0.85) -> dict:
+    """The JSON object of one checkpoint (see the module docstring)."""
+    stats = neuron_stats(neuron_activations(params), threshold=threshold)
+    counts = key_frequencies(stats)
+    used = sorted(counts) if key_freqs is None else key_freqs
+    dataset = make_dataset(cfg.task, cfg.p, cfg.frac_train, cfg.split_seed)
+    measures = progress_measures(params, dataset, used)
+    return {
+        "step": step,
+        "p": cfg.p,
+        "task": cfg.task,
+        "fourier_task": cfg.task in FOURIER_TASKS,
+        "train_loss": measures["train_loss"],
+        "test_loss": measures["test_loss"],
+        "train_accuracy": measures["train_accuracy"],
+        "test_accuracy": measures["test_accuracy"],
+        "key_frequencies": sorted(counts),
+        "neuron_frequency_counts": {str(k): n for k, n in counts.items()},
+        "fraction_neurons_clustered": stats.fraction_clustered,
+        "n_neurons": int(stats.dead.numel()),
+        "n_dead_neurons": int(stats.dead.sum()),
+        "clustered_threshold": threshold,
+        "ablation_frequencies": used,
+        "excluded_loss": measures["excluded_loss"],
+        "restricted_loss": measures["restricted_loss"],
+        "restricted_loss_train": measures["restricted_loss_train"],
+        "gini_embed": measures["gini_embed"],
+        "gini_unembed": measures["gini_unembed"],
+        "sum_sq_weights": measures["sum_sq_weights"],
+    }
+
+
+def _clean(value):
+    """JSON has no NaN/inf: write null instead."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _human(path: Path, out: dict) -> str:
+    lines = [f"{path}: step {out['step']} of {out['task']} (p={out['p']})"]
+    lines.append(f"  train loss {out['train_loss']:.3g}, accuracy {out['train_accuracy']:.2%}   "
+                 f"test loss {out['test_loss']:.3g}, accuracy {out['test_accuracy']:.2%}")
+    counts = ", ".join(f"{k} ({n})" for k, n in out["neuron_frequency_counts"].items()) or "none"
+    lines.append(f"  key frequencies (clustered neurons): {counts}")
+    lines.append(f"  clustered neurons: {out['fraction_neurons_clustered']:.1%} of {out['n_neurons']} "
+                 f"(FVE >= {out['clustered_threshold']}), {out['n_dead_neurons']} dead")
+    lines.append(f"  restricted loss {out['restricted_loss']:.3g} (keep only {out['ablation_frequencies']}), "
+                 f"excluded loss {out['excluded_loss']:.3g} (remove them; train pairs)")
+    if not out["fourier_task"]:
+        lines.append(f"  note: the Fourier measures describe addition; for task {out['task']!r} they are shown, not meaningful")
+    if "phases" in out:
+        ph = out["phases"]
+        lines.append(f"  timeline: {len(out['timeline'])} checkpoints; phases end at memorisation "
+                     f"{ph['memorisation_end']}, circuit formation {ph['circuit_formation_end']}, cleanup {ph['cleanup_end']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # After weight decay the weights can be denormal floats, which slow CPU arithmetic many-fold.
+    torch.set_flush_denormal(True)
+    path = Path(args.path)
+    try:
+        if not 0.0 < args.threshold <= 1.0:
+            raise GrokvizError(f"--threshold={args.threshold} must be in (0, 1]")
+        cfg, step, params, run = _load(path, args.step)
+        key_freqs = _parse_key_freqs(args.key_freqs, cfg.p)
+        out = summarise(cfg, step, params, key_freqs, args.threshold)
+        if args.timeline:
+            if run is None:
+                raise GrokvizError(f"{path}: --timeline needs a run folder, not a single checkpoint file")
+            out.update(_timeline(run, key_freqs))
+    except GrokvizError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(_clean(out)))
+    else:
+        print(_human(path, out))
+    return 0
+
+
+def _timeline(run, key_freqs: list[int] | None) -> dict:
+    from tqdm import tqdm
+
+    from .timeline import timeline
+
+    bar = tqdm(desc="timeline", unit="checkpoint", file=sys.stderr, disable=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    frame = timeline(run, key_freqs=key_freqs, progress=progress)
+    bar.close()
+    phases = phase_boundaries(run.log(), frame)
+    return {
+        "timeline_key_frequencies": frame.attrs.get("key_freqs", []),
+        "timeline": frame.to_dict("records"),
+        "phases": {"memorisation_end": phases.memorisation_end,
+                   "circuit_formation_end": phases.circuit_formation_end,
+                   "cleanup_end": phases.cleanup_end, "rule": phases.rule},
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""The real Fourier basis over Z_p and the spectra built on it (see shared/docs/ANALYSIS.md).
+
+Owns: the orthonormal basis ``B`` (rows: constant, then cos k, sin k for k = 1..(p-1)/2, cos
+before sin), its labels, the per-frequency grouping of its rows, 1-D spectra of the embedding
+and of ``W_L = W_out @ W_U``, and the 2-D transform of anything indexed by ``(a, b)``.
+
+Pure functions of tensors; the basis is cached per ``p`` because every analysis needs it and
+building it repeatedly would cost more than using it. Frequencies are the ints ``k = 1..K``,
+``K = (p-1)//2``; arrays indexed by frequency put frequency ``k`` at index ``k - 1``.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+from einops import einsum
+
+from .model import Params
+
+
+def n_frequencies(p: int) -> int:
+    """K = (p-1)//2: the number of non-constant frequencies of Z_p for odd p."""
+    return (p - 1) // 2
+
+
+def frequencies(p: int) -> list[int]:
+    """[1, 2, ..., K]."""
+    return list(range(1, n_frequencies(p) + 1))
+
+
+@lru_cache(maxsize=8)
+def _basis_float64(p: int) -> torch.Tensor:  # [p, p]
+    x = torch.arange(p, dtype=torch.float64)
+    rows = [torch.ones(p, dtype=torch.float64)]
+    for k in frequencies(p):
+        angle = 2 * math.pi * k * x / p
+        rows += [torch.cos(angle), torch.sin(angle)]
+    basis = torch.stack(rows)  # [p, p]
+    # Built in float64 and normalised there, so the fp32 copy is orthonormal to ~1e-7.
+    return basis / basis.norm(dim=1, keepdim=True)
+
+
+def fourier_basis(p: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """B [p (basis row), p (token x)], orthonormal: row 0 = const, row 2k-1 = cos k, row 2k = sin k.
+
+    Only odd p is supported (for even p the sin of frequency p/2 is zero); grokviz uses primes.
+    """
+    if p < 3 or p % 2 == 0:
+        raise ValueError(f"the Fourier basis needs an odd p >= 3, got {p}")
+    return _basis_float64(p).to(dtype)  # a copy: callers may modify it
+
+
+def basis_labels(p: int) -> list[str]:
+    """Names of B's rows: ["const", "cos 1", "sin 1", "cos 2", ...]."""
+    labels = ["const"]
+    for k in frequencies(p):
+        labels += [f"cos {k}", f"sin {k}"]
+    return labels
+
+
+def frequency_rows(frequency_list) -> list[int]:
+    """Rows of B belonging to the given frequencies: [2k-1, 2k] for each k, in order."""
+    rows = []
+    for k in frequency_list:
+        rows += [2 * int(k) - 1, 2 * int(k)]
+    return rows
+
+
+def check_frequencies(frequency_list, p: int) -> list[int]:
+    """Validated, de-duplicated, sorted ints in 1..K (a ValueError names the bad one)."""
+    out = sorted({int(k) for k in frequency_list})
+    bad = [k for k in out if not 1 <= k <= n_frequencies(p)]
+    if bad:
+        raise ValueError(f"frequencies {bad} are outside 1..{n_frequencies(p)} for p={p}")
+    return out
+
+
+def frequency_norms(coefficients: torch.Tensor) -> torch.Tensor:
+    """coefficients [p (basis row), ...] -> [K] norm per frequency, sqrt(|cos row|^2 + |sin row|^2).
+
+    Everything after the first axis is flattened into the norm; the constant row is dropped.
+    """
+    p = coefficients.shape[0]
+    squared = coefficients.reshape(p, -1).pow(2).sum(dim=1)  # [p]
+    per_frequency = squared[1::2] + squared[2::2]  # rows (2k-1, 2k) -> [K]
+    return per_frequency.sqrt()
+
+
+def fourier_2d(x: torch.Tensor) -> torch.Tensor:
+    """x [p (a), p (b), ...channels] -> F = B x B^T per channel, [p (row of a), p (row of b), ...].
+
+    Two matrix products, one per input axis, on views that need no copies: [113, 113, 512]
+    takes ~30 ms on one core (a single three-operand einsum picked a slower order).
+    """
+    return _transform_2d(x, fourier_basis(x.shape[0], x.dtype).to(x.device))
+
+
+def inverse_fourier_2d(coefficients: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`fourier_2d` (B is orthonormal, so the inverse is B^T F B)."""
+    basis = fourier_basis(coefficients.shape[0], coefficients.dtype).to(coefficients.device)
+    return _transform_2d(coefficients, basis.T.contiguous())
+
+
+def _transform_2d(x: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """M x M^T over the first two axes of x [p, p, ...] (trailing axes are channels)."""
+    p = x.shape[0]
+    channels = x.shape[2:]
+    flat = x.reshape(p, p, -1)  # [a, b, channel]
+    over_a = (matrix @ flat.reshape(p, -1)).reshape(p, p, -1)  # [row_a, b, channel]
+    over_b = torch.matmul(matrix, over_a)  # [row_a, row_b, channel]: matrix applied per row_a
+    return over_b.reshape(p, p, *channels)
+
+
+def embed_spectrum(params: Params) -> torch.Tensor:
+    """[K] norm of each frequency in the token embedding, from B @ W_E[:p] (the '=' row excluded)."""
+    W_E = params["embed.W_E"]  # [d_vocab, d_model]
+    p = W_E.shape[0] - 1
+    coefficients = fourier_basis(p, W_E.dtype) @ W_E[:p]  # [p (basis row), d_model]
+    return frequency_norms(coefficients)
+
+
+def unembed_matrix(params: Params) -> torch.Tensor:
+    """W_L = W_out @ W_U [d_mlp, p]: how each neuron writes to the logits (biases excluded)."""
+    return params["blocks.0.mlp.W_out"] @ params["unembed.W_U"]
+
+
+def unembed_spectrum(params: Params) -> torch.Tensor:
+    """[K] norm of each frequency of W_L over its output (logit) axis: W_L @ B^T."""
+    W_L = unembed_matrix(params)  # [d_mlp, p]
+    coefficients = W_L @ fourier_basis(W_L.shape[1], W_L.dtype).T  # [d_mlp, p (basis row)]
+    return frequency_norms(coefficients.T)

@@ -1,0 +1,140 @@
+"""Progress measures over every checkpoint of a run, cached beside the run.
+
+Owns the one piece of analysis that does file I/O: the timeline cache. For the default key
+frequencies (those of the run's last checkpoint) the cache is ``<run>/timeline.csv`` with its
+key ``<run>/timeline.json``; for a chosen set it is ``timeline-k<k1>-<k2>....csv/json``. The key
+records the format, the key frequencies, and each checkpoint's (size, mtime) so that:
+
+* rows of unchanged checkpoints are reused, new checkpoints are computed (a run still training),
+  and a changed or deleted checkpoint is recomputed or dropped;
+* a new last checkpoint (which may change the default key frequencies) is noticed.
+
+Writes are atomic (temp file + rename). A read-only run folder still works: the timeline is
+computed and returned, just not stored.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from .neurons import key_frequencies, neuron_activations, neuron_stats
+from .progress import progress_measures
+from .runs import Run, atomic_write
+from .tasks import make_dataset
+
+TIMELINE_FORMAT = "grokviz.timeline/1"
+
+
+def default_key_frequencies(run: Run, step: int | None = None) -> list[int]:
+    """Key frequencies (every frequency of a clustered neuron) of ``step``, default the last one."""
+    steps = run.steps()
+    if not steps:
+        return []
+    params = run.load(steps[-1] if step is None else step)
+    return sorted(key_frequencies(neuron_stats(neuron_activations(params))))
+
+
+def _signature(run: Run, step: int) -> list[int]:
+    stat = run.checkpoint_path(step).stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _cache_paths(run: Run, key_freqs: list[int] | None) -> tuple[Path, Path]:
+    stem = "timeline" if key_freqs is None else "timeline-k" + "-".join(str(k) for k in key_freqs)
+    return run.path / f"{stem}.csv", run.path / f"{stem}.json"
+
+
+def _read_cache(csv_path: Path, key_path: Path) -> tuple[dict, pd.DataFrame] | None:
+    """The stored key and rows, or None when absent, unreadable or of another format."""
+    try:
+        key = json.loads(key_path.read_text(encoding="utf-8"))
+        if not isinstance(key, dict) or key.get("format") != TIMELINE_FORMAT:
+            return None
+        rows = pd.read_csv(csv_path)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return None
+    if "step" not in rows:
+        return None
+    return key, rows
+
+
+def _write_cache(csv_path: Path, key_path: Path, key: dict, frame: pd.DataFrame) -> bool:
+    """Store the cache; False (and nothing raised) when the folder is not writable."""
+    try:
+        # The rows first: a reader that sees the new key always finds matching rows.
+        atomic_write(csv_path, lambda tmp: frame.to_csv(tmp, index=False))
+        atomic_write(key_path, lambda tmp: Path(tmp).write_text(json.dumps(key, indent=1) + "\n"))
+        return True
+    except OSError:
+        return False
+
+
+def timeline(
+    run: Run,
+    key_freqs=None,
+    progress: Callable[[int, int], None] | None = None,
+    use_cache: bool = True,
+) -> pd.DataFrame:
+    """One row per checkpoint step: ``step`` and every key of ``progress_measures``.
+
+    ``key_freqs``: the fixed key frequencies for restricted/excluded loss; default those of the
+    run's last checkpoint (as in the paper). ``progress(done, total)`` is called as checkpoints
+    are computed (not for rows taken from the cache). The frame's ``attrs["key_freqs"]`` holds
+    the frequencies used.
+    """
+    steps = run.steps()
+    chosen = None if key_freqs is None else sorted({int(k) for k in key_freqs})
+    csv_path, key_path = _cache_paths(run, chosen)
+    signatures = {str(step): _signature(run, step) for step in steps}
+    cached = _read_cache(csv_path, key_path) if use_cache else None
+
+    if chosen is None:
+        # The default key frequencies depend only on the last checkpoint: reuse them while it is unchanged.
+        last = str(steps[-1]) if steps else None
+        if cached and last is not None and cached[0].get("last") == [last, signatures[last]]:
+            used = [int(k) for k in cached[0]["key_freqs"]]
+        else:
+            used = default_key_frequencies(run)
+    else:
+        used = chosen
+
+    reusable: dict[int, dict] = {}
+    if cached and [int(k) for k in cached[0].get("key_freqs", [])] == used:
+        stored = cached[0].get("checkpoints", {})
+        for record in cached[1].to_dict("records"):
+            step = str(int(record["step"]))
+            if step in signatures and stored.get(step) == signatures[step]:
+                reusable[int(step)] = record
+
+    dataset = make_dataset(run.config.task, run.config.p, run.config.frac_train, run.config.split_seed)
+    todo = [step for step in steps if step not in reusable]
+    rows, done = [], 0
+    if progress is not None:
+        progress(0, len(todo))
+    for step in steps:
+        if step in reusable:
+            rows.append(reusable[step])
+            continue
+        rows.append({"step": step, **progress_measures(run.load(step), dataset, used)})
+        done += 1
+        if progress is not None:
+            progress(done, len(todo))
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame = frame.astype({"step": "int64"})
+
+    if todo or cached is None or len(cached[1]) != len(frame):
+        key = {
+            "format": TIMELINE_FORMAT,
+            "key_freqs": used,
+            "last": [str(steps[-1]), signatures[str(steps[-1])]] if steps else None,
+            "checkpoints": signatures,
+        }
+        if use_cache:
+            _write_cache(csv_path, key_path, key, frame)
+    frame.attrs["key_freqs"] = used
+    return frame

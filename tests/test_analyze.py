@@ -1,0 +1,136 @@
+"""The ``python -m grokviz.analyze`` command line (contract in shared/docs/DESIGN.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grokviz.analyze import main
+from grokviz.runs import open_run
+from grokviz.train import train
+
+REPO = Path(__file__).resolve().parents[1]
+CONTRACT_KEYS = {"step", "p", "task", "train_loss", "test_loss", "train_accuracy", "test_accuracy",
+                 "key_frequencies", "neuron_frequency_counts", "fraction_neurons_clustered",
+                 "excluded_loss", "restricted_loss"}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from grokviz.config import Config
+
+    cfg = Config(p=23, d_model=64, d_mlp=128, n_heads=4, d_head=16, frac_train=0.5,
+                 steps=300, log_every=10, save_every=100, save_log_points=6)
+    return train(cfg, tmp_path_factory.mktemp("analyze") / "tiny", progress=False)
+
+
+def _json(capsys, argv) -> dict:
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    return json.loads(captured.out)
+
+
+def test_json_contract_on_a_run_folder(tiny_run, capsys):
+    out = _json(capsys, [str(tiny_run.path), "--json"])
+    assert CONTRACT_KEYS <= set(out)
+    assert out["step"] == tiny_run.steps()[-1] == 300
+    assert out["p"] == 23 and out["task"] == "add"
+    assert out["key_frequencies"] == sorted(out["key_frequencies"])
+    assert all(isinstance(k, int) and 1 <= k <= 11 for k in out["key_frequencies"])
+    counts = out["neuron_frequency_counts"]
+    assert sorted(int(k) for k in counts) == out["key_frequencies"]
+    assert all(isinstance(n, int) and n >= 1 for n in counts.values())
+    assert out["fraction_neurons_clustered"] == pytest.approx(sum(counts.values()) / 128)
+    for key in ("train_loss", "test_loss", "excluded_loss", "restricted_loss"):
+        assert isinstance(out[key], float) and out[key] >= 0
+    assert 0 <= out["train_accuracy"] <= 1 and 0 <= out["test_accuracy"] <= 1
+    log = tiny_run.log().set_index("step")
+    assert out["train_loss"] == pytest.approx(log.loc[300, "train_loss"], rel=1e-4)
+    assert out["test_accuracy"] == pytest.approx(log.loc[300, "test_accuracy"], abs=1e-9)
+
+
+def test_step_and_checkpoint_file(tiny_run, capsys):
+    out = _json(capsys, [str(tiny_run.path), "--step", "100", "--json"])
+    assert out["step"] == 100
+    from_file = _json(capsys, [str(tiny_run.checkpoint_path(100)), "--json"])
+    assert from_file["step"] == 100
+    assert from_file["train_loss"] == pytest.approx(out["train_loss"], rel=1e-12)
+    assert from_file["key_frequencies"] == out["key_frequencies"]
+    also = _json(capsys, [str(tiny_run.checkpoint_path(100)), "--step", "100", "--json"])
+    assert also["step"] == 100
+
+
+def test_key_freqs_option_sets_the_ablated_frequencies(tiny_run, capsys):
+    out = _json(capsys, [str(tiny_run.path), "--json", "--key-freqs", "3,1"])
+    assert out["ablation_frequencies"] == [1, 3]
+
+
+def test_human_summary(tiny_run, capsys):
+    assert main([str(tiny_run.path)]) == 0
+    text = capsys.readouterr().out
+    assert "step 300" in text and "key frequencies" in text and "restricted loss" in text
+    assert not text.lstrip().startswith("{")
+
+
+@pytest.mark.parametrize("argv_tail, message", [
+    (["--step", "12345"], "no checkpoint for --step 12345"),
+    (["--timeline-on-file"], "--timeline needs a run folder"),
+    (["--step-mismatch"], "not --step"),
+    (["--missing"], "no such run folder or checkpoint file"),
+    (["--key-freqs", "0,99"], "outside 1..11"),
+    (["--key-freqs", "a,b"], "comma-separated integers"),
+    (["--not-a-run"], "not a grokviz run folder"),
+])
+def test_user_errors_exit_2_with_one_line(tiny_run, tmp_path, capsys, argv_tail, message):
+    path = str(tiny_run.path)
+    if argv_tail == ["--timeline-on-file"]:
+        argv = [str(tiny_run.checkpoint_path(100)), "--timeline"]
+    elif argv_tail == ["--step-mismatch"]:
+        argv = [str(tiny_run.checkpoint_path(100)), "--step", "200"]
+    elif argv_tail == ["--missing"]:
+        argv = [str(tmp_path / "nowhere")]
+    elif argv_tail == ["--not-a-run"]:
+        argv = [str(tmp_path)]
+    else:
+        argv = [path, *argv_tail]
+    assert main(argv + ["--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("error: ") and message in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_timeline_option(tiny_run, capsys):
+    out = _json(capsys, [str(tiny_run.path), "--json", "--timeline"])
+    assert len(out["timeline"]) == len(tiny_run.steps())
+    assert [row["step"] for row in out["timeline"]] == tiny_run.steps()
+    assert set(out["phases"]) == {"memorisation_end", "circuit_formation_end", "cleanup_end", "rule"}
+    assert (tiny_run.path / "timeline.csv").is_file()
+    assert out["timeline_key_frequencies"] == out["key_frequencies"]
+
+
+def test_module_entry_point_prints_json_and_errors(tiny_run):
+    env_python = [sys.executable, "-m", "grokviz.analyze"]
+    done = subprocess.run(env_python + [str(tiny_run.path), "--json"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert CONTRACT_KEYS <= set(out) and out["step"] == 300
+    bad = subprocess.run(env_python + [str(tiny_run.path), "--step", "7", "--json"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
+
+
+def test_bundled_run_summary(bundled_run_path, capsys):
+    run = open_run(bundled_run_path)
+    if run.config.steps not in run.steps():
+        pytest.skip("the bundled run is still training")
+    out = _json(capsys, [str(bundled_run_path), "--json"])
+    assert out["p"] == 113 and out["step"] == run.config.steps
+    assert out["test_accuracy"] == 1.0
+    assert out["restricted_loss"] < out["test_loss"] * 10 and out["excluded_loss"] > 4.7
+    assert out["fraction_neurons_clustered"] > 0.5
