@@ -1,0 +1,271 @@
+"""grokviz.charts and grokviz.views: every chart builds a valid Vega-Lite spec from small data,
+and the shaping functions the app relies on do what they say."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import torch
+
+from grokviz import charts, views
+from grokviz.ablation import SplitMetrics
+from grokviz.config import Config
+from grokviz.fourier import fourier_2d, fourier_basis
+from grokviz.runs import write_run_file
+from grokviz.tasks import make_dataset
+
+
+def spec(chart) -> dict:
+    """The chart's Vega-Lite dict (Altair validates it against the schema on the way)."""
+    return chart.to_dict()
+
+
+def find(obj, key):
+    """Every value stored under ``key`` anywhere in a nested spec."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k == key:
+                yield v
+            yield from find(v, key)
+    elif isinstance(obj, list):
+        for item in obj:
+            yield from find(item, key)
+
+
+def all_data(chart) -> list[dict]:
+    d = chart.to_dict()
+    return [row for rows in d.get("datasets", {}).values() for row in rows]
+
+
+PHASES = pd.DataFrame({"phase": ["memorisation", "circuit formation"], "start": [0, 100], "end": [100, 400]})
+
+
+# --- charts ----------------------------------------------------------------------------------
+
+
+def test_curves_log_scale_rule_and_phases():
+    frame = pd.DataFrame({"step": [0, 10, 20, 0, 10, 20], "series": ["train"] * 3 + ["test"] * 3,
+                          "value": [1.0, 0.1, 0.0, 2.0, np.nan, 3.0]})
+    chart = charts.curves(frame, title="Loss", y_title="loss", log_y=True, step=10, phases=PHASES,
+                          colors=charts.SPLIT_COLORS)
+    d = spec(chart)
+    assert isinstance(chart, alt.LayerChart) and len(d["layer"]) == 3  # bands, lines, rule
+    assert any(scale.get("type") == "log" for scale in find(d, "scale"))
+    values = [row["value"] for row in all_data(chart) if "value" in row]
+    assert 0.0 not in values and all(np.isfinite(values))  # no zero on a log axis, no NaN
+    assert {"step": 10, "label": "step 10"} in all_data(chart)  # the current-step rule
+    assert d["autosize"]["type"] == "fit-x"
+
+
+def test_curves_without_context_is_a_plain_chart():
+    frame = pd.DataFrame({"step": [0, 1], "series": ["a", "a"], "value": [1.0, 2.0]})
+    chart = charts.curves(frame, title="t", y_title="y")
+    assert isinstance(chart, alt.Chart)
+    spec(chart)
+
+
+def test_phase_layer_only_lists_present_phases():
+    d = spec(charts.phase_layer(PHASES))
+    assert d["encoding"]["color"]["scale"]["domain"] == ["memorisation", "circuit formation"]
+
+
+def test_spectrum_chart_marks_key_frequencies():
+    frame = views.spectrum_frame(torch.tensor([0.1, 2.0, 0.3, 5.0]), key_frequencies=[2, 4])
+    chart = charts.spectrum_chart(frame, title="W_E")
+    rows = all_data(chart)
+    labelled = {row["frequency"] for row in rows if row.get("kind") == "key frequency"}
+    assert labelled == {2, 4}
+    spec(chart)
+
+
+def test_spectrum_heatmap_covers_each_checkpoint_span():
+    history = views.spectrum_history({0: np.array([1.0, 1.0]), 100: np.array([0.0, 2.0]), 300: np.array([1.0, 0.0])})
+    chart = charts.spectrum_heatmap(history, title="t", key_frequencies=[2], step=100)
+    d = spec(chart)
+    assert len(d["layer"]) == 3  # cells, key ticks, rule
+    assert set(history["share"].round(6)) <= {0.0, 0.5, 1.0}
+    assert history.groupby("step")["share"].sum().round(9).eq(1.0).all()
+
+
+def test_correctness_grid_and_heatmap_are_square_and_fixed():
+    correct = torch.zeros(5, 5, dtype=torch.bool)
+    correct[0, 0] = True
+    train = torch.zeros(5, 5, dtype=torch.bool)
+    train[0] = True
+    grid = views.grid_status(correct, train)
+    assert grid.set_index(["a", "b"]).loc[(0, 0), "status"] == "correct (train pair)"
+    assert grid.set_index(["a", "b"]).loc[(4, 4), "status"] == "wrong (test pair)"
+    d = spec(charts.correctness_grid(grid, title="g"))
+    assert d["width"] == d["height"] and d["autosize"]["type"] == "pad"
+    d = spec(charts.heatmap(np.arange(25.0).reshape(5, 5), title="h", marker=(1, 3)))
+    assert d["width"] == d["height"]
+    marker = [row for row in all_data(charts.heatmap(np.arange(25.0).reshape(5, 5), title="h", marker=(1, 3)))
+              if row.get("value") == 8.0 and "row" not in row]
+    assert marker == [{"x": 3, "y": 1, "value": 8.0}]
+
+
+def test_ablation_timeline_panels():
+    frame = pd.DataFrame({"step": [0, 0, 10, 10], "split": ["train", "test"] * 2, "when": ["before", "after"] * 2,
+                          "accuracy": [0.5, 0.1, 1.0, 0.0], "loss": [1.0, 2.0, 1e-7, 0.0]})
+    for metric in ("accuracy", "loss"):
+        spec(charts.ablation_timeline(frame, metric, step=10, phases=PHASES))
+    assert all(row.get("loss", 1) > 0 for row in all_data(charts.ablation_timeline(frame, "loss")))
+
+
+def test_neuron_strip_rings_the_selected_neuron():
+    groups = views.neuron_groups(torch.tensor([1.0, 2.0, 0.0, 3.0]), frequency=torch.tensor([3, 3, 0, 5]),
+                                 clustered=torch.tensor([True, True, False, False]), dead=torch.tensor([False, False, True, False]),
+                                 key_frequencies=[3])
+    assert list(groups["group"]) == ["k=3", "k=3", "dead", "unclustered"]
+    assert list(groups["key"]) == [True, True, False, False]
+    chart = charts.neuron_strip(groups, selected=1, title="n")
+    assert len(spec(chart)["layer"]) == 2
+
+
+def test_prediction_charts():
+    logits = np.array([0.0, 5.0, 1.0, -1.0, 2.0])
+    d = spec(charts.logits_chart(logits, answer=1, label=4, title="l"))
+    kinds = {row["c"]: row["kind"] for row in all_data(charts.logits_chart(logits, answer=1, label=4, title="l")) if "kind" in row}
+    assert kinds[4] == "correct answer" and kinds[1] == "model's answer (wrong)"
+    assert d["layer"][0]["encoding"]["color"]["scale"]["domain"] == ["correct answer", "model's answer (wrong)", "other"]
+    spec(charts.contributions_chart({3: 1.5, 7: -0.5}, title="c"))
+    frame = views.waves_frame([3, 7], torch.ones(2, 5))
+    assert set(frame["series"]) == {"k=3", "k=7", "sum"}
+    assert np.allclose(frame[frame["series"] == "sum"]["value"], 2.0)
+    spec(charts.waves_chart(frame, label=2, title="w"))
+    spec(charts.attention_chart(np.array([[0.2, 0.7, 0.1], [0.5, 0.5, 0.0]]), a=1, b=2, title="a"))
+
+
+def test_every_chart_serialises_to_json():
+    frame = pd.DataFrame({"step": [0, 1], "series": ["a", "a"], "value": [1.0, 2.0]})
+    json.dumps(charts.curves(frame, title="t", y_title="y", step=1, phases=PHASES).to_dict())
+
+
+# --- views -----------------------------------------------------------------------------------
+
+
+def test_downsample_keeps_ends_and_bounds_rows():
+    frame = pd.DataFrame({"step": range(10_000), "x": range(10_000)})
+    small = views.downsample(frame, 100)
+    assert len(small) <= 101 and small["step"].iloc[0] == 0 and small["step"].iloc[-1] == 9_999
+    assert views.downsample(frame.head(50), 100) is not None and len(views.downsample(frame.head(50), 100)) == 50
+
+
+def test_long_curves_downsamples_each_column_on_its_own_rows():
+    steps = np.arange(10_000)
+    test = np.where(steps % 10 == 0, 1.0, np.nan)  # an imported log: test loss every 10th row
+    frame = pd.DataFrame({"step": steps, "train_loss": np.ones(10_000), "test_loss": test})
+    long = views.long_curves(frame, {"train_loss": "train", "test_loss": "test", "missing": "m"}, max_rows=200)
+    assert set(long["series"]) == {"train", "test"}
+    assert (long["series"] == "test").sum() >= 190  # not thinned to a handful by the NaN rows
+    assert long["value"].notna().all()
+
+
+def test_step_spans_tile_the_run():
+    spans = views.step_spans([0, 10, 30])
+    assert list(spans["start"]) == [0, 5, 20] and list(spans["end"]) == [5, 20, 30]
+
+
+def test_phase_table_and_phase_at():
+    full = SimpleNamespace(memorisation_end=100, circuit_formation_end=300, cleanup_end=500)
+    table = views.phase_table(full, 1000)
+    assert list(table["phase"]) == ["memorisation", "circuit formation", "cleanup", "after cleanup"]
+    assert list(table["end"]) == [100, 300, 500, 1000]
+    assert views.phase_at(full, 50) == "memorisation" and views.phase_at(full, 300) == "cleanup"
+    assert views.phase_at(full, 900) == "after cleanup"
+    not_grokked = SimpleNamespace(memorisation_end=100, circuit_formation_end=None, cleanup_end=None)
+    assert list(views.phase_table(not_grokked, 400)["phase"]) == ["memorisation", "after memorisation"]
+    assert views.phase_at(not_grokked, 200) == "after memorisation"
+    unknown = SimpleNamespace(memorisation_end=None, circuit_formation_end=None, cleanup_end=None)
+    assert views.phase_at(unknown, 5) == "unknown" and views.phase_table(unknown, 10).empty
+
+
+def test_frequency_blocks_light_a_pure_frequency():
+    p, k = 13, 4
+    x = torch.arange(p, dtype=torch.float64)
+    w = 2 * np.pi * k / p
+    neuron = 3.0 + torch.cos(w * x)[:, None] * torch.cos(w * x)[None, :] + torch.sin(w * x)[:, None]
+    blocks = views.frequency_blocks(fourier_2d(neuron))
+    bright = {tuple(ix) for ix in np.argwhere(blocks > 1e-6)}
+    assert bright == {(k, k), (k, 0)}  # the mean (0, 0) is left out
+    assert views.frequency_blocks(fourier_2d(neuron), centre=False)[0, 0] > 1
+    assert fourier_basis(p).shape == (p, p)
+
+
+def test_metrics_table_and_row():
+    before = {s: SplitMetrics(loss=1.0, accuracy=0.5) for s in ("train", "test", "all")}
+    after = {s: SplitMetrics(loss=2.0, accuracy=0.25) for s in ("train", "test", "all")}
+    table = views.metrics_table(before, after)
+    assert list(table.index) == ["train", "test", "all"]
+    assert table.loc["test", "accuracy after"] == 0.25
+    assert views.metrics_row(before) == {"train_accuracy": 0.5, "test_accuracy": 0.5, "train_loss": 1.0, "test_loss": 1.0}
+
+
+def test_log_row_and_neighbours():
+    log = pd.DataFrame({"step": [0, 20], "train_loss": [1.0, 0.5], "train_accuracy": [0.1, 0.9],
+                        "test_loss": [2.0, 1.5], "test_accuracy": [0.0, 0.2], "elapsed_s": [0, 1]})
+    assert views.log_row_at(log, 20)["test_accuracy"] == 0.2
+    assert views.log_row_at(log, 10) is None
+    assert views.previous_step([0, 5, 9], 9) == 5 and views.previous_step([0, 5], 0) is None
+    assert views.next_step([0, 5, 9], 5) == 9 and views.next_step([0, 5], 5) is None
+
+
+def test_ints_in_range_and_labels():
+    assert views.ints_in_range(["3", "x", 99, 2, "3"], 1, 10) == [2, 3]
+    assert views.frequency_label(14, {14: 87}) == "14 · 87 neurons"
+    assert views.frequency_label(14, {14: 1}) == "14 · 1 neuron"
+    assert views.frequency_label(5, {}) == "5"
+
+
+def test_default_neuron_prefers_the_biggest_cluster():
+    table = pd.DataFrame({"neuron": [0, 1, 2, 3], "frequency": [3, 5, 5, 0], "best_fve": [0.99, 0.9, 0.95, 0.0],
+                          "clustered": [True, True, True, False], "dead": [False, False, False, True]})
+    assert views.default_neuron(table) == 2
+
+
+def test_fourier_note_only_for_other_tasks():
+    assert views.fourier_note(Config(task="add", p=5)) is None
+    assert views.fourier_note(Config(task="sub", p=5)) is None
+    assert "mul" in views.fourier_note(Config(task="mul", p=5))
+
+
+def test_pair_split_and_valid_grid():
+    dataset = make_dataset("div", 5, 0.5, 0)
+    assert views.pair_split(dataset, 1, 0) == "not in the task"
+    assert views.valid_grid(dataset).sum() == 20
+    a, b = int(dataset.a[dataset.train_idx[0]]), int(dataset.b[dataset.train_idx[0]])
+    assert views.pair_split(dataset, a, b) == "train pair"
+
+
+def test_discover_runs_reports_broken_folders(tmp_path):
+    root, extra = tmp_path / "checkpoints", tmp_path / "more"
+    write_run_file(root / "good", Config(p=5))
+    (root / "broken").mkdir(parents=True)
+    (root / "broken" / "run.json").write_text("{not json")
+    write_run_file(extra / "other", Config(p=7))
+    choices = views.discover_runs(root, str(extra), base_dir=tmp_path)
+    assert set(choices.runs) == {"checkpoints/good", "more/other"}
+    assert choices.labels["checkpoints/good"] == "good"  # bundled runs: by name
+    assert choices.labels["more/other"] == "more/other"  # others: by path (also the URL value)
+    assert any("broken" in problem and "run.json" in problem for problem in choices.problems)
+    # A run folder given directly, and a folder that does not exist.
+    assert set(views.discover_runs(root, str(extra / "other"), tmp_path).runs) == {"checkpoints/good", "more/other"}
+    missing = views.discover_runs(root, str(tmp_path / "nope"), tmp_path)
+    assert any("nope" in problem for problem in missing.problems) and "checkpoints/good" in missing.runs
+
+
+def test_probe_table_marks_the_constant():
+    terms = pd.DataFrame({"term": ["const", "cos(wa)"], "value": [1.0, 0.5], "coefficient": [2.0, 1.0],
+                          "contribution": [2.0, 0.5], "correlation": [float("nan"), 0.25]})
+    table = views.probe_table(terms)
+    assert list(table["correlation"]) == ["n/a", "+0.250"]
+    assert table["value"].tolist() == [1.0, 0.5]
+
+
+def test_spectrum_frame_shape():
+    frame = views.spectrum_frame(np.ones(56), [14, 35])
+    assert len(frame) == 56 and frame["key"].sum() == 2 and frame["frequency"].iloc[0] == 1
