@@ -50,7 +50,7 @@ MODE_LABELS = {"remove": "remove", "keep": "keep only"}  # also the URL's values
 # --- cached loaders (keys: run path + step + file mtime, so a rewritten file reloads) ----------
 
 
-@st.cache_resource(max_entries=96, show_spinner=False)
+@st.cache_resource(max_entries=64, show_spinner=False)
 def load_params(run_path: str, step: int, mtime: float):
     return open_run(run_path).load(step)
 
@@ -60,14 +60,25 @@ def load_dataset(task: str, p: int, frac_train: float, seed: int):
     return make_dataset(task, p, frac_train, seed)
 
 
+def log_key_of(run) -> tuple[int, float]:
+    """(size, mtime) of the run's log: part of cache keys, as the log grows while a run trains."""
+    log_file = run.path / "log.csv"
+    return (log_file.stat().st_size if log_file.is_file() else 0, views.file_mtime(log_file))
+
+
 @st.cache_data(max_entries=8, show_spinner=False)
 def load_log(run_path: str, size: int, mtime: float):
     return open_run(run_path).log()
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def load_phases(run_path: str, size: int, mtime: float):
+    return phase_boundaries(load_log(run_path, size, mtime), None)
+
+
 # Tensors are cached as resources (shared, never copied): they are read-only here, and copying
 # a [p^2, p] or [p, p, d_mlp] tensor on every rerun would cost more than computing a chart.
-@st.cache_resource(max_entries=96, show_spinner=False)
+@st.cache_resource(max_entries=64, show_spinner=False)  # 5.8 MB each at p = 113
 def all_pairs_logits(run_path: str, step: int, mtime: float):
     return ablation.all_pairs_logits(load_params(run_path, step, mtime))
 
@@ -80,6 +91,12 @@ def activations(run_path: str, step: int, mtime: float):
 @st.cache_resource(max_entries=3, show_spinner=False)
 def ablation_baseline(run_path: str, step: int, mtime: float):
     return ablation.baseline(load_params(run_path, step, mtime))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def key_frequency_counts(run_path: str, step: int, mtime: float) -> dict[int, int]:
+    """Frequency -> number of clustered neurons at one checkpoint (the app uses the last one)."""
+    return neurons.key_frequencies(neurons.neuron_stats(activations(run_path, step, mtime)))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -160,7 +177,8 @@ with st.sidebar:
         st.info(f"No runs found in {RUNS_DIR}. Train one with `python -m grokviz.train --out checkpoints/NAME`.")
         st.stop()
     keys = list(choices.runs)
-    default_key = next((k for k in keys if choices.runs[k].name == DEFAULT_RUN and choices.runs[k].path.parent == RUNS_DIR), keys[0])
+    bundled = [k for k in keys if choices.runs[k].name == DEFAULT_RUN and choices.runs[k].path.parent.resolve() == RUNS_DIR.resolve()]
+    default_key = (bundled or keys)[0]
     run_key = st.selectbox("Run", keys, index=keys.index(default_key), format_func=choices.labels.get,
                            key="run", bind="query-params")
     run = choices.runs[run_key]
@@ -237,7 +255,7 @@ task = TASKS[cfg.task]
 note = views.fourier_note(cfg)
 mtime = views.checkpoint_mtime(run, step)
 in_task = views.pair_split(dataset, a, b)
-correct_c = int(task.op(torch.tensor([a]), torch.tensor([b]), p)[0]) if in_task != "not in the task" else None
+correct_c = views.correct_answer(cfg, a, b)
 with st.sidebar:
     st.caption(f"({a}, {b}) is a {in_task}" + ("." if correct_c is None else f"; the correct answer is c = {correct_c}."))
 
@@ -245,12 +263,11 @@ with st.sidebar:
 
 st.header(f"{run.name}: {task.formula} with p = {p}")
 try:
-    log_file = run.path / "log.csv"
-    log = load_log(run_path, log_file.stat().st_size if log_file.is_file() else 0, views.file_mtime(log_file))
+    log = load_log(run_path, *log_key_of(run))
 except GrokvizError as exc:
     show_error(exc)
     log = None
-phases = phase_boundaries(log, None)
+phases = load_phases(run_path, *log_key_of(run)) if log is not None else phase_boundaries(None, None)
 try:
     params = load_params(run_path, step, mtime)
 except GrokvizError as exc:
@@ -259,17 +276,15 @@ except GrokvizError as exc:
 
 
 def headline_numbers(at_step: int) -> dict | None:
-    """Train/test loss and accuracy at a saved step: the training log's row, else (or for the
-    values the log lacks, e.g. an imported run's accuracies) the checkpoint evaluated."""
-    row = views.log_row_at(log, at_step)
-    if row is None or any(value != value for value in row.values()):  # NaN: not logged
-        try:
-            metrics, _ = ablation.evaluate(all_pairs_logits(run_path, at_step, views.checkpoint_mtime(run, at_step)), dataset)
-        except GrokvizError:
-            return row
-        computed = views.metrics_row(metrics)
-        row = computed if row is None else {k: (computed[k] if v != v else v) for k, v in row.items()}
-    return row
+    """Train/test loss and accuracy at a saved step (the log's row; the checkpoint where it lacks them)."""
+    def evaluated() -> dict:
+        at_mtime = views.checkpoint_mtime(run, at_step)
+        return views.metrics_row(ablation.evaluate(all_pairs_logits(run_path, at_step, at_mtime), dataset)[0])
+
+    try:
+        return views.headline_row(views.log_row_at(log, at_step), evaluated)
+    except GrokvizError:
+        return views.log_row_at(log, at_step)
 
 
 now = headline_numbers(step)
@@ -302,12 +317,6 @@ tabs = st.tabs(TABS, key="tab", bind="query-params")
 last_logged = int(log["step"].max()) if log is not None and len(log) else 0
 phase_bands = views.phase_table(phases, max(steps[-1], last_logged))
 phase_key = tuple(map(tuple, phase_bands.itertuples(index=False)))
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def key_frequency_counts(run_path: str, step: int, mtime: float) -> dict[int, int]:
-    stats = neurons.neuron_stats(activations(run_path, step, mtime))
-    return neurons.key_frequencies(stats)
 
 
 last_mtime = views.checkpoint_mtime(run, steps[-1])
@@ -448,12 +457,15 @@ with tabs[2]:
                 with right:
                     table = views.metrics_table(result.before, result.after)
                     st.dataframe(table, width="stretch", column_config={
-                        c: st.column_config.NumberColumn(format="percent" if "accuracy" in c else "%.3g") for c in table.columns})
+                        c: st.column_config.NumberColumn(format="percent" if "accuracy" in c else "scientific")
+                        for c in table.columns})
                     st.markdown("**The same ablation at every checkpoint**")
                     memo_key = (run_path, signature, tuple(chosen), mode, site)
                     stored = memo_store().get(("ablation-timeline", memo_key))
-                    if stored is None and st.button("Apply to every checkpoint", icon=":material/timeline:",
-                                                    help="Runs the ablation on all saved checkpoints (a few seconds per 10)."):
+                    slot = st.empty()
+                    if stored is None and slot.button("Apply to every checkpoint", icon=":material/timeline:",
+                                                      help="Runs the ablation on all saved checkpoints (a few seconds per 10)."):
+                        slot.empty()  # the charts take the button's place
                         try:
                             stored = remembered("ablation-timeline", memo_key, lambda report: views.ablation_over_run(
                                 steps, lambda s: compute_ablation(s, cached=False), report), "Ablating every checkpoint")
@@ -502,8 +514,8 @@ with tabs[3]:
             labels = ["const"] + [str(k) for k in range(1, fourier.n_frequencies(p) + 1)]
             st.altair_chart(charts.heatmap(
                 block_norms, title=f"Neuron {neuron}: 2-D Fourier spectrum",
-                subtitle="norm of each (frequency in a, frequency in b) block, mean left out; "
-                         "a frequency-k neuron lights (k, k), (k, const), (const, k)",
+                subtitle=["norm of each (frequency of a, frequency of b) block, mean left out;",
+                          "a frequency-k neuron lights (k, k), (k, const) and (const, k)"],
                 x_title="frequency in b", y_title="frequency in a", color_title="norm", x_labels=labels, y_labels=labels,
                 tick_every=5), width="content")
         if result is not None:

@@ -39,6 +39,17 @@ HEATMAP_SCHEME = "viridis"
 LOG_LABELS = "datum.value >= 0.001 && datum.value < 10000 ? format(datum.value, '~g') : format(datum.value, '.0e')"
 
 
+def decades(values, max_ticks: int = 7) -> list[float]:
+    """Tick values for a log axis: powers of ten covering ``values``, every n-th so at most ``max_ticks``."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
+    if not len(values):
+        return [1.0]
+    low, high = int(np.floor(np.log10(values.min()))), int(np.ceil(np.log10(values.max())))
+    stride = max(1, int(np.ceil((high - low + 1) / max_ticks)))
+    return [float(10.0**e) for e in range(high, low - 1, -stride)][::-1]
+
+
 def _title(text: str, subtitle: str | None = None) -> alt.TitleParams:
     return alt.TitleParams(text=text, subtitle=subtitle or "", anchor="start")
 
@@ -174,7 +185,7 @@ def curves(
     palette = [colors.get(n, SERIES_PALETTE[i % len(SERIES_PALETTE)]) for i, n in enumerate(domain)]
     y = alt.Y("value:Q", title=y_title)
     if log_y:
-        y = y.scale(type="log").axis(labelExpr=LOG_LABELS)
+        y = y.scale(type="log").axis(labelExpr=LOG_LABELS, values=decades(frame["value"]))
     if y_format:
         y = y.axis(format=y_format)
     mark = alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(size=18) if points else False, strokeWidth=1.8)
@@ -242,7 +253,7 @@ def spectrum_heatmap(
                       labelFontWeight="bold" if keys else "normal", grid=False, labelOverlap="greedy")
     cells = (
         alt.Chart(frame)
-        .mark_rect()
+        .mark_rect(strokeWidth=0.6)
         .encode(
             x=alt.X("start:Q", title="training step", axis=alt.Axis(format="~s"),
                     scale=alt.Scale(domain=[float(frame["start"].min()) if len(frame) else 0.0, x_end], nice=False)),
@@ -252,6 +263,8 @@ def spectrum_heatmap(
             y2="high:Q",
             color=alt.Color("share:Q", title="share of norm²", scale=alt.Scale(scheme=HEATMAP_SCHEME),
                             legend=alt.Legend(format=".0%")),
+            # Stroke in the fill colour: no hairline gaps between neighbouring checkpoints.
+            stroke=alt.Stroke("share:Q", scale=alt.Scale(scheme=HEATMAP_SCHEME), legend=None),
             tooltip=[alt.Tooltip("step:Q", format=","), "frequency:Q", alt.Tooltip("share:Q", format=".1%")],
         )
     )
@@ -307,7 +320,8 @@ def ablation_timeline(
     if log_y:
         data = data[data[metric] > 0]
     y = alt.Y(f"{metric}:Q", title="loss (log scale)" if log_y else "accuracy")
-    y = y.scale(type="log").axis(labelExpr=LOG_LABELS) if log_y else y.scale(domain=[0, 1]).axis(format=".0%")
+    y = (y.scale(type="log").axis(labelExpr=LOG_LABELS, values=decades(data[metric])) if log_y
+         else y.scale(domain=[0, 1]).axis(format=".0%"))
     lines = (
         alt.Chart(data)
         .mark_line(point=alt.OverlayMarkDef(size=16), strokeWidth=1.8)
@@ -486,7 +500,7 @@ def waves_chart(frame: pd.DataFrame, *, label: int, title: str, subtitle: str | 
         alt.Chart(frame)
         .mark_line()
         .encode(
-            x=alt.X("c:Q", title="output c", scale=alt.Scale(domain=[0, int(frame["c"].max()) if len(frame) else 1])),
+            x=alt.X("c:Q", title="output c", scale=alt.Scale(domain=[0, int(frame["c"].max()) if len(frame) else 1], nice=False)),
             y=alt.Y("value:Q", title="contribution to the logit of c"),
             color=alt.Color("series:N", scale=alt.Scale(domain=names, range=palette), legend=alt.Legend(title=None, orient="top")),
             strokeWidth=alt.condition(alt.datum.series == "sum", alt.value(2.5), alt.value(1.0)),

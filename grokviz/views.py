@@ -2,8 +2,9 @@
 
 Owns everything the app needs that is neither analysis (``fourier``, ``neurons``, ``ablation``,
 ``progress``) nor drawing (``charts``): finding runs to offer, turning tensors into long
-frames, downsampling curves, naming phases, labelling frequencies. Pure functions (the two
-that read a run folder say so), no Streamlit, so all of it is tested without a browser.
+frames, downsampling curves, naming phases, labelling frequencies. Pure functions except the
+few that look at the file system (finding runs, file signatures for cache keys), which say so;
+no Streamlit, so all of it is tested without a browser.
 """
 
 from __future__ import annotations
@@ -366,6 +367,17 @@ def log_row_at(log: pd.DataFrame, step: int) -> dict | None:
     return {c: float(rows.iloc[-1][c]) for c in HEADLINE_COLUMNS}
 
 
+def headline_row(logged: dict | None, evaluate) -> dict:
+    """The headline's numbers: the log's row, with ``evaluate()`` (the checkpoint's own metrics)
+    filling in a missing row or its NaN values (an imported log may lack accuracies)."""
+    if logged is not None and all(value == value for value in logged.values()):
+        return logged
+    computed = evaluate()
+    if logged is None:
+        return computed
+    return {name: (computed[name] if value != value else value) for name, value in logged.items()}
+
+
 def metrics_row(metrics: Mapping) -> dict:
     """SplitMetrics by split -> the headline's four numbers."""
     return {
@@ -419,6 +431,14 @@ def valid_grid(dataset) -> torch.Tensor:
     grid = torch.zeros(dataset.p, dataset.p, dtype=torch.bool)
     grid[dataset.a, dataset.b] = True
     return grid
+
+
+def correct_answer(cfg: Config, a: int, b: int) -> int | None:
+    """c = op(a, b) mod p for the run's task, or None where the task is undefined (b = 0 in div)."""
+    task = TASKS[cfg.task]
+    if task.needs_nonzero_b and b % cfg.p == 0:
+        return None
+    return int(task.op(torch.tensor([int(a)]), torch.tensor([int(b)]), cfg.p)[0])
 
 
 def pair_split(dataset, a: int, b: int) -> str:

@@ -113,14 +113,6 @@ def test_key_frequency_ablation_at_the_logits(bundled: Path):
     assert metric(at, "Train accuracy after") == "100.0%"
 
 
-def test_ablation_across_the_timeline(bundled: Path):
-    at = check(new_app(tab="Ablation").run())
-    apply = [b for b in at.button if b.label == "Apply to every checkpoint"]
-    assert apply, "the timeline ablation is offered"
-    check(apply[0].click().run())
-    assert not [b for b in at.button if b.label == "Apply to every checkpoint"]  # replaced by its charts
-
-
 def test_probe_shows_the_values_at_the_chosen_input(bundled: Path):
     run = open_run(bundled)
     step = run.steps()[-1]
@@ -172,6 +164,19 @@ def test_url_query_parameters_restore_the_view(tiny_run: Path):
     assert (at.radio(key="mode").value, at.radio(key="site").value) == ("keep", "neurons")
     # Values that do not fit the run are ignored, not fatal.
     check(new_app(step="999999", a="500").run())
+
+
+def test_ablation_across_the_timeline(tiny_run: Path):
+    at = check(new_app(tab="Ablation", freqs=["1", "2"]).run())
+    apply = [b for b in at.button if b.label == "Apply to every checkpoint"]
+    assert apply, "the timeline ablation is offered"
+    check(apply[0].click().run())
+    assert not [b for b in at.button if b.label == "Apply to every checkpoint"]  # its charts replace it
+    assert any("Solid: before; dashed: after" in c.value for c in at.caption)
+    # Kept for these settings: switching tabs and back shows it without recomputing.
+    open_tab(at, "Training")
+    check(open_tab(at, "Ablation"))
+    assert any("Solid: before; dashed: after" in c.value for c in at.caption)
 
 
 def test_play_starts_from_the_first_step(tiny_run: Path):

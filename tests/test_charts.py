@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import altair as alt
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from grokviz import charts, views
@@ -61,11 +62,16 @@ def test_curves_log_scale_rule_and_phases():
     assert d["autosize"]["type"] == "fit-x"
 
 
-def test_curves_without_context_is_a_plain_chart():
-    frame = pd.DataFrame({"step": [0, 1], "series": ["a", "a"], "value": [1.0, 2.0]})
-    chart = charts.curves(frame, title="t", y_title="y")
-    assert isinstance(chart, alt.Chart)
-    spec(chart)
+def test_static_spec_and_step_rule():
+    frame = pd.DataFrame({"step": np.arange(6000) % 100, "series": "a", "value": np.arange(6000.0) + 1})
+    chart = charts.curves(frame, title="t", y_title="y", phases=PHASES)  # more rows than Altair's 5,000 guard
+    static = charts.static_spec(chart)
+    assert len(static["layer"]) == 2 and sum(len(v) for v in static["datasets"].values()) == 6000 + len(PHASES)
+    json.dumps(static)  # plain JSON: what Streamlit sends
+    ruled = charts.add_step_rule(static, 42, color="white")
+    assert len(ruled["layer"]) == 3 and len(static["layer"]) == 2  # a copy, the cached spec is untouched
+    assert ruled["layer"][-1]["data"]["values"][0]["step"] == 42
+    assert ruled["layer"][-1]["mark"]["color"] == "white"
 
 
 def test_phase_layer_only_lists_present_phases():
@@ -214,6 +220,16 @@ def test_log_row_and_neighbours():
     assert views.next_step([0, 5, 9], 5) == 9 and views.next_step([0, 5], 5) is None
 
 
+def test_headline_row_fills_what_the_log_lacks():
+    full = {"train_accuracy": 1.0, "test_accuracy": 0.5, "train_loss": 0.1, "test_loss": 2.0}
+    computed = {"train_accuracy": 0.9, "test_accuracy": 0.4, "train_loss": 0.2, "test_loss": 3.0}
+    never = lambda: pytest.fail("evaluated although the log had everything")  # noqa: E731
+    assert views.headline_row(full, never) == full
+    assert views.headline_row(None, lambda: computed) == computed
+    partial = dict(full, train_accuracy=float("nan"))
+    assert views.headline_row(partial, lambda: computed) == dict(full, train_accuracy=0.9)
+
+
 def test_ints_in_range_and_labels():
     assert views.ints_in_range(["3", "x", 99, 2, "3"], 1, 10) == [2, 3]
     assert views.frequency_label(14, {14: 87}) == "14 · 87 neurons"
@@ -231,6 +247,12 @@ def test_fourier_note_only_for_other_tasks():
     assert views.fourier_note(Config(task="add", p=5)) is None
     assert views.fourier_note(Config(task="sub", p=5)) is None
     assert "mul" in views.fourier_note(Config(task="mul", p=5))
+
+
+def test_correct_answer():
+    assert views.correct_answer(Config(task="add", p=7), 5, 4) == 2
+    assert views.correct_answer(Config(task="div", p=7), 3, 0) is None
+    assert views.correct_answer(Config(task="div", p=7), 6, 3) == 2
 
 
 def test_pair_split_and_valid_grid():
@@ -269,3 +291,25 @@ def test_probe_table_marks_the_constant():
 def test_spectrum_frame_shape():
     frame = views.spectrum_frame(np.ones(56), [14, 35])
     assert len(frame) == 56 and frame["key"].sum() == 2 and frame["frequency"].iloc[0] == 1
+
+
+def test_attention_and_ablation_shortcuts_match_the_library():
+    from grokviz import ablation
+    from grokviz.model import init_params
+
+    cfg = Config(p=11, d_model=16, d_mlp=32, n_heads=2, d_head=8)
+    params = init_params(cfg)
+    pattern = views.attention_at(params, 3, 4)
+    assert pattern.shape == (2, 3) and np.allclose(pattern.sum(axis=1), 1.0)
+    assert np.allclose(pattern, ablation.attention_to(params)[:, 3, 4].numpy(), atol=1e-6)
+    dataset = make_dataset("add", 11, 0.5, 0)
+    logits = ablation.all_pairs_logits(params)
+    base = ablation.baseline(params)
+    for site in ablation.SITES:
+        for mode in ablation.MODES:
+            mine = views.ablation_result(logits, params, dataset, [1, 3], mode, site, base=base)
+            theirs = ablation.ablate(params, dataset, [1, 3], mode, site)
+            assert mine.after["test"].loss == pytest.approx(theirs.after["test"].loss, rel=1e-5)
+            assert torch.equal(mine.correct_after, theirs.correct_after)
+    frame = views.ablation_over_run([0, 5], lambda step: ablation.ablate(params, dataset, [2]))
+    assert len(frame) == 8 and set(frame["when"]) == {"before", "after"}
