@@ -20,10 +20,12 @@ import json
 import math
 import os
 import re
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from safetensors import SafetensorError, safe_open
@@ -112,7 +114,7 @@ class LogWriter:
         kept = []
         if keep_below_step is not None and self.path.exists():
             # Resuming: keep the rows before the resumed step; the loop writes the rest again.
-            kept = [r for r in _read_log_rows(self.path) if r["step"] < keep_below_step]
+            kept = [r for r in _read_log_rows(self.path)[0] if r["step"] < keep_below_step]
         atomic_write(self.path, lambda tmp: Path(tmp).write_text(_format_rows(kept)))
         self._file = open(self.path, "a", buffering=1, encoding="utf-8")
 
@@ -130,25 +132,39 @@ def _format_rows(rows: list[dict[str, float]], header: bool = True) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def _read_log_rows(path: Path) -> list[dict[str, float]]:
-    text = path.read_text(encoding="utf-8")
-    if not text.endswith("\n"):  # a line being written right now: ignore it
+def _read_log_rows(path: Path) -> tuple[list[dict[str, float]], list[str]]:
+    """Rows of a training log, ascending by step, and one message per row that was skipped.
+
+    A last line without its newline is a write in flight and is ignored silently. Malformed rows
+    are skipped and reported; a step logged twice keeps its last row (what a resumed run wrote).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GrokvizError(f"{path}: unreadable training log ({exc})") from None
+    if not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
     lines = text.splitlines()
     if not lines or lines[0].split(",") != list(LOG_COLUMNS):
         raise GrokvizError(f"{path}: not a grokviz training log (expected the header {','.join(LOG_COLUMNS)})")
-    rows = []
+    by_step: dict[int, dict[str, float]] = {}
+    problems = []
     for number, line in enumerate(lines[1:], start=2):
         values = line.split(",")
         try:
             if len(values) != len(LOG_COLUMNS):
-                raise ValueError(f"{len(values)} fields")
+                raise ValueError(f"{len(values)} fields, expected {len(LOG_COLUMNS)}")
             row = {c: float(v) for c, v in zip(LOG_COLUMNS, values)}
+            if not (row["step"] >= 0 and row["step"].is_integer()):
+                raise ValueError(f"step {values[0]!r} is not a non-negative integer")
         except ValueError as exc:
-            raise GrokvizError(f"{path}, line {number}: malformed log row ({exc})") from None
+            problems.append(f"{path}, line {number}: malformed row skipped ({exc})")
+            continue
         row["step"] = int(row["step"])
-        rows.append(row)
-    return rows
+        if row["step"] in by_step:
+            problems.append(f"{path}, line {number}: step {row['step']} logged again; the later row is kept")
+        by_step[row["step"]] = row
+    return [by_step[step] for step in sorted(by_step)], problems
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -188,7 +204,8 @@ def validate_params(params: Params, cfg: Config, source: str) -> Params:
         if not tensor.is_floating_point():
             raise GrokvizError(f"{source}: {name} has dtype {tensor.dtype}, expected a float")
         tensor = tensor.float()
-        if not torch.isfinite(tensor).all():
+        # numpy: single-threaded and ~100x cheaper than torch's threaded isfinite on a busy 2-core box.
+        if not np.isfinite(tensor.numpy()).all():
             raise GrokvizError(f"{source}: {name} contains NaN or infinite values")
         out[name] = tensor
     return out
@@ -204,50 +221,118 @@ def load_checkpoint_file(path: Path) -> tuple[Config, int, Params]:
     return cfg, _parse_step(metadata, path), validate_params(tensors, cfg, str(path))
 
 
+# (absolute path, mtime_ns, size) of a checkpoint file -> (step, None) or (None, problem).
+# Every file is fully checked once per process however many Run objects look at it; a file that
+# is rewritten gets a new mtime or size and is checked again.
+_VERDICTS: dict[tuple[str, int, int], tuple[int | None, str | None]] = {}
+
+
 @dataclass
 class Run:
-    """A run folder opened for reading. Cheap to construct; loads weights lazily."""
+    """A run folder opened for reading. Cheap to construct; loads weights lazily.
+
+    :meth:`steps` lists the checkpoints that load; every other ``step_*.safetensors`` file (broken,
+    foreign, NaN, another run's, a duplicate) is skipped and described in :attr:`problems`.
+    """
 
     path: Path
     config: Config
     source: str = "grokviz.train"
-    problems: list[str] = field(default_factory=list)  # files skipped while listing, with reasons
+    _files: dict[int, str] = field(default_factory=dict, repr=False)  # step -> file name
+    _file_problems: list[str] = field(default_factory=list, repr=False)
+    _log_problems: list[str] = field(default_factory=list, repr=False)
 
     @property
     def name(self) -> str:
         return self.path.name
 
+    @property
+    def problems(self) -> list[str]:
+        """Files and log rows skipped by the last :meth:`steps` and :meth:`log`, with reasons."""
+        return self._file_problems + self._log_problems
+
     def steps(self) -> list[int]:
-        """Saved steps, ascending, from the file names (re-scanned: a run may still be training)."""
-        found = []
-        for entry in self.path.iterdir():
+        """Steps whose checkpoints load, ascending (re-scanned: a run may still be training)."""
+        files, problems = {}, []
+        try:
+            entries = sorted(os.scandir(self.path), key=lambda e: e.name)
+        except OSError as exc:
+            raise GrokvizError(f"{self.path}: cannot list the run folder ({exc.strerror})") from None
+        for entry in entries:
             match = CHECKPOINT_RE.match(entry.name)
-            if match:
-                found.append(int(match.group(1)))
-        return sorted(found)
+            if not match:
+                continue
+            try:
+                info = entry.stat()  # follows symlinks: a dangling one is unreadable
+            except OSError as exc:
+                problems.append(f"{entry.path}: unreadable ({exc.strerror}); skipped")
+                continue
+            if not stat.S_ISREG(info.st_mode):  # a folder or a pipe would hang or fail a reader
+                problems.append(f"{entry.path}: not a regular file; skipped")
+                continue
+            key = (os.path.abspath(entry.path), info.st_mtime_ns, info.st_size)
+            if key not in _VERDICTS:
+                if len(_VERDICTS) > 100_000:  # a long-lived app watching many runs: start afresh
+                    _VERDICTS.clear()
+                _VERDICTS[key] = self._check(Path(entry.path), int(match.group(1)))
+            step, problem = _VERDICTS[key]
+            if problem is not None:
+                problems.append(problem + "; skipped")
+            elif step in files:
+                # Two names for one step (step_100 and step_000100): keep the canonical one.
+                keep, drop = sorted((files[step], entry.name), key=lambda n: n != checkpoint_name(step))
+                files[step] = keep
+                problems.append(f"{self.path / drop}: a second file for step {step} (kept {keep}); skipped")
+            else:
+                files[step] = entry.name
+        self._files, self._file_problems = files, problems
+        return sorted(files)
 
-    def checkpoint_path(self, step: int) -> Path:
-        return self.path / checkpoint_name(step)
+    def _check(self, path: Path, step: int) -> tuple[int | None, str | None]:
+        try:
+            self._load_file(path, step)
+        except GrokvizError as exc:
+            return None, str(exc)
+        return step, None
 
-    def load(self, step: int) -> Params:
-        """fp32 weights at ``step``, checked against the run's config."""
-        path = self.checkpoint_path(step)
-        if not path.is_file():
-            raise GrokvizError(f"{self.path}: no checkpoint for step {step}; saved steps are {self.steps()}")
+    def _load_file(self, path: Path, step: int) -> Params:
         tensors, metadata = _read_safetensors(path)
         stored_step = _parse_step(metadata, path)
         if stored_step != step:
             raise GrokvizError(f"{path}: the file name says step {step} but its metadata says {stored_step}")
-        if "config" in metadata and Config.from_json(metadata["config"], str(path)) != self.config:
-            raise GrokvizError(f"{path}: its config differs from {self.path / RUN_FILE}; it belongs to another run")
+        if "config" in metadata:
+            other = Config.from_json(metadata["config"], str(path))
+            if other != self.config:
+                differences = ", ".join(
+                    f"{k}={v!r} (run: {getattr(self.config, k)!r})"
+                    for k, v in other.to_dict().items() if getattr(self.config, k) != v
+                )
+                raise GrokvizError(f"{path}: belongs to another run; its config differs from {RUN_FILE}: {differences}")
         return validate_params(tensors, self.config, str(path))
 
+    def checkpoint_path(self, step: int) -> Path:
+        return self.path / self._files.get(step, checkpoint_name(step))
+
+    def load(self, step: int) -> Params:
+        """fp32 weights at ``step``, checked against the run's config (names, shapes, finite)."""
+        if step not in self._files:
+            steps = self.steps()
+            if step not in self._files:
+                shown = steps if len(steps) <= 12 else steps[:6] + ["..."] + steps[-5:]
+                raise GrokvizError(f"{self.path}: no loadable checkpoint for step {step}; saved steps are {shown}")
+        return self._load_file(self.checkpoint_path(step), step)
+
     def log(self) -> pd.DataFrame:
-        """The training log (columns ``LOG_COLUMNS``); empty if the run has none yet."""
+        """The training log (columns ``LOG_COLUMNS``, ascending steps); empty if there is none yet.
+
+        Rows that cannot be read are skipped and described in :attr:`problems`.
+        """
         path = self.path / LOG_FILE
+        self._log_problems = []
         if not path.is_file():
             return pd.DataFrame({c: pd.Series(dtype="int64" if c == "step" else "float64") for c in LOG_COLUMNS})
-        frame = pd.DataFrame(_read_log_rows(path), columns=list(LOG_COLUMNS))
+        rows, self._log_problems = _read_log_rows(path)
+        frame = pd.DataFrame(rows, columns=list(LOG_COLUMNS))
         return frame.astype({"step": "int64"})
 
 
