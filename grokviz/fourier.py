@@ -113,12 +113,16 @@ def _transform_2d(x: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     return over_b.reshape(p, p, *channels)
 
 
-def embed_spectrum(params: Params) -> torch.Tensor:
-    """[K] norm of each frequency in the token embedding, from B @ W_E[:p] (the '=' row excluded)."""
+def embed_fourier(params: Params) -> torch.Tensor:
+    """B @ W_E[:p]: [p (basis row), d_model], the token embedding in the Fourier basis ('=' excluded)."""
     W_E = params["embed.W_E"]  # [d_vocab, d_model]
     p = W_E.shape[0] - 1
-    coefficients = fourier_basis(p, W_E.dtype) @ W_E[:p]  # [p (basis row), d_model]
-    return frequency_norms(coefficients)
+    return fourier_basis(p, W_E.dtype) @ W_E[:p]
+
+
+def embed_spectrum(params: Params) -> torch.Tensor:
+    """[K] norm of each frequency in the token embedding, from B @ W_E[:p] (the '=' row excluded)."""
+    return frequency_norms(embed_fourier(params))
 
 
 def unembed_matrix(params: Params) -> torch.Tensor:
@@ -126,8 +130,12 @@ def unembed_matrix(params: Params) -> torch.Tensor:
     return params["blocks.0.mlp.W_out"] @ params["unembed.W_U"]
 
 
+def unembed_fourier(params: Params) -> torch.Tensor:
+    """W_L @ B^T, transposed: [p (basis row), d_mlp], W_L in the Fourier basis of its output axis."""
+    W_L = unembed_matrix(params)  # [d_mlp, p]
+    return (W_L @ fourier_basis(W_L.shape[1], W_L.dtype).T).T
+
+
 def unembed_spectrum(params: Params) -> torch.Tensor:
     """[K] norm of each frequency of W_L over its output (logit) axis: W_L @ B^T."""
-    W_L = unembed_matrix(params)  # [d_mlp, p]
-    coefficients = W_L @ fourier_basis(W_L.shape[1], W_L.dtype).T  # [d_mlp, p (basis row)]
-    return frequency_norms(coefficients.T)
+    return frequency_norms(unembed_fourier(params))

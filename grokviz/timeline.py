@@ -38,8 +38,12 @@ def default_key_frequencies(run: Run, step: int | None = None) -> list[int]:
     return sorted(key_frequencies(neuron_stats(neuron_activations(params))))
 
 
-def _signature(run: Run, step: int) -> list[int]:
-    stat = run.checkpoint_path(step).stat()
+def _signature(run: Run, step: int) -> list[int] | None:
+    """[size, mtime_ns] of the step's file; None when it vanished since listing (a resumed run prunes)."""
+    try:
+        stat = run.checkpoint_path(step).stat()
+    except OSError:
+        return None
     return [stat.st_size, stat.st_mtime_ns]
 
 
@@ -86,10 +90,11 @@ def timeline(
     are computed (not for rows taken from the cache). The frame's ``attrs["key_freqs"]`` holds
     the frequencies used.
     """
-    steps = run.steps()
     chosen = None if key_freqs is None else sorted({int(k) for k in key_freqs})
     csv_path, key_path = _cache_paths(run, chosen)
-    signatures = {str(step): _signature(run, step) for step in steps}
+    signatures = {str(step): _signature(run, step) for step in run.steps()}
+    signatures = {step: signature for step, signature in signatures.items() if signature is not None}
+    steps = [int(step) for step in signatures]
     cached = _read_cache(csv_path, key_path) if use_cache else None
 
     if chosen is None:

@@ -134,3 +134,18 @@ def test_bundled_run_summary(bundled_run_path, capsys):
     assert out["test_accuracy"] == 1.0
     assert out["restricted_loss"] < out["test_loss"] * 10 and out["excluded_loss"] > 4.7
     assert out["fraction_neurons_clustered"] > 0.5
+
+
+def test_reference_checkpoint_imported_as_a_run(fixtures_dir, tmp_path, capsys):
+    interop = pytest.importorskip("grokviz.interop")
+    path = fixtures_dir / "progress-measures-seed1-wd1.pth"
+    if not path.is_file():
+        pytest.skip(f"{path} missing")
+    run_dir = interop.write_run(interop.import_progress_measures(path), tmp_path / "seed1")
+    out = _json(capsys, [str(run_dir), "--json"])
+    assert out["p"] == 113 and out["task"] == "add"
+    assert out["key_frequencies"] == [6, 23, 37, 39, 41]
+    assert out["neuron_frequency_counts"] == {"6": 47, "23": 31, "37": 65, "39": 11, "41": 31}
+    assert out["fraction_neurons_clustered"] == pytest.approx(185 / 512)
+    assert out["train_accuracy"] == 1.0 and out["test_accuracy"] == 1.0  # every pair is right
+    assert out["restricted_loss"] < 1e-7 and out["excluded_loss"] > 8

@@ -126,3 +126,19 @@ def test_frequency_norms_groups_cos_and_sin_rows():
     coefficients[4] = torch.tensor([0.0, 4.0])  # sin 2
     coefficients[0] = 100.0  # constant: not a frequency
     assert torch.allclose(frequency_norms(coefficients), torch.tensor([0.0, 5.0, 0.0]))
+
+
+def test_fourier_coefficient_matrices_match_the_spectra():
+    from grokviz.fourier import embed_fourier, unembed_fourier
+
+    p = 23
+    params = init_params(Config(p=p, d_model=16, d_mlp=32, n_heads=1, d_head=4))
+    coefficients = embed_fourier(params)
+    assert coefficients.shape == (p, 16)
+    assert torch.allclose(fourier_basis(p).T @ coefficients, params["embed.W_E"][:p], atol=1e-5)
+    assert torch.allclose(frequency_norms(coefficients), embed_spectrum(params))
+    out = unembed_fourier(params)
+    assert out.shape == (p, 32)
+    W_L = params["blocks.0.mlp.W_out"] @ params["unembed.W_U"]
+    assert torch.allclose(out.T @ fourier_basis(p), W_L, atol=1e-5)
+    assert torch.allclose(frequency_norms(out), unembed_spectrum(params))
