@@ -33,7 +33,6 @@ from .errors import GrokvizError
 from .model import Params, forward_last, init_params
 from .optim import AdamWState, adamw_step
 from .runs import (
-    CHECKPOINT_RE,
     RESUME_FILE,
     LogWriter,
     Run,
@@ -224,11 +223,10 @@ def _prepare_run(cfg: Config, out: Path, resume: bool, dev: torch.device) -> tup
         if not (out / RESUME_FILE).is_file():
             raise GrokvizError(f"{out}: no {RESUME_FILE}; this run cannot be resumed")
         step, params, exp_avg, exp_avg_sq = load_resume_state(out)
-        # Checkpoints after the resume point are from steps the resumed loop redoes.
-        for entry in out.iterdir():
-            match = CHECKPOINT_RE.match(entry.name)
-            if match and int(match.group(1)) > step:
-                entry.unlink()
+        # Checkpoints after the resume point stay: the resumed loop is deterministic and rewrites
+        # them with the same contents. Temporary files of a killed write are removed.
+        for entry in out.glob(".*.tmp"):
+            entry.unlink(missing_ok=True)
         to_dev = lambda group: {k: v.to(dev) for k, v in group.items()}  # noqa: E731
         params = {k: v.requires_grad_(True) for k, v in to_dev(params).items()}
         return step, params, AdamWState(step=step, exp_avg=to_dev(exp_avg), exp_avg_sq=to_dev(exp_avg_sq))
