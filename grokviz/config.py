@@ -20,6 +20,10 @@ from .tasks import SPLITS, TASKS
 # that at ~2 GB of fp32 at the default width. Below 5 there is only one Fourier frequency.
 P_MIN, P_MAX = 5, 997
 
+# Live analysis holds [p, p, d_mlp] activations and their 2-D Fourier transform several times
+# over (about 1 GB at p = 257, d_mlp = 512); above this p the app and analyze CLI refuse politely.
+ANALYSIS_P_MAX = 257
+
 SAVE_DTYPES = ("float32", "float16", "bfloat16")
 
 
@@ -145,3 +149,13 @@ class Config:
         except (json.JSONDecodeError, TypeError) as exc:
             raise GrokvizError(f"{source}: the config is not valid JSON ({exc})") from None
         return cls.from_dict(data, source)
+
+
+def check_analysable(cfg: Config, source: str = "this run") -> None:
+    """Refuse live analysis of models too big for memory, in words, before any allocation."""
+    if cfg.p > ANALYSIS_P_MAX:
+        raise GrokvizError(
+            f"{source}: p={cfg.p} is above {ANALYSIS_P_MAX}, the largest p grokviz analyses live "
+            f"(all p^2 inputs x d_mlp activations would need ~{cfg.p**2 * cfg.d_mlp * 4 * 6 / 2**30:.0f} GB); "
+            "its training log can still be read"
+        )

@@ -24,7 +24,7 @@ import pandas as pd
 from .neurons import key_frequencies, neuron_activations, neuron_stats
 from .progress import progress_measures
 from .runs import Run, atomic_write
-from .tasks import make_dataset
+from .tasks import dataset_for
 
 TIMELINE_FORMAT = "grokviz.timeline/1"
 
@@ -115,7 +115,7 @@ def timeline(
             if step in signatures and stored.get(step) == signatures[step]:
                 reusable[int(step)] = record
 
-    dataset = make_dataset(run.config.task, run.config.p, run.config.frac_train, run.config.split_seed)
+    dataset = dataset_for(run.config)
     todo = [step for step in steps if step not in reusable]
     rows, done = [], 0
     if progress is not None:

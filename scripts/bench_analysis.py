@@ -28,7 +28,7 @@ from grokviz.fourier import embed_spectrum, unembed_spectrum  # noqa: E402
 from grokviz.model import init_params  # noqa: E402
 from grokviz.neurons import key_frequencies, neuron_stats, probe, term_correlations  # noqa: E402
 from grokviz.runs import open_run, save_checkpoint, write_run_file  # noqa: E402
-from grokviz.tasks import make_dataset  # noqa: E402
+from grokviz.tasks import dataset_for  # noqa: E402
 from grokviz.timeline import timeline  # noqa: E402
 
 
@@ -66,26 +66,26 @@ def main() -> int:
     torch.set_flush_denormal(True)  # weight-decayed checkpoints hold denormals; they slow CPU math
 
     cfg, params, what, load_ms = load_model(Path(args.run))
-    dataset = make_dataset(cfg.task, cfg.p, cfg.frac_train, cfg.split_seed)
+    dataset = dataset_for(cfg)
     base = baseline(params)
-    stats = neuron_stats(base.acts, coefficients=base.acts_fourier)
+    stats = neuron_stats(base.acts, blocks=base.blocks)
     keys = sorted(key_frequencies(stats)) or [1, 2, 3]
     other = sorted(set(keys[:-1]) | {keys[-1] % ((cfg.p - 1) // 2) + 1})  # a different set, same size
 
     def step_change():
-        fresh = baseline(params)  # one all-pairs forward + 2-D transform of the activations
+        fresh = baseline(params)  # one all-pairs forward (its frequency blocks come with the neuron table)
         embed_spectrum(params), unembed_spectrum(params)
-        fresh_stats = neuron_stats(fresh.acts, coefficients=fresh.acts_fourier)
+        fresh_stats = neuron_stats(fresh.acts, blocks=fresh.blocks)
         fresh_stats.table()
         chosen = sorted(key_frequencies(fresh_stats)) or [1]
         ablate_baseline(fresh, params, dataset, chosen, "remove", "logits")
 
     rows = [("load checkpoint (safetensors -> fp32)", load_ms, None)]
-    rows.append(("step change: baseline (forward + 2-D transform)", median_ms(lambda: baseline(params), args.repeats), None))
+    rows.append(("step change: baseline (all-pairs forward + frequency blocks)", median_ms(lambda: baseline(params).blocks, args.repeats), None))
     rows.append(("step change: spectra (W_E, W_L)",
                  median_ms(lambda: (embed_spectrum(params), unembed_spectrum(params)), args.repeats), None))
     rows.append(("step change: neuron table (FVE, frequencies)",
-                 median_ms(lambda: neuron_stats(base.acts, coefficients=base.acts_fourier).table(), args.repeats), None))
+                 median_ms(lambda: neuron_stats(base.acts, blocks=base.blocks).table(), args.repeats), None))
     rows.append(("step change: ablation at defaults (remove keys, logits)",
                  median_ms(lambda: ablate_baseline(base, params, dataset, keys, "remove", "logits"), args.repeats), None))
     rows.append(("STEP CHANGE TOTAL (all of the above but loading)", median_ms(step_change, args.repeats), 250))

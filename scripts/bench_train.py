@@ -28,7 +28,7 @@ from grokviz.config import Config
 from grokviz.model import forward, forward_last, init_params
 from grokviz.optim import AdamWState
 from grokviz.runs import nearest_step, open_run
-from grokviz.tasks import make_dataset
+from grokviz.tasks import dataset_for
 from grokviz.train import apply_update, loss_and_accuracy
 
 DEFAULT_THREADS = torch.get_num_threads()
@@ -90,7 +90,7 @@ def main() -> None:
     args = parser.parse_args()
 
     cfg = Config()
-    dataset = make_dataset(cfg.task, cfg.p, cfg.frac_train, cfg.split_seed)
+    dataset = dataset_for(cfg)
     data = tuple(tuple(t[idx] for t in (dataset.a, dataset.b, dataset.labels)) for idx in (dataset.train_idx, dataset.test_idx))
     params, origin = starting_weights(cfg, args.step_from, args.at_step)
 
@@ -114,11 +114,11 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_interop_threads()} interop threads, "
           f"default torch threads {DEFAULT_THREADS}; torch {torch.__version__}")
     print(f"p={cfg.p}, {len(data[0][0])} train pairs, start: {origin}; {args.rounds} interleaved rounds x {args.steps} steps\n")
-    print(f"| {'variant':34} | ms/step (median) | min   | 25,000 steps | vs ours |")
-    print(f"|{'-' * 36}|------------------|-------|--------------|---------|")
+    print(f"| {'variant':34} | ms/step (median) | min    | 25,000 steps | vs ours |")
+    print(f"|{'-' * 36}|------------------|--------|--------------|---------|")
     for name, values in times.items():
         median = statistics.median(values)
-        print(f"| {name:34} | {median:16.1f} | {min(values):5.1f} | {median * 25:9.0f} s  | {median / ours:6.1f}x |")
+        print(f"| {name:34} | {median:16.1f} | {min(values):6.1f} | {median * 25:9.0f} s  | {median / ours:6.1f}x |")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import torch
 from grokviz.config import Config
 from grokviz.model import forward, forward_last, init_params, param_shapes
 from grokviz.optim import AdamWState, adamw_step, learning_rate
-from grokviz.tasks import make_dataset
+from grokviz.tasks import dataset_for
 
 
 def reference_forward(params: dict[str, torch.Tensor], tokens: torch.Tensor) -> torch.Tensor:
@@ -47,7 +47,7 @@ def trained_like_params(cfg: Config) -> dict[str, torch.Tensor]:
 @pytest.fixture
 def small() -> tuple[Config, dict[str, torch.Tensor], torch.Tensor]:
     cfg = Config(p=17, d_model=32, n_heads=4, d_head=8, d_mlp=64)
-    dataset = make_dataset(cfg.task, cfg.p, cfg.frac_train, cfg.split_seed)
+    dataset = dataset_for(cfg)
     return cfg, trained_like_params(cfg), dataset.tokens
 
 

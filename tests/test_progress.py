@@ -18,7 +18,7 @@ from grokviz.fourier import embed_spectrum, unembed_spectrum
 from grokviz.model import init_params
 from grokviz.progress import PHASE_RULE, Phases, gini, phase_boundaries, progress_measures
 from grokviz.runs import checkpoint_name, open_run, save_checkpoint
-from grokviz.tasks import make_dataset
+from grokviz.tasks import dataset_for
 from grokviz.timeline import timeline
 from grokviz.train import train
 
@@ -66,7 +66,7 @@ def test_gini_equals_the_mean_absolute_difference_form():
 def test_progress_measures_keys_and_values():
     cfg = Config(p=23, d_model=32, d_mlp=64, n_heads=4, d_head=8, frac_train=0.5)
     params = init_params(cfg)
-    dataset = make_dataset(cfg.task, cfg.p, cfg.frac_train, cfg.split_seed)
+    dataset = dataset_for(cfg)
     measures = progress_measures(params, dataset, [2, 5])
     expected_keys = {"restricted_loss", "restricted_loss_train", "excluded_loss", "gini_embed", "gini_unembed",
                      "sum_sq_weights", "train_loss", "test_loss", "train_accuracy", "test_accuracy"}
@@ -99,11 +99,27 @@ def _synthetic_log(grok: bool = True, fit: bool = True) -> pd.DataFrame:
 def test_phase_rule_on_a_synthetic_curve():
     phases = phase_boundaries(_synthetic_log())
     assert phases.rule == PHASE_RULE and "10%" in phases.rule and "90%" in phases.rule
+    assert "sum of squared weights" in phases.rule
     assert phases.memorisation_end == 300  # the first step of the highest test loss after fitting
     # The fall is 7 decades (1 -> -6); 10% of it is reached at log10 = 0.3, i.e. step 1100.
     assert phases.circuit_formation_end == 1100
     # 90%: log10 = -5.3, i.e. step 1900.
     assert phases.cleanup_end == 1900
+
+
+def test_cleanup_also_waits_for_the_weight_norm():
+    steps = np.arange(0, 3001, 100)
+    # Flat at 100 until 1100, down linearly to 10 at 2500: 90% of the fall is reached at 2360.
+    weights = np.interp(steps, [0, 1100, 2500, 3000], [100.0, 100.0, 10.0, 10.0])
+    timeline_frame = pd.DataFrame({"step": steps, "sum_sq_weights": weights})
+    phases = phase_boundaries(_synthetic_log(), timeline_frame)
+    assert (phases.memorisation_end, phases.circuit_formation_end) == (300, 1100)
+    assert phases.cleanup_end == 2400  # the first checkpoint past 2360; the test loss alone says 1900
+    # Weights that settle before the test loss does leave the test-loss boundary.
+    early = pd.DataFrame({"step": steps, "sum_sq_weights": np.interp(steps, [0, 1100, 1300, 3000], [100.0, 100.0, 10.0, 10.0])})
+    assert phase_boundaries(_synthetic_log(), early).cleanup_end == 1900
+    flat = pd.DataFrame({"step": steps, "sum_sq_weights": 50.0})
+    assert phase_boundaries(_synthetic_log(), flat).cleanup_end == 1900
 
 
 def test_phase_rule_without_grokking_or_fitting():
@@ -125,6 +141,9 @@ def test_phases_of_a_real_grokked_run(tmp_path_factory):
     phases = phase_boundaries(log, None)
     assert phases.memorisation_end is not None and phases.cleanup_end is not None
     assert phases.memorisation_end < phases.circuit_formation_end < phases.cleanup_end <= run.config.steps
+    with_weights = phase_boundaries(log, timeline(run))
+    assert with_weights.circuit_formation_end == phases.circuit_formation_end
+    assert phases.cleanup_end <= with_weights.cleanup_end <= run.config.steps
     at = log.set_index("step")
     assert at.loc[phases.memorisation_end, "train_accuracy"] >= 0.99
     assert at.loc[phases.memorisation_end, "test_accuracy"] < 0.9
@@ -160,7 +179,7 @@ def test_timeline_rows_match_progress_measures_and_are_cached(tiny_run, monkeypa
     assert keys == timeline_module.default_key_frequencies(tiny_run)
     assert seen[-1] == (len(steps), len(steps))
     cfg = tiny_run.config
-    dataset = make_dataset(cfg.task, cfg.p, cfg.frac_train, cfg.split_seed)
+    dataset = dataset_for(cfg)
     expected = progress_measures(tiny_run.load(steps[-1]), dataset, keys)
     assert set(frame.columns) == {"step"} | set(expected)
     for name, value in expected.items():
@@ -235,3 +254,41 @@ def test_a_corrupt_cache_is_ignored(tiny_run):
     again = timeline(tiny_run)
     pd.testing.assert_frame_equal(again, frame, check_exact=False, rtol=1e-12)
     assert math.isfinite(again["restricted_loss"].iloc[-1])
+
+
+# --- the bundled p = 113 run ------------------------------------------------------------------
+
+
+def _finished_bundled_run(bundled_run_path):
+    run = open_run(bundled_run_path)
+    if run.config.steps not in run.steps():
+        pytest.skip("the bundled run is still training")
+    return run
+
+
+def test_bundled_run_phases_from_its_log(bundled_run_path):
+    run = _finished_bundled_run(bundled_run_path)
+    log = run.log().set_index("step")
+    phases = phase_boundaries(run.log(), None)
+    assert 500 <= phases.memorisation_end <= 3000  # the paper's run: 1.4k
+    assert phases.memorisation_end < phases.circuit_formation_end < phases.cleanup_end
+    assert log.loc[phases.circuit_formation_end, "test_accuracy"] < 0.9  # test loss still high
+    assert log.loc[phases.cleanup_end, "test_accuracy"] == 1.0
+
+
+@pytest.mark.slow
+def test_bundled_run_progress_measures_tell_the_papers_story(bundled_run_path):
+    """~10 s: the whole timeline, computed without writing a cache into the bundled run."""
+    run = _finished_bundled_run(bundled_run_path)
+    frame = timeline(run, use_cache=False).set_index("step")
+    phases = phase_boundaries(run.log(), frame.reset_index())
+    at = lambda step, name: frame[name][frame.index <= step].iloc[-1]  # noqa: E731 (last checkpoint at or before)
+    memorised, formed, cleaned = phases.memorisation_end, phases.circuit_formation_end, phases.cleanup_end
+    # Circuit formation: restricted loss falls and excluded loss rises while test loss stays high.
+    assert at(formed, "restricted_loss") < 0.1 * at(memorised, "restricted_loss")
+    assert at(formed, "excluded_loss") > 10 * at(memorised, "excluded_loss")
+    assert at(formed, "test_loss") > 1.0
+    # Cleanup: weights shrink and their spectra concentrate.
+    assert at(cleaned, "sum_sq_weights") < 0.6 * at(formed, "sum_sq_weights")
+    assert at(cleaned, "gini_embed") > at(formed, "gini_embed") + 0.2
+    assert frame["restricted_loss"].iloc[-1] <= frame["test_loss"].iloc[-1]
