@@ -68,12 +68,15 @@ def log_key_of(run) -> tuple[int, float]:
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def load_log(run_path: str, size: int, mtime: float):
-    return open_run(run_path).log()
+    """The training log and the problems met reading it (rows skipped, with their line numbers)."""
+    run = open_run(run_path)
+    frame = run.log()
+    return frame, list(run.problems)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def load_phases(run_path: str, size: int, mtime: float):
-    return phase_boundaries(load_log(run_path, size, mtime), None)
+    return phase_boundaries(load_log(run_path, size, mtime)[0], None)
 
 
 # Tensors are cached as resources (shared, never copied): they are read-only here, and copying
@@ -188,7 +191,12 @@ with st.sidebar:
         st.dataframe(views.config_table(cfg), hide_index=True, width="stretch")
         st.caption(f"Folder: `{run.path}`  \nWritten by: {run.source}")
 
-    steps = run.steps()
+    steps = run.steps()  # only checkpoints that load; the others are in run.problems
+    skipped = list(run.problems)
+    if skipped:
+        with st.expander(f"{len(skipped)} file(s) of this run skipped", icon=":material/warning:", expanded=len(skipped) <= 3):
+            for problem in skipped:
+                st.warning(problem)
     signature = views.live_signature(run)
     training = not steps or steps[-1] < cfg.steps
 
@@ -263,7 +271,9 @@ with st.sidebar:
 
 st.header(f"{run.name}: {task.formula} with p = {p}")
 try:
-    log = load_log(run_path, *log_key_of(run))
+    log, log_problems = load_log(run_path, *log_key_of(run))
+    for problem in log_problems:
+        st.warning(problem, icon=":material/warning:")
 except GrokvizError as exc:
     show_error(exc)
     log = None
@@ -290,17 +300,16 @@ def headline_numbers(at_step: int) -> dict | None:
 now = headline_numbers(step)
 before = views.previous_step(steps, step)
 then = headline_numbers(before) if before is not None else None
-columns = st.columns([1, 1.5, 1, 1, 1, 1])
-columns[0].metric("Step", f"{step:,}", f"previous saved: {before:,}" if before is not None else "first saved",
-                  delta_color="off", delta_arrow="off",
-                  help=f"Saved checkpoint {steps.index(step) + 1} of {len(steps)}; changes are since the previous one.")
-columns[1].metric("Phase", views.phase_at(phases, step),
-                  help=phases.rule if views.phases_found(phases) else "No phase boundary could be read from this run's curves.")
+columns = st.columns(5)
+since = f"Change since the previous saved step ({before:,})." if before is not None else "The first saved step."
+phase_help = phases.rule if views.phases_found(phases) else "No phase boundary could be read from this run's curves."
+columns[0].metric("Step", f"{step:,}", views.phase_at(phases, step), delta_color="off", delta_arrow="off",
+                  help=f"Saved checkpoint {steps.index(step) + 1} of {len(steps)}, and its training phase. {phase_help}")
 for column, name, label, fmt in (
-    (columns[2], "train_accuracy", "Train accuracy", "{:.1%}"),
-    (columns[3], "test_accuracy", "Test accuracy", "{:.1%}"),
-    (columns[4], "train_loss", "Train loss", "{:.3g}"),
-    (columns[5], "test_loss", "Test loss", "{:.3g}"),
+    (columns[1], "train_accuracy", "Train accuracy", "{:.1%}"),
+    (columns[2], "test_accuracy", "Test accuracy", "{:.1%}"),
+    (columns[3], "train_loss", "Train loss", "{:.2g}"),
+    (columns[4], "test_loss", "Test loss", "{:.2g}"),
 ):
     if now is None:
         column.metric(label, "n/a")
@@ -308,8 +317,8 @@ for column, name, label, fmt in (
     delta = None
     if then is not None:
         change = now[name] - then[name]
-        delta = f"{change:+.1%}" if "accuracy" in name else f"{change:+.3g}"
-    column.metric(label, fmt.format(now[name]), delta, delta_color="normal" if "accuracy" in name else "inverse")
+        delta = f"{change:+.1%}" if "accuracy" in name else f"{change:+.2g}"
+    column.metric(label, fmt.format(now[name]), delta, delta_color="normal" if "accuracy" in name else "inverse", help=since)
 if note:
     st.info(note, icon=":material/info:")
 
@@ -368,7 +377,7 @@ with tabs[0]:
             for column, (title, (series, log_y, y_title, explanation)) in zip(row, panels):
                 spec = static_chart(("progress", title, run_path, signature, phase_key), lambda: charts.curves(
                     views.long_curves(progress_frame, series), title=title, y_title=y_title,
-                    log_y=log_y, phases=phase_bands, points=True))
+                    log_y=log_y, phases=phase_bands, points=True, narrow=True, colors=charts.MEASURE_COLORS))
                 column.vega_lite_chart(charts.add_step_rule(spec, step), width="stretch")
                 column.caption(explanation)
 
@@ -455,10 +464,7 @@ with tabs[2]:
                         subtitle=f"after the ablation; before it {result.before['all'].accuracy:.1%} of all pairs were"),
                         width="content")
                 with right:
-                    table = views.metrics_table(result.before, result.after)
-                    st.dataframe(table, width="stretch", column_config={
-                        c: st.column_config.NumberColumn(format="percent" if "accuracy" in c else "scientific")
-                        for c in table.columns})
+                    st.dataframe(views.metrics_display(views.metrics_table(result.before, result.after)), width="stretch")
                     st.markdown("**The same ablation at every checkpoint**")
                     memo_key = (run_path, signature, tuple(chosen), mode, site)
                     stored = memo_store().get(("ablation-timeline", memo_key))
@@ -560,7 +566,7 @@ with tabs[4]:
             st.altair_chart(charts.waves_chart(
                 views.waves_frame(prediction.frequencies, prediction.components), label=prediction.label,
                 title="Key-frequency waves over the outputs",
-                subtitle="they peak together at the correct answer and cancel elsewhere"), width="stretch")
+                subtitle="once grokked, they peak together at the correct answer and cancel elsewhere"), width="stretch")
         if note:
             st.caption("Key frequencies and their waves describe the addition circuit; see the note above.")
         st.altair_chart(charts.attention_chart(

@@ -33,6 +33,9 @@ SPLIT_COLORS = {"train": "#1f77b4", "test": "#d62728", "all": "#7f7f7f"}
 KEY_COLOR = "#ff7f0e"
 OTHER_COLOR = "#9ecae1"
 CURRENT_COLOR = "#d62728"
+# Progress measures: the splits keep their colours; the measures get their own.
+MEASURE_COLORS = {**SPLIT_COLORS, "restricted": "#2ca02c", "excluded": "#9467bd", "W_E": "#17becf", "W_L": "#8c564b",
+                  "all parameters": "#8c564b"}
 SERIES_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 HEATMAP_SCHEME = "viridis"
 # Log-axis tick labels: plain numbers in a readable range, powers of ten outside it (1e-7).
@@ -64,7 +67,7 @@ FIXED = alt.AutoSizeParams(type="pad")  # for width="content": width and height 
 # --- shared layers --------------------------------------------------------------------------
 
 
-def phase_layer(phases: pd.DataFrame) -> alt.Chart:
+def phase_layer(phases: pd.DataFrame, legend: bool = True) -> alt.Chart:
     """Full-height pale bands: phases has columns phase, start, end (steps)."""
     present = set(phases["phase"])
     domain = [p for p in PHASE_COLORS if p in present] or list(PHASE_COLORS)
@@ -77,7 +80,7 @@ def phase_layer(phases: pd.DataFrame) -> alt.Chart:
             color=alt.Color(
                 "phase:N",
                 scale=alt.Scale(domain=domain, range=[PHASE_COLORS[p] for p in domain]),
-                legend=alt.Legend(title=None, orient="bottom", symbolType="square"),
+                legend=alt.Legend(title=None, orient="bottom", symbolType="square", columns=2) if legend else None,
             ),
             tooltip=["phase:N", alt.Tooltip("start:Q", format=","), alt.Tooltip("end:Q", format=",")],
         )
@@ -94,11 +97,11 @@ def step_rule(step: int) -> alt.Chart:
 
 
 def _with_context(
-    chart: alt.Chart, step: int | None, phases: pd.DataFrame | None
-) -> alt.LayerChart | alt.Chart:
+    chart: alt.Chart, step: int | None, phases: pd.DataFrame | None, phase_legend: bool = True
+) -> alt.LayerChart:
     layers = []
     if phases is not None and len(phases):
-        layers.append(phase_layer(phases))
+        layers.append(phase_layer(phases, legend=phase_legend))
     layers.append(chart)
     if step is not None:
         layers.append(step_rule(step))
@@ -168,11 +171,13 @@ def curves(
     y_format: str | None = None,
     height: int = 220,
     points: bool = False,
-) -> alt.LayerChart | alt.Chart:
+    narrow: bool = False,
+) -> alt.LayerChart:
     """Lines of ``value`` over ``step``, one per ``series`` (a long frame: step, series, value).
 
     ``log_y`` drops non-positive values (they have no place on a log axis) rather than failing.
     ``colors`` fixes series colours by name; otherwise a fixed palette in order of appearance.
+    ``narrow`` (a third of the page): legend in two columns, no phase legend (the wide charts have it).
     """
     frame = frame[["step", "series", "value"]].copy()
     frame = frame[np.isfinite(frame["value"].astype(float))]
@@ -193,10 +198,11 @@ def curves(
         x=alt.X("step:Q", title="training step", axis=alt.Axis(format="~s"), scale=alt.Scale(nice=False)),
         y=y,
         color=alt.Color("series:N", scale=alt.Scale(domain=domain, range=palette),
-                        legend=alt.Legend(title=None, orient="top", columns=min(len(domain), 4) or 1)),
+                        legend=alt.Legend(title=None, orient="top", columns=2 if narrow else max(len(domain), 1))),
         tooltip=[alt.Tooltip("step:Q", format=","), "series:N", alt.Tooltip("value:Q", format=".4g")],
     )
-    return _with_context(lines, step, phases).properties(title=_title(title, subtitle), height=height, autosize=FIT_WIDTH)
+    return _with_context(lines, step, phases, phase_legend=not narrow).properties(
+        title=_title(title, subtitle), height=height, autosize=FIT_WIDTH)
 
 
 # --- Fourier ---------------------------------------------------------------------------------
@@ -324,7 +330,7 @@ def ablation_timeline(
          else y.scale(domain=[0, 1]).axis(format=".0%"))
     lines = (
         alt.Chart(data)
-        .mark_line(point=alt.OverlayMarkDef(size=16), strokeWidth=1.8)
+        .mark_line(strokeWidth=1.8)
         .encode(
             x=alt.X("step:Q", title="training step", axis=alt.Axis(format="~s"), scale=alt.Scale(nice=False)),
             y=y,
@@ -347,16 +353,18 @@ def neuron_strip(
 ) -> alt.LayerChart:
     """Every neuron's activation at one input, grouped by its frequency.
 
-    frame columns: neuron, activation, group (label), order (sort key of the group), key (bool).
-    Points are jittered within a group; the selected neuron is a large red ring.
+    frame columns: neuron, activation, group (label), order (sort key of the group), key (bool),
+    jitter (a fixed offset in [-0.5, 0.5) that spreads a group's points).
+    The selected neuron is a large red ring.
     """
     order = list(frame.sort_values(["order", "group"])["group"].drop_duplicates())
-    base = alt.Chart(frame).transform_calculate(jitter="(random() - 0.5) * 0.7")
+    base = alt.Chart(frame)
     x = alt.X("group:N", title="neuron frequency (neurons grouped by their best frequency)", sort=order,
               axis=alt.Axis(labelAngle=0))
+    offset = alt.XOffset("jitter:Q", scale=alt.Scale(domain=[-0.7, 0.7]))
     points = base.mark_circle(size=22, opacity=0.7).encode(
         x=x,
-        xOffset=alt.XOffset("jitter:Q", scale=alt.Scale(domain=[-0.5, 0.5])),
+        xOffset=offset,
         y=alt.Y("activation:Q", title="activation (post-ReLU)"),
         color=alt.Color("key:N", scale=alt.Scale(domain=[True, False], range=[KEY_COLOR, OTHER_COLOR]),
                         legend=alt.Legend(title="in a key frequency", orient="top")),
@@ -367,7 +375,7 @@ def neuron_strip(
         chosen = frame[frame["neuron"] == selected]
         layers.append(
             alt.Chart(chosen).mark_point(size=160, color=CURRENT_COLOR, strokeWidth=2.5, filled=False).encode(
-                x=x, y="activation:Q", tooltip=["neuron:Q", alt.Tooltip("activation:Q", format=".3g")]
+                x=x, xOffset=offset, y="activation:Q", tooltip=["neuron:Q", alt.Tooltip("activation:Q", format=".3g")]
             )
         )
     return alt.layer(*layers).properties(title=_title(title, subtitle), height=height, autosize=FIT_WIDTH)

@@ -311,12 +311,18 @@ def metrics_table(before: Mapping, after: Mapping | None = None, splits: Sequenc
     return pd.DataFrame(rows).set_index("split")
 
 
+def metrics_display(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`metrics_table` as text for reading: accuracies in %, losses in 3 significant digits."""
+    return pd.DataFrame({c: [(f"{v:.1%}" if "accuracy" in c else f"{v:.3g}") for v in table[c]] for c in table.columns},
+                        index=table.index)
+
+
 # --- neurons ---------------------------------------------------------------------------------
 
 
 def neuron_groups(activations: torch.Tensor, frequency: torch.Tensor, clustered: torch.Tensor, dead: torch.Tensor,
                   key_frequencies: Iterable[int]) -> pd.DataFrame:
-    """Activations [d_mlp] at one input -> frame (neuron, activation, group, order, key).
+    """Activations [d_mlp] at one input -> frame (neuron, activation, group, order, key, jitter).
 
     Clustered neurons are grouped by frequency ('k=14'); the others are 'unclustered' and 'dead'.
     """
@@ -329,7 +335,11 @@ def neuron_groups(activations: torch.Tensor, frequency: torch.Tensor, clustered:
     group = np.where(dead, "dead", np.where(clustered, np.char.add("k=", freq.astype(str)), "unclustered"))
     order = np.where(dead, big + 1, np.where(clustered, freq, big))
     key = clustered & np.isin(freq, list(keys))
-    return pd.DataFrame({"neuron": np.arange(len(acts)), "activation": acts, "group": group, "order": order, "key": key})
+    # A fixed horizontal offset per neuron (golden-ratio sequence): points spread within their
+    # group and stay put while the step moves, so a neuron can be followed through training.
+    jitter = (np.arange(len(acts)) * 0.6180339887) % 1.0 - 0.5
+    return pd.DataFrame({"neuron": np.arange(len(acts)), "activation": acts, "group": group, "order": order,
+                         "key": key, "jitter": jitter})
 
 
 def probe_table(terms: pd.DataFrame) -> pd.DataFrame:

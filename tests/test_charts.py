@@ -208,6 +208,8 @@ def test_metrics_table_and_row():
     table = views.metrics_table(before, after)
     assert list(table.index) == ["train", "test", "all"]
     assert table.loc["test", "accuracy after"] == 0.25
+    shown = views.metrics_display(table)
+    assert shown.loc["test", "accuracy after"] == "25.0%" and shown.loc["train", "loss before"] == "1"
     assert views.metrics_row(before) == {"train_accuracy": 0.5, "test_accuracy": 0.5, "train_loss": 1.0, "test_loss": 1.0}
 
 
