@@ -10,12 +10,15 @@ Owns (definitions in shared/docs/ANALYSIS.md, "Frequency ablation"):
 * :func:`predict` — one input's logits and each frequency's share of the correct logit.
 * :func:`attention_to` — the '=' query's attention over (a, b, =) for every pair.
 
-Speed: an ablation needs the un-ablated all-pairs logits and neuron activations (one forward
-over p^2 pairs and one 2-D transform, ~150 ms at p = 113). :func:`baseline` computes them once
-per checkpoint; :func:`ablate_baseline` / :func:`ablated_logits` then cost a few ms at the
-logits and neurons sites (the neuron site is linear in the activations, so it only needs the
-chosen blocks of the cached transform), and one model forward at the embedding site.
-``ablate(params, ...)`` is ``ablate_baseline(baseline(params), ...)``.
+Speed (p = 113, one CPU core; numbers from scripts/bench_analysis.py): an ablation needs the
+un-ablated all-pairs logits and neuron activations, one forward over p^2 pairs (~70 ms).
+:func:`baseline` computes them once per checkpoint (keep it: the app caches it per step), plus,
+on first use, every frequency's 3x3 block of the activations' 2-D transform (~10 ms).
+:func:`ablate_baseline` / :func:`ablated_logits` then cost ~10 ms at the logits and neurons sites
+(the neurons site is linear in the activations, so it needs only the chosen blocks), and one
+more all-pairs forward at the embedding site. ``ablate(params, ...)`` is
+``ablate_baseline(baseline(params), ...)``. The logits and embedding sites need only
+``Baseline(p=p, logits=...)``; the neurons site also needs ``acts`` and ``W_L``.
 
 All p^2 pairs are always evaluated (the projections are orthogonal only on the full grid);
 metrics use only the pairs of the dataset (``div`` has no b = 0), and the correctness grid is
@@ -34,9 +37,9 @@ import torch
 import torch.nn.functional as F
 from einops import einsum, rearrange
 
-from .fourier import check_frequencies, fourier_2d, fourier_basis, frequency_rows, unembed_matrix
+from .fourier import check_frequencies, fourier_basis, frequency_rows, unembed_matrix
 from .model import Params, forward_last
-from .neurons import all_pairs, forward_all_pairs
+from .neurons import all_pairs, block_index, blocks_of, forward_all_pairs, frequency_blocks
 from .tasks import Dataset
 
 SITES = ("logits", "embedding", "neurons")
@@ -72,9 +75,9 @@ class Baseline:
 
     p: int
     logits: torch.Tensor  # [p*p, p]
-    acts: torch.Tensor  # [p (a), p (b), d_mlp] post-ReLU at position 2
-    acts_fourier: torch.Tensor  # [p, p, d_mlp] = fourier_2d(acts), not centred
-    W_L: torch.Tensor  # [d_mlp, p] = W_out @ W_U
+    acts: torch.Tensor | None  # [p (a), p (b), d_mlp] post-ReLU at position 2 (the neurons site needs it)
+    acts_fourier: torch.Tensor | None = None  # [p, p, d_mlp] full fourier_2d(acts), only if a caller has it
+    W_L: torch.Tensor | None = None  # [d_mlp, p] = W_out @ W_U (the neurons site needs it)
 
     _before: dict = field(default_factory=dict, repr=False)  # id(dataset) -> (dataset, evaluation)
 
@@ -87,18 +90,25 @@ class Baseline:
         return stored[1]
 
     @cached_property
+    def blocks(self) -> torch.Tensor:
+        """[K, 3, 3, d_mlp] every frequency's 3x3 block of the activations' 2-D transform (not centred)."""
+        if self.acts_fourier is not None:
+            return blocks_of(self.acts_fourier)
+        return frequency_blocks(self.acts)
+
+    @cached_property
     def mlp_logits(self) -> torch.Tensor:
         """[p*p, p] the neurons' part of the logits, acts @ W_L (only keep-at-neurons needs it)."""
         return rearrange(self.acts, "a b neuron -> (a b) neuron") @ self.W_L
 
 
 def baseline(params: Params) -> Baseline:
-    """One all-pairs forward (logits and activations) and the 2-D transform of the activations."""
+    """One all-pairs forward: logits and activations (their frequency blocks follow on first use)."""
     p = params["unembed.W_U"].shape[1]
     cache: dict = {}
     logits = forward_all_pairs(params, cache)  # [p*p, p]
     acts = rearrange(cache["blocks.0.mlp.hook_post"], "(a b) neuron -> a b neuron", a=p)
-    return Baseline(p=p, logits=logits, acts=acts, acts_fourier=fourier_2d(acts), W_L=unembed_matrix(params))
+    return Baseline(p=p, logits=logits, acts=acts, W_L=unembed_matrix(params))
 
 
 # --- evaluation -------------------------------------------------------------------------------
@@ -178,20 +188,23 @@ def project_embedding(params: Params, frequencies, mode: str = "remove") -> Para
     return out
 
 
-def block_mask_entries(frequencies, p: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices (i, j) of the union of the frequencies' 3x3 blocks {0, 2k-1, 2k}^2, minus (0, 0).
+def block_entries(frequencies) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The entries of the union of the frequencies' 3x3 blocks, minus (0, 0), as indices
+    (frequency - 1, position in block row, position in block column), positions 0..2 standing for
+    basis rows (0, 2k-1, 2k).
 
     (0, 0) is each neuron's mean over all pairs: it belongs to no frequency, so remove leaves
-    it and keep-only keeps it (as the logits site keeps the per-class mean).
+    it and keep-only keeps it (as the logits site keeps the per-class mean). The other entries
+    belong to exactly one frequency, so the union has no repeats.
     """
-    rows_i, rows_j = [], []
+    which, rows, cols = [], [], []
     for k in frequencies:
-        block = [0, 2 * k - 1, 2 * k]
-        for i in block:
-            for j in block:
-                if (i, j) != (0, 0):
-                    rows_i.append(i), rows_j.append(j)
-    return torch.tensor(rows_i, dtype=torch.long), torch.tensor(rows_j, dtype=torch.long)
+        for row in range(3):
+            for col in range(3):
+                if (row, col) != (0, 0):
+                    which.append(k - 1), rows.append(row), cols.append(col)
+    as_long = lambda values: torch.tensor(values, dtype=torch.long)  # noqa: E731
+    return as_long(which), as_long(rows), as_long(cols)
 
 
 def project_neurons_logits(base: Baseline, frequencies, mode: str = "remove") -> torch.Tensor:
@@ -199,22 +212,25 @@ def project_neurons_logits(base: Baseline, frequencies, mode: str = "remove") ->
 
     The logits are linear in the activations N (logits = rest + N @ W_L), so projecting N onto
     the blocks (P N) changes them by (P N) @ W_L, and P N only involves the chosen entries of
-    F = B N B^T: (P N)[a, b] = sum over block entries (i, j) of B[i, a] B[j, b] F[i, j].
-    Each neuron's mean is kept in both modes (see :func:`block_mask_entries`).
+    F = B N B^T (``base.blocks``): (P N)[a, b] = sum over block entries (i, j) of B[i, a] B[j, b] F[i, j].
+    Each neuron's mean is kept in both modes (see :func:`block_entries`).
     Keep-all is not the original here: cross-frequency terms (i of k, j of k' != k) lie in no
     block, and keep-only drops them too.
     """
     _check_mode(mode)
     p = base.p
     chosen = check_frequencies(frequencies, p)
-    i, j = block_mask_entries(chosen, p)
+    which, rows, cols = block_entries(chosen)
+    index = block_index(p)  # [K, 3] basis rows (0, 2k-1, 2k)
+    i, j = index[which, rows], index[which, cols]  # basis rows of each entry, [n_entries]
+    entries = base.blocks[which, rows, cols]  # [n_entries, d_mlp] = F[i, j]
     basis = fourier_basis(p, base.logits.dtype)  # [p, p]
-    entry_logits = base.acts_fourier[i, j] @ base.W_L  # [n_entries, p (class)]
+    entry_logits = entries @ base.W_L  # [n_entries, p (class)]
     design = einsum(basis[i], basis[j], "entry a, entry b -> a b entry").reshape(p * p, -1)  # [p*p, n_entries]
     projected = design @ entry_logits  # [p*p, p] = (P N) @ W_L, without the mean
     if mode == "remove":
         return base.logits - projected
-    mean_logits = (base.acts_fourier[0, 0] / p) @ base.W_L  # [p]: F[0, 0] B[0, a] B[0, b] = mean N
+    mean_logits = (base.blocks[0, 0, 0] / p) @ base.W_L  # [p]: F[0, 0] B[0, a] B[0, b] = mean N
     return base.logits - base.mlp_logits + mean_logits + projected
 
 

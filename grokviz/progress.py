@@ -82,14 +82,17 @@ START_FRACTION = 0.1  # of the test loss's fall (in log10) that marks the start 
 END_FRACTION = 0.9  # of the fall that marks its end
 
 PHASE_RULE = (
-    "Read off the test/train curves of the training log (of the timeline when the run has no log). "
+    "Read off the run's own curves: train/test from the training log (from the timeline when the run has no log), "
+    "weights from the timeline. "
     f"Memorisation ends at the highest test loss from the first step with train accuracy >= {FIT_ACCURACY:.0%} on "
     "(train loss has fallen, test loss has stopped rising). "
     "Let the fall be log10(test loss) from that peak down to its lowest value after it. "
-    f"Circuit formation ends when the test loss has made {START_FRACTION:.0%} of that fall (the collapse has begun); "
-    f"cleanup ends when it has made {END_FRACTION:.0%} of it. "
-    f"Only runs that reach test accuracy >= {GROKKED_ACCURACY:.0%} after memorisation get the last two boundaries; "
-    "a run that never fits its training set gets none."
+    f"Circuit formation ends when the test loss has made {START_FRACTION:.0%} of that fall (the collapse has begun). "
+    f"Cleanup ends when the test loss has made {END_FRACTION:.0%} of it and, with a timeline, the sum of squared "
+    f"weights has made {END_FRACTION:.0%} of its own fall from the end of circuit formation to its lowest later value "
+    "(whichever comes later). "
+    f"Runs that never reach test accuracy >= {GROKKED_ACCURACY:.0%} after memorisation get no circuit-formation or "
+    "cleanup boundary; a run that never fits its training set gets none."
 )
 
 
@@ -137,6 +140,27 @@ def phase_boundaries(log: pd.DataFrame | None, timeline: pd.DataFrame | None = N
     if not math.isfinite(fall) or fall <= 0:
         return Phases(memorisation_end, None, None)
     tail = log_test[after]
-    start = peak + int(np.argmax(tail <= high - START_FRACTION * fall))
-    end = peak + int(np.argmax(tail <= high - END_FRACTION * fall))
-    return Phases(memorisation_end, int(steps[start]), int(steps[end]))
+    start = int(steps[peak + int(np.argmax(tail <= high - START_FRACTION * fall))])
+    end = int(steps[peak + int(np.argmax(tail <= high - END_FRACTION * fall))])
+    weights_settled = _weight_norm_settled(timeline, start)
+    if weights_settled is not None:
+        end = max(end, weights_settled)
+    return Phases(memorisation_end, start, end)
+
+
+def _weight_norm_settled(timeline: pd.DataFrame | None, start: int) -> int | None:
+    """First checkpoint from ``start`` on where sum_sq_weights made END_FRACTION of its fall (None: no fall)."""
+    if timeline is None or len(timeline) == 0 or not {"step", "sum_sq_weights"} <= set(timeline.columns):
+        return None
+    curve = timeline[["step", "sum_sq_weights"]].dropna().sort_values("step")
+    earlier = curve["step"][curve["step"] <= start]
+    begin = earlier.max() if len(earlier) else curve["step"].min()  # the checkpoint at (or before) start
+    curve = curve[curve["step"] >= begin]
+    weights = curve["sum_sq_weights"].to_numpy(dtype=float)
+    if len(weights) < 2:
+        return None
+    first, lowest = weights[0], weights.min()
+    if not first > lowest:
+        return None
+    settled = int(np.argmax(weights <= lowest + (1 - END_FRACTION) * (first - lowest)))
+    return int(curve["step"].to_numpy()[settled])

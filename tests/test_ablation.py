@@ -32,7 +32,7 @@ from grokviz.fourier import fourier_2d, fourier_basis, inverse_fourier_2d, n_fre
 from grokviz.model import forward, forward_last, init_params
 from grokviz.neurons import all_pairs, key_frequencies, neuron_activations, neuron_stats
 from grokviz.runs import checkpoint_name, open_run
-from grokviz.tasks import Dataset, dataset_for, make_dataset
+from grokviz.tasks import dataset_for, make_dataset
 from grokviz.train import train
 
 # Groks in 1,500 full-batch steps (train and test accuracy 100%, test loss ~1e-5).
@@ -345,9 +345,8 @@ def _reference_model(fixtures_dir, name):
         pytest.skip(f"{path} missing")
     cfg, params = interop.load_progress_measures_checkpoint(path)
     # The reference code's own train/test split (Python random.shuffle), not grokviz's randperm.
-    train_idx, test_idx = interop.reference_split(cfg.p, cfg.frac_train, cfg.seed)
-    full = dataset_for(cfg)
-    dataset = Dataset(p=cfg.p, a=full.a, b=full.b, labels=full.labels, train_idx=train_idx, test_idx=test_idx)
+    dataset = dataset_for(cfg)
+    assert torch.equal(dataset.train_idx, interop.reference_split(cfg.p, cfg.frac_train, cfg.seed)[0])
     return cfg, params, dataset
 
 

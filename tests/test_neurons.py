@@ -190,3 +190,18 @@ def test_probe_rejects_bad_inputs():
         probe(acts, neuron=0, a=P, b=0)
     with pytest.raises(ValueError):
         probe(acts, neuron=0, a=0, b=0, frequency=12)
+
+
+def test_frequency_blocks_equal_the_blocks_of_the_full_transform(tiny_params):
+    from grokviz.fourier import fourier_2d
+    from grokviz.neurons import blocks_of, frequency_blocks
+
+    _, params = tiny_params
+    for acts in (neuron_activations(params), _synthetic_acts(),
+                 torch.randn(P, P, 7, generator=torch.Generator().manual_seed(5), dtype=torch.float64)):
+        fast = frequency_blocks(acts)
+        assert fast.shape == ((P - 1) // 2, 3, 3, acts.shape[2])
+        full = blocks_of(fourier_2d(acts.double()))
+        assert torch.allclose(fast.double(), full, atol=1e-5 * float(full.abs().max()))
+        by_coefficients = neuron_stats(acts, coefficients=fourier_2d(acts))
+        assert torch.allclose(neuron_stats(acts).fve, by_coefficients.fve, atol=1e-5)
