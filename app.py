@@ -24,7 +24,8 @@ from grokviz import ablation, charts, fourier, neurons, views  # noqa: E402
 from grokviz.errors import GrokvizError  # noqa: E402
 from grokviz.progress import phase_boundaries  # noqa: E402
 from grokviz.runs import open_run  # noqa: E402
-from grokviz.tasks import TASKS, make_dataset  # noqa: E402
+from grokviz.config import Config, check_analysable  # noqa: E402
+from grokviz.tasks import TASKS, dataset_for  # noqa: E402
 from grokviz.timeline import timeline  # noqa: E402
 
 # One intra-op thread: on the 2-core machines this targets, a second thread costs more in
@@ -56,8 +57,9 @@ def load_params(run_path: str, step: int, mtime: float):
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def load_dataset(task: str, p: int, frac_train: float, seed: int):
-    return make_dataset(task, p, frac_train, seed)
+def load_dataset(config_json: str):
+    """The run's own train/test split (an imported reference run keeps the reference split)."""
+    return dataset_for(Config.from_json(config_json))
 
 
 def log_key_of(run) -> tuple[int, float]:
@@ -258,7 +260,7 @@ with st.sidebar:
     a = int(col_a.number_input("a", 0, p - 1, 5, key="a", bind="query-params"))
     b = int(col_b.number_input("b", 0, p - 1, 17, key="b", bind="query-params"))
 
-dataset = load_dataset(cfg.task, cfg.p, cfg.frac_train, cfg.split_seed)
+dataset = load_dataset(cfg.to_json())
 task = TASKS[cfg.task]
 note = views.fourier_note(cfg)
 mtime = views.checkpoint_mtime(run, step)
@@ -270,6 +272,12 @@ with st.sidebar:
 # --- headline ---------------------------------------------------------------------------------
 
 st.header(f"{run.name}: {task.formula} with p = {p}")
+try:  # live analysis holds p^2 x d_mlp activations: refuse, in words, where they cannot fit
+    check_analysable(cfg, str(run.path))
+    too_big = None
+except GrokvizError as exc:
+    too_big = str(exc)
+    st.warning(too_big, icon=":material/memory:")
 try:
     log, log_problems = load_log(run_path, *log_key_of(run))
     for problem in log_problems:
@@ -291,6 +299,8 @@ def headline_numbers(at_step: int) -> dict | None:
         at_mtime = views.checkpoint_mtime(run, at_step)
         return views.metrics_row(ablation.evaluate(all_pairs_logits(run_path, at_step, at_mtime), dataset)[0])
 
+    if too_big:
+        return views.log_row_at(log, at_step)
     try:
         return views.headline_row(views.log_row_at(log, at_step), evaluated)
     except GrokvizError:
@@ -330,7 +340,7 @@ phase_key = tuple(map(tuple, phase_bands.itertuples(index=False)))
 
 last_mtime = views.checkpoint_mtime(run, steps[-1])
 try:
-    key_counts = key_frequency_counts(run_path, steps[-1], last_mtime)
+    key_counts = {} if too_big else key_frequency_counts(run_path, steps[-1], last_mtime)
 except GrokvizError as exc:
     st.warning(f"No key frequencies: the last checkpoint cannot be read. {exc}", icon=":material/warning:")
     key_counts = {}
@@ -365,9 +375,13 @@ with tabs[0]:
         st.caption(f"Per saved checkpoint, for the key frequencies of the last checkpoint: {key_text} "
                    "(frequency (clustered neurons)).")
         try:
-            progress_frame = remembered(
-                "timeline", (run_path, signature),
-                lambda report: timeline(run, progress=report), "Computing progress measures for every checkpoint")
+            if too_big:
+                st.info(too_big)
+                progress_frame = None
+            else:
+                progress_frame = remembered(
+                    "timeline", (run_path, signature),
+                    lambda report: timeline(run, progress=report), "Computing progress measures for every checkpoint")
         except GrokvizError as exc:
             show_error(exc)
             progress_frame = None
@@ -412,7 +426,9 @@ with tabs[1]:
 # --- Ablation ---------------------------------------------------------------------------------
 
 with tabs[2]:
-    if tabs[2].open:
+    if tabs[2].open and too_big:
+        st.info(too_big)
+    elif tabs[2].open:
         n_freq = fourier.n_frequencies(p)
         all_freqs = list(range(1, n_freq + 1))
         stored_freqs = st.session_state.get("freqs")
@@ -487,7 +503,9 @@ with tabs[2]:
 # --- Neurons ----------------------------------------------------------------------------------
 
 with tabs[3]:
-    if tabs[3].open:
+    if tabs[3].open and too_big:
+        st.info(too_big)
+    elif tabs[3].open:
         d_mlp = cfg.d_mlp
         try:  # neurons are grouped by their frequency at the last checkpoint: stable while scrubbing
             group_step, final_table = steps[-1], neuron_table(run_path, steps[-1], last_mtime)

@@ -245,6 +245,18 @@ def test_tasks_outside_the_fourier_story_are_labelled(runs_dir: Path, tiny_confi
         check(open_tab(at, tab))
 
 
+def test_a_run_too_big_for_live_analysis_is_refused_in_words(runs_dir: Path, tiny_config: Config):
+    big = tiny_config.replace(p=263, d_model=16, d_mlp=16, n_heads=2, d_head=8, steps=2, save_every=1, save_log_points=0)
+    train(big, runs_dir / "big", progress=False)
+    at = new_app().run()
+    assert not at.exception
+    assert any("263" in w.value for w in at.warning)
+    assert metric(at, "Step") == "2"  # the headline still comes from the training log
+    for tab in TABS:
+        open_tab(at, tab)
+        assert not at.exception, tab
+
+
 def test_no_runs_says_how_to_make_one(runs_dir: Path):
     at = new_app().run()
     assert not at.exception
