@@ -149,3 +149,16 @@ def test_reference_checkpoint_imported_as_a_run(fixtures_dir, tmp_path, capsys):
     assert out["fraction_neurons_clustered"] == pytest.approx(185 / 512)
     assert out["train_accuracy"] == 1.0 and out["test_accuracy"] == 1.0  # every pair is right
     assert out["restricted_loss"] < 1e-7 and out["excluded_loss"] > 8
+
+
+def test_a_non_fourier_task_with_missing_pairs_is_analysed_and_labelled(tmp_path, capsys):
+    from grokviz.config import Config
+
+    cfg = Config(task="div", p=23, d_model=32, d_mlp=64, n_heads=4, d_head=8, frac_train=0.5,
+                 steps=40, log_every=10, save_every=20, save_log_points=3)
+    run = train(cfg, tmp_path / "div", progress=False)
+    out = _json(capsys, [str(run.path), "--json", "--timeline"])
+    assert out["task"] == "div" and out["fourier_task"] is False
+    assert out["step"] == 40 and len(out["timeline"]) == len(run.steps())
+    assert main([str(run.path)]) == 0
+    assert "not meaningful" in capsys.readouterr().out
