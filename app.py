@@ -77,8 +77,10 @@ def load_log(run_path: str, size: int, mtime: float):
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def load_phases(run_path: str, size: int, mtime: float):
-    return phase_boundaries(load_log(run_path, size, mtime)[0], None)
+def load_phases(run_path: str, size: int, mtime: float, _timeline, has_timeline: bool):
+    """Phase boundaries from the log, and from the progress measures once they are computed
+    (the end of cleanup also waits for the weight norm to settle)."""
+    return phase_boundaries(load_log(run_path, size, mtime)[0], _timeline)
 
 
 # Tensors are cached as resources (shared, never copied): they are read-only here, and copying
@@ -285,7 +287,12 @@ try:
 except GrokvizError as exc:
     show_error(exc)
     log = None
-phases = load_phases(run_path, *log_key_of(run)) if log is not None else phase_boundaries(None, None)
+# The progress measures, if this session has computed them (the Training tab does, then reruns).
+known_timeline = memo_store().get(("timeline", (run_path, signature)))
+if log is not None:
+    phases = load_phases(run_path, *log_key_of(run), known_timeline, known_timeline is not None)
+else:
+    phases = phase_boundaries(None, known_timeline)
 try:
     params = load_params(run_path, step, mtime)
 except GrokvizError as exc:
@@ -382,6 +389,8 @@ with tabs[0]:
                 progress_frame = remembered(
                     "timeline", (run_path, signature),
                     lambda report: timeline(run, progress=report), "Computing progress measures for every checkpoint")
+                if known_timeline is None:
+                    st.rerun()  # once: the phases (and the bands on every chart) use the weight norm too
         except GrokvizError as exc:
             show_error(exc)
             progress_frame = None
