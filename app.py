@@ -86,8 +86,9 @@ def load_phases(run_path: str, size: int, mtime: float, _timeline, has_timeline:
 # Tensors are cached as resources (shared, never copied): they are read-only here, and copying
 # a [p^2, p] or [p, p, d_mlp] tensor on every rerun would cost more than computing a chart.
 @st.cache_resource(max_entries=64, show_spinner=False)  # 5.8 MB each at p = 113
-def all_pairs_logits(run_path: str, step: int, mtime: float):
-    return ablation.all_pairs_logits(load_params(run_path, step, mtime))
+def logits_base(run_path: str, step: int, mtime: float):
+    """The all-pairs logits of a checkpoint, with their metrics memoised (no activations kept)."""
+    return views.logits_baseline(ablation.all_pairs_logits(load_params(run_path, step, mtime)))
 
 
 @st.cache_resource(max_entries=6, show_spinner=False)
@@ -304,7 +305,7 @@ def headline_numbers(at_step: int) -> dict | None:
     """Train/test loss and accuracy at a saved step (the log's row; the checkpoint where it lacks them)."""
     def evaluated() -> dict:
         at_mtime = views.checkpoint_mtime(run, at_step)
-        return views.metrics_row(ablation.evaluate(all_pairs_logits(run_path, at_step, at_mtime), dataset)[0])
+        return views.metrics_row(logits_base(run_path, at_step, at_mtime).evaluate(dataset)[0])
 
     if too_big:
         return views.log_row_at(log, at_step)
@@ -459,10 +460,11 @@ with tabs[2]:
                 at_mtime = views.checkpoint_mtime(run, at_step)
                 at_params = load_params(run_path, at_step, at_mtime)
                 if site == "neurons":
+                    # The neurons site needs the activations: the full baseline (cached for the shown step only).
                     base = ablation_baseline(run_path, at_step, at_mtime) if cached else ablation.baseline(at_params)
-                    return views.ablation_result(base.logits, at_params, dataset, chosen, mode, site, base)
-                logits = all_pairs_logits(run_path, at_step, at_mtime)
-                return views.ablation_result(logits, at_params, dataset, chosen, mode, site)
+                else:
+                    base = logits_base(run_path, at_step, at_mtime)
+                return ablation.ablate_baseline(base, at_params, dataset, chosen, mode, site)
 
             try:
                 result = compute_ablation(step)

@@ -299,7 +299,8 @@ def correctness_grid(grid: pd.DataFrame, *, title: str, subtitle: str | None = N
     """(a, b) grid coloured by whether the answer is still correct: columns a, b, status (``GRID_STATUS`` keys)."""
     p = int(grid["a"].max()) + 1
     ticks = list(range(0, p, 10 if p > 40 else 5))
-    domain = [s for s in GRID_STATUS if s in set(grid["status"])] or list(GRID_STATUS)
+    present = set(grid["status"].unique())  # once: the column has p^2 rows
+    domain = [s for s in GRID_STATUS if s in present] or list(GRID_STATUS)
     return (
         alt.Chart(grid)
         .mark_rect()

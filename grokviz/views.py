@@ -461,18 +461,13 @@ def pair_split(dataset, a: int, b: int) -> str:
 # --- ablation over checkpoints ---------------------------------------------------------------
 
 
-def ablation_result(logits: torch.Tensor, params, dataset, frequencies, mode: str, site: str, base=None):
-    """An ``AblationResult`` from cached all-pairs logits [p*p, p] (the neurons site needs ``base``).
+def logits_baseline(logits: torch.Tensor) -> ablation.Baseline:
+    """An ``ablation.Baseline`` holding only the all-pairs logits [p*p, p].
 
-    The logits and embedding sites need only the un-ablated logits (and params), so the app
-    skips the activations' 2-D transform that ``ablation.baseline`` also computes.
+    Enough for the logits and embedding sites (and its ``evaluate`` memoises the un-ablated
+    metrics); the neurons site needs ``ablation.baseline(params)`` with the activations.
     """
-    if site == "neurons":
-        if base is None:
-            raise ValueError("the neurons site needs the full ablation.Baseline")
-    else:
-        base = ablation.Baseline(p=dataset.p, logits=logits, acts=None, acts_fourier=None, W_L=None)
-    return ablation.ablate_baseline(base, params, dataset, frequencies, mode, site)
+    return ablation.Baseline(p=logits.shape[1], logits=logits, acts=None)
 
 
 def ablation_over_run(steps: Sequence[int], compute, progress=None) -> pd.DataFrame:

@@ -305,11 +305,12 @@ def test_attention_and_ablation_shortcuts_match_the_library():
     assert pattern.shape == (2, 3) and np.allclose(pattern.sum(axis=1), 1.0)
     assert np.allclose(pattern, ablation.attention_to(params)[:, 3, 4].numpy(), atol=1e-6)
     dataset = make_dataset("add", 11, 0.5, 0)
-    logits = ablation.all_pairs_logits(params)
-    base = ablation.baseline(params)
+    shell = views.logits_baseline(ablation.all_pairs_logits(params))
+    full = ablation.baseline(params)
     for site in ablation.SITES:
         for mode in ablation.MODES:
-            mine = views.ablation_result(logits, params, dataset, [1, 3], mode, site, base=base)
+            base = full if site == "neurons" else shell
+            mine = ablation.ablate_baseline(base, params, dataset, [1, 3], mode, site)
             theirs = ablation.ablate(params, dataset, [1, 3], mode, site)
             assert mine.after["test"].loss == pytest.approx(theirs.after["test"].loss, rel=1e-5)
             assert torch.equal(mine.correct_after, theirs.correct_after)
