@@ -174,8 +174,9 @@ def clamp_state(key: str, low: int, high: int) -> None:
 with st.sidebar:
     st.title("grokviz")
     st.caption("Grokking in a 1-layer transformer on modular arithmetic (Nanda et al. 2023).")
+    # Deliberately not in the URL: a link must not point the server at folders outside its runs root.
     folder = st.text_input(
-        "Another folder of runs", key="folder", bind="query-params", placeholder="path/to/runs or path/to/run",
+        "Another folder of runs", key="folder", placeholder="path/to/runs or path/to/run",
         help=f"Runs are read from {RUNS_DIR} and from this folder (a folder of run folders, or one run folder).",
     )
     choices = views.discover_runs(RUNS_DIR, folder, APP_DIR)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from .config import check_analysable
 from .errors import GrokvizError
 from .ablation import baseline
 from .neurons import key_frequencies, neuron_stats
@@ -64,19 +65,24 @@ def _load(path: Path, step: int | None):
     """(config, step, params, run or None) for a run folder or a checkpoint file."""
     if path.is_file():
         cfg, file_step, params = load_checkpoint_file(path)
+        check_analysable(cfg, str(path))
         if step is not None and step != file_step:
             raise GrokvizError(f"{path}: this checkpoint is step {file_step}, not --step {step}")
         return cfg, file_step, params, None
     if not path.exists():
         raise GrokvizError(f"{path}: no such run folder or checkpoint file")
     run = open_run(path)
+    check_analysable(run.config, str(path))
     steps = run.steps()
+    for problem in run.problems:  # broken files are skipped, and said so
+        print(f"warning: {problem}", file=sys.stderr)
     if not steps:
         raise GrokvizError(f"{path}: the run has no checkpoints yet")
     if step is None:
         step = steps[-1]
     elif step not in steps:
-        raise GrokvizError(f"{path}: no checkpoint for --step {step}; saved steps are {steps}")
+        shown = steps if len(steps) <= 12 else [*steps[:6], "...", *steps[-5:]]
+        raise GrokvizError(f"{path}: no checkpoint for --step {step}; saved steps are {shown}")
     return run.config, step, run.load(step), run
 
 

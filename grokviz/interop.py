@@ -91,8 +91,8 @@ def load_torch_file(path: str | Path) -> Any:
             "is not a torch.save file, or it needs full unpickling, which grokviz refuses because it can run "
             "arbitrary code"
         ) from None
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
-        raise GrokvizError(f"{path}: not a readable torch.save file ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - the unpickler fails on garbage bytes with any exception type
+        raise GrokvizError(f"{path}: not a readable torch.save file ({type(exc).__name__}: {exc})") from None
 
 
 # --- the reference code's layout ----------------------------------------------------------------

@@ -204,7 +204,9 @@ def test_unreadable_runs_are_named_and_the_rest_keeps_working(tiny_run: Path, tm
     with open(damaged / "log.csv", "a") as log:
         log.write("12,not-a-number,0,0,0,0\n")
 
-    at = new_app(folder=str(broken_root)).run()
+    at = new_app().run()
+    at.text_input(key="folder").set_value(str(broken_root))
+    at.run()
     assert not at.exception
     assert any("no-config" in w.value and "run.json" in w.value for w in at.warning)
     assert at.selectbox(key="run").value == tiny_run.resolve().as_posix()  # the good run still opens
@@ -261,3 +263,20 @@ def test_no_runs_says_how_to_make_one(runs_dir: Path):
     at = new_app().run()
     assert not at.exception
     assert any("python -m grokviz.train" in i.value for i in at.info)
+
+
+def test_hostile_url_parameters_are_ignored(tiny_run: Path, tmp_path: Path):
+    """Values a link can carry never reach outside the runs root nor crash the app."""
+    outside = tmp_path / "outside"
+    train(Config(p=13, d_model=16, d_mlp=32, n_heads=2, d_head=8, steps=20, log_every=10, save_every=10,
+                 save_log_points=0), outside / "secret", progress=False)
+    at = check(new_app(run="../outside/secret", folder=str(outside), step="-5", a="-1", b="99999999",
+                       freqs=["999", "x", "-2"], mode="explode", site="../../etc", neuron="100000",
+                       tab="<script>").run())
+    assert at.selectbox(key="run").value.endswith("tiny")  # the default run, not the one outside
+    assert at.text_input(key="folder").value in ("", None)
+    shown = " ".join(str(e.value) for e in [*at.warning, *at.markdown, *at.caption])
+    assert "secret" not in shown and str(outside) not in shown
+    a, b = at.number_input(key="a").value, at.number_input(key="b").value
+    assert 0 <= a < 23 and 0 <= b < 23
+    assert at.select_slider(key="step").value in open_run(tiny_run).steps()

@@ -200,3 +200,62 @@ def test_mixed_configs_in_one_folder(run_copy, tmp_path) -> None:
     run = open_run(run_copy)
     assert run.steps() == [0, 20, 40]
     assert "seed=5 (run: 0)" in run.problems[0]
+
+
+# --- the command lines: one line naming the file, exit status 2, never a traceback ----------------
+
+
+def run_cli(capsys, main, argv: list[str]) -> tuple[int, str]:
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return code, captured.err
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_analyze_names_a_broken_checkpoint_file(run_copy, capsys, case) -> None:
+    from grokviz.analyze import main as analyze
+
+    data, _ = corrupt_files(run_copy)[case]
+    broken = run_copy / checkpoint_name(30)
+    broken.write_bytes(data)
+    code, err = run_cli(capsys, analyze, [str(broken), "--json"])
+    if case in ("another run's config", "step disagrees with name"):
+        assert code == 0  # a sound checkpoint on its own
+    else:
+        assert code == 2 and err.startswith("error: ") and str(broken) in err and err.count("\n") == 1
+    # The run folder around it still analyses, and says which file it skipped.
+    code, err = run_cli(capsys, analyze, [str(run_copy), "--json"])
+    assert code == 0 and f"warning: {broken}" in err
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: p / "missing",
+    lambda p: (p / "empty").mkdir() or p / "empty",
+    lambda p: (p / "notes.txt").write_text("hello") and p / "notes.txt",
+    lambda p: (p / "model.pth").write_bytes(pickle.dumps({"a": 1})) and p / "model.pth",
+], ids=["missing", "empty folder", "text file", "pickle"])
+def test_clis_refuse_paths_that_are_not_runs(tmp_path, capsys, make) -> None:
+    from grokviz.analyze import main as analyze
+    from grokviz.convert import main as convert
+    from grokviz.train import main as train_cli
+
+    path = make(tmp_path)
+    for cli, argv in ((analyze, [str(path)]), (convert, ["progress-measures", str(path), "--out", str(tmp_path / "o")]),
+                      (train_cli, ["--out", str(path), "--resume", "--no-progress"])):
+        code, err = run_cli(capsys, cli, argv)
+        assert code == 2 and err.startswith("error: ") and str(path) in err, (cli.__module__, err)
+
+
+def test_analyze_refuses_p_above_the_live_analysis_limit(tmp_path, capsys) -> None:
+    from grokviz.analyze import main as analyze
+    from grokviz.config import ANALYSIS_P_MAX
+    from grokviz.model import init_params
+    from grokviz.runs import write_run_file
+
+    cfg = Config(p=263, d_model=8, d_mlp=8, n_heads=1, d_head=8)
+    assert cfg.p > ANALYSIS_P_MAX
+    write_run_file(tmp_path / "big", cfg)
+    save_checkpoint(tmp_path / "big", 0, init_params(cfg), cfg)
+    code, err = run_cli(capsys, analyze, [str(tmp_path / "big")])
+    assert code == 2 and "p=263 is above 257" in err
