@@ -145,10 +145,13 @@ def forward_last(
 
     scores = torch.stack([score_0[a], score_1[b], score_eq.expand(len(a), -1)], dim=-1)  # [batch, head, key_pos]
     pattern = _hook(hooks, cache, "blocks.0.attn.hook_pattern", scores.softmax(dim=-1))
+    # Key-major and contiguous: on the stride-3 views pattern[..., k] the batched matmul falls back
+    # to one tiny product per pair (measured 2-3x slower over all p^2 pairs).
+    weights = pattern.permute(2, 0, 1).contiguous()  # [key_pos, batch, head]
     attn_out = (
-        einsum(pattern[..., 0], ov_0[a], "batch head, batch head d_model -> batch d_model")
-        + einsum(pattern[..., 1], ov_1[b], "batch head, batch head d_model -> batch d_model")
-        + pattern[..., 2] @ ov_eq
+        einsum(weights[0], ov_0[a], "batch head, batch head d_model -> batch d_model")
+        + einsum(weights[1], ov_1[b], "batch head, batch head d_model -> batch d_model")
+        + weights[2] @ ov_eq
     )  # [batch, d_model]
     attn_out = _hook(hooks, cache, "blocks.0.hook_attn_out", attn_out)
     resid_mid = _hook(hooks, cache, "blocks.0.hook_resid_mid", resid_eq + attn_out)
