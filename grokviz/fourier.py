@@ -15,7 +15,6 @@ import math
 from functools import lru_cache
 
 import torch
-from einops import einsum
 
 from .model import Params
 

@@ -715,20 +715,6 @@ def from_transformer_lens(state_dict: Mapping[str, torch.Tensor], tl_config: Map
     return cfg, params
 
 
-def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        raise GrokvizError(f"{path}: no such file")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-        return load_file(str(path)), metadata
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise GrokvizError(f"{path}: not a readable safetensors file ({exc})") from None
-
-
 def _read_json(path: Path) -> dict[str, Any]:
     import json
 
@@ -760,13 +746,15 @@ def import_transformer_lens(path: str | Path, config_path: str | Path | None = N
     ``HookedTransformerConfig`` object: it is read as a dict of its fields without TransformerLens
     (see :func:`load_torch_file`).
     """
+    from .runs import read_safetensors
+
     path = Path(path)
     source = str(path)
     notes: list[str] = []
     data: Mapping[str, Any] = {}
     grokviz_meta: dict[str, str] = {}
     if path.suffix == ".safetensors":
-        state_dict, metadata = _load_safetensors(path)
+        state_dict, metadata = read_safetensors(path)
         if metadata.get("format") == "grokviz.transformer-lens/1":
             grokviz_meta = metadata  # our own export: its config and step come back exactly
         sibling = path.with_suffix(".json")

@@ -17,7 +17,6 @@ Readers never unpickle anything.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import stat
@@ -98,7 +97,7 @@ def save_resume_state(run_dir: Path, step: int, params: Params, exp_avg: Params,
 
 def load_resume_state(run_dir: Path) -> tuple[int, Params, Params, Params]:
     path = Path(run_dir) / RESUME_FILE
-    tensors, metadata = _read_safetensors(path)
+    tensors, metadata = read_safetensors(path)
     groups: dict[str, Params] = {"param": {}, "exp_avg": {}, "exp_avg_sq": {}}
     for key, value in tensors.items():
         prefix, _, name = key.partition("/")
@@ -170,7 +169,7 @@ def _read_log_rows(path: Path) -> tuple[list[dict[str, float]], list[str]]:
 # --- reading --------------------------------------------------------------------------------
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and metadata of a safetensors file, every failure as a GrokvizError naming it."""
     if not path.is_file():
         raise GrokvizError(f"{path}: no such file")
@@ -214,7 +213,7 @@ def validate_params(params: Params, cfg: Config, source: str) -> Params:
 def load_checkpoint_file(path: Path) -> tuple[Config, int, Params]:
     """One checkpoint file on its own: (config, step, fp32 params), validated."""
     path = Path(path)
-    tensors, metadata = _read_safetensors(path)
+    tensors, metadata = read_safetensors(path)
     if "config" not in metadata:
         raise GrokvizError(f"{path}: metadata has no 'config'; is this a grokviz checkpoint?")
     cfg = Config.from_json(metadata["config"], source=str(path))
@@ -296,7 +295,7 @@ class Run:
         return step, None
 
     def _load_file(self, path: Path, step: int) -> Params:
-        tensors, metadata = _read_safetensors(path)
+        tensors, metadata = read_safetensors(path)
         stored_step = _parse_step(metadata, path)
         if stored_step != step:
             raise GrokvizError(f"{path}: the file name says step {step} but its metadata says {stored_step}")

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from grokviz.config import Config
+from grokviz.runs import Run
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED_RUN = REPO / "checkpoints" / "add-p113"
@@ -37,3 +38,16 @@ def tiny_config() -> Config:
     """Small enough to train a few hundred steps in about a second on one CPU core."""
     return Config(p=23, d_model=64, d_mlp=128, n_heads=4, d_head=16, frac_train=0.5,
                   steps=300, log_every=10, save_every=100, save_log_points=6)
+
+
+# Groks in 1,500 full-batch steps (train and test accuracy 100%, test loss ~1e-5), ~7 s on one core.
+GROKKED = Config(p=29, d_model=64, d_mlp=128, n_heads=4, d_head=16, frac_train=0.6, lr=3e-3,
+                 steps=1500, log_every=50, save_every=500, save_log_points=6)
+
+
+@pytest.fixture(scope="session")
+def grokked_run(tmp_path_factory) -> Run:
+    """A small model that really groks, trained once per test session."""
+    from grokviz.train import train
+
+    return train(GROKKED, tmp_path_factory.mktemp("grokked") / "grokked-p29", progress=False)

@@ -8,13 +8,11 @@ accuracy 100%) and on the bundled p = 113 run when it is present and finished.
 from __future__ import annotations
 
 import math
-import shutil
 
 import pytest
 import torch
 
 from grokviz.ablation import (
-    MODES,
     SITES,
     ablate,
     ablate_baseline,
@@ -31,27 +29,12 @@ from grokviz.config import Config
 from grokviz.fourier import fourier_2d, fourier_basis, inverse_fourier_2d, n_frequencies
 from grokviz.model import forward, forward_last, init_params
 from grokviz.neurons import all_pairs, key_frequencies, neuron_activations, neuron_stats
-from grokviz.runs import checkpoint_name, open_run
+from grokviz.runs import open_run
 from grokviz.tasks import dataset_for, make_dataset
-from grokviz.train import train
-
-# Groks in 1,500 full-batch steps (train and test accuracy 100%, test loss ~1e-5).
-GROKKED = Config(p=29, d_model=64, d_mlp=128, n_heads=4, d_head=16, frac_train=0.6, lr=3e-3,
-                 steps=1500, log_every=50, save_every=500, save_log_points=6)
-
-
-def grokked_run(tmp_path_factory):
-    """The p = 29 grokked run, trained once per pytest session (shared by name in basetemp)."""
-    out = tmp_path_factory.getbasetemp() / "grokked-p29"
-    if not (out / checkpoint_name(GROKKED.steps)).is_file():
-        shutil.rmtree(out, ignore_errors=True)
-        train(GROKKED, out, progress=False)
-    return open_run(out)
-
 
 @pytest.fixture(scope="module")
-def grokked(tmp_path_factory):
-    run = grokked_run(tmp_path_factory)
+def grokked(grokked_run):
+    run = grokked_run
     cfg = run.config
     params = run.load(cfg.steps)
     dataset = dataset_for(cfg)

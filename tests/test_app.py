@@ -131,7 +131,7 @@ def test_probe_shows_the_values_at_the_chosen_input(bundled: Path):
     assert shown["contribution"].tolist() == pytest.approx(expected.terms["contribution"].tolist(), rel=1e-6, abs=1e-9)
     assert float(metric(at, "Activation")) == pytest.approx(expected.activation, rel=1e-3, abs=1e-3)
     assert float(metric(at, "Residual")) == pytest.approx(expected.residual, rel=1e-3, abs=1e-3)
-    assert any(f"at (7, 30)" in h.value for h in at.subheader)
+    assert any("at (7, 30)" in h.value for h in at.subheader)
 
 
 def test_prediction_tab_names_the_answer(bundled: Path):

@@ -8,7 +8,6 @@ downloaded. Screenshots go to screenshots/ (git-ignored) for a person to look at
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys

@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -17,23 +16,10 @@ from grokviz.config import Config
 from grokviz.fourier import embed_spectrum, unembed_spectrum
 from grokviz.model import init_params
 from grokviz.progress import PHASE_RULE, Phases, gini, phase_boundaries, progress_measures
-from grokviz.runs import checkpoint_name, open_run, save_checkpoint
+from grokviz.runs import open_run, save_checkpoint
 from grokviz.tasks import dataset_for
 from grokviz.timeline import timeline
 from grokviz.train import train
-
-GROKKED = Config(p=29, d_model=64, d_mlp=128, n_heads=4, d_head=16, frac_train=0.6, lr=3e-3,
-                 steps=1500, log_every=50, save_every=500, save_log_points=6)
-
-
-def grokked_run(tmp_path_factory):
-    """The p = 29 grokked run of test_ablation, trained once per session (shared in basetemp)."""
-    out = tmp_path_factory.getbasetemp() / "grokked-p29"
-    if not (out / checkpoint_name(GROKKED.steps)).is_file():
-        shutil.rmtree(out, ignore_errors=True)
-        train(GROKKED, out, progress=False)
-    return open_run(out)
-
 
 # --- Gini ---------------------------------------------------------------------------------
 
@@ -135,8 +121,8 @@ def test_phase_rule_falls_back_to_the_timeline():
     assert phases.memorisation_end == 300 and phases.circuit_formation_end == 1100
 
 
-def test_phases_of_a_real_grokked_run(tmp_path_factory):
-    run = grokked_run(tmp_path_factory)
+def test_phases_of_a_real_grokked_run(grokked_run):
+    run = grokked_run
     log = run.log()
     phases = phase_boundaries(log, None)
     assert phases.memorisation_end is not None and phases.cleanup_end is not None

@@ -14,7 +14,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from grokviz.config import Config
 from grokviz.errors import GrokvizError
 from grokviz.runs import RESUME_FILE, load_checkpoint_file, open_run
 from grokviz.train import ACCURACY_EVENTS, checkpoint_schedule, main, train
