@@ -413,7 +413,9 @@ def heatmap(
     cells = (
         alt.Chart(frame)
         .mark_rect()
-        .encode(x=x, y=y, color=alt.Color("value:Q", title=color_title, scale=alt.Scale(scheme=scheme)),
+        .encode(x=x, y=y, color=alt.Color("value:Q", title=color_title, scale=alt.Scale(scheme=scheme),
+                                       # below the plot: beside it, the legend overflows a half-width column
+                                       legend=alt.Legend(orient="bottom", direction="horizontal", gradientLength=size * 0.6)),
                 tooltip=[alt.Tooltip("y:O", title=y_title), alt.Tooltip("x:O", title=x_title),
                          alt.Tooltip("value:Q", title=color_title, format=".3g")])
     )
@@ -523,3 +525,32 @@ def waves_chart(frame: pd.DataFrame, *, label: int, title: str, subtitle: str | 
         .encode(x="c:Q", tooltip=["text:N"])
     )
     return alt.layer(lines, rule).properties(title=_title(title, subtitle), height=height, autosize=FIT_WIDTH)
+
+
+# --- sweeps ----------------------------------------------------------------------------------
+
+OUTCOME_COLORS = {"never fit": "#bdbdbd", "memorised only": "#fdae6b", "grokked": "#31a354", "unreadable": "#ffffff"}
+
+
+def sweep_grid(grid: pd.DataFrame, *, x_title: str, y_title: str | None, title: str, subtitle: str | None = None,
+               x_order: Sequence[str] | None = None, y_order: Sequence[str] | None = None,
+               cell: int = 70) -> alt.LayerChart:
+    """One cell per sweep member (columns x, y, outcome, label, member, test_accuracy; see
+    ``views.sweep_grid``), coloured by outcome, with the grokking step written in the cell."""
+    domain = list(OUTCOME_COLORS)
+    n_x = len(x_order) if x_order is not None else grid["x"].nunique()
+    n_y = len(y_order) if y_order is not None else max(grid["y"].nunique(), 1)
+    x = alt.X("x:O", title=x_title, sort=list(x_order) if x_order is not None else "ascending",
+              axis=alt.Axis(labelAngle=0))
+    y = alt.Y("y:O", title=y_title, sort=list(y_order)[::-1] if y_order is not None else "descending",
+              axis=alt.Axis(labels=y_title is not None, ticks=y_title is not None))
+    base = alt.Chart(grid).encode(x=x, y=y)
+    cells = base.mark_rect(stroke="white", strokeWidth=2).encode(
+        color=alt.Color("outcome:N", scale=alt.Scale(domain=domain, range=[OUTCOME_COLORS[o] for o in domain]),
+                        legend=alt.Legend(title=None, orient="bottom")),
+        tooltip=["member:N", "outcome:N", alt.Tooltip("label:N", title="test >= 99% at step"),
+                 alt.Tooltip("test_accuracy:Q", title="final test accuracy", format=".1%")],
+    )
+    text = base.mark_text(fontSize=12).encode(text="label:N")
+    return alt.layer(cells, text).properties(
+        title=_title(title, subtitle), width=cell * n_x, height=cell * n_y, autosize=FIXED)
