@@ -39,6 +39,10 @@ CHECKPOINT_FORMAT = "grokviz.checkpoint/1"
 RUN_FILE = "run.json"
 LOG_FILE = "log.csv"
 RESUME_FILE = "resume.safetensors"
+# A sweep folder (``grokviz.ensemble``) holds sweep.json and one run folder per member; it is
+# not a run itself (see ``grokviz.sweeps``).
+SWEEP_FILE = "sweep.json"
+SWEEP_FORMAT = "grokviz.sweep/1"
 CHECKPOINT_RE = re.compile(r"^step_(\d+)\.safetensors$")
 LOG_COLUMNS = ("step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")
 # The process umask, read once (reading it means setting it, which is not thread-safe to repeat).
@@ -355,13 +359,18 @@ def open_run(path: str | os.PathLike) -> Run:
 
 
 def list_runs(root: str | os.PathLike) -> tuple[list[Run], list[str]]:
-    """Runs directly under ``root`` (sorted by name), and one message per folder that is not one."""
+    """Runs directly under ``root`` (sorted by name), and one message per folder that is not one.
+
+    Sweep folders (``sweep.json``, no ``run.json``) are neither: ``grokviz.sweeps`` lists them.
+    """
     root = Path(root)
     if not root.is_dir():
         raise GrokvizError(f"{root}: no such folder of runs")
     runs, problems = [], []
     for entry in sorted(root.iterdir()):
         if not entry.is_dir() or entry.name.startswith("."):
+            continue
+        if (entry / SWEEP_FILE).is_file() and not (entry / RUN_FILE).exists():
             continue
         try:
             runs.append(open_run(entry))

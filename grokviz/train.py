@@ -268,12 +268,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto = cuda when present")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (1 is fastest for this model on small machines)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_flags(parser)
+    return parser
+
+
+def add_config_flags(parser: argparse.ArgumentParser, skip: frozenset[str] = frozenset()) -> None:
+    """One ``--flag`` per Config field (defaults and help from the dataclass), except ``skip``.
+
+    Shared with ``grokviz.ensemble``, which replaces the per-member fields by list flags.
+    """
     group = parser.add_argument_group("run config (stored in the run folder)")
     for f in fields(Config):
+        if f.name in skip:
+            continue
         default = f.default if f.default is not MISSING else None
         kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" ")[0], int)
         group.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=default, help=f.metadata.get("help"))
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

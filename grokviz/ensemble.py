@@ -1,0 +1,341 @@
+"""Many models in one process: ``python -m grokviz.ensemble --out checkpoints/NAME --seeds 0-7``.
+
+Every parameter gets a leading member axis (``[member, ...]``) and one step trains all members
+at once: the forward is ``torch.func.vmap`` over :func:`grokviz.model.forward_last` (the single
+run's own fast path, so there is one model definition), the backward is one ``autograd.grad``
+of the summed member losses (members share no weights, so each gets exactly its own gradient),
+and AdamW is the single run's update with the per-member learning rate and weight decay as
+broadcast tensors.
+
+Members may differ in ``seed``, ``data_seed``, ``lr``, ``weight_decay`` and ``frac_train``;
+everything else is shared. Members with different ``frac_train`` have training sets of
+different sizes, so they are trained in *groups* of equal size (one batched step per group per
+step) rather than padded with a mask: a masked mean sums in another order than the single run
+and a member would no longer equal the single run with its config (which tests check).
+
+Output: a sweep folder ::
+
+    sweep.json            {"format": "grokviz.sweep/1", "axes": {...}, "members": [...]}
+    <member>/             an ordinary run folder (run.json, log.csv, step_*.safetensors)
+
+Members keep the single run's log; checkpoints are only the first and last step by default
+(``--save ends``) or the single run's full schedule with accuracy events (``--save schedule``).
+There is no ``--resume`` for ensembles: rerun a member with ``grokviz.train`` to continue it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import itertools
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import torch
+from torch.func import vmap
+
+from .config import Config
+from .errors import GrokvizError
+from .model import Params, forward_last, init_params
+from .optim import AdamWState, learning_rate
+from .runs import SWEEP_FILE, SWEEP_FORMAT, LogWriter, atomic_write, save_checkpoint, write_run_file
+from .tasks import dataset_for
+from .train import (
+    CUDA_FLUSH_EVERY,
+    _new_events,
+    add_config_flags,
+    checkpoint_schedule,
+    configure_cpu,
+    loss_and_accuracy,
+    pick_device,
+)
+
+# Config fields that may differ between the members of one ensemble (in the order of the name).
+MEMBER_FIELDS = ("weight_decay", "frac_train", "lr", "seed", "data_seed")
+SAVE_MODES = ("ends", "schedule")
+
+
+def keep_freed_memory() -> None:
+    """On glibc, keep freed memory for reuse instead of returning it to the OS (CPU only).
+
+    glibc serves blocks above its mmap threshold (at most 32 MB by default) with a fresh mmap and
+    unmaps them on free, so every step pays page faults on every big activation again. At p = 113
+    an ensemble of 8 has [member, pairs, d_mlp] activations of 63 MB: measured 720 -> 466 ms per
+    step on a 2-core VM. Process-wide; harmless elsewhere (a no-op without glibc).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from malloc.h
+    libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
+    libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)
+
+
+def member_name(cfg: Config) -> str:
+    """Folder name of a member, from its per-member fields: ``wd1_frac0.3_lr0.001_seed0``."""
+    name = f"wd{cfg.weight_decay:g}_frac{cfg.frac_train:g}_lr{cfg.lr:g}_seed{cfg.seed}"
+    return name if cfg.data_seed is None else f"{name}_data{cfg.data_seed}"
+
+
+def grid_configs(base: Config, *, seeds=None, weight_decays=None, frac_trains=None, lrs=None) -> list[Config]:
+    """The product of the given axes (an axis left out keeps ``base``'s value), weight decay outermost."""
+    axes = (weight_decays or [base.weight_decay], frac_trains or [base.frac_train], lrs or [base.lr], seeds or [base.seed])
+    return [base.replace(weight_decay=wd, frac_train=frac, lr=lr, seed=seed)
+            for wd, frac, lr, seed in itertools.product(*axes)]
+
+
+def _check_members(configs: list[Config]) -> None:
+    if not configs:
+        raise GrokvizError("an ensemble needs at least one member")
+    shared = [f.name for f in fields(Config) if f.name not in MEMBER_FIELDS]
+    for cfg in configs[1:]:
+        differs = [n for n in shared if getattr(cfg, n) != getattr(configs[0], n)]
+        if differs:
+            raise GrokvizError(f"members may differ only in {list(MEMBER_FIELDS)}; they differ in {differs}")
+    names = [member_name(c) for c in configs]
+    if len(set(names)) != len(names):
+        raise GrokvizError("two members have the same config; give each axis distinct values")
+
+
+def stack(trees: list[Params]) -> Params:
+    """Per-member parameter dicts -> one dict of [member, ...] tensors."""
+    return {name: torch.stack([tree[name] for tree in trees]) for name in trees[0]}
+
+
+def _member_metrics(params: Params, a: torch.Tensor, b: torch.Tensor, labels: torch.Tensor):
+    """One member: (loss, accuracy) of the single run's own forward and loss (vmapped below)."""
+    return loss_and_accuracy(forward_last(params, a, b), labels)
+
+
+# params [member, ...], a/b/labels [member, batch] -> (loss [member] float64, accuracy [member]).
+batched_metrics = vmap(_member_metrics)
+
+
+@torch.no_grad()
+def adamw_step_batched(params: Params, grads: Params, state: AdamWState, configs: list[Config], eps: float = 1e-8) -> None:
+    """``optim.adamw_step`` for [member, ...] tensors, with each member's own lr and weight decay.
+
+    The per-member scalars are computed in Python floats exactly as the single run computes them
+    and rounded to float32 once, and every tensor operation keeps the single run's order
+    (``addcdiv`` computes ``value * exp_avg / denom``), so a member follows its single run.
+    """
+    first = configs[0]  # betas are shared (checked): one bias correction for all members
+    lrs = [learning_rate(cfg, state.step) for cfg in configs]
+    state.step += 1
+    bias_correction1 = 1 - first.beta1**state.step
+    bias_correction2_sqrt = math.sqrt(1 - first.beta2**state.step)
+    device = next(iter(params.values())).device
+    decay = torch.tensor([1 - lr * cfg.weight_decay for lr, cfg in zip(lrs, configs)], device=device)  # [member]
+    step_size = torch.tensor([-lr / bias_correction1 for lr in lrs], device=device)  # [member]
+    for name, param in params.items():
+        grad = grads[name]
+        exp_avg, exp_avg_sq = state.exp_avg[name], state.exp_avg_sq[name]
+        per_member = (-1,) + (1,) * (param.dim() - 1)  # broadcast [member] over the parameter's own axes
+        param.mul_(decay.view(per_member))
+        exp_avg.lerp_(grad, 1 - first.beta1)
+        exp_avg_sq.mul_(first.beta2).addcmul_(grad, grad, value=1 - first.beta2)
+        denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
+        param.add_(step_size.view(per_member) * exp_avg / denom)
+
+
+@dataclass
+class Group:
+    """Members with training sets of one size, trained by one batched step."""
+
+    members: list[int]  # indices into the ensemble's configs
+    configs: list[Config]
+    params: Params  # [member, ...], requires grad
+    state: AdamWState
+    train: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # a, b, labels: [member, n_train]
+    test: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # a, b, labels: [member, n_test]
+
+
+def make_groups(configs: list[Config], dev: torch.device) -> list[Group]:
+    by_size: dict[int, list[int]] = {}
+    datasets = [dataset_for(cfg) for cfg in configs]
+    for i, data in enumerate(datasets):
+        by_size.setdefault(len(data.train_idx), []).append(i)
+    groups = []
+    for members in by_size.values():
+        def split(which: str) -> tuple[torch.Tensor, ...]:
+            parts = [[t[getattr(datasets[i], which)] for t in (datasets[i].a, datasets[i].b, datasets[i].labels)] for i in members]
+            return tuple(torch.stack(column).to(dev) for column in zip(*parts))
+
+        params = stack([init_params(configs[i], dev) for i in members])
+        params = {k: v.requires_grad_(True) for k, v in params.items()}
+        groups.append(Group(members, [configs[i] for i in members], params, AdamWState.zeros_like(params),
+                             split("train_idx"), split("test_idx")))
+    return groups
+
+
+def step_group(group: Group, evaluate_test: bool, update: bool = True) -> torch.Tensor:
+    """One full-batch step of every member of ``group``, as the single run's loop does it.
+
+    Returns [member, 4] metrics of the weights before the update (train loss, train accuracy,
+    test loss, test accuracy; the test columns NaN unless ``evaluate_test``), then applies one
+    AdamW update unless ``update`` is False (the last step is only evaluated).
+    """
+    train_loss, train_acc = batched_metrics(group.params, *group.train)  # [member] each
+    if evaluate_test:
+        with torch.no_grad():
+            test_loss, test_acc = batched_metrics(group.params, *group.test)
+    else:
+        test_loss = test_acc = torch.full_like(train_acc, math.nan)
+    metrics = torch.stack([train_loss.detach(), train_acc, test_loss, test_acc], dim=1)  # [member, 4]
+    if update:
+        # Members share no weights: the gradient of the sum is each member's own gradient.
+        grads = torch.autograd.grad(train_loss.sum(), list(group.params.values()))
+        adamw_step_batched(group.params, dict(zip(group.params, grads)), group.state, group.configs)
+    return metrics
+
+
+def write_sweep_file(out: Path, configs: list[Config], axes: dict[str, list]) -> None:
+    body = {"format": SWEEP_FORMAT, "source": "grokviz.ensemble", "axes": axes,
+            "members": [{"name": member_name(c), **{f: getattr(c, f) for f in MEMBER_FIELDS}} for c in configs]}
+    atomic_write(out / SWEEP_FILE, lambda tmp: Path(tmp).write_text(json.dumps(body, indent=2) + "\n"))
+
+
+def train_ensemble(
+    configs: list[Config],
+    out: str | Path,
+    *,
+    axes: dict[str, list] | None = None,
+    save: str = "ends",
+    device: str = "auto",
+    threads: int = 1,
+    progress: bool = True,
+) -> list[Path]:
+    """Train every config as one member of a sweep folder ``out``; returns the member folders."""
+    _check_members(configs)
+    if save not in SAVE_MODES:
+        raise GrokvizError(f"save={save!r} must be one of {SAVE_MODES}")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise GrokvizError(f"{out}: folder exists and is not empty; choose a new --out")
+    dev = pick_device(device)
+    if dev.type == "cpu":
+        configure_cpu(threads)
+        keep_freed_memory()
+    first = configs[0]
+    out.mkdir(parents=True, exist_ok=True)
+    axes = axes or {f: sorted({getattr(c, f) for c in configs}, key=str) for f in MEMBER_FIELDS
+                    if len({getattr(c, f) for c in configs}) > 1}
+    write_sweep_file(out, configs, axes)
+    folders = [out / member_name(c) for c in configs]
+    for folder, cfg in zip(folders, configs):
+        write_run_file(folder, cfg, source="grokviz.ensemble")
+    logs = [LogWriter(folder) for folder in folders]
+    fired: list[set] = [set() for _ in configs]
+    groups = make_groups(configs, dev)
+    schedule = checkpoint_schedule(first) if save == "schedule" else {0, first.steps}
+    flush_every = CUDA_FLUSH_EVERY if dev.type == "cuda" else 1
+    pending: list[tuple[int, Group, torch.Tensor, Params | None, float]] = []
+    last_test = [0.0] * len(configs)  # for the progress bar
+    started = time.perf_counter()
+
+    def flush() -> None:
+        """Write pending log rows (one host sync) and the checkpoints they call for."""
+        for step, group, metrics, snapshot, elapsed in pending:
+            for row, member in zip(metrics.cpu().tolist(), group.members):
+                train_loss, train_acc, test_loss, test_acc = row
+                record = {"step": step, "train_loss": train_loss, "train_accuracy": train_acc,
+                          "test_loss": test_loss, "test_accuracy": test_acc, "elapsed_s": elapsed}
+                logs[member].append(record)
+                last_test[member] = test_acc
+                crossed = save == "schedule" and _new_events(record, fired[member])
+                if snapshot is not None and (crossed or step in schedule):
+                    index = group.members.index(member)
+                    save_checkpoint(folders[member], step, {k: v[index] for k, v in snapshot.items()}, configs[member])
+        pending.clear()
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=first.steps, disable=not progress, unit="step", dynamic_ncols=True,
+               desc=f"{len(configs)} members")
+    for step in range(first.steps + 1):
+        is_log_step = step % first.log_every == 0 or step == first.steps or step in schedule
+        for group in groups:
+            metrics = step_group(group, evaluate_test=is_log_step, update=step < first.steps)
+            if is_log_step:
+                # Weights are copied only where a checkpoint may be written (events need every log step).
+                keep = save == "schedule" or step in schedule
+                snapshot = {k: v.detach().clone() for k, v in group.params.items()} if keep else None
+                pending.append((step, group, metrics, snapshot, time.perf_counter() - started))
+        if pending and (step in schedule or step == first.steps or len(pending) * first.log_every >= flush_every * len(groups)):
+            flush()
+            bar.set_postfix_str(f"test accuracy >= 99%: {sum(a >= 0.99 for a in last_test)}/{len(configs)}", refresh=False)
+        if step < first.steps:
+            bar.update(1)
+    bar.close()
+    for log in logs:
+        log.close()
+    return folders
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-7' -> [0..7]; '0,3,5' -> [0, 3, 5]; '0-3,10' -> [0, 1, 2, 3, 10]."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            low, _, high = part.strip().partition("-")
+            seeds.extend(range(int(low), int(high) + 1) if high else [int(low)])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of seeds like 0-7 or 0,3,5") from None
+    return seeds
+
+
+def parse_floats(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m grokviz.ensemble",
+        description="Train many models at once (seeds x weight decay x train fraction x lr) into one sweep folder.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--out", required=True, help="sweep folder to create (one run folder per member inside)")
+    parser.add_argument("--seeds", type=parse_seeds, default=[0], help="initialisation seeds, e.g. 0-63 or 0,3,5")
+    parser.add_argument("--weight-decay", type=parse_floats, default=None, help="weight decays, e.g. 0.3,1,3 (default: the config's)")
+    parser.add_argument("--frac-train", type=parse_floats, default=None, help="train fractions, e.g. 0.2,0.4,0.6")
+    parser.add_argument("--lr", type=parse_floats, default=None, help="learning rates, e.g. 1e-3,3e-3")
+    parser.add_argument("--save", default="ends", choices=SAVE_MODES,
+                        help="checkpoints per member: first and last step, or the single run's full schedule")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto = cuda when present")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_flags(parser, skip=frozenset({"seed", "weight_decay", "frac_train", "lr"}))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        base = Config(**{f.name: getattr(args, f.name) for f in fields(Config)
+                         if f.name not in {"seed", "weight_decay", "frac_train", "lr"}})
+        configs = grid_configs(base, seeds=args.seeds, weight_decays=args.weight_decay,
+                               frac_trains=args.frac_train, lrs=args.lr)
+        axes = {"weight_decay": args.weight_decay or [base.weight_decay], "frac_train": args.frac_train or [base.frac_train],
+                "lr": args.lr or [base.lr], "seed": args.seeds}
+        folders = train_ensemble(configs, args.out, axes=axes, save=args.save, device=args.device,
+                                 threads=args.threads, progress=not args.no_progress)
+    except GrokvizError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.out}: {len(folders)} members trained")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
