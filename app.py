@@ -20,7 +20,7 @@ st.set_page_config(page_title="grokviz", page_icon=":material/ssid_chart:", layo
 
 import torch  # noqa: E402
 
-from grokviz import ablation, charts, fourier, neurons, views  # noqa: E402
+from grokviz import ablation, charts, fourier, neurons, sweeps, views  # noqa: E402
 from grokviz.errors import GrokvizError  # noqa: E402
 from grokviz.progress import phase_boundaries  # noqa: E402
 from grokviz.runs import open_run  # noqa: E402
@@ -37,7 +37,7 @@ torch.set_flush_denormal(True)
 APP_DIR = Path(__file__).resolve().parent
 RUNS_DIR = Path(os.environ.get("GROKVIZ_RUNS") or APP_DIR / "checkpoints")
 DEFAULT_RUN = "add-p113"
-TABS = ["Training", "Fourier", "Ablation", "Neurons", "Prediction & attention"]
+TABS = ["Training", "Fourier", "Ablation", "Neurons", "Prediction & attention", "Sweep"]
 PLAY_SECONDS = 1.0  # one saved step per second while playing
 LIVE_SECONDS = 4.0  # how often a run that is still training is checked for new checkpoints
 SITE_HELP = {
@@ -122,6 +122,12 @@ def spectra_over_run(run_path: str, steps: tuple[int, ...], mtimes: tuple[float,
         embed[step] = fourier.embed_spectrum(params).numpy()
         unembed[step] = fourier.unembed_spectrum(params).numpy()
     return views.spectrum_history(embed), views.spectrum_history(unembed)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def sweep_outcomes(sweep_path: str, signature: tuple):
+    """A sweep's outcome table (reads every member's log); ``signature`` changes as logs grow."""
+    return sweeps.outcome_table(sweeps.open_sweep(sweep_path))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -602,3 +608,66 @@ with tabs[4]:
         st.altair_chart(charts.attention_chart(
             views.attention_at(params, a, b), a=a, b=b, title=f"Attention from the '=' position for ({a}, {b})",
             subtitle="one bar per head: how much it reads from a, from b and from '='"), width="stretch")
+
+# --- Sweep ------------------------------------------------------------------------------------
+
+
+def open_member(key: str) -> None:
+    """Button callback (runs before the rerun, so it may set the run picker): open a sweep member."""
+    st.session_state["run"] = key
+    st.session_state.pop("step", None)  # the member's own last checkpoint
+    st.session_state["tab"] = TABS[0]
+
+
+with tabs[5]:
+    if tabs[5].open:
+        found, sweep_problems = sweeps.list_sweeps(RUNS_DIR)
+        for problem in sweep_problems:
+            st.warning(problem, icon=":material/warning:")
+        if not found:
+            st.info(f"No sweeps in {RUNS_DIR}. Train one with `python -m grokviz.ensemble --out checkpoints/NAME "
+                    "--weight-decay 0.3,1,3 --frac-train 0.2,0.4,0.6`.")
+        else:
+            by_name = {s.name: s for s in found}
+            if st.session_state.get("sweep") not in by_name:
+                st.session_state.pop("sweep", None)
+            sweep = by_name[st.selectbox("Sweep", list(by_name), key="sweep", bind="query-params")]
+            logs_signature = tuple(views.file_mtime(m.path / "log.csv") for m in sweep.members)
+            table = sweep_outcomes(str(sweep.path), logs_signature)
+            swept = sweep.swept_axes() or ["seed"]
+            x_default = "frac_train" if "frac_train" in swept else swept[0]
+            y_choices = [a for a in swept if a != x_default]
+            y_default = "weight_decay" if "weight_decay" in y_choices else (y_choices[0] if y_choices else None)
+            controls = st.columns(4)
+            x_axis = controls[0].selectbox("Across", swept, index=swept.index(x_default), key="sweep_x")
+            y_options = [a for a in swept if a != x_axis]
+            y_axis = controls[1].selectbox("Down", y_options, index=y_options.index(y_default) if y_default in y_options else 0,
+                                           key="sweep_y") if y_options else None
+            fixed = {}
+            for column, axis in zip(controls[2:], [a for a in swept if a not in (x_axis, y_axis)]):
+                fixed[axis] = column.selectbox(axis, views.axis_order(table[axis]), key=f"sweep_fix_{axis}")
+            grid = views.sweep_grid(table, x_axis, y_axis, fixed)
+            counts = table["outcome"].value_counts()
+            st.caption(f"{len(table)} members: " + ", ".join(f"{counts.get(o, 0)} {o}" for o in sweeps.OUTCOMES)
+                       + f". Numbers are the first logged step with test accuracy >= {sweeps.THRESHOLD:.0%}.")
+            st.altair_chart(charts.sweep_grid(
+                grid, x_title=x_axis, y_title=y_axis, title=f"{sweep.name}: outcome of every member",
+                subtitle="grokked (step test accuracy reached 99%), memorised only (train >= 99%, test never), never fit",
+                x_order=views.axis_order(grid["x"]), y_order=views.axis_order(grid["y"])), width="content")
+            openable = {views.run_key(sweep.path / name, APP_DIR): name for name in grid["member"]
+                        if views.run_key(sweep.path / name, APP_DIR) in choices.runs}
+            if openable:
+                outcome_of = dict(zip(table["member"], zip(table["outcome"], table["grok_step"])))
+
+                def member_label(key: str) -> str:
+                    name = openable[key]
+                    outcome, grok_step = outcome_of[name]
+                    return f"{name}: {outcome}" + (f" at step {int(grok_step):,}" if outcome == "grokked" else "")
+
+                left, right = st.columns([3, 1])
+                chosen_member = left.selectbox("Member", list(openable), format_func=member_label, key="sweep_member")
+                right.button("Open this member", icon=":material/open_in_new:", on_click=open_member, args=(chosen_member,),
+                             help="Makes it the current run (sidebar) and shows its Training tab.")
+            with st.expander("All members"):
+                st.dataframe(table.drop(columns=["problem"] if table["problem"].isna().all() else []),
+                             hide_index=True, width="stretch")

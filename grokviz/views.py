@@ -23,6 +23,7 @@ from .config import Config
 from .errors import GrokvizError
 from .model import forward_last
 from .runs import RUN_FILE, Run, list_runs, open_run
+from .sweeps import OUTCOMES, list_sweeps
 from .tasks import FOURIER_TASKS, TASKS
 
 # The browser draws every mark: a few hundred points per curve keep charts quick to draw
@@ -59,13 +60,13 @@ def discover_runs(default_root: Path, extra_folder: str | None, base_dir: Path) 
     """
     choices = RunChoices()
 
-    def add(run: Run) -> None:
+    def add(run: Run, label: str | None = None) -> None:
         key = run_key(run.path, base_dir)
         if key not in choices.runs:
             choices.runs[key] = run
             where = run.path.parent
             # The label is also what the URL carries: short for bundled runs, the path otherwise.
-            choices.labels[key] = run.name if where.resolve() == Path(default_root).resolve() else key
+            choices.labels[key] = label or (run.name if where.resolve() == Path(default_root).resolve() else key)
 
     roots = [Path(default_root)]
     if extra_folder and extra_folder.strip():
@@ -90,6 +91,14 @@ def discover_runs(default_root: Path, extra_folder: str | None, base_dir: Path) 
         for run in runs:
             add(run)
         choices.problems.extend(problems)
+        # The members of sweep folders are ordinary runs too, labelled "sweep/member".
+        sweeps, problems = list_sweeps(root)
+        choices.problems.extend(problems)
+        for sweep in sweeps:
+            member_runs, problems = list_runs(sweep.path)
+            choices.problems.extend(problems)
+            for run in member_runs:
+                add(run, f"{sweep.name}/{run.name}" if root == Path(default_root) else None)
     return choices
 
 
@@ -509,3 +518,45 @@ PROGRESS_PANELS = {
         "it falls fastest during cleanup.",
     ),
 }
+
+
+# --- sweeps ----------------------------------------------------------------------------------
+
+
+def sweep_grid(table: pd.DataFrame, x: str, y: str | None, fixed: Mapping[str, object] | None = None) -> pd.DataFrame:
+    """``sweeps.outcome_table`` rows -> one grid cell per member: (x, y, outcome, label, member).
+
+    ``fixed`` keeps only members whose other swept settings have these values (e.g. one seed);
+    ``y`` None puts every member on one row. ``label`` is the grokking step ('12,340'), or
+    'memorised' / 'no fit' / 'unreadable' for the other outcomes.
+    """
+    rows = table
+    for axis, value in (fixed or {}).items():
+        rows = rows[rows[axis].astype(str) == str(value)]
+    labels = []
+    for outcome, step in zip(rows["outcome"], rows["grok_step"]):
+        if outcome == "grokked":
+            labels.append(f"{int(step):,}")
+        else:
+            labels.append({"memorised only": "memorised", "never fit": "no fit"}.get(outcome, outcome))
+    return pd.DataFrame({
+        "x": rows[x].astype(str).to_numpy(),
+        "y": rows[y].astype(str).to_numpy() if y else "",
+        "outcome": rows["outcome"].to_numpy(),
+        "label": labels,
+        "member": rows["member"].to_numpy(),
+        "test_accuracy": rows["test_accuracy"].astype(float).to_numpy(),
+    })
+
+
+def axis_order(values: Iterable) -> list[str]:
+    """Distinct axis values as strings, in numeric order where they are numbers (0.3 before 1)."""
+    def key(text: str):
+        try:
+            return (0, float(text), text)
+        except ValueError:
+            return (1, 0.0, text)
+    return sorted({str(v) for v in values}, key=key)
+
+
+SWEEP_OUTCOMES = OUTCOMES + ("unreadable",)

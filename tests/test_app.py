@@ -22,7 +22,7 @@ from grokviz.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
-TABS = ["Training", "Fourier", "Ablation", "Neurons", "Prediction & attention"]
+TABS = ["Training", "Fourier", "Ablation", "Neurons", "Prediction & attention", "Sweep"]
 TIMEOUT = 180  # the first run imports torch and may compute a run's progress measures
 
 

@@ -1,0 +1,166 @@
+"""Sweep folders (written by ``grokviz.ensemble``): open them, and say how each member ended.
+
+A sweep folder is ``sweep.json`` plus one ordinary run folder per member::
+
+    sweep.json   {"format": "grokviz.sweep/1", "source": ..., "axes": {"weight_decay": [...], ...},
+                  "members": [{"name": "wd1_frac0.3_lr0.001_seed0", "weight_decay": 1.0, ...}, ...]}
+    <name>/      run.json, log.csv, step_*.safetensors (read with ``grokviz.runs``)
+
+:func:`classify` is pure (a training log in, an :class:`Outcome` out); :func:`open_sweep`,
+:func:`list_sweeps` and :func:`outcome_table` read files. Errors are ``GrokvizError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import GrokvizError
+from .runs import RUN_FILE, SWEEP_FILE, SWEEP_FORMAT, Run, open_run
+
+# "Fitted" / "generalised" means accuracy at least this high (the issue's 99%).
+THRESHOLD = 0.99
+OUTCOMES = ("never fit", "memorised only", "grokked")
+# The per-member values a sweep may vary, in the order they are shown.
+AXES = ("weight_decay", "frac_train", "lr", "seed", "data_seed")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a member's training went, read from its log.
+
+    ``outcome``: 'never fit' (train accuracy never reached the threshold), 'memorised only'
+    (train did, test never did) or 'grokked' (test did). ``fit_step`` / ``grok_step``: the first
+    logged step where train / test accuracy reached the threshold (None if never).
+    """
+
+    outcome: str
+    fit_step: int | None
+    grok_step: int | None
+    last_step: int | None
+    train_accuracy: float  # at the last logged step (NaN without a log)
+    test_accuracy: float
+
+
+def _first_step(log: pd.DataFrame, column: str, threshold: float) -> int | None:
+    hits = log["step"][log[column] >= threshold]
+    return int(hits.iloc[0]) if len(hits) else None
+
+
+def classify(log: pd.DataFrame, threshold: float = THRESHOLD) -> Outcome:
+    """A training log (columns step, train_accuracy, test_accuracy; any order) -> its :class:`Outcome`."""
+    log = log.sort_values("step")
+    fit_step = _first_step(log, "train_accuracy", threshold)
+    grok_step = _first_step(log, "test_accuracy", threshold)
+    if grok_step is not None:
+        outcome = "grokked"
+    elif fit_step is not None:
+        outcome = "memorised only"
+    else:
+        outcome = "never fit"
+    last = log.iloc[-1] if len(log) else None
+    return Outcome(
+        outcome=outcome, fit_step=fit_step, grok_step=grok_step,
+        last_step=None if last is None else int(last["step"]),
+        train_accuracy=math.nan if last is None else float(last["train_accuracy"]),
+        test_accuracy=math.nan if last is None else float(last["test_accuracy"]),
+    )
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    path: Path
+    values: dict  # per-member settings from sweep.json (weight_decay, frac_train, lr, seed, ...)
+
+    def open(self) -> Run:
+        return open_run(self.path)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    path: Path
+    axes: dict  # axis -> the values swept (as written by the ensemble)
+    members: tuple[Member, ...]
+    source: str = "unknown"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def swept_axes(self) -> list[str]:
+        """Axes with more than one value among the members, in ``AXES`` order."""
+        return [axis for axis in AXES if len({str(m.values.get(axis)) for m in self.members}) > 1]
+
+
+def is_sweep(path: str | os.PathLike) -> bool:
+    return (Path(path) / SWEEP_FILE).is_file()
+
+
+def open_sweep(path: str | os.PathLike) -> Sweep:
+    """Read ``sweep.json``; member folders are named there and must be plain names inside the sweep."""
+    path = Path(path)
+    sweep_file = path / SWEEP_FILE
+    if not sweep_file.is_file():
+        raise GrokvizError(f"{path}: no {SWEEP_FILE}; this is not a grokviz sweep folder")
+    try:
+        body = json.loads(sweep_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GrokvizError(f"{sweep_file}: not readable JSON ({exc})") from None
+    if not isinstance(body, dict) or body.get("format") != SWEEP_FORMAT:
+        found = body.get("format") if isinstance(body, dict) else None
+        raise GrokvizError(f"{sweep_file}: unknown format {found!r}; expected {SWEEP_FORMAT!r}")
+    axes, entries = body.get("axes", {}), body.get("members")
+    if not isinstance(axes, dict) or not isinstance(entries, list) or not entries:
+        raise GrokvizError(f"{sweep_file}: needs 'axes' (an object) and 'members' (a non-empty list)")
+    members = []
+    for entry in entries:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        # A name from the file must not lead outside the sweep folder.
+        if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name:
+            raise GrokvizError(f"{sweep_file}: member {entry!r} has no plain folder 'name'")
+        values = {k: v for k, v in entry.items() if k != "name"}
+        members.append(Member(name=name, path=path / name, values=values))
+    return Sweep(path=path, axes=axes, members=tuple(members), source=str(body.get("source", "unknown")))
+
+
+def list_sweeps(root: str | os.PathLike) -> tuple[list[Sweep], list[str]]:
+    """Sweep folders directly under ``root`` (sorted by name), and one message per unreadable one."""
+    root = Path(root)
+    if not root.is_dir():
+        return [], []
+    sweeps, problems = [], []
+    for entry in sorted(root.iterdir()):
+        if entry.is_dir() and not entry.name.startswith(".") and is_sweep(entry) and not (entry / RUN_FILE).exists():
+            try:
+                sweeps.append(open_sweep(entry))
+            except GrokvizError as exc:
+                problems.append(str(exc))
+    return sweeps, problems
+
+
+OUTCOME_COLUMNS = ("member", *AXES, "outcome", "fit_step", "grok_step", "last_step", "train_accuracy",
+                   "test_accuracy", "problem")
+
+
+def outcome_table(sweep: Sweep, threshold: float = THRESHOLD) -> pd.DataFrame:
+    """One row per member: its settings, outcome, fit/grok steps and final accuracies.
+
+    A member whose run or log cannot be read gets outcome 'unreadable' and the reason in
+    ``problem``; the others are still classified. Reads every member's ``log.csv``.
+    """
+    rows = []
+    for member in sweep.members:
+        row = {"member": member.name, **{axis: member.values.get(axis) for axis in AXES}, "problem": None}
+        try:
+            outcome = classify(member.open().log(), threshold)
+            row.update(vars(outcome))
+        except GrokvizError as exc:
+            row.update(outcome="unreadable", problem=str(exc))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(OUTCOME_COLUMNS))

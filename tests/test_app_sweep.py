@@ -1,0 +1,69 @@
+"""The app's Sweep tab (AppTest, no browser): it lists the sweeps under the runs folder, draws the
+outcome grid, and opening a member makes it the current run. Members are offered in the run
+picker as "sweep/member", and a sweep folder is not reported as a broken run."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from grokviz.config import Config
+from grokviz.ensemble import grid_configs, train_ensemble
+from grokviz.sweeps import open_sweep
+
+REPO = Path(__file__).resolve().parents[1]
+APP = str(REPO / "app.py")
+SHIPPED = REPO / "checkpoints" / "sweep-p31"
+
+
+def check(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+@pytest.fixture(scope="module")
+def runs_root(tmp_path_factory) -> Path:
+    """A runs folder holding a copy of the shipped sweep (or, without it, a tiny trained one)."""
+    root = tmp_path_factory.mktemp("runs")
+    if (SHIPPED / "sweep.json").is_file():
+        shutil.copytree(SHIPPED, root / SHIPPED.name)
+    else:
+        base = Config(p=23, d_model=32, d_mlp=64, n_heads=4, d_head=8, lr=3e-3, steps=60, log_every=10)
+        train_ensemble(grid_configs(base, weight_decays=[0.0, 1.0], frac_trains=[0.3, 0.6]), root / "sweep-tiny",
+                       progress=False)
+    return root
+
+
+def new_app(runs_root: Path, monkeypatch, **query) -> AppTest:
+    monkeypatch.setenv("GROKVIZ_RUNS", str(runs_root))
+    at = AppTest.from_file(APP, default_timeout=60)
+    for key, value in query.items():
+        at.query_params[key] = value
+    return at
+
+
+def test_sweep_tab_shows_the_grid_and_opens_a_member(runs_root: Path, monkeypatch) -> None:
+    sweep_dir = next(runs_root.iterdir())
+    sweep = open_sweep(sweep_dir)
+    at = check(new_app(runs_root, monkeypatch, tab="Sweep").run())
+    # No warning about the sweep folder not being a run; its members are in the picker.
+    assert not [w.value for w in at.warning if "run.json" in w.value]
+    picker = at.selectbox(key="run")
+    assert len(picker.options) == len(sweep.members)
+    assert f"{sweep_dir.name}/{sweep.members[0].name}" in picker.options  # labelled "sweep/member"
+    assert at.selectbox(key="sweep").value == sweep_dir.name
+    assert any("members:" in c.value for c in at.caption)
+    keys = [member.path.resolve().as_posix() for member in sweep.members]  # outside the app folder: absolute
+    assert at.selectbox(key="sweep_member").value in keys
+    target = next(key for key in keys if key != picker.value)
+    at.selectbox(key="sweep_member").set_value(target)
+    check(at.run())
+    next(b for b in at.button if b.label == "Open this member").click()
+    check(at.run())
+    assert at.selectbox(key="run").value == target
+    assert at.session_state["tab"] == "Training"
+    assert at.header[0].value.startswith(Path(target).name)
