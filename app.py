@@ -652,7 +652,7 @@ with tabs[5]:
                        + f". Numbers are the first logged step with test accuracy >= {sweeps.THRESHOLD:.0%}.")
             st.altair_chart(charts.sweep_grid(
                 grid, x_title=x_axis, y_title=y_axis, title=f"{sweep.name}: outcome of every member",
-                subtitle="grokked (step test accuracy reached 99%), memorised only (train >= 99%, test never), never fit",
+                subtitle="grokked: the number is the step test accuracy reached 99%; memorised only: train did, test never; never fit",
                 x_order=views.axis_order(grid["x"]), y_order=views.axis_order(grid["y"])), width="content")
             openable = {views.run_key(sweep.path / name, APP_DIR): name for name in grid["member"]
                         if views.run_key(sweep.path / name, APP_DIR) in choices.runs}

@@ -537,7 +537,8 @@ def sweep_grid(grid: pd.DataFrame, *, x_title: str, y_title: str | None, title: 
                cell: int = 70) -> alt.LayerChart:
     """One cell per sweep member (columns x, y, outcome, label, member, test_accuracy; see
     ``views.sweep_grid``), coloured by outcome, with the grokking step written in the cell."""
-    domain = list(OUTCOME_COLORS)
+    present = set(grid["outcome"])
+    domain = [o for o in OUTCOME_COLORS if o != "unreadable" or o in present]  # the three outcomes always
     n_x = len(x_order) if x_order is not None else grid["x"].nunique()
     n_y = len(y_order) if y_order is not None else max(grid["y"].nunique(), 1)
     x = alt.X("x:O", title=x_title, sort=list(x_order) if x_order is not None else "ascending",

@@ -64,7 +64,7 @@ def keep_freed_memory() -> None:
 
     glibc serves blocks above its mmap threshold (at most 32 MB by default) with a fresh mmap and
     unmaps them on free, so every step pays page faults on every big activation again. At p = 113
-    an ensemble of 8 has [member, pairs, d_mlp] activations of 63 MB: measured 720 -> 466 ms per
+    an ensemble of 8 has [member, pairs, d_mlp] activations of 63 MB: measured 730 -> 457 ms per
     step on a 2-core VM. Process-wide; harmless elsewhere (a no-op without glibc).
     """
     try:
@@ -307,9 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", required=True, help="sweep folder to create (one run folder per member inside)")
     parser.add_argument("--seeds", type=parse_seeds, default=[0], help="initialisation seeds, e.g. 0-63 or 0,3,5")
-    parser.add_argument("--weight-decay", type=parse_floats, default=None, help="weight decays, e.g. 0.3,1,3 (default: the config's)")
-    parser.add_argument("--frac-train", type=parse_floats, default=None, help="train fractions, e.g. 0.2,0.4,0.6")
-    parser.add_argument("--lr", type=parse_floats, default=None, help="learning rates, e.g. 1e-3,3e-3")
+    defaults = Config()
+    parser.add_argument("--weight-decay", type=parse_floats, default=[defaults.weight_decay], help="weight decays, e.g. 0.3,1,3")
+    parser.add_argument("--frac-train", type=parse_floats, default=[defaults.frac_train], help="train fractions, e.g. 0.2,0.4,0.6")
+    parser.add_argument("--lr", type=parse_floats, default=[defaults.lr], help="learning rates, e.g. 1e-3,3e-3")
     parser.add_argument("--save", default="ends", choices=SAVE_MODES,
                         help="checkpoints per member: first and last step, or the single run's full schedule")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto = cuda when present")
