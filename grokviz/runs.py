@@ -339,6 +339,18 @@ class Run:
         return frame.astype({"step": "int64"})
 
 
+def read_format_json(path: Path, expected_format: str) -> dict:
+    """A JSON object whose "format" is ``expected_format``; any other content is a GrokvizError naming the file."""
+    try:
+        body = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GrokvizError(f"{path}: not readable JSON ({exc})") from None
+    found = body.get("format") if isinstance(body, dict) else None
+    if found != expected_format:
+        raise GrokvizError(f"{path}: unknown format {found!r}; expected {expected_format!r}")
+    return body
+
+
 def open_run(path: str | os.PathLike) -> Run:
     path = Path(path)
     if not path.exists():
@@ -348,12 +360,7 @@ def open_run(path: str | os.PathLike) -> Run:
     run_file = path / RUN_FILE
     if not run_file.is_file():
         raise GrokvizError(f"{path}: no {RUN_FILE}; this is not a grokviz run folder")
-    try:
-        body = json.loads(run_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GrokvizError(f"{run_file}: not readable JSON ({exc})") from None
-    if not isinstance(body, dict) or body.get("format") != RUN_FORMAT:
-        raise GrokvizError(f"{run_file}: unknown format {body.get('format') if isinstance(body, dict) else None!r}; expected {RUN_FORMAT!r}")
+    body = read_format_json(run_file, RUN_FORMAT)
     cfg = Config.from_dict(body.get("config"), source=str(run_file))
     return Run(path=path, config=cfg, source=str(body.get("source", "unknown")))
 

@@ -12,7 +12,6 @@ A sweep folder is ``sweep.json`` plus one ordinary run folder per member::
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import GrokvizError
-from .runs import RUN_FILE, SWEEP_FILE, SWEEP_FORMAT, Run, open_run
+from .runs import RUN_FILE, SWEEP_FILE, SWEEP_FORMAT, Run, open_run, read_format_json
 
 # "Fitted" / "generalised" means accuracy at least this high (the 99%).
 THRESHOLD = 0.99
@@ -108,13 +107,7 @@ def open_sweep(path: str | os.PathLike) -> Sweep:
     sweep_file = path / SWEEP_FILE
     if not sweep_file.is_file():
         raise GrokvizError(f"{path}: no {SWEEP_FILE}; this is not a grokviz sweep folder")
-    try:
-        body = json.loads(sweep_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GrokvizError(f"{sweep_file}: not readable JSON ({exc})") from None
-    if not isinstance(body, dict) or body.get("format") != SWEEP_FORMAT:
-        found = body.get("format") if isinstance(body, dict) else None
-        raise GrokvizError(f"{sweep_file}: unknown format {found!r}; expected {SWEEP_FORMAT!r}")
+    body = read_format_json(sweep_file, SWEEP_FORMAT)
     axes, entries = body.get("axes", {}), body.get("members")
     if not isinstance(axes, dict) or not isinstance(entries, list) or not entries:
         raise GrokvizError(f"{sweep_file}: needs 'axes' (an object) and 'members' (a non-empty list)")

@@ -21,44 +21,15 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the single-run step of bench_train.py
+
+from bench_train import make_ours, starting_weights  # noqa: E402
 
 from grokviz.config import Config
 from grokviz.ensemble import keep_freed_memory, make_groups, stack, step_group
-from grokviz.model import forward_last, init_params
 from grokviz.optim import AdamWState
-from grokviz.runs import nearest_step, open_run
 from grokviz.tasks import dataset_for
-from grokviz.train import apply_update, configure_cpu, loss_and_accuracy
-
-
-def starting_weights(cfg: Config, run_path: Path, step: int) -> tuple[dict[str, torch.Tensor], str]:
-    if (run_path / "run.json").exists():
-        run = open_run(run_path)
-        if run.steps():
-            chosen = nearest_step(run.steps(), step)
-            return run.load(chosen), f"{run_path.name} step {chosen}"
-    return init_params(cfg), "initialisation"
-
-
-def make_single(cfg: Config, params):
-    """The single-run trainer's step (grokviz.train's loop body)."""
-    data = dataset_for(cfg)
-    ta, tb, ty = (t[data.train_idx] for t in (data.a, data.b, data.labels))
-    va, vb, vy = (t[data.test_idx] for t in (data.a, data.b, data.labels))
-    params = {k: v.clone().requires_grad_(True) for k, v in params.items()}
-    state = AdamWState.zeros_like(params)
-    state.step = cfg.warmup_steps  # past warm-up, as mid-run
-    counter = [0]
-
-    def step() -> None:
-        train_loss, _ = loss_and_accuracy(forward_last(params, ta, tb), ty)
-        if counter[0] % cfg.log_every == 0:
-            with torch.no_grad():
-                loss_and_accuracy(forward_last(params, va, vb), vy)
-        apply_update(params, state, train_loss, cfg)
-        counter[0] += 1
-
-    return step
+from grokviz.train import configure_cpu
 
 
 def make_ensemble(cfg: Config, params, members: int):
@@ -90,7 +61,9 @@ def main() -> None:
     cfg = Config()
     params, origin = starting_weights(cfg, args.step_from, args.at_step)
     sizes = [int(m) for m in args.members.split(",")]
-    variants = {"single-run trainer step": (make_single(cfg, params), 1)}
+    data = dataset_for(cfg)
+    splits = tuple(tuple(t[idx] for t in (data.a, data.b, data.labels)) for idx in (data.train_idx, data.test_idx))
+    variants = {"single-run trainer step": (make_ours(cfg, params, splits), 1)}
     variants.update({f"ensemble step, M = {m}": (make_ensemble(cfg, params, m), m) for m in sizes})
     times: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(args.rounds):
