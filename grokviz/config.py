@@ -80,6 +80,12 @@ class Config:
             problems.append(f"p={self.p} must be a prime in [{P_MIN}, {P_MAX}]")
         if not 0.0 < self.frac_train < 1.0:
             problems.append(f"frac_train={self.frac_train} must be strictly between 0 and 1")
+        elif self.task in TASKS and P_MIN <= self.p <= P_MAX:
+            n_pairs = self.p * (self.p - 1) if TASKS[self.task].needs_nonzero_b else self.p * self.p
+            n_train = int(self.frac_train * n_pairs)  # as tasks.make_dataset splits (frac < 1 leaves a test pair)
+            if n_train < 1:
+                problems.append(f"frac_train={self.frac_train} gives {n_train} of {n_pairs} pairs for training; "
+                                "the training set needs at least one pair")
         for name in ("d_model", "n_heads", "d_head", "d_mlp", "steps", "log_every", "save_every"):
             if getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} must be at least 1")

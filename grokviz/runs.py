@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from .config import Config
 from .errors import GrokvizError
@@ -178,9 +178,9 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
     if not path.is_file():
         raise GrokvizError(f"{path}: no such file")
     try:
+        # One open for metadata and tensors: a file renamed over in between cannot mix versions.
         with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-        return load_file(str(path)), metadata
+            return {name: handle.get_tensor(name) for name in handle.keys()}, handle.metadata() or {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise GrokvizError(f"{path}: not a readable safetensors file ({exc})") from None
 

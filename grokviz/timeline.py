@@ -1,9 +1,10 @@
 """Progress measures over every checkpoint of a run, cached beside the run.
 
 Owns the one piece of analysis that does file I/O: the timeline cache. For the default key
-frequencies (those of the run's last checkpoint) the cache is ``<run>/timeline.csv`` with its
-key ``<run>/timeline.json``; for a chosen set it is ``timeline-k<k1>-<k2>....csv/json``. The key
-records the format, the key frequencies, and each checkpoint's (size, mtime) so that:
+frequencies (those of the run's last checkpoint) the cache is ``<run>/timeline.json``; for a
+chosen set it is ``timeline-k<k1>-<k2>....json``. One file holds the rows and their key (format,
+key frequencies, each checkpoint's (size, mtime)), so one rename replaces both and no reader can
+pair rows with another key (two files could tear). The key makes sure that:
 
 * rows of unchanged checkpoints are reused, new checkpoints are computed (a run still training),
   and a changed or deleted checkpoint is recomputed or dropped;
@@ -26,7 +27,7 @@ from .progress import progress_measures
 from .runs import Run, atomic_write
 from .tasks import dataset_for
 
-TIMELINE_FORMAT = "grokviz.timeline/1"
+TIMELINE_FORMAT = "grokviz.timeline/2"  # /2: rows stored inside the key file
 
 
 def default_key_frequencies(run: Run, step: int | None = None) -> list[int]:
@@ -47,31 +48,32 @@ def _signature(run: Run, step: int) -> list[int] | None:
     return [stat.st_size, stat.st_mtime_ns]
 
 
-def _cache_paths(run: Run, key_freqs: list[int] | None) -> tuple[Path, Path]:
+def _cache_path(run: Run, key_freqs: list[int] | None) -> Path:
     stem = "timeline" if key_freqs is None else "timeline-k" + "-".join(str(k) for k in key_freqs)
-    return run.path / f"{stem}.csv", run.path / f"{stem}.json"
+    return run.path / f"{stem}.json"
 
 
-def _read_cache(csv_path: Path, key_path: Path) -> tuple[dict, pd.DataFrame] | None:
-    """The stored key and rows, or None when absent, unreadable or of another format."""
+def _read_cache(path: Path, default: bool) -> tuple[dict, pd.DataFrame] | None:
+    """The stored key and rows, or None when absent, unreadable, of another format, or made for
+    the other kind of key frequencies (default vs chosen)."""
     try:
-        key = json.loads(key_path.read_text(encoding="utf-8"))
-        if not isinstance(key, dict) or key.get("format") != TIMELINE_FORMAT:
+        key = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(key, dict) or key.get("format") != TIMELINE_FORMAT or key.get("default") is not default:
             return None
-        rows = pd.read_csv(csv_path)
-    except (OSError, ValueError, pd.errors.ParserError):
+        rows = pd.DataFrame(key.pop("rows"))
+    except (OSError, ValueError, KeyError, TypeError):
         return None
     if "step" not in rows:
         return None
     return key, rows
 
 
-def _write_cache(csv_path: Path, key_path: Path, key: dict, frame: pd.DataFrame) -> bool:
-    """Store the cache; False (and nothing raised) when the folder is not writable."""
+def _write_cache(path: Path, key: dict, frame: pd.DataFrame) -> bool:
+    """Store the key and rows in one file; False (and nothing raised) when the folder is not writable."""
+    # json writes floats at full precision (repr); NaN and inf as NaN/Infinity, which json reads back.
+    body = json.dumps({**key, "rows": frame.to_dict("records")}) + "\n"
     try:
-        # The rows first: a reader that sees the new key always finds matching rows.
-        atomic_write(csv_path, lambda tmp: frame.to_csv(tmp, index=False))
-        atomic_write(key_path, lambda tmp: Path(tmp).write_text(json.dumps(key, indent=1) + "\n"))
+        atomic_write(path, lambda tmp: Path(tmp).write_text(body, encoding="utf-8"))
         return True
     except OSError:
         return False
@@ -91,11 +93,11 @@ def timeline(
     the frequencies used.
     """
     chosen = None if key_freqs is None else sorted({int(k) for k in key_freqs})
-    csv_path, key_path = _cache_paths(run, chosen)
+    cache_path = _cache_path(run, chosen)
     signatures = {str(step): _signature(run, step) for step in run.steps()}
     signatures = {step: signature for step, signature in signatures.items() if signature is not None}
     steps = [int(step) for step in signatures]
-    cached = _read_cache(csv_path, key_path) if use_cache else None
+    cached = _read_cache(cache_path, default=chosen is None) if use_cache else None
 
     if chosen is None:
         # The default key frequencies depend only on the last checkpoint: reuse them while it is unchanged.
@@ -135,11 +137,12 @@ def timeline(
     if todo or cached is None or len(cached[1]) != len(frame):
         key = {
             "format": TIMELINE_FORMAT,
+            "default": chosen is None,  # key frequencies of the last checkpoint, or chosen ones
             "key_freqs": used,
             "last": [str(steps[-1]), signatures[str(steps[-1])]] if steps else None,
             "checkpoints": signatures,
         }
         if use_cache:
-            _write_cache(csv_path, key_path, key, frame)
+            _write_cache(cache_path, key, frame)
     frame.attrs["key_freqs"] = used
     return frame

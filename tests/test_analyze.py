@@ -109,7 +109,7 @@ def test_timeline_option(tiny_run, capsys):
     assert len(out["timeline"]) == len(tiny_run.steps())
     assert [row["step"] for row in out["timeline"]] == tiny_run.steps()
     assert set(out["phases"]) == {"memorisation_end", "circuit_formation_end", "cleanup_end", "rule"}
-    assert (tiny_run.path / "timeline.csv").is_file()
+    assert (tiny_run.path / "timeline.json").is_file()
     assert out["timeline_key_frequencies"] == out["key_frequencies"]
 
 

@@ -21,6 +21,7 @@ from grokviz.tasks import TASKS, make_dataset
         ({"save_dtype": "int8"}, "save_dtype='int8'"),
         ({"beta2": 1.0}, "beta2=1.0"),
         ({"steps": 0}, "steps=0 must be at least 1"),
+        ({"p": 5, "frac_train": 0.01}, "gives 0 of 25 pairs for training"),
     ],
 )
 def test_invalid_config_says_what_and_what_is_allowed(changes, words) -> None:

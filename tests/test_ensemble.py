@@ -8,7 +8,6 @@ import json
 import pytest
 import torch
 
-from grokviz.config import Config
 from grokviz.ensemble import grid_configs, main, member_name, parse_seeds, train_ensemble
 from grokviz.errors import GrokvizError
 from grokviz.runs import SWEEP_FILE, list_runs, open_run

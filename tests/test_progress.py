@@ -170,7 +170,7 @@ def test_timeline_rows_match_progress_measures_and_are_cached(tiny_run, monkeypa
     assert set(frame.columns) == {"step"} | set(expected)
     for name, value in expected.items():
         assert frame.iloc[-1][name] == pytest.approx(value, rel=1e-9, abs=1e-12)
-    assert (tiny_run.path / "timeline.csv").is_file() and (tiny_run.path / "timeline.json").is_file()
+    assert (tiny_run.path / "timeline.json").is_file()
 
     calls = _count_calls(monkeypatch)
     again = timeline(tiny_run)
@@ -180,7 +180,7 @@ def test_timeline_rows_match_progress_measures_and_are_cached(tiny_run, monkeypa
 
 def test_timeline_recomputes_only_changed_checkpoints(tiny_run, monkeypatch):
     first = timeline(tiny_run, key_freqs=[1, 2])
-    assert (tiny_run.path / "timeline-k1-2.csv").is_file()
+    assert (tiny_run.path / "timeline-k1-2.json").is_file()
     calls = _count_calls(monkeypatch)
     # A new checkpoint (the run goes on) and a rewritten one.
     params = tiny_run.load(tiny_run.steps()[-1])
@@ -220,7 +220,7 @@ def test_timeline_works_on_a_read_only_run(tiny_run, monkeypatch):
     monkeypatch.setattr(timeline_module, "atomic_write", refuse)
     frame = timeline(tiny_run)
     assert frame["step"].tolist() == tiny_run.steps()
-    assert not (tiny_run.path / "timeline.csv").exists()
+    assert not (tiny_run.path / "timeline.json").exists()
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores folder permissions")
@@ -231,7 +231,7 @@ def test_timeline_on_a_folder_without_write_permission(tiny_run):
     finally:
         os.chmod(tiny_run.path, 0o755)
     assert len(frame) == len(tiny_run.steps())
-    assert not (tiny_run.path / "timeline.csv").exists()
+    assert not (tiny_run.path / "timeline.json").exists()
 
 
 def test_a_corrupt_cache_is_ignored(tiny_run):
@@ -278,3 +278,17 @@ def test_bundled_run_progress_measures_tell_the_papers_story(bundled_run_path):
     assert at(cleaned, "sum_sq_weights") < 0.6 * at(formed, "sum_sq_weights")
     assert at(cleaned, "gini_embed") > at(formed, "gini_embed") + 0.2
     assert frame["restricted_loss"].iloc[-1] <= frame["test_loss"].iloc[-1]
+
+
+def test_a_cache_of_other_frequencies_is_never_taken_for_the_default(tiny_run):
+    """Rows and key live in one file: another frequency set's cache swapped in is recomputed, not trusted."""
+    import shutil
+
+    default = timeline(tiny_run)
+    other = timeline(tiny_run, key_freqs=[1, 2])
+    assert default.attrs["key_freqs"] != [1, 2]
+    shutil.copy(tiny_run.path / "timeline-k1-2.json", tiny_run.path / "timeline.json")
+    again = timeline(tiny_run)
+    assert again.attrs["key_freqs"] == default.attrs["key_freqs"]
+    pd.testing.assert_series_equal(again["restricted_loss"], default["restricted_loss"], rtol=1e-12)
+    assert not other["restricted_loss"].equals(default["restricted_loss"])

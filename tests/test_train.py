@@ -84,6 +84,9 @@ def test_cli_reports_bad_input_without_traceback(tmp_path, capsys) -> None:
     assert main(["--out", str(tmp_path / "x"), "--p", "100", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "p=100 must be a prime" in err and "Traceback" not in err
+    (tmp_path / "a-file").write_text("not a folder")
+    assert main(["--out", str(tmp_path / "a-file"), "--p", "13", "--steps", "2", "--no-progress"]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
 
 
 TINY_FLAGS = ["--p", "23", "--d-model", "64", "--d-mlp", "128", "--d-head", "16", "--frac-train", "0.5",
