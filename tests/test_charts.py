@@ -119,7 +119,13 @@ def test_ablation_timeline_panels():
                           "accuracy": [0.5, 0.1, 1.0, 0.0], "loss": [1.0, 2.0, 1e-7, 0.0]})
     for metric in ("accuracy", "loss"):
         spec(charts.ablation_timeline(frame, metric, step=10, phases=PHASES))
-    assert all(row.get("loss", 1) > 0 for row in all_data(charts.ablation_timeline(frame, "loss")))
+    accuracy = {(r["step"], r["split"], r["when"]): r["accuracy"] for r in all_data(charts.ablation_timeline(frame, "accuracy"))
+                if "accuracy" in r}
+    assert accuracy == {(0, "train", "before"): 0.5, (0, "test", "after"): 0.1, (10, "train", "before"): 1.0,
+                        (10, "test", "after"): 0.0}
+    # Log scale: the zero loss is left out rather than drawn at -infinity.
+    losses = [row["loss"] for row in all_data(charts.ablation_timeline(frame, "loss")) if "loss" in row]
+    assert sorted(losses) == [1e-7, 1.0, 2.0]
 
 
 def test_neuron_strip_rings_the_selected_neuron():
@@ -138,17 +144,26 @@ def test_prediction_charts():
     kinds = {row["c"]: row["kind"] for row in all_data(charts.logits_chart(logits, answer=1, label=4, title="l")) if "kind" in row}
     assert kinds[4] == "correct answer" and kinds[1] == "model's answer (wrong)"
     assert d["layer"][0]["encoding"]["color"]["scale"]["domain"] == ["correct answer", "model's answer (wrong)", "other"]
-    spec(charts.contributions_chart({3: 1.5, 7: -0.5}, title="c"))
+    bars = all_data(charts.contributions_chart({3: 1.5, 7: -0.5}, title="c"))
+    assert bars == [{"frequency": "k=3", "value": 1.5, "sign": "helps"}, {"frequency": "k=7", "value": -0.5, "sign": "hurts"}]
     frame = views.waves_frame([3, 7], torch.ones(2, 5))
     assert set(frame["series"]) == {"k=3", "k=7", "sum"}
     assert np.allclose(frame[frame["series"] == "sum"]["value"], 2.0)
-    spec(charts.waves_chart(frame, label=2, title="w"))
-    spec(charts.attention_chart(np.array([[0.2, 0.7, 0.1], [0.5, 0.5, 0.0]]), a=1, b=2, title="a"))
+    marks = [row for row in all_data(charts.waves_chart(frame, label=2, title="w")) if "series" not in row]
+    assert marks == [{"c": 2, "text": "correct c = 2"}]  # the rule at the correct answer
+    rows = all_data(charts.attention_chart(np.array([[0.2, 0.7, 0.1], [0.5, 0.5, 0.0]]), a=1, b=2, title="a"))
+    weights = {(row["head"], row["source"]): row["weight"] for row in rows}
+    assert weights == {("head 0", "a = 1"): 0.2, ("head 0", "b = 2"): 0.7, ("head 0", "="): 0.1,
+                       ("head 1", "a = 1"): 0.5, ("head 1", "b = 2"): 0.5, ("head 1", "="): 0.0}
 
 
-def test_every_chart_serialises_to_json():
+def test_curves_serialise_to_json_with_their_data_and_step_rule():
     frame = pd.DataFrame({"step": [0, 1], "series": ["a", "a"], "value": [1.0, 2.0]})
-    json.dumps(charts.curves(frame, title="t", y_title="y", step=1, phases=PHASES).to_dict())
+    chart = charts.curves(frame, title="t", y_title="y", step=1, phases=PHASES)
+    text = json.dumps(chart.to_dict())
+    assert '"value": 2.0' in text
+    assert [row["value"] for row in all_data(chart) if row.get("series") == "a"] == [1.0, 2.0]
+    assert any(row.get("step") == 1 and "series" not in row and "value" not in row for row in all_data(chart))
 
 
 # --- views -----------------------------------------------------------------------------------
