@@ -209,7 +209,7 @@ with st.sidebar:
         with st.expander(f"{len(skipped)} file(s) of this run skipped", icon=":material/warning:", expanded=len(skipped) <= 3):
             for problem in skipped:
                 st.warning(problem)
-    signature = views.live_signature(run)
+    signature = views.live_signature(run, steps)
     training = not steps or steps[-1] < cfg.steps
 
     if training:

@@ -25,7 +25,7 @@ from .errors import GrokvizError
 from .ablation import baseline
 from .neurons import key_frequencies, neuron_stats
 from .progress import phase_boundaries, progress_measures_from_logits
-from .runs import load_checkpoint_file, open_run
+from .runs import load_checkpoint_file, open_run, shown_steps
 from .tasks import FOURIER_TASKS, dataset_for
 
 
@@ -81,8 +81,7 @@ def _load(path: Path, step: int | None):
     if step is None:
         step = steps[-1]
     elif step not in steps:
-        shown = steps if len(steps) <= 12 else [*steps[:6], "...", *steps[-5:]]
-        raise GrokvizError(f"{path}: no checkpoint for --step {step}; saved steps are {shown}")
+        raise GrokvizError(f"{path}: no checkpoint for --step {step}; saved steps are {shown_steps(steps)}")
     return run.config, step, run.load(step), run
 
 

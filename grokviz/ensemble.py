@@ -42,7 +42,15 @@ from .config import Config
 from .errors import GrokvizError
 from .model import Params, forward_last, init_params
 from .optim import AdamWState, learning_rate
-from .runs import SWEEP_FILE, SWEEP_FORMAT, LogWriter, atomic_write, save_checkpoint, write_run_file
+from .runs import (
+    SWEEP_FILE,
+    SWEEP_FORMAT,
+    LogWriter,
+    atomic_write,
+    require_new_folder,
+    save_checkpoint,
+    write_run_file,
+)
 from .tasks import dataset_for
 from .train import (
     CUDA_FLUSH_EVERY,
@@ -215,8 +223,7 @@ def train_ensemble(
     if save not in SAVE_MODES:
         raise GrokvizError(f"save={save!r} must be one of {SAVE_MODES}")
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise GrokvizError(f"{out}: folder exists and is not empty; choose a new --out")
+    require_new_folder(out)
     dev = pick_device(device)
     if dev.type == "cpu":
         configure_cpu(threads)

@@ -224,10 +224,10 @@ def load_checkpoint_file(path: Path) -> tuple[Config, int, Params]:
     return cfg, _parse_step(metadata, path), validate_params(tensors, cfg, str(path))
 
 
-# (absolute path, mtime_ns, size) of a checkpoint file -> (step, None) or (None, problem).
+# (absolute path, mtime_ns, size, run config) of a checkpoint file -> (step, None) or (None, problem).
 # Every file is fully checked once per process however many Run objects look at it; a file that
-# is rewritten gets a new mtime or size and is checked again.
-_VERDICTS: dict[tuple[str, int, int], tuple[int | None, str | None]] = {}
+# is rewritten gets a new mtime or size, and a run whose config changed a new key, and is checked again.
+_VERDICTS: dict[tuple[str, int, int, Config], tuple[int | None, str | None]] = {}
 
 
 @dataclass
@@ -273,7 +273,7 @@ class Run:
             if not stat.S_ISREG(info.st_mode):  # a folder or a pipe would hang or fail a reader
                 problems.append(f"{entry.path}: not a regular file; skipped")
                 continue
-            key = (os.path.abspath(entry.path), info.st_mtime_ns, info.st_size)
+            key = (os.path.abspath(entry.path), info.st_mtime_ns, info.st_size, self.config)
             if key not in _VERDICTS:
                 if len(_VERDICTS) > 100_000:  # a long-lived app watching many runs: start afresh
                     _VERDICTS.clear()
@@ -321,8 +321,7 @@ class Run:
         if step not in self._files:
             steps = self.steps()
             if step not in self._files:
-                shown = steps if len(steps) <= 12 else steps[:6] + ["..."] + steps[-5:]
-                raise GrokvizError(f"{self.path}: no loadable checkpoint for step {step}; saved steps are {shown}")
+                raise GrokvizError(f"{self.path}: no loadable checkpoint for step {step}; saved steps are {shown_steps(steps)}")
         return self._load_file(self.checkpoint_path(step), step)
 
     def log(self) -> pd.DataFrame:
@@ -337,6 +336,19 @@ class Run:
         rows, self._log_problems = _read_log_rows(path)
         frame = pd.DataFrame(rows, columns=list(LOG_COLUMNS))
         return frame.astype({"step": "int64"})
+
+
+def shown_steps(steps: list[int]) -> list:
+    """A step list short enough for a message: the first six and the last five around '...'."""
+    return steps if len(steps) <= 12 else [*steps[:6], "...", *steps[-5:]]
+
+
+def require_new_folder(out: Path, other_choice: str = "") -> None:
+    """Refuse an ``--out`` that is a file or a folder with something in it (nothing is overwritten)."""
+    if out.exists() and not out.is_dir():
+        raise GrokvizError(f"{out}: exists and is not a folder; --out names the run folder to create")
+    if out.exists() and any(out.iterdir()):
+        raise GrokvizError(f"{out}: folder exists and is not empty; choose a new --out{other_choice}")
 
 
 def read_format_json(path: Path, expected_format: str) -> dict:

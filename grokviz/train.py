@@ -38,6 +38,7 @@ from .runs import (
     Run,
     load_resume_state,
     open_run,
+    require_new_folder,
     save_checkpoint,
     save_resume_state,
     write_run_file,
@@ -230,10 +231,7 @@ def _prepare_run(cfg: Config, out: Path, resume: bool, dev: torch.device) -> tup
         to_dev = lambda group: {k: v.to(dev) for k, v in group.items()}  # noqa: E731
         params = {k: v.requires_grad_(True) for k, v in to_dev(params).items()}
         return step, params, AdamWState(step=step, exp_avg=to_dev(exp_avg), exp_avg_sq=to_dev(exp_avg_sq))
-    if out.exists() and not out.is_dir():
-        raise GrokvizError(f"{out}: exists and is not a folder; --out names the run folder to create")
-    if out.exists() and any(out.iterdir()):
-        raise GrokvizError(f"{out}: folder exists and is not empty; choose a new --out or pass --resume")
+    require_new_folder(out, other_choice=" or pass --resume")
     write_run_file(out, cfg)
     params = {k: v.requires_grad_(True) for k, v in init_params(cfg, dev).items()}
     return 0, params, AdamWState.zeros_like(params)

@@ -121,11 +121,12 @@ def fourier_note(cfg: Config) -> str | None:
     )
 
 
-def live_signature(run: Run) -> tuple:
-    """What changes while a run trains: saved steps and the log's size. Reads the folder."""
+def live_signature(run: Run, steps: list[int] | None = None) -> tuple:
+    """What changes while a run trains: saved steps and the log's size. Reads the folder
+    (``steps``, when the caller has just listed them, saves a second scan)."""
     log = run.path / "log.csv"
     size = log.stat().st_size if log.is_file() else 0
-    return (tuple(run.steps()), size)
+    return (tuple(run.steps() if steps is None else steps), size)
 
 
 def checkpoint_mtime(run: Run, step: int) -> float:
