@@ -29,11 +29,11 @@ import argparse
 import ctypes
 import itertools
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch.func import vmap
@@ -41,7 +41,8 @@ from torch.func import vmap
 from .config import Config
 from .errors import GrokvizError
 from .model import Params, forward_last, init_params
-from .optim import AdamWState, learning_rate
+from .graphs import replayable
+from .optim import AdamWState, Hyper
 from .runs import (
     SWEEP_FILE,
     SWEEP_FORMAT,
@@ -56,11 +57,14 @@ from .train import (
     CUDA_FLUSH_EVERY,
     _new_events,
     add_config_flags,
+    apply_update,
     checkpoint_schedule,
     configure_cpu,
+    log_record,
     loss_and_accuracy,
     pick_device,
 )
+from .writer import BackgroundWriter, ready_event, to_host
 
 # Config fields that may differ between the members of one ensemble (in the order of the name).
 MEMBER_FIELDS = ("weight_decay", "frac_train", "lr", "seed", "data_seed")
@@ -124,33 +128,6 @@ def _member_metrics(params: Params, a: torch.Tensor, b: torch.Tensor, labels: to
 batched_metrics = vmap(_member_metrics)
 
 
-@torch.no_grad()
-def adamw_step_batched(params: Params, grads: Params, state: AdamWState, configs: list[Config], eps: float = 1e-8) -> None:
-    """``optim.adamw_step`` for [member, ...] tensors, with each member's own lr and weight decay.
-
-    The per-member scalars are computed in Python floats exactly as the single run computes them
-    and rounded to float32 once, and every tensor operation keeps the single run's order
-    (``addcdiv`` computes ``value * exp_avg / denom``), so a member follows its single run.
-    """
-    first = configs[0]  # betas are shared (checked): one bias correction for all members
-    lrs = [learning_rate(cfg, state.step) for cfg in configs]
-    state.step += 1
-    bias_correction1 = 1 - first.beta1**state.step
-    bias_correction2_sqrt = math.sqrt(1 - first.beta2**state.step)
-    device = next(iter(params.values())).device
-    decay = torch.tensor([1 - lr * cfg.weight_decay for lr, cfg in zip(lrs, configs)], device=device)  # [member]
-    step_size = torch.tensor([-lr / bias_correction1 for lr in lrs], device=device)  # [member]
-    for name, param in params.items():
-        grad = grads[name]
-        exp_avg, exp_avg_sq = state.exp_avg[name], state.exp_avg_sq[name]
-        per_member = (-1,) + (1,) * (param.dim() - 1)  # broadcast [member] over the parameter's own axes
-        param.mul_(decay.view(per_member))
-        exp_avg.lerp_(grad, 1 - first.beta1)
-        exp_avg_sq.mul_(first.beta2).addcmul_(grad, grad, value=1 - first.beta2)
-        denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
-        param.add_(step_size.view(per_member) * exp_avg / denom)
-
-
 @dataclass
 class Group:
     """Members with training sets of one size, trained by one batched step."""
@@ -159,6 +136,7 @@ class Group:
     configs: list[Config]
     params: Params  # [member, ...], requires grad
     state: AdamWState
+    hyper: Hyper  # lr and weight decay: [member]
     train: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # a, b, labels: [member, n_train]
     test: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # a, b, labels: [member, n_test]
 
@@ -176,30 +154,38 @@ def make_groups(configs: list[Config], dev: torch.device) -> list[Group]:
 
         params = stack([init_params(configs[i], dev) for i in members])
         params = {k: v.requires_grad_(True) for k, v in params.items()}
-        groups.append(Group(members, [configs[i] for i in members], params, AdamWState.zeros_like(params),
-                             split("train_idx"), split("test_idx")))
+        group_configs = [configs[i] for i in members]
+        groups.append(Group(members, group_configs, params, AdamWState.zeros_like(params), Hyper.of(group_configs, dev),
+                            split("train_idx"), split("test_idx")))
     return groups
 
 
-def step_group(group: Group, evaluate_test: bool, update: bool = True) -> torch.Tensor:
-    """One full-batch step of every member of ``group``, as the single run's loop does it.
+def step_group(group: Group, evaluate: bool, update: bool = True) -> torch.Tensor | None:
+    """One full-batch step of every member of ``group``, as the single run's step does it.
 
     Returns [member, 4] metrics of the weights before the update (train loss, train accuracy,
-    test loss, test accuracy; the test columns NaN unless ``evaluate_test``), then applies one
-    AdamW update unless ``update`` is False (the last step is only evaluated).
+    test loss, test accuracy) if ``evaluate``, then applies one AdamW update unless ``update`` is
+    False (the last step is only evaluated).
     """
     train_loss, train_acc = batched_metrics(group.params, *group.train)  # [member] each
-    if evaluate_test:
+    metrics = None
+    if evaluate:
         with torch.no_grad():
             test_loss, test_acc = batched_metrics(group.params, *group.test)
-    else:
-        test_loss = test_acc = torch.full_like(train_acc, math.nan)
-    metrics = torch.stack([train_loss.detach(), train_acc, test_loss, test_acc], dim=1)  # [member, 4]
+        metrics = torch.stack([train_loss.detach(), train_acc, test_loss, test_acc], dim=1)  # [member, 4]
     if update:
-        # Members share no weights: the gradient of the sum is each member's own gradient.
-        grads = torch.autograd.grad(train_loss.sum(), list(group.params.values()))
-        adamw_step_batched(group.params, dict(zip(group.params, grads)), group.state, group.configs)
+        # Members share no weights: the gradient of the sum is each member's own gradient, and
+        # the update is the single run's, with [member] learning rates and weight decays.
+        apply_update(group.params, group.state, train_loss.sum(), group.hyper)
     return metrics
+
+
+def group_steps(group: Group, use_graphs: bool) -> tuple[Callable[[], torch.Tensor], Callable[[], None]]:
+    """(logged, plain) step functions of ``group``, each replayed as a CUDA graph on CUDA."""
+    state = [*group.params.values(), *group.state.tensors()]
+    logged = replayable(lambda: step_group(group, evaluate=True), state, use_graph=use_graphs)
+    plain = replayable(lambda: step_group(group, evaluate=False), state, use_graph=use_graphs)
+    return logged, plain
 
 
 def write_sweep_file(out: Path, configs: list[Config], axes: dict[str, list]) -> None:
@@ -217,8 +203,11 @@ def train_ensemble(
     device: str = "auto",
     threads: int = 1,
     progress: bool = True,
+    use_graphs: bool = True,
 ) -> list[Path]:
-    """Train every config as one member of a sweep folder ``out``; returns the member folders."""
+    """Train every config as one member of a sweep folder ``out``; returns the member folders.
+
+    ``use_graphs`` (CUDA only) replays each group's steps as CUDA graphs; False runs eagerly."""
     _check_members(configs)
     if save not in SAVE_MODES:
         raise GrokvizError(f"save={save!r} must be one of {SAVE_MODES}")
@@ -239,48 +228,63 @@ def train_ensemble(
     logs = [LogWriter(folder) for folder in folders]
     fired: list[set] = [set() for _ in configs]
     groups = make_groups(configs, dev)
+    steps_of = [group_steps(group, use_graphs) for group in groups]
     schedule = checkpoint_schedule(first) if save == "schedule" else {0, first.steps}
     flush_every = CUDA_FLUSH_EVERY if dev.type == "cuda" else 1
     pending: list[tuple[int, Group, torch.Tensor, Params | None, float]] = []
     last_test = [0.0] * len(configs)  # for the progress bar
+    writer = BackgroundWriter()
     started = time.perf_counter()
 
     def flush() -> None:
-        """Write pending log rows (one host sync) and the checkpoints they call for."""
-        for step, group, metrics, snapshot, elapsed in pending:
-            for row, member in zip(metrics.cpu().tolist(), group.members):
-                train_loss, train_acc, test_loss, test_acc = row
-                record = {"step": step, "train_loss": train_loss, "train_accuracy": train_acc,
-                          "test_loss": test_loss, "test_accuracy": test_acc, "elapsed_s": elapsed}
-                logs[member].append(record)
-                last_test[member] = test_acc
-                crossed = save == "schedule" and _new_events(record, fired[member])
-                if snapshot is not None and (crossed or step in schedule):
-                    index = group.members.index(member)
-                    save_checkpoint(folders[member], step, {k: v[index] for k, v in snapshot.items()}, configs[member])
+        """Hand pending log rows, and the checkpoints they may call for, to the writer (no host sync)."""
+        rows = [(step, group, to_host(metrics), None if snapshot is None else
+                 {k: to_host(v, copy=False) for k, v in snapshot.items()}, elapsed)
+                for step, group, metrics, snapshot, elapsed in pending]
         pending.clear()
+
+        def write() -> None:
+            for step, group, metrics, snapshot, elapsed in rows:
+                for index, (values, member) in enumerate(zip(metrics.tolist(), group.members)):
+                    record = log_record(step, values, elapsed)
+                    logs[member].append(record)
+                    last_test[member] = record["test_accuracy"]
+                    crossed = save == "schedule" and _new_events(record, fired[member])
+                    if snapshot is not None and (crossed or step in schedule):
+                        save_checkpoint(folders[member], step, {k: v[index] for k, v in snapshot.items()}, configs[member])
+            bar.set_postfix_str(f"test accuracy >= 99%: {sum(a >= 0.99 for a in last_test)}/{len(configs)}", refresh=False)
+
+        writer.submit(write, ready=ready_event(dev))
 
     from tqdm import tqdm
 
     bar = tqdm(total=first.steps, disable=not progress, unit="step", dynamic_ncols=True,
                desc=f"{len(configs)} members")
-    for step in range(first.steps + 1):
-        is_log_step = step % first.log_every == 0 or step == first.steps or step in schedule
-        for group in groups:
-            metrics = step_group(group, evaluate_test=is_log_step, update=step < first.steps)
-            if is_log_step:
-                # Weights are copied only where a checkpoint may be written (events need every log step).
-                keep = save == "schedule" or step in schedule
+    try:
+        for step in range(first.steps + 1):
+            last = step == first.steps
+            is_log_step = step % first.log_every == 0 or last or step in schedule
+            for group, (logged, plain) in zip(groups, steps_of):
+                # Weights before this step's update, only where a checkpoint may be written
+                # (accuracy events can fire at any log step).
+                keep = is_log_step and (save == "schedule" or step in schedule)
                 snapshot = {k: v.detach().clone() for k, v in group.params.items()} if keep else None
-                pending.append((step, group, metrics, snapshot, time.perf_counter() - started))
-        if pending and (step in schedule or step == first.steps or len(pending) * first.log_every >= flush_every * len(groups)):
-            flush()
-            bar.set_postfix_str(f"test accuracy >= 99%: {sum(a >= 0.99 for a in last_test)}/{len(configs)}", refresh=False)
-        if step < first.steps:
-            bar.update(1)
-    bar.close()
-    for log in logs:
-        log.close()
+                if last:
+                    metrics = step_group(group, evaluate=True, update=False)
+                else:
+                    metrics = (logged if is_log_step else plain)()
+                if is_log_step:
+                    # Replays overwrite their outputs in place: keep a copy.
+                    pending.append((step, group, metrics.clone(), snapshot, time.perf_counter() - started))
+            if pending and (step in schedule or last or len(pending) * first.log_every >= flush_every * len(groups)):
+                flush()
+            if not last:
+                bar.update(1)
+    finally:
+        writer.close()
+        bar.close()
+        for log in logs:
+            log.close()
     return folders
 
 
@@ -323,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto = cuda when present")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--eager", action="store_true",
+                        help="on CUDA, launch each kernel from Python instead of replaying CUDA graphs (for checks)")
     add_config_flags(parser, skip=frozenset({"seed", "weight_decay", "frac_train", "lr"}))
     return parser
 
@@ -337,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         axes = {"weight_decay": args.weight_decay or [base.weight_decay], "frac_train": args.frac_train or [base.frac_train],
                 "lr": args.lr or [base.lr], "seed": args.seeds}
         folders = train_ensemble(configs, args.out, axes=axes, save=args.save, device=args.device,
-                                 threads=args.threads, progress=not args.no_progress)
+                                 threads=args.threads, progress=not args.no_progress, use_graphs=not args.eager)
     except GrokvizError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

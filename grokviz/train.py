@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from .config import Config
 from .errors import GrokvizError
 from .model import Params, forward_last, init_params
-from .optim import AdamWState, adamw_step
+from .graphs import replayable
+from .optim import AdamWState, Hyper, adamw_step
 from .runs import (
     RESUME_FILE,
     LogWriter,
@@ -44,6 +45,7 @@ from .runs import (
     write_run_file,
 )
 from .tasks import dataset_for
+from .writer import BackgroundWriter, ready_event, to_host
 
 # Accuracy levels whose first crossing triggers a checkpoint (test: the grokking transition;
 # train: memorisation).
@@ -83,11 +85,11 @@ def configure_cpu(threads: int) -> None:
 
 @dataclass
 class _Pending:
-    """A log row not yet written: device tensors plus a copy of the weights at that step."""
+    """A log row not yet written: device tensors, and a copy of the weights where one may be saved."""
 
     step: int
     metrics: torch.Tensor  # [4]: train_loss, train_accuracy, test_loss, test_accuracy
-    params: Params
+    params: Params | None
     elapsed_s: float
 
 
@@ -124,10 +126,44 @@ def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch
     return loss, accuracy
 
 
-def apply_update(params: Params, state: AdamWState, loss: torch.Tensor, cfg: Config) -> None:
+def apply_update(params: Params, state: AdamWState, loss: torch.Tensor, hyper: Hyper) -> None:
     """Backward from ``loss`` and one AdamW update of ``params`` in place."""
     grads = torch.autograd.grad(loss, list(params.values()))
-    adamw_step(params, dict(zip(params, grads)), state, cfg)
+    adamw_step(params, dict(zip(params, grads)), state, hyper)
+
+
+def log_record(step: int, metrics: list[float], elapsed_s: float) -> dict[str, float]:
+    """A log row from the four metrics of a step (the trainers' one layout)."""
+    train_loss, train_accuracy, test_loss, test_accuracy = metrics
+    return {"step": step, "train_loss": train_loss, "train_accuracy": train_accuracy,
+            "test_loss": test_loss, "test_accuracy": test_accuracy, "elapsed_s": elapsed_s}
+
+
+@dataclass
+class SingleStep:
+    """A single run's step over fixed tensors (captured as CUDA graphs by ``grokviz.graphs``)."""
+
+    params: Params  # requires grad; updated in place
+    state: AdamWState
+    hyper: Hyper
+    train: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # a, b, labels: [n_train]
+    test: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # a, b, labels: [n_test]
+
+    def __call__(self, *, evaluate: bool, update: bool = True) -> torch.Tensor | None:
+        """One full-batch step: [4] metrics of the weights before the update (train loss, train
+        accuracy, test loss, test accuracy) if ``evaluate``, then one AdamW update if ``update``."""
+        train_loss, train_acc = loss_and_accuracy(forward_last(self.params, *self.train[:2]), self.train[2])
+        metrics = None
+        if evaluate:
+            with torch.no_grad():
+                test_loss, test_acc = loss_and_accuracy(forward_last(self.params, *self.test[:2]), self.test[2])
+            metrics = torch.stack([train_loss.detach(), train_acc, test_loss, test_acc])
+        if update:
+            apply_update(self.params, self.state, train_loss, self.hyper)
+        return metrics
+
+    def state_tensors(self) -> list[torch.Tensor]:
+        return [*self.params.values(), *self.state.tensors()]
 
 
 def train(
@@ -139,12 +175,14 @@ def train(
     threads: int = 1,
     progress: bool = True,
     stop_after_steps: int | None = None,
+    use_graphs: bool = True,
 ) -> Run:
     """Train ``cfg`` into the run folder ``out`` and return it opened.
 
     ``resume`` continues from ``out``'s resume state (the config must match).
     ``stop_after_steps`` stops early after that many steps of this call, as a kill would
     (used by tests of ``--resume``); the run is left resumable.
+    ``use_graphs`` (CUDA only) replays each kind of step as a CUDA graph; False runs eagerly.
     """
     out = Path(out)
     dev = pick_device(device)
@@ -152,65 +190,81 @@ def train(
         configure_cpu(threads)
 
     dataset = dataset_for(cfg)
-    train_a, train_b, train_y = (t[dataset.train_idx].to(dev) for t in (dataset.a, dataset.b, dataset.labels))
-    test_a, test_b, test_y = (t[dataset.test_idx].to(dev) for t in (dataset.a, dataset.b, dataset.labels))
+    train_data = tuple(t[dataset.train_idx].to(dev) for t in (dataset.a, dataset.b, dataset.labels))
+    test_data = tuple(t[dataset.test_idx].to(dev) for t in (dataset.a, dataset.b, dataset.labels))
 
     start_step, params, state = _prepare_run(cfg, out, resume, dev)
+    step_of = SingleStep(params, state, Hyper.of(cfg, dev), train_data, test_data)
+    # Two captured kinds of step; the last step (metrics, no update) runs once, eagerly.
+    logged = replayable(lambda: step_of(evaluate=True), step_of.state_tensors(), use_graph=use_graphs)
+    plain = replayable(lambda: step_of(evaluate=False), step_of.state_tensors(), use_graph=use_graphs)
+
     log = LogWriter(out, keep_below_step=start_step if resume else None)
     fired = _events_already_fired(open_run(out)) if resume else set()
     schedule = checkpoint_schedule(cfg)
     flush_every = CUDA_FLUSH_EVERY if dev.type == "cuda" else 1
     pending: list[_Pending] = []
+    writer = BackgroundWriter()
     started = time.perf_counter()
 
-    def flush(step: int, with_resume_state: bool) -> None:
-        """Write pending log rows, event checkpoints and (optionally) the resume state."""
-        if pending:
-            values = torch.stack([row.metrics for row in pending]).cpu()  # the one host sync
-            for row, (train_loss, train_acc, test_loss, test_acc) in zip(pending, values.tolist()):
-                record = {"step": row.step, "train_loss": train_loss, "train_accuracy": train_acc,
-                          "test_loss": test_loss, "test_accuracy": test_acc, "elapsed_s": row.elapsed_s}
+    def flush(step: int, resume_state: tuple[Params, Params, Params] | None) -> None:
+        """Hand pending rows (and the resume state of ``step``) to the writer; no host sync here."""
+        rows = [(row.step, row.elapsed_s, None if row.params is None else
+                 {k: to_host(v, copy=False) for k, v in row.params.items()}) for row in pending]
+        metrics = to_host(torch.stack([row.metrics for row in pending])) if pending else None
+        pending.clear()
+
+        def write() -> None:
+            for (row_step, elapsed, snapshot), values in zip(rows, metrics.tolist() if rows else []):
+                record = log_record(row_step, values, elapsed)
                 log.append(record)
-                crossed = _new_events(record, fired)
-                if crossed or row.step in schedule:
-                    save_checkpoint(out, row.step, row.params, cfg)
-                bar.set_postfix_str(
-                    f"train {train_loss:.2e} ({train_acc:.1%})  test {test_loss:.2e} ({test_acc:.1%})", refresh=False
-                )
-            pending.clear()
-        if with_resume_state:
-            # The resume file first: a kill between the two leaves a step that the resumed run redoes.
-            save_resume_state(out, step, params, state.exp_avg, state.exp_avg_sq)
-            save_checkpoint(out, step, params, cfg)
+                if _new_events(record, fired) or row_step in schedule:
+                    save_checkpoint(out, row_step, snapshot, cfg)
+                train_loss, train_acc, test_loss, test_acc = values
+                bar.set_postfix_str(f"train {train_loss:.2e} ({train_acc:.1%})  test {test_loss:.2e} ({test_acc:.1%})",
+                                    refresh=False)
+            if resume_state is not None:
+                # The resume file first: a kill between the two leaves a step that the resumed run redoes.
+                save_resume_state(out, step, *resume_state)
+                save_checkpoint(out, step, resume_state[0], cfg)
+
+        writer.submit(write, ready=ready_event(dev))
+
+    def host_state() -> tuple[Params, Params, Params]:
+        return tuple({k: to_host(v) for k, v in group.items()} for group in (params, state.exp_avg, state.exp_avg_sq))
 
     from tqdm import tqdm
 
     bar = tqdm(total=cfg.steps, initial=start_step, disable=not progress, unit="step", dynamic_ncols=True)
     step = start_step
-    with _StopFlag() as stop:
-        for step in range(start_step, cfg.steps + 1):
-            interrupted = stop.requested or (stop_after_steps is not None and step - start_step >= stop_after_steps)
-            if interrupted and step > start_step:
-                flush(step, with_resume_state=True)
-                break
-            logits = forward_last(params, train_a, train_b)  # [n_train, p]
-            train_loss, train_acc = loss_and_accuracy(logits, train_y)
-            is_log_step = step % cfg.log_every == 0 or step == cfg.steps or step in schedule
-            if is_log_step:
-                with torch.no_grad():
-                    test_loss, test_acc = loss_and_accuracy(forward_last(params, test_a, test_b), test_y)
-                metrics = torch.stack([train_loss.detach(), train_acc, test_loss, test_acc])
-                snapshot = {k: v.detach().clone() for k, v in params.items()}
-                pending.append(_Pending(step, metrics, snapshot, time.perf_counter() - started))
-            at_checkpoint = step in schedule
-            if at_checkpoint or step == cfg.steps or len(pending) * cfg.log_every >= flush_every:
-                flush(step, with_resume_state=at_checkpoint or step == cfg.steps)
-            if step == cfg.steps:
-                break
-            apply_update(params, state, train_loss, cfg)
-            bar.update(1)
-    bar.close()
-    log.close()
+    try:
+        with _StopFlag() as stop:
+            for step in range(start_step, cfg.steps + 1):
+                interrupted = stop.requested or (stop_after_steps is not None and step - start_step >= stop_after_steps)
+                if interrupted and step > start_step:
+                    flush(step, host_state())
+                    break
+                last = step == cfg.steps
+                is_log_step = step % cfg.log_every == 0 or last or step in schedule
+                saves_state = step in schedule or last
+                # Copies of the weights before this step's update: a log row may become a checkpoint.
+                snapshot = {k: v.detach().clone() for k, v in params.items()} if is_log_step else None
+                resume_state = host_state() if saves_state else None
+                if last:
+                    metrics = step_of(evaluate=True, update=False)
+                else:
+                    metrics = (logged if is_log_step else plain)()
+                if is_log_step:
+                    # Replays overwrite their outputs in place: keep a copy.
+                    pending.append(_Pending(step, metrics.clone(), snapshot, time.perf_counter() - started))
+                if saves_state or len(pending) * cfg.log_every >= flush_every:
+                    flush(step, resume_state)
+                if not last:
+                    bar.update(1)
+    finally:
+        writer.close()
+        bar.close()
+        log.close()
     if stop.requested:
         print(f"stopped at step {step}; continue with --resume", file=sys.stderr)
     return open_run(out)
@@ -230,7 +284,8 @@ def _prepare_run(cfg: Config, out: Path, resume: bool, dev: torch.device) -> tup
             entry.unlink(missing_ok=True)
         to_dev = lambda group: {k: v.to(dev) for k, v in group.items()}  # noqa: E731
         params = {k: v.requires_grad_(True) for k, v in to_dev(params).items()}
-        return step, params, AdamWState(step=step, exp_avg=to_dev(exp_avg), exp_avg_sq=to_dev(exp_avg_sq))
+        step_count = torch.tensor(float(step), dtype=torch.float64, device=dev)
+        return step, params, AdamWState(step=step_count, exp_avg=to_dev(exp_avg), exp_avg_sq=to_dev(exp_avg_sq))
     require_new_folder(out, other_choice=" or pass --resume")
     write_run_file(out, cfg)
     params = {k: v.requires_grad_(True) for k, v in init_params(cfg, dev).items()}
@@ -268,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto = cuda when present")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (1 is fastest for this model on small machines)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--eager", action="store_true",
+                        help="on CUDA, launch each kernel from Python instead of replaying CUDA graphs (for checks)")
     add_config_flags(parser)
     return parser
 
@@ -295,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             cfg = Config(**{f.name: getattr(args, f.name) for f in fields(Config)})
         run = train(cfg, args.out, resume=args.resume, device=args.device, threads=args.threads,
-                    progress=not args.no_progress)
+                    progress=not args.no_progress, use_graphs=not args.eager)
     except GrokvizError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

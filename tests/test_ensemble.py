@@ -58,6 +58,11 @@ def test_sweep_folder_holds_ordinary_runs(tmp_path, tiny_config) -> None:
     (folder,) = train_ensemble([cfg], tmp_path / "schedule", save="schedule", progress=False)
     single = train(cfg, tmp_path / "single", progress=False)
     assert checkpoint_schedule(cfg) <= set(open_run(folder).steps()) == set(single.steps())
+    # ... and every one holds the single run's weights of that step: the weights before that
+    # step's update (an earlier version saved them after it, one update late).
+    for step in single.steps():
+        ours, theirs = open_run(folder).load(step), single.load(step)
+        assert all(torch.equal(ours[name], theirs[name]) for name in theirs), f"step {step}"
     # The folder of sweeps is not a folder of broken runs.
     runs, problems = list_runs(tmp_path)
     assert [r.name for r in runs] == ["single"] and problems == []

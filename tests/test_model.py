@@ -10,7 +10,7 @@ import torch
 
 from grokviz.config import Config
 from grokviz.model import forward, forward_last, init_params, param_shapes
-from grokviz.optim import AdamWState, adamw_step, learning_rate
+from grokviz.optim import AdamWState, Hyper, adamw_step, learning_rate
 from grokviz.tasks import dataset_for
 
 
@@ -125,7 +125,7 @@ def test_adamw_matches_torch_with_warmup() -> None:
             v.grad = grads[k].clone()
         optimizer.step()
         scheduler.step()
-        adamw_step(ours, grads, state, cfg)
+        adamw_step(ours, grads, state, Hyper.of(cfg))
     for k in ours:
         torch.testing.assert_close(ours[k], theirs[k].detach(), rtol=1e-6, atol=1e-7)
     assert learning_rate(cfg, 0) == 0.0 and learning_rate(cfg, 3) == cfg.lr

@@ -113,3 +113,27 @@ def test_ctrl_c_saves_a_resumable_run(tmp_path) -> None:
     assert 0 < stopped < 3000 and (out / RESUME_FILE).exists()
     assert main(["--out", str(out), "--resume", "--no-progress"]) == 0
     assert max(open_run(out).steps()) == 3000
+
+
+def test_a_failed_write_stops_the_run_with_its_error(tmp_path, tiny_config, monkeypatch) -> None:
+    # Files are written beside the loop (grokviz.writer); a write that fails must still stop the
+    # run with its own error, and what was written before it stays readable and resumable.
+    import grokviz.train as trainer
+
+    real_save = trainer.save_checkpoint
+
+    def save(out, step, params, cfg):
+        if step >= 100:
+            raise OSError(28, "No space left on device")
+        return real_save(out, step, params, cfg)
+
+    monkeypatch.setattr(trainer, "save_checkpoint", save)
+    with pytest.raises(OSError, match="No space left"):
+        train(tiny_config, tmp_path / "run", progress=False)
+    run = open_run(tmp_path / "run")
+    assert max(run.steps()) < 100 and run.log().step.max() <= 100
+    monkeypatch.setattr(trainer, "save_checkpoint", real_save)
+    resumed = train(tiny_config, tmp_path / "run", resume=True, progress=False)
+    whole = train(tiny_config, tmp_path / "whole", progress=False)
+    for name, tensor in final_params(whole.path).items():
+        assert torch.equal(final_params(resumed.path)[name], tensor), name

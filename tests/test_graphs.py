@@ -1,0 +1,105 @@
+"""What makes the training step replayable as a CUDA graph, checked without a GPU.
+
+A CUDA graph replays a fixed sequence of kernels, so the step must never read a tensor's value on
+the host (``.item()``, data-dependent shapes) and must keep every per-step scalar on the device.
+On the ``meta`` device tensors have shapes but no values, so any such read fails there: a step
+that runs on ``meta`` is free of host syncs. The capture itself needs a GPU
+(``scripts/check_gpu.py``); everything around it is checked here.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from grokviz.config import Config
+from grokviz.ensemble import make_groups, step_group
+from grokviz.graphs import replayable
+from grokviz.model import init_params
+from grokviz.optim import AdamWState, Hyper, adamw_step, learning_rate
+from grokviz.train import SingleStep
+from grokviz.writer import BackgroundWriter, to_host
+
+META = torch.device("meta")
+
+
+def small() -> Config:
+    return Config(p=13, d_model=8, n_heads=2, d_head=4, d_mlp=16, warmup_steps=3)
+
+
+def test_meta_device_catches_host_reads() -> None:
+    # The premise of the tests below: a host read of a meta tensor fails.
+    with pytest.raises(RuntimeError, match="meta"):
+        torch.ones(3, device=META).sum().item()
+
+
+def test_single_run_step_has_no_host_sync() -> None:
+    cfg = small()
+    params = {k: v.to(META).requires_grad_(True) for k, v in init_params(cfg).items()}
+    state = AdamWState.zeros_like(params)
+    data = tuple(torch.zeros(40, dtype=torch.long, device=META) for _ in range(3))
+    step = SingleStep(params, state, Hyper.of(cfg, META), data, data)
+    assert step(evaluate=True).shape == (4,)
+    assert step(evaluate=False) is None
+    assert all(t.device == META for t in step.state_tensors())
+
+
+def test_ensemble_step_has_no_host_sync() -> None:
+    (group,) = make_groups([small().replace(seed=s, lr=lr) for s, lr in ((0, 1e-3), (1, 3e-3))], META)
+    assert step_group(group, evaluate=True).shape == (2, 4)
+    assert step_group(group, evaluate=False) is None
+    assert group.hyper.lr.shape == (2,) and group.hyper.lr.device == META
+
+
+def test_device_learning_rate_follows_the_host_schedule() -> None:
+    # The scalars computed on the device from the step counter are those the host formula gives:
+    # with zero gradients and zero moments an update only decays the weights by 1 - lr * wd.
+    cfg = small().replace(weight_decay=0.5, lr=0.01)
+    params = {"w": torch.ones(3, dtype=torch.float64)}
+    state = AdamWState.zeros_like(params)
+    for step in range(6):
+        before = params["w"].clone()
+        adamw_step(params, {"w": torch.zeros(3, dtype=torch.float64)}, state, Hyper.of(cfg))
+        expected = torch.tensor(1 - learning_rate(cfg, step) * cfg.weight_decay).float().double()
+        torch.testing.assert_close(params["w"] / before, expected.expand(3), rtol=1e-7, atol=0)
+    assert state.step.item() == 6 and state.step.dtype == torch.float64
+
+
+def test_replayable_runs_the_step_itself_on_cpu() -> None:
+    def step() -> str:
+        return "ran"
+
+    assert replayable(step, [torch.zeros(1)]) is step
+    assert replayable(step, [torch.zeros(1)], use_graph=False) is step
+
+
+def test_writer_runs_jobs_in_order_and_reports_the_first_error_once() -> None:
+    done: list[int] = []
+    writer = BackgroundWriter()
+    threads: set[str] = set()
+
+    def job(i: int):
+        def run() -> None:
+            threads.add(threading.current_thread().name)
+            if i == 3:
+                raise OSError("disk full")
+            done.append(i)
+        return run
+
+    for i in range(3):
+        writer.submit(job(i))
+    writer.submit(job(3))
+    writer.submit(job(4))  # after the failure: skipped, not run on a folder with a hole
+    with pytest.raises(OSError, match="disk full"):
+        writer.close()
+    assert done == [0, 1, 2] and threads == {"grokviz-writer"}
+    writer.close()  # reported once; a close in a `finally` does not raise it again
+
+
+def test_to_host_copies_live_tensors_on_cpu() -> None:
+    live = torch.zeros(2)
+    copy, shared = to_host(live), to_host(live, copy=False)
+    live += 1
+    assert copy.tolist() == [0.0, 0.0] and shared.tolist() == [1.0, 1.0]
