@@ -25,6 +25,9 @@ P_MIN, P_MAX = 5, 997
 ANALYSIS_P_MAX = 257
 
 SAVE_DTYPES = ("float32", "float16", "bfloat16")
+# How training computes float32 matrix products: exactly, or (CUDA only) with TF32 tensor cores,
+# which the 64-seed ensemble needs on an H100: its fp32 arithmetic alone is ~81 s at peak.
+MATMULS = ("fp32", "tf32")
 
 
 def is_prime(n: int) -> bool:
@@ -62,6 +65,10 @@ class Config:
     beta2: float = field(default=0.98, metadata={"help": "AdamW beta2"})
     warmup_steps: int = field(default=10, metadata={"help": "linear learning-rate warm-up from 0"})
     steps: int = field(default=25_000, metadata={"help": "optimiser steps (full batch: one step = one epoch)"})
+    matmul: str = field(
+        default="fp32",
+        metadata={"help": f"float32 matrix products: one of {MATMULS}; tf32 (CUDA only) uses tensor cores at ~10-bit mantissa"},
+    )
     # --- logging and checkpoints ------------------------------------------------------------
     log_every: int = field(default=20, metadata={"help": "steps between training-log rows (test set evaluated then)"})
     save_every: int = field(default=1000, metadata={"help": "steps between regular checkpoints"})
@@ -101,6 +108,8 @@ class Config:
                 problems.append(f"{name}={getattr(self, name)} must be in [0, 1)")
         if self.split not in SPLITS:
             problems.append(f"split={self.split!r} must be one of {SPLITS}")
+        if self.matmul not in MATMULS:
+            problems.append(f"matmul={self.matmul!r} must be one of {MATMULS}")
         if self.save_dtype not in SAVE_DTYPES:
             problems.append(f"save_dtype={self.save_dtype!r} must be one of {SAVE_DTYPES}")
         if problems:

@@ -62,6 +62,7 @@ from .train import (
     configure_cpu,
     log_record,
     loss_and_accuracy,
+    matmul_precision,
     pick_device,
 )
 from .writer import BackgroundWriter, ready_event, to_host
@@ -217,6 +218,12 @@ def train_ensemble(
     if dev.type == "cpu":
         configure_cpu(threads)
         keep_freed_memory()
+    with matmul_precision(configs[0], dev):
+        return _train_ensemble(configs, out, dev, axes, save, progress, use_graphs)
+
+
+def _train_ensemble(configs: list[Config], out: Path, dev: torch.device, axes: dict[str, list] | None, save: str,
+                    progress: bool, use_graphs: bool) -> list[Path]:
     first = configs[0]
     out.mkdir(parents=True, exist_ok=True)
     axes = axes or {f: sorted({getattr(c, f) for c in configs}, key=str) for f in MEMBER_FIELDS

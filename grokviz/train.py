@@ -17,6 +17,7 @@ synchronise with the host on every step.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import signal
@@ -73,6 +74,19 @@ def pick_device(requested: str) -> torch.device:
     if requested == "cuda" and not torch.cuda.is_available():
         raise GrokvizError("--device cuda was asked for, but torch sees no CUDA device")
     return torch.device(requested)
+
+
+@contextlib.contextmanager
+def matmul_precision(cfg: Config, dev: torch.device):
+    """Compute float32 matrix products as ``cfg.matmul`` says while training (restored after)."""
+    if cfg.matmul == "tf32" and dev.type != "cuda":
+        raise GrokvizError("matmul='tf32' needs a CUDA device; on a CPU train with matmul='fp32'")
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = cfg.matmul == "tf32"
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
 
 
 def configure_cpu(threads: int) -> None:
@@ -188,7 +202,12 @@ def train(
     dev = pick_device(device)
     if dev.type == "cpu":
         configure_cpu(threads)
+    with matmul_precision(cfg, dev):
+        return _train(cfg, out, dev, resume, progress, stop_after_steps, use_graphs)
 
+
+def _train(cfg: Config, out: Path, dev: torch.device, resume: bool, progress: bool,
+           stop_after_steps: int | None, use_graphs: bool) -> Run:
     dataset = dataset_for(cfg)
     train_data = tuple(t[dataset.train_idx].to(dev) for t in (dataset.a, dataset.b, dataset.labels))
     test_data = tuple(t[dataset.test_idx].to(dev) for t in (dataset.a, dataset.b, dataset.labels))

@@ -137,3 +137,11 @@ def test_a_failed_write_stops_the_run_with_its_error(tmp_path, tiny_config, monk
     whole = train(tiny_config, tmp_path / "whole", progress=False)
     for name, tensor in final_params(whole.path).items():
         assert torch.equal(final_params(resumed.path)[name], tensor), name
+
+
+def test_tf32_is_refused_on_a_cpu_before_anything_is_written(tmp_path, tiny_config) -> None:
+    with pytest.raises(GrokvizError, match="tf32.*needs a CUDA device"):
+        train(tiny_config.replace(matmul="tf32"), tmp_path / "run", device="cpu", progress=False)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(GrokvizError, match="matmul='bf16' must be one of"):
+        tiny_config.replace(matmul="bf16")
