@@ -202,7 +202,7 @@ def train_ensemble(
     axes: dict[str, list] | None = None,
     save: str = "ends",
     device: str = "auto",
-    threads: int = 1,
+    threads: int | None = None,
     progress: bool = True,
     use_graphs: bool = True,
 ) -> list[Path]:
@@ -240,14 +240,11 @@ def _train_ensemble(configs: list[Config], out: Path, dev: torch.device, axes: d
     flush_every = CUDA_FLUSH_EVERY if dev.type == "cuda" else 1
     pending: list[tuple[int, Group, torch.Tensor, Params | None, float]] = []
     last_test = [0.0] * len(configs)  # for the progress bar
-    writer = BackgroundWriter()
     started = time.perf_counter()
 
     def flush() -> None:
         """Hand pending log rows, and the checkpoints they may call for, to the writer (no host sync)."""
-        rows = [(step, group, to_host(metrics), None if snapshot is None else
-                 {k: to_host(v, copy=False) for k, v in snapshot.items()}, elapsed)
-                for step, group, metrics, snapshot, elapsed in pending]
+        rows = [(step, group, to_host(metrics), snapshot, elapsed) for step, group, metrics, snapshot, elapsed in pending]
         pending.clear()
 
         def write() -> None:
@@ -258,7 +255,8 @@ def _train_ensemble(configs: list[Config], out: Path, dev: torch.device, axes: d
                     last_test[member] = record["test_accuracy"]
                     crossed = save == "schedule" and _new_events(record, fired[member])
                     if snapshot is not None and (crossed or step in schedule):
-                        save_checkpoint(folders[member], step, {k: v[index] for k, v in snapshot.items()}, configs[member])
+                        weights = {k: writer.fetch(v[index]) for k, v in snapshot.items()}  # this member only
+                        save_checkpoint(folders[member], step, weights, configs[member])
             bar.set_postfix_str(f"test accuracy >= 99%: {sum(a >= 0.99 for a in last_test)}/{len(configs)}", refresh=False)
 
         writer.submit(write, ready=ready_event(dev))
@@ -268,27 +266,27 @@ def _train_ensemble(configs: list[Config], out: Path, dev: torch.device, axes: d
     bar = tqdm(total=first.steps, disable=not progress, unit="step", dynamic_ncols=True,
                desc=f"{len(configs)} members")
     try:
-        for step in range(first.steps + 1):
-            last = step == first.steps
-            is_log_step = step % first.log_every == 0 or last or step in schedule
-            for group, (logged, plain) in zip(groups, steps_of):
-                # Weights before this step's update, only where a checkpoint may be written
-                # (accuracy events can fire at any log step).
-                keep = is_log_step and (save == "schedule" or step in schedule)
-                snapshot = {k: v.detach().clone() for k, v in group.params.items()} if keep else None
-                if last:
-                    metrics = step_group(group, evaluate=True, update=False)
-                else:
-                    metrics = (logged if is_log_step else plain)()
-                if is_log_step:
-                    # Replays overwrite their outputs in place: keep a copy.
-                    pending.append((step, group, metrics.clone(), snapshot, time.perf_counter() - started))
-            if pending and (step in schedule or last or len(pending) * first.log_every >= flush_every * len(groups)):
-                flush()
-            if not last:
-                bar.update(1)
+        with BackgroundWriter() as writer:
+            for step in range(first.steps + 1):
+                last = step == first.steps
+                is_log_step = step % first.log_every == 0 or last or step in schedule
+                for group, (logged, plain) in zip(groups, steps_of):
+                    # Weights before this step's update, only where a checkpoint may be written
+                    # (accuracy events can fire at any log step).
+                    keep = is_log_step and (save == "schedule" or step in schedule)
+                    snapshot = {k: v.detach().clone() for k, v in group.params.items()} if keep else None
+                    if last:
+                        metrics = step_group(group, evaluate=True, update=False)
+                    else:
+                        metrics = (logged if is_log_step else plain)()
+                    if is_log_step:
+                        # Replays overwrite their outputs in place: keep a copy.
+                        pending.append((step, group, metrics.clone(), snapshot, time.perf_counter() - started))
+                if pending and (step in schedule or last or len(pending) * first.log_every >= flush_every * len(groups)):
+                    flush()
+                if not last:
+                    bar.update(1)
     finally:
-        writer.close()
         bar.close()
         for log in logs:
             log.close()
@@ -332,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save", default="ends", choices=SAVE_MODES,
                         help="checkpoints per member: first and last step, or the single run's full schedule")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto = cuda when present")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's, all cores)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--eager", action="store_true",
                         help="on CUDA, launch each kernel from Python instead of replaying CUDA graphs (for checks)")

@@ -29,6 +29,10 @@ Output = TypeVar("Output")
 WARMUP_CALLS = 3
 
 
+class GraphCaptureWarning(RuntimeWarning):
+    """A step could not be captured and runs eagerly (slower, same results)."""
+
+
 def replayable(step: Callable[[], Output], state: list[torch.Tensor], *, use_graph: bool = True) -> Callable[[], Output]:
     """``step`` (no arguments, no host syncs) as a function that replays its CUDA graph.
 
@@ -37,29 +41,37 @@ def replayable(step: Callable[[], Output], state: list[torch.Tensor], *, use_gra
     the first real step. Each replay returns the same output tensors, overwritten in place: copy
     what must outlive the next replay.
 
-    Returns ``step`` itself on a CPU, when ``use_graph`` is False, or (with a warning) when the
-    capture fails, so a run never depends on the capture succeeding.
+    Returns ``step`` itself on a CPU or when ``use_graph`` is False. When the capture itself fails
+    it warns (``GraphCaptureWarning``; checks turn it into an error) and returns ``step`` too, so
+    a run never depends on the capture succeeding. An error in a warm-up call is the step's own
+    error (it would fail eagerly too) and is raised.
     """
     if not use_graph or not state or not state[0].is_cuda:
         return step
     with torch.no_grad():
         saved = [t.detach().clone() for t in state]
+    graph: torch.cuda.CUDAGraph | None = None
     try:
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(WARMUP_CALLS):
-                step()
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            outputs = step()
-    except RuntimeError as exc:  # an op that cannot be captured: run eagerly instead
-        warnings.warn(f"CUDA graph capture failed, training eagerly instead: {exc}", RuntimeWarning, stacklevel=2)
-        graph = None
-    with torch.no_grad():
-        for tensor, value in zip(state, saved):
-            tensor.copy_(value)
+        try:
+            with torch.cuda.stream(side):
+                for _ in range(WARMUP_CALLS):
+                    step()
+        finally:
+            # Before anything else touches the state (the restore below, even after an error).
+            torch.cuda.current_stream().wait_stream(side)
+        try:
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                outputs = step()
+        except RuntimeError as exc:  # an op that cannot be captured: run eagerly instead
+            graph = None
+            warnings.warn(f"CUDA graph capture failed, this step runs eagerly: {exc}", GraphCaptureWarning, stacklevel=2)
+    finally:
+        with torch.no_grad():
+            for tensor, value in zip(state, saved):
+                tensor.copy_(value)
     if graph is None:
         return step
 

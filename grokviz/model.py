@@ -137,22 +137,23 @@ def forward_last(
     score_0 = einsum(resid_0, W_K, q_eq, "token d_model, head d_model d_head, head d_head -> token head")
     score_1 = einsum(resid_1, W_K, q_eq, "token d_model, head d_model d_head, head d_head -> token head")
     score_eq = einsum(resid_eq, W_K, q_eq, "d_model, head d_model d_head, head d_head -> head")
-    # Value vectors already mapped through W_O: [p, head, d_model] (and [head, d_model]).
-    W_OV = einsum(W_V, params["blocks.0.attn.W_O"], "head d_in d_head, head d_head d_out -> head d_in d_out")  # [head, d_model, d_model]
-    ov_0 = einsum(resid_0, W_OV, "token d_in, head d_in d_out -> token head d_out")
-    ov_1 = einsum(resid_1, W_OV, "token d_in, head d_in d_out -> token head d_out")
-    ov_eq = einsum(resid_eq, W_OV, "d_in, head d_in d_out -> head d_out")
+    # Value vectors as tables too: [p, head, d_head] (and [head, d_head] for '=').
+    v_0 = einsum(resid_0, W_V, "token d_model, head d_model d_head -> token head d_head")
+    v_1 = einsum(resid_1, W_V, "token d_model, head d_model d_head -> token head d_head")
+    v_eq = einsum(resid_eq, W_V, "d_model, head d_model d_head -> head d_head")
 
     scores = torch.stack([score_0[a], score_1[b], score_eq.expand(len(a), -1)], dim=-1)  # [batch, head, key_pos]
     pattern = _hook(hooks, cache, "blocks.0.attn.hook_pattern", scores.softmax(dim=-1))
-    # Key-major and contiguous: on the stride-3 views pattern[..., k] the batched matmul falls back
-    # to one tiny product per pair (measured 2-3x slower over all p^2 pairs).
-    weights = pattern.permute(2, 0, 1).contiguous()  # [key_pos, batch, head]
-    attn_out = (
-        einsum(weights[0], ov_0[a], "batch head, batch head d_model -> batch d_model")
-        + einsum(weights[1], ov_1[b], "batch head, batch head d_model -> batch d_model")
-        + weights[2] @ ov_eq
-    )  # [batch, d_model]
+    # Mix the d_head-wide values per pair, then one matrix product with W_O for all heads. (Mixing
+    # values already mapped through W_O gathers d_model-wide rows per pair and head: 4x the memory
+    # traffic, and batched 1 x head products; measured slower.)
+    z = (
+        pattern[..., 0, None] * v_0[a]
+        + pattern[..., 1, None] * v_1[b]
+        + pattern[..., 2, None] * v_eq
+    )  # [batch, head, d_head]
+    z = _hook(hooks, cache, "blocks.0.attn.hook_z", z)
+    attn_out = einsum(z, params["blocks.0.attn.W_O"], "batch head d_head, head d_head d_model -> batch d_model")
     attn_out = _hook(hooks, cache, "blocks.0.hook_attn_out", attn_out)
     resid_mid = _hook(hooks, cache, "blocks.0.hook_resid_mid", resid_eq + attn_out)
     return _mlp_unembed(params, resid_mid, hooks, cache)

@@ -12,9 +12,10 @@ Numerically the same update as ``torch.optim.AdamW`` with the reference ``Lambda
   (``[member]`` tensors broadcast over ``[member, ...]`` parameters), so an ensemble member
   follows its single run by construction.
 
-The scalars are computed in float64, as Python floats would be, and rounded to float32 once
-(where the tensor arithmetic meets them), so the update is the one a loop with Python-float
-scalars computes.
+The scalars are computed in float64, as Python floats are, and rounded to float32 once (where
+the tensor arithmetic meets them), so the update is the one a loop with Python-float scalars
+computes: bit for bit on a CPU (tested); on CUDA its float64 ``pow`` may differ in the last bit,
+which rounding to float32 almost never shows.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class Hyper:
 
     lr: torch.Tensor
     weight_decay: torch.Tensor
+    warmup: torch.Tensor  # warmup_steps as a float64 device tensor: on CUDA, dividing by a host
+    # number multiplies by its reciprocal, which is not always the quotient Python computes
     warmup_steps: int
     beta1: float
     beta2: float
@@ -76,7 +79,8 @@ class Hyper:
             values = torch.tensor([getattr(c, name) for c in group], dtype=torch.float64, device=device)
             return values if many else values[0]
 
-        return cls(column("lr"), column("weight_decay"), first.warmup_steps, first.beta1, first.beta2)
+        warmup = torch.tensor(float(first.warmup_steps), dtype=torch.float64, device=device)
+        return cls(column("lr"), column("weight_decay"), warmup, first.warmup_steps, first.beta1, first.beta2)
 
 
 def learning_rate(cfg: Config, step: int) -> float:
@@ -104,8 +108,12 @@ def adamw_step(params: Params, grads: Params, state: AdamWState, hyper: Hyper) -
     No host sync and no host value that changes between steps: safe to capture in a CUDA graph.
     """
     step = state.step  # updates done before this one
+    device = next(iter(params.values())).device
+    if not step.device == hyper.lr.device == device:
+        # A host scalar would be read once at capture and frozen into a CUDA graph.
+        raise ValueError(f"AdamW state on {step.device}, hyperparameters on {hyper.lr.device}, parameters on {device}")
     if hyper.warmup_steps:
-        lr = hyper.lr * torch.clamp(step / hyper.warmup_steps, max=1.0)
+        lr = hyper.lr * torch.clamp(step / hyper.warmup, max=1.0)
     else:
         lr = hyper.lr
     step.add_(1)

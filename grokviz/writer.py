@@ -19,46 +19,73 @@ from typing import Callable
 import torch
 
 
-def to_host(tensor: torch.Tensor, *, copy: bool = True) -> torch.Tensor:
-    """A host copy of ``tensor``, valid once the stream has passed this point (see ``ready_event``).
-
-    On a CPU, ``copy=False`` hands over the tensor itself: use it for tensors nobody changes later
-    (snapshots); live ones (parameters, moments) need the copy.
-    """
+def to_host(tensor: torch.Tensor) -> torch.Tensor:
+    """A host copy of ``tensor`` as it is now, valid once the stream has passed this point (see
+    ``ready_event``): on CUDA an asynchronous copy into pinned memory, on a CPU a clone."""
     if tensor.is_cuda:
         return tensor.detach().to("cpu", non_blocking=True)
-    return tensor.detach().clone() if copy else tensor.detach()
+    return tensor.detach().clone()
 
 
 def ready_event(device: torch.device) -> torch.cuda.Event | None:
     """An event on the current stream after everything enqueued so far (None on a CPU)."""
     if device.type != "cuda":
         return None
-    event = torch.cuda.Event()
+    event = torch.cuda.Event(blocking=True)  # the writer sleeps on it instead of spinning a core
     event.record()
     return event
 
 
 class BackgroundWriter:
-    """One thread that runs write jobs in order, each after its CUDA event (if any) has completed."""
+    """One thread that runs write jobs in order, each after its CUDA event (if any) has completed.
+
+    A context manager: leaving the block waits for the jobs and raises their first error; leaving
+    it with an exception lets that exception through (after the jobs finish, except for Ctrl-C,
+    which does not wait).
+    """
 
     def __init__(self) -> None:
         self._jobs: queue.Queue = queue.Queue()
         self._error: BaseException | None = None
         self._reported = False
+        self._copy_stream = None
         self._thread = threading.Thread(target=self._work, name="grokviz-writer", daemon=True)
         self._thread.start()
+
+    def __enter__(self) -> "BackgroundWriter":
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.close(wait=kind is not KeyboardInterrupt, raise_error=False)
 
     def submit(self, job: Callable[[], None], ready: torch.cuda.Event | None = None) -> None:
         self._raise_if_failed()
         self._jobs.put((job, ready))
 
-    def close(self) -> None:
+    def fetch(self, tensor: torch.Tensor) -> torch.Tensor:
+        """In a job: a host copy of a tensor its event covers (a CPU tensor is returned as it is).
+
+        Device tensors are copied on the writer's own stream, so the copy neither waits for the
+        steps the loop has launched since nor holds them up, and only what is saved is copied.
+        """
+        if not tensor.is_cuda:
+            return tensor.detach()
+        if self._copy_stream is None:
+            self._copy_stream = torch.cuda.Stream(tensor.device)
+        with torch.cuda.stream(self._copy_stream):
+            return tensor.detach().to("cpu")
+
+    def close(self, *, wait: bool = True, raise_error: bool = True) -> None:
         """Wait for every job submitted so far; raise the first error any of them hit."""
         if self._thread.is_alive():
             self._jobs.put(None)
-            self._thread.join()
-        self._raise_if_failed()
+            if wait:
+                self._thread.join()
+        if raise_error:
+            self._raise_if_failed()
 
     def _raise_if_failed(self) -> None:
         if self._error is not None and not self._reported:

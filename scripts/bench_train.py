@@ -6,13 +6,16 @@ Prints one table: ms per step, the time 25,000 steps take (the reference recipe'
 model-steps per second (members x steps / s), for
 
 1. the reference loop as the public notebooks write it: full forward over all three positions,
-   eager, ``torch.optim.AdamW`` with a ``LambdaLR`` warm-up, train and test loss computed and read
-   with ``.item()`` every step (on a CPU at PyTorch's default thread count and with one thread);
+   eager, ``torch.optim.AdamW`` with a ``LambdaLR`` warm-up, train loss and (in inference mode)
+   test loss computed and read with ``.item()`` every step;
 2. grokviz's single run: the trainer's own step (position-2 fast path, AdamW scalars on the
    device, test set every ``log_every`` steps), replayed as CUDA graphs on a GPU, and on a GPU
    also launched eagerly, to show what the graphs buy;
 3. grokviz's ensemble step over ``--members`` models (the ensemble trainer's vmapped step,
    CUDA graphs on a GPU).
+
+On a CPU, 1 and 2 run at PyTorch's default thread count (the trainers' default too) and with one
+thread, so each pair compares like with like; denormals are flushed in ours, as the trainers do.
 
 Every variant trains the reference config (p = 113, 3,830 training pairs) from the same weights
 (by default the bundled run's step 5,000, where weights have reached denormal values; every
@@ -97,11 +100,12 @@ def make_reference(cfg: Config, params, data, dev: torch.device):
 
     def step() -> None:
         train_loss = torch.nn.functional.cross_entropy(forward(params, train_tokens).double(), ty)
-        test_loss = torch.nn.functional.cross_entropy(forward(params, test_tokens).double(), vy)
-        optimizer.zero_grad()
         train_loss.backward()
         optimizer.step()
         scheduler.step()
+        optimizer.zero_grad()
+        with torch.inference_mode():
+            test_loss = torch.nn.functional.cross_entropy(forward(params, test_tokens).double(), vy)
         train_loss.item(), test_loss.item()
 
     return step
@@ -147,8 +151,10 @@ def main() -> None:
         variants = {
             "reference loop (default threads)": (make_reference(cfg, params, data, dev), 1, DEFAULT_THREADS, False),
             "reference loop (1 thread)": (make_reference(cfg, params, data, dev), 1, 1, False),
+            "grokviz single run (default threads)": (make_ours(cfg, params, data, dev, False), 1, DEFAULT_THREADS, True),
             "grokviz single run (1 thread)": (make_ours(cfg, params, data, dev, use_graphs=False), 1, 1, True),
-            f"grokviz ensemble of {members} (1 thread)": (make_ensemble(cfg, params, members, dev, False), members, 1, True),
+            f"grokviz ensemble of {members} (default threads)":
+                (make_ensemble(cfg, params, members, dev, False), members, DEFAULT_THREADS, True),
         }
     times: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(args.rounds):

@@ -40,9 +40,10 @@ def tiny_config() -> Config:
                   steps=300, log_every=10, save_every=100, save_log_points=6)
 
 
-# Groks in 1,500 full-batch steps (train and test accuracy 100%, test loss ~1e-5), ~7 s on one core.
+# Groks and cleans up in 2,000 full-batch steps (train and test accuracy 100%, test loss ~5e-7; every
+# key frequency's wave within 4% of its crest at the answer), ~8 s on one core.
 GROKKED = Config(p=29, d_model=64, d_mlp=128, n_heads=4, d_head=16, frac_train=0.6, lr=3e-3,
-                 steps=1500, log_every=50, save_every=500, save_log_points=6)
+                 steps=2000, log_every=50, save_every=500, save_log_points=6)
 
 
 @pytest.fixture(scope="session")

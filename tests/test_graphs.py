@@ -100,6 +100,20 @@ def test_writer_runs_jobs_in_order_and_reports_the_first_error_once() -> None:
 
 def test_to_host_copies_live_tensors_on_cpu() -> None:
     live = torch.zeros(2)
-    copy, shared = to_host(live), to_host(live, copy=False)
+    copy = to_host(live)
     live += 1
-    assert copy.tolist() == [0.0, 0.0] and shared.tolist() == [1.0, 1.0]
+    assert copy.tolist() == [0.0, 0.0]
+
+
+def test_writer_lets_the_loops_own_error_through() -> None:
+    # A failing job must not replace the error that stopped the loop (say, a CUDA error).
+    def fail() -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(ValueError, match="the loop's error"):
+        with BackgroundWriter() as writer:
+            writer.submit(fail)
+            raise ValueError("the loop's error")
+    with pytest.raises(OSError, match="disk full"):
+        with BackgroundWriter() as writer:
+            writer.submit(fail)
