@@ -30,7 +30,6 @@ import ctypes
 import itertools
 import json
 import sys
-import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable
@@ -65,7 +64,7 @@ from .train import (
     matmul_precision,
     pick_device,
 )
-from .writer import BackgroundWriter, ready_event, to_host
+from .writer import BackgroundWriter, Clock, ready_event, to_host
 
 # Config fields that may differ between the members of one ensemble (in the order of the name).
 MEMBER_FIELDS = ("weight_decay", "frac_train", "lr", "seed", "data_seed")
@@ -238,9 +237,9 @@ def _train_ensemble(configs: list[Config], out: Path, dev: torch.device, axes: d
     steps_of = [group_steps(group, use_graphs) for group in groups]
     schedule = checkpoint_schedule(first) if save == "schedule" else {0, first.steps}
     flush_every = CUDA_FLUSH_EVERY if dev.type == "cuda" else 1
-    pending: list[tuple[int, Group, torch.Tensor, Params | None, float]] = []
+    pending: list[tuple[int, Group, torch.Tensor, Params | None, float | torch.cuda.Event]] = []
     last_test = [0.0] * len(configs)  # for the progress bar
-    started = time.perf_counter()
+    clock = Clock(dev)
 
     def flush() -> None:
         """Hand pending log rows, and the checkpoints they may call for, to the writer (no host sync)."""
@@ -250,7 +249,7 @@ def _train_ensemble(configs: list[Config], out: Path, dev: torch.device, axes: d
         def write() -> None:
             for step, group, metrics, snapshot, elapsed in rows:
                 for index, (values, member) in enumerate(zip(metrics.tolist(), group.members)):
-                    record = log_record(step, values, elapsed)
+                    record = log_record(step, values, clock.seconds(elapsed))
                     logs[member].append(record)
                     last_test[member] = record["test_accuracy"]
                     crossed = save == "schedule" and _new_events(record, fired[member])
@@ -281,7 +280,7 @@ def _train_ensemble(configs: list[Config], out: Path, dev: torch.device, axes: d
                         metrics = (logged if is_log_step else plain)()
                     if is_log_step:
                         # Replays overwrite their outputs in place: keep a copy.
-                        pending.append((step, group, metrics.clone(), snapshot, time.perf_counter() - started))
+                        pending.append((step, group, metrics.clone(), snapshot, clock.mark()))
                 if pending and (step in schedule or last or len(pending) * first.log_every >= flush_every * len(groups)):
                     flush()
                 if not last:

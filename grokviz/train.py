@@ -22,7 +22,6 @@ import math
 import os
 import signal
 import sys
-import time
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
@@ -46,7 +45,7 @@ from .runs import (
     write_run_file,
 )
 from .tasks import dataset_for
-from .writer import BackgroundWriter, ready_event, to_host
+from .writer import BackgroundWriter, Clock, ready_event, to_host
 
 # Accuracy levels whose first crossing triggers a checkpoint (test: the grokking transition;
 # train: memorisation).
@@ -106,7 +105,7 @@ class _Pending:
     step: int
     metrics: torch.Tensor  # [4]: train_loss, train_accuracy, test_loss, test_accuracy
     params: Params | None
-    elapsed_s: float
+    elapsed: float | torch.cuda.Event  # a Clock mark
 
 
 class _StopFlag:
@@ -226,18 +225,18 @@ def _train(cfg: Config, out: Path, dev: torch.device, resume: bool, progress: bo
     schedule = checkpoint_schedule(cfg)
     flush_every = CUDA_FLUSH_EVERY if dev.type == "cuda" else 1
     pending: list[_Pending] = []
-    started = time.perf_counter()
+    clock = Clock(dev)
 
     def flush(step: int, resume_state: tuple[Params, Params, Params] | None) -> None:
         """Hand pending rows (and the resume state of ``step``) to the writer; no host sync here."""
-        rows = [(row.step, row.elapsed_s, row.params) for row in pending]
+        rows = [(row.step, row.elapsed, row.params) for row in pending]
         metrics = to_host(torch.stack([row.metrics for row in pending])) if pending else None
         pending.clear()
 
         def write() -> None:
             saved = set()
             for (row_step, elapsed, snapshot), values in zip(rows, metrics.tolist() if rows else []):
-                record = log_record(row_step, values, elapsed)
+                record = log_record(row_step, values, clock.seconds(elapsed))
                 log.append(record)
                 if _new_events(record, fired) or row_step in schedule:
                     save_checkpoint(out, row_step, {k: writer.fetch(v) for k, v in snapshot.items()}, cfg)
@@ -280,7 +279,7 @@ def _train(cfg: Config, out: Path, dev: torch.device, resume: bool, progress: bo
                     metrics = (logged if is_log_step else plain)()
                 if is_log_step:
                     # Replays overwrite their outputs in place: keep a copy.
-                    pending.append(_Pending(step, metrics.clone(), snapshot, time.perf_counter() - started))
+                    pending.append(_Pending(step, metrics.clone(), snapshot, clock.mark()))
                 if saves_state or len(pending) * cfg.log_every >= flush_every:
                     flush(step, resume_state)
                 if not last:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from typing import Callable
 
 import torch
@@ -34,6 +35,33 @@ def ready_event(device: torch.device) -> torch.cuda.Event | None:
     event = torch.cuda.Event(blocking=True)  # the writer sleeps on it instead of spinning a core
     event.record()
     return event
+
+
+class Clock:
+    """Seconds since the loop started, as the device sees them.
+
+    On CUDA the host runs ahead of the device (by up to a launch queue), so the host's clock says
+    when a step was queued, not when it ran: a mark is a timing event recorded on the stream,
+    resolved by a writer job once its ``ready`` event has passed. On a CPU it is the host clock.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self._cuda = device.type == "cuda"
+        self._host_start = time.perf_counter()
+        if self._cuda:
+            self._start = torch.cuda.Event(enable_timing=True)
+            self._start.record()
+
+    def mark(self) -> float | torch.cuda.Event:
+        if not self._cuda:
+            return time.perf_counter() - self._host_start
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def seconds(self, mark: float | torch.cuda.Event) -> float:
+        """In a writer job: the mark in seconds (its event has completed by then)."""
+        return mark if isinstance(mark, float) else self._start.elapsed_time(mark) / 1e3
 
 
 class BackgroundWriter:

@@ -20,7 +20,7 @@ from grokviz.graphs import replayable
 from grokviz.model import init_params
 from grokviz.optim import AdamWState, Hyper, adamw_step, learning_rate
 from grokviz.train import SingleStep
-from grokviz.writer import BackgroundWriter, to_host
+from grokviz.writer import BackgroundWriter, Clock, to_host
 
 META = torch.device("meta")
 
@@ -117,3 +117,12 @@ def test_writer_lets_the_loops_own_error_through() -> None:
     with pytest.raises(OSError, match="disk full"):
         with BackgroundWriter() as writer:
             writer.submit(fail)
+
+
+def test_clock_on_a_cpu_is_the_host_clock() -> None:
+    import time
+
+    clock = Clock(torch.device("cpu"))
+    mark = clock.mark()
+    time.sleep(0.02)
+    assert 0 <= clock.seconds(mark) < 0.02 <= clock.seconds(clock.mark())
