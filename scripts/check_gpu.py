@@ -12,7 +12,8 @@
    figures and how many members grokked.
 5. The benchmark table of ``scripts/bench_train.py --device cuda``.
 
-Prints a summary and writes it to ``DIR/check_gpu.json``; exits 1 if a check fails.
+Prints a summary and writes it to ``DIR/check_gpu.json``; exits 1 if a check fails or a step
+cannot be captured as a CUDA graph.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -32,6 +34,7 @@ sys.path.insert(0, str(REPO))  # run from anywhere without installing
 
 from grokviz.config import Config
 from grokviz.ensemble import train_ensemble
+from grokviz.graphs import GraphCaptureWarning
 from grokviz.runs import RESUME_FILE, open_run
 from grokviz.train import train
 
@@ -65,6 +68,17 @@ def timed(fn):
 
 
 def main() -> int:
+    # A step that fails to capture would otherwise run eagerly with a warning, and every check
+    # below would compare eager runs with eager runs.
+    warnings.simplefilter("error", GraphCaptureWarning)
+    try:
+        return checks()
+    except GraphCaptureWarning as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+
+
+def checks() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=None, help="folder for check_gpu.json (default: a temporary one)")
     parser.add_argument("--quick", action="store_true", help="skip the fp32 64-seed ensemble")
