@@ -224,6 +224,8 @@ def train_ensemble(
 def _train_ensemble(configs: list[Config], out: Path, dev: torch.device, axes: dict[str, list] | None, save: str,
                     progress: bool, use_graphs: bool) -> list[Path]:
     first = configs[0]
+    groups = make_groups(configs, dev)
+    steps_of = [group_steps(group, use_graphs) for group in groups]  # before any file: see graphs.replayable
     out.mkdir(parents=True, exist_ok=True)
     axes = axes or {f: sorted({getattr(c, f) for c in configs}, key=str) for f in MEMBER_FIELDS
                     if len({getattr(c, f) for c in configs}) > 1}
@@ -233,8 +235,6 @@ def _train_ensemble(configs: list[Config], out: Path, dev: torch.device, axes: d
         write_run_file(folder, cfg, source="grokviz.ensemble")
     logs = [LogWriter(folder) for folder in folders]
     fired: list[set] = [set() for _ in configs]
-    groups = make_groups(configs, dev)
-    steps_of = [group_steps(group, use_graphs) for group in groups]
     schedule = checkpoint_schedule(first) if save == "schedule" else {0, first.steps}
     flush_every = CUDA_FLUSH_EVERY if dev.type == "cuda" else 1
     pending: list[tuple[int, Group, torch.Tensor, Params | None, float | torch.cuda.Event]] = []

@@ -11,15 +11,17 @@ the whole sequence once and replays it with one launch. What makes the step capt
 * nothing in it waits for the host (no ``.item()``, no data-dependent shapes).
 
 On a CPU, :func:`replayable` returns the step function itself, so the trainers run one code path
-everywhere and the CPU tests exercise everything but the capture.
+everywhere and the CPU tests exercise everything but the capture. ``--eager`` (``use_graph=False``)
+does the same on CUDA.
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Callable, TypeVar
 
 import torch
+
+from .errors import GrokvizError
 
 Output = TypeVar("Output")
 
@@ -27,10 +29,6 @@ Output = TypeVar("Output")
 # autograd's engine, the caching allocator's pools) happen outside the graph, as PyTorch's docs
 # ask for whole-network capture.
 WARMUP_CALLS = 3
-
-
-class GraphCaptureWarning(RuntimeWarning):
-    """A step could not be captured and runs eagerly (slower, same results)."""
 
 
 def replayable(step: Callable[[], Output], state: list[torch.Tensor], *, use_graph: bool = True) -> Callable[[], Output]:
@@ -41,39 +39,41 @@ def replayable(step: Callable[[], Output], state: list[torch.Tensor], *, use_gra
     the first real step. Each replay returns the same output tensors, overwritten in place: copy
     what must outlive the next replay.
 
-    Returns ``step`` itself on a CPU or when ``use_graph`` is False. When the capture itself fails
-    it warns (``GraphCaptureWarning``; checks turn it into an error) and returns ``step`` too, so
-    a run never depends on the capture succeeding. An error in a warm-up call is the step's own
-    error (it would fail eagerly too) and is raised.
+    Returns ``step`` itself on a CPU or when ``use_graph`` is False. An error in a warm-up call is
+    the step's own error and is raised as it is. A failed capture raises ``GrokvizError`` (run
+    with ``--eager``): it cannot fall back in-process, because PyTorch's allocator still counts
+    the broken capture as under way, and every later capture and cache release would fail.
     """
     if not use_graph or not state or not state[0].is_cuda:
         return step
     with torch.no_grad():
         saved = [t.detach().clone() for t in state]
-    graph: torch.cuda.CUDAGraph | None = None
+    caller_stream = torch.cuda.current_stream()
     try:
         side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
+        side.wait_stream(caller_stream)
         try:
             with torch.cuda.stream(side):
                 for _ in range(WARMUP_CALLS):
                     step()
         finally:
             # Before anything else touches the state (the restore below, even after an error).
-            torch.cuda.current_stream().wait_stream(side)
+            caller_stream.wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
         try:
-            graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 outputs = step()
-        except RuntimeError as exc:  # an op that cannot be captured: run eagerly instead
-            graph = None
-            warnings.warn(f"CUDA graph capture failed, this step runs eagerly: {exc}", GraphCaptureWarning, stacklevel=2)
+        except RuntimeError as exc:
+            # The error that broke the capture is the context of the one ending it.
+            cause = exc.__context__ or exc
+            raise GrokvizError(f"this step cannot be captured as a CUDA graph ({cause}); "
+                               "train with --eager to launch it without graphs") from exc
     finally:
+        # A failed capture can leave its capture stream current; restore the caller's first.
+        torch.cuda.set_stream(caller_stream)
         with torch.no_grad():
             for tensor, value in zip(state, saved):
                 tensor.copy_(value)
-    if graph is None:
-        return step
 
     def replay() -> Output:
         graph.replay()

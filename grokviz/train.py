@@ -219,6 +219,8 @@ def _train(cfg: Config, out: Path, dev: torch.device, resume: bool, progress: bo
     # Two captured kinds of step; the last step (metrics, no update) runs once, eagerly.
     logged = replayable(lambda: step_of(evaluate=True), step_of.state_tensors(), use_graph=use_graphs)
     plain = replayable(lambda: step_of(evaluate=False), step_of.state_tensors(), use_graph=use_graphs)
+    if not resume:
+        write_run_file(out, cfg)  # only now: a step that cannot be captured leaves no folder behind
 
     log = LogWriter(out, keep_below_step=start_step if resume else None)
     fired = _events_already_fired(open_run(out)) if resume else set()
@@ -245,7 +247,8 @@ def _train(cfg: Config, out: Path, dev: torch.device, resume: bool, progress: bo
                 bar.set_postfix_str(f"train {train_loss:.2e} ({train_acc:.1%})  test {test_loss:.2e} ({test_acc:.1%})",
                                     refresh=False)
             if resume_state is not None:
-                # The resume file first: a kill between the two leaves a step that the resumed run redoes.
+                # The resume state before its step's checkpoint: a kill between the two leaves a step
+                # that the resumed run redoes, never a resume state without its checkpoint.
                 save_resume_state(out, step, *resume_state)
                 if step not in saved:
                     save_checkpoint(out, step, resume_state[0], cfg)
@@ -260,8 +263,9 @@ def _train(cfg: Config, out: Path, dev: torch.device, resume: bool, progress: bo
     bar = tqdm(total=cfg.steps, initial=start_step, disable=not progress, unit="step", dynamic_ncols=True)
     step = start_step
     try:
-        # The writer finishes its jobs when the loop ends (and raises their error, if any).
-        with BackgroundWriter() as writer, _StopFlag() as stop:
+        # The writer finishes its jobs when the loop ends (and raises their error, if any), while
+        # the stop flag still turns SIGTERM into a request rather than a kill.
+        with _StopFlag() as stop, BackgroundWriter() as writer:
             for step in range(start_step, cfg.steps + 1):
                 interrupted = stop.requested or (stop_after_steps is not None and step - start_step >= stop_after_steps)
                 if interrupted and step > start_step:
@@ -309,7 +313,6 @@ def _prepare_run(cfg: Config, out: Path, resume: bool, dev: torch.device) -> tup
         step_count = torch.tensor(float(step), dtype=torch.float64, device=dev)
         return step, params, AdamWState(step=step_count, exp_avg=to_dev(exp_avg), exp_avg_sq=to_dev(exp_avg_sq))
     require_new_folder(out, other_choice=" or pass --resume")
-    write_run_file(out, cfg)
     params = {k: v.requires_grad_(True) for k, v in init_params(cfg, dev).items()}
     return 0, params, AdamWState.zeros_like(params)
 

@@ -68,14 +68,15 @@ class BackgroundWriter:
     """One thread that runs write jobs in order, each after its CUDA event (if any) has completed.
 
     A context manager: leaving the block waits for the jobs and raises their first error; leaving
-    it with an exception lets that exception through (after the jobs finish, except for Ctrl-C,
-    which does not wait).
+    it with an exception lets that exception through, after the jobs finish (after Ctrl-C, only
+    the job already running finishes; the rest are dropped: every file is written atomically).
     """
 
     def __init__(self) -> None:
         self._jobs: queue.Queue = queue.Queue()
         self._error: BaseException | None = None
         self._reported = False
+        self._cancelled = False
         self._copy_stream = None
         self._thread = threading.Thread(target=self._work, name="grokviz-writer", daemon=True)
         self._thread.start()
@@ -86,8 +87,10 @@ class BackgroundWriter:
     def __exit__(self, kind, error, traceback) -> None:
         if kind is None:
             self.close()
-        else:
-            self.close(wait=kind is not KeyboardInterrupt, raise_error=False)
+            return
+        self.close(cancel=issubclass(kind, KeyboardInterrupt), raise_error=False)
+        if self._error is not None and not self._reported and hasattr(error, "add_note"):
+            error.add_note(f"(a file write had also failed: {self._error!r})")
 
     def submit(self, job: Callable[[], None], ready: torch.cuda.Event | None = None) -> None:
         self._raise_if_failed()
@@ -104,14 +107,18 @@ class BackgroundWriter:
         if self._copy_stream is None:
             self._copy_stream = torch.cuda.Stream(tensor.device)
         with torch.cuda.stream(self._copy_stream):
+            # Blocking, and that is what makes it safe: the copy has finished before the caller
+            # can drop the tensor and the allocator hand its memory to the loop's stream. A
+            # non-blocking copy would need tensor.record_stream(self._copy_stream) and a sync.
             return tensor.detach().to("cpu")
 
-    def close(self, *, wait: bool = True, raise_error: bool = True) -> None:
-        """Wait for every job submitted so far; raise the first error any of them hit."""
+    def close(self, *, cancel: bool = False, raise_error: bool = True) -> None:
+        """Wait for every job submitted so far (``cancel``: only the one running); raise the first
+        error any of them hit."""
+        self._cancelled = self._cancelled or cancel
         if self._thread.is_alive():
             self._jobs.put(None)
-            if wait:
-                self._thread.join()
+            self._thread.join()
         if raise_error:
             self._raise_if_failed()
 
@@ -122,8 +129,8 @@ class BackgroundWriter:
 
     def _work(self) -> None:
         while (item := self._jobs.get()) is not None:
-            if self._error is not None:
-                continue  # a job failed: later ones would write a folder with a hole in it
+            if self._error is not None or self._cancelled:
+                continue  # after a failure, later jobs would write a folder with a hole in it
             job, ready = item
             try:
                 if ready is not None:

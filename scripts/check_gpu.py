@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import torch
@@ -34,7 +33,7 @@ sys.path.insert(0, str(REPO))  # run from anywhere without installing
 
 from grokviz.config import Config
 from grokviz.ensemble import train_ensemble
-from grokviz.graphs import GraphCaptureWarning
+from grokviz.errors import GrokvizError
 from grokviz.runs import RESUME_FILE, open_run
 from grokviz.train import train
 
@@ -68,12 +67,9 @@ def timed(fn):
 
 
 def main() -> int:
-    # A step that fails to capture would otherwise run eagerly with a warning, and every check
-    # below would compare eager runs with eager runs.
-    warnings.simplefilter("error", GraphCaptureWarning)
     try:
         return checks()
-    except GraphCaptureWarning as exc:
+    except GrokvizError as exc:  # a step that cannot be captured as a CUDA graph, say
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
 
@@ -138,6 +134,8 @@ def checks() -> int:
                            capture_output=True, text=True)
     report["bench_train"] = bench.stdout + bench.stderr
     print(report["bench_train"])
+    if bench.returncode:
+        failures.append(f"bench_train.py exited with status {bench.returncode}")
 
     report["failures"] = failures
     out = args.out or work
