@@ -145,3 +145,19 @@ def test_tf32_is_refused_on_a_cpu_before_anything_is_written(tmp_path, tiny_conf
     assert not (tmp_path / "run").exists()
     with pytest.raises(GrokvizError, match="matmul='bf16' must be one of"):
         tiny_config.replace(matmul="bf16")
+
+
+def test_a_step_that_cannot_be_captured_leaves_no_folder(tmp_path, tiny_config, monkeypatch) -> None:
+    import grokviz.ensemble as ensemble
+    import grokviz.train as trainer
+
+    def refuse(step, state, use_graph=True):
+        raise GrokvizError("this step cannot be captured as a CUDA graph (...); train with --eager")
+
+    monkeypatch.setattr(trainer, "replayable", refuse)
+    monkeypatch.setattr(ensemble, "replayable", refuse)
+    with pytest.raises(GrokvizError, match="--eager"):
+        train(tiny_config, tmp_path / "run", progress=False)
+    with pytest.raises(GrokvizError, match="--eager"):
+        ensemble.train_ensemble([tiny_config], tmp_path / "sweep", progress=False)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "sweep").exists()
