@@ -58,6 +58,7 @@ from .train import (
     add_config_flags,
     apply_update,
     checkpoint_schedule,
+    cross_entropy64,
     configure_cpu,
     log_record,
     loss_and_accuracy,
@@ -124,8 +125,13 @@ def _member_metrics(params: Params, a: torch.Tensor, b: torch.Tensor, labels: to
     return loss_and_accuracy(forward_last(params, a, b), labels)
 
 
+def _member_loss(params: Params, a: torch.Tensor, b: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return cross_entropy64(forward_last(params, a, b), labels)
+
+
 # params [member, ...], a/b/labels [member, batch] -> (loss [member] float64, accuracy [member]).
 batched_metrics = vmap(_member_metrics)
+batched_loss = vmap(_member_loss)  # -> loss [member]: the steps that log nothing
 
 
 @dataclass
@@ -167,9 +173,11 @@ def step_group(group: Group, evaluate: bool, update: bool = True) -> torch.Tenso
     test loss, test accuracy) if ``evaluate``, then applies one AdamW update unless ``update`` is
     False (the last step is only evaluated).
     """
-    train_loss, train_acc = batched_metrics(group.params, *group.train)  # [member] each
     metrics = None
-    if evaluate:
+    if not evaluate:
+        train_loss = batched_loss(group.params, *group.train)  # [member]
+    else:
+        train_loss, train_acc = batched_metrics(group.params, *group.train)  # [member] each
         with torch.no_grad():
             test_loss, test_acc = batched_metrics(group.params, *group.test)
         metrics = torch.stack([train_loss.detach(), train_acc, test_loss, test_acc], dim=1)  # [member, 4]

@@ -1,25 +1,23 @@
-"""Full-batch AdamW with the reference warm-up, as plain tensor updates with every scalar on the device.
+"""Full-batch AdamW with the reference warm-up, as plain tensor updates with its schedule on the device.
 
 Numerically the same update as ``torch.optim.AdamW`` with the reference ``LambdaLR`` warm-up
 (tested against it), written out for three reasons:
 
 * the trainer needs its state as plain named tensors: a checkpoint stores it in safetensors (no
   pickle) for an exact ``--resume``;
-* the per-step scalars (learning rate under warm-up, bias corrections) are computed *on the
-  device* from a device step counter, so a step holds no host value that changes from step to
-  step and can be captured once as a CUDA graph and replayed (``grokviz.graphs``);
-* one update serves a single run (scalar ``lr``/``weight_decay``) and an ensemble
-  (``[member]`` tensors broadcast over ``[member, ...]`` parameters), so an ensemble member
-  follows its single run by construction.
-
-The scalars are computed in float64, as Python floats are, and rounded to float32 once (where
-the tensor arithmetic meets them), so the update is the one a loop with Python-float scalars
-computes: bit for bit on a CPU (tested); on CUDA its float64 ``pow`` may differ in the last bit,
-which rounding to float32 almost never shows.
+* a step must hold no host value that changes from step to step, so that it can be captured once
+  as a CUDA graph and replayed (``grokviz.graphs``). The per-step scalars (weight decay factor
+  under the warm-up learning rate, step size with its bias correction, second-moment bias
+  correction) depend only on the step number: they are computed for every step up front, on the
+  host in Python floats exactly as a plain loop would, and each update reads its row from a
+  device table with a device step counter (one gather, not a dozen scalar kernels per step);
+* one update serves a single run (scalar rows) and an ensemble (``[member]`` rows broadcast over
+  ``[member, ...]`` parameters), so an ensemble member follows its single run by construction.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -30,7 +28,7 @@ from .model import Params
 
 @dataclass
 class AdamWState:
-    """``step`` = updates done so far (0-d float64 on the parameters' device); moments keyed like
+    """``step`` = updates done so far (0-d int64 on the parameters' device); moments keyed like
     the parameters."""
 
     step: torch.Tensor
@@ -41,7 +39,7 @@ class AdamWState:
     def zeros_like(cls, params: Params, step: int = 0) -> "AdamWState":
         device = next(iter(params.values())).device
         return cls(
-            step=torch.tensor(float(step), dtype=torch.float64, device=device),
+            step=torch.tensor(step, dtype=torch.int64, device=device),
             exp_avg={k: torch.zeros_like(v) for k, v in params.items()},
             exp_avg_sq={k: torch.zeros_like(v) for k, v in params.items()},
         )
@@ -51,46 +49,49 @@ class AdamWState:
         return [self.step, *self.exp_avg.values(), *self.exp_avg_sq.values()]
 
 
+def learning_rate(cfg: Config, step: int) -> float:
+    """lr of update number ``step`` (0-based): linear from 0 over ``warmup_steps``, as LambdaLR
+    ``min(step / warmup, 1)`` in the reference code (so the very first update has lr 0)."""
+    if cfg.warmup_steps == 0:
+        return cfg.lr
+    return cfg.lr * min(step / cfg.warmup_steps, 1.0)
+
+
+def schedule(cfg: Config) -> list[tuple[float, float, float]]:
+    """Per update number: (1 - lr * weight_decay, -lr / (1 - beta1^t), sqrt(1 - beta2^t)), t = step + 1,
+    in Python floats: the scalars a plain AdamW loop computes."""
+    rows = []
+    for step in range(cfg.steps):
+        lr, t = learning_rate(cfg, step), step + 1
+        rows.append((1 - lr * cfg.weight_decay, -lr / (1 - cfg.beta1**t), math.sqrt(1 - cfg.beta2**t)))
+    return rows
+
+
 @dataclass(frozen=True)
 class Hyper:
-    """AdamW's hyperparameters: ``lr`` and ``weight_decay`` as float64 device tensors, ``[]`` for a
-    single run or ``[member]`` for an ensemble; warm-up and betas shared."""
+    """The update's schedule as a device table: [steps, 3] float32 for a single run, [steps, 3, member]
+    for an ensemble (columns: weight decay factor, step size, second-moment bias correction)."""
 
-    lr: torch.Tensor
-    weight_decay: torch.Tensor
-    warmup: torch.Tensor  # warmup_steps as a float64 device tensor: on CUDA, dividing by a host
-    # number multiplies by its reciprocal, which is not always the quotient Python computes
-    warmup_steps: int
+    table: torch.Tensor
     beta1: float
     beta2: float
     eps: float = 1e-8
 
     @classmethod
     def of(cls, configs: Config | list[Config], device: torch.device | str = "cpu") -> "Hyper":
-        """From one config (scalars) or from an ensemble's configs (one entry per member)."""
+        """From one config (scalars per step) or from an ensemble's configs (one column per member)."""
         many = isinstance(configs, list)
         group = configs if many else [configs]
         first = group[0]
-        shared = {(c.warmup_steps, c.beta1, c.beta2) for c in group}
-        if len(shared) > 1:
-            raise ValueError("members of one AdamW must share warmup_steps, beta1 and beta2")
-
-        def column(name: str) -> torch.Tensor:
-            values = torch.tensor([getattr(c, name) for c in group], dtype=torch.float64, device=device)
-            return values if many else values[0]
-
-        warmup = torch.tensor(float(first.warmup_steps), dtype=torch.float64, device=device)
-        return cls(column("lr"), column("weight_decay"), warmup, first.warmup_steps, first.beta1, first.beta2)
-
-
-def learning_rate(cfg: Config, step: int) -> float:
-    """lr of update number ``step`` (0-based): linear from 0 over ``warmup_steps``, as LambdaLR
-    ``min(step / warmup, 1)`` in the reference code (so the very first update has lr 0).
-
-    The host-side statement of what :func:`adamw_step` computes on the device."""
-    if cfg.warmup_steps == 0:
-        return cfg.lr
-    return cfg.lr * min(step / cfg.warmup_steps, 1.0)
+        if len({(c.steps, c.warmup_steps, c.beta1, c.beta2) for c in group}) > 1:
+            raise ValueError("members of one AdamW must share steps, warmup_steps, beta1 and beta2")
+        tables: dict[tuple[float, float], list] = {}  # members with one (lr, weight decay) share a table
+        for cfg in group:
+            tables.setdefault((cfg.lr, cfg.weight_decay), schedule(cfg))
+        # Rounded to float32 once, from float64, where the tensor arithmetic meets the scalars.
+        columns = [torch.tensor(tables[(c.lr, c.weight_decay)], dtype=torch.float64).float() for c in group]
+        table = torch.stack(columns, dim=-1) if many else columns[0]  # [steps, 3(, member)]
+        return cls(table.to(device), first.beta1, first.beta2)
 
 
 def _per_member(values: torch.Tensor, like: list[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
@@ -107,20 +108,13 @@ def adamw_step(params: Params, grads: Params, state: AdamWState, hyper: Hyper) -
 
     No host sync and no host value that changes between steps: safe to capture in a CUDA graph.
     """
-    step = state.step  # updates done before this one
     device = next(iter(params.values())).device
-    if not step.device == hyper.lr.device == device:
-        # A host scalar would be read once at capture and frozen into a CUDA graph.
-        raise ValueError(f"AdamW state on {step.device}, hyperparameters on {hyper.lr.device}, parameters on {device}")
-    if hyper.warmup_steps:
-        lr = hyper.lr * torch.clamp(step / hyper.warmup, max=1.0)
-    else:
-        lr = hyper.lr
-    step.add_(1)
-    bias_correction1 = 1 - torch.pow(hyper.beta1, step)
-    bias_correction2_sqrt = torch.sqrt(1 - torch.pow(hyper.beta2, step)).float()
-    decay = (1 - lr * hyper.weight_decay).float()
-    step_size = (-lr / bias_correction1).float()
+    if not state.step.device == hyper.table.device == device:
+        raise ValueError(f"AdamW state on {state.step.device}, schedule on {hyper.table.device}, parameters on {device}")
+    # index_select, not table[step]: indexing with a 0-d tensor reads it on the host.
+    row = hyper.table.index_select(0, state.step.view(1))[0]  # [3] or [3, member]
+    decay, step_size, bias_correction2_sqrt = row[0], row[1], row[2]
+    state.step.add_(1)
 
     names = list(params)
     values = [params[n] for n in names]
@@ -133,7 +127,8 @@ def adamw_step(params: Params, grads: Params, state: AdamWState, hyper: Hyper) -
     torch._foreach_mul_(exp_avg_sq, hyper.beta2)
     torch._foreach_addcmul_(exp_avg_sq, grad, grad, value=1 - hyper.beta2)
     denom = torch._foreach_sqrt(exp_avg_sq)
-    torch._foreach_div_(denom, bias_correction2_sqrt)
+    # The second-moment correction is shared by all members (betas are): one scalar.
+    torch._foreach_div_(denom, bias_correction2_sqrt if bias_correction2_sqrt.dim() == 0 else bias_correction2_sqrt[0])
     torch._foreach_add_(denom, hyper.eps)
     update = torch._foreach_mul(exp_avg, _per_member(step_size, values))
     torch._foreach_div_(update, denom)

@@ -134,12 +134,16 @@ class _StopFlag:
             signal.signal(sig, handler)
 
 
+def cross_entropy64(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """logits [batch, p], labels [batch] -> mean loss as a 0-d float64 device tensor."""
+    # Float64 loss: at the end of training the loss is ~1e-7 and fp32 log-softmax loses it.
+    return F.cross_entropy(logits.double(), labels)
+
+
 def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """logits [batch, p], labels [batch] -> (float64 loss, accuracy) as 0-d device tensors."""
-    # Float64 loss: at the end of training the loss is ~1e-7 and fp32 log-softmax loses it.
-    loss = F.cross_entropy(logits.double(), labels)
     accuracy = (logits.argmax(dim=-1) == labels).double().mean()
-    return loss, accuracy
+    return cross_entropy64(logits, labels), accuracy
 
 
 def apply_update(params: Params, state: AdamWState, loss: torch.Tensor, hyper: Hyper) -> None:
@@ -168,9 +172,12 @@ class SingleStep:
     def __call__(self, *, evaluate: bool, update: bool = True) -> torch.Tensor | None:
         """One full-batch step: [4] metrics of the weights before the update (train loss, train
         accuracy, test loss, test accuracy) if ``evaluate``, then one AdamW update if ``update``."""
-        train_loss, train_acc = loss_and_accuracy(forward_last(self.params, *self.train[:2]), self.train[2])
+        logits = forward_last(self.params, *self.train[:2])
         metrics = None
-        if evaluate:
+        if not evaluate:  # most steps: no accuracy, no test set
+            train_loss = cross_entropy64(logits, self.train[2])
+        else:
+            train_loss, train_acc = loss_and_accuracy(logits, self.train[2])
             with torch.no_grad():
                 test_loss, test_acc = loss_and_accuracy(forward_last(self.params, *self.test[:2]), self.test[2])
             metrics = torch.stack([train_loss.detach(), train_acc, test_loss, test_acc])
@@ -310,7 +317,7 @@ def _prepare_run(cfg: Config, out: Path, resume: bool, dev: torch.device) -> tup
             entry.unlink(missing_ok=True)
         to_dev = lambda group: {k: v.to(dev) for k, v in group.items()}  # noqa: E731
         params = {k: v.requires_grad_(True) for k, v in to_dev(params).items()}
-        step_count = torch.tensor(float(step), dtype=torch.float64, device=dev)
+        step_count = torch.tensor(step, dtype=torch.int64, device=dev)
         return step, params, AdamWState(step=step_count, exp_avg=to_dev(exp_avg), exp_avg_sq=to_dev(exp_avg_sq))
     require_new_folder(out, other_choice=" or pass --resume")
     params = {k: v.requires_grad_(True) for k, v in init_params(cfg, dev).items()}

@@ -51,12 +51,12 @@ def test_ensemble_step_has_no_host_sync() -> None:
     (group,) = make_groups([small().replace(seed=s, lr=lr) for s, lr in ((0, 1e-3), (1, 3e-3))], META)
     assert step_group(group, evaluate=True).shape == (2, 4)
     assert step_group(group, evaluate=False) is None
-    assert group.hyper.lr.shape == (2,) and group.hyper.lr.device == META
+    assert group.hyper.table.shape == (small().steps, 3, 2) and group.hyper.table.device == META
 
 
-def test_device_learning_rate_follows_the_host_schedule() -> None:
-    # The scalars computed on the device from the step counter are those the host formula gives:
-    # with zero gradients and zero moments an update only decays the weights by 1 - lr * wd.
+def test_device_schedule_follows_the_host_learning_rate() -> None:
+    # The row the device step counter picks is that of the host formula: with zero gradients and
+    # zero moments an update only decays the weights by 1 - lr * wd.
     cfg = small().replace(weight_decay=0.5, lr=0.01)
     params = {"w": torch.ones(3, dtype=torch.float64)}
     state = AdamWState.zeros_like(params)
@@ -65,7 +65,7 @@ def test_device_learning_rate_follows_the_host_schedule() -> None:
         adamw_step(params, {"w": torch.zeros(3, dtype=torch.float64)}, state, Hyper.of(cfg))
         expected = torch.tensor(1 - learning_rate(cfg, step) * cfg.weight_decay).float().double()
         torch.testing.assert_close(params["w"] / before, expected.expand(3), rtol=1e-7, atol=0)
-    assert state.step.item() == 6 and state.step.dtype == torch.float64
+    assert state.step.item() == 6 and state.step.dtype == torch.int64
 
 
 class _Fakes:
