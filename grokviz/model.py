@@ -128,29 +128,29 @@ def forward_last(
     W_Q, W_K, W_V = (params[f"blocks.0.attn.W_{n}"] for n in "QKV")
     p = W_E.shape[0] - 1  # the '=' token is the last row of W_E
     d_head = W_Q.shape[-1]
-    # Residual stream before attention, as tables: tokens at positions 0 and 1, '=' at 2.
-    resid_0 = W_E[:p] + W_pos[0]  # [p, d_model]
-    resid_1 = W_E[:p] + W_pos[1]  # [p, d_model]
+    # The residual stream before attention as one table of every (position, token) that occurs:
+    # rows [0, p) token t at position 0, rows [p, 2p) token t at position 1, row 2p '=' at 2.
     resid_eq = W_E[p] + W_pos[2]  # [d_model]
+    table = torch.cat([(W_E[:p] + W_pos[:2, None]).reshape(2 * p, -1), resid_eq[None]])  # [2p+1, d_model]
     q_eq = einsum(resid_eq, W_Q, "d_model, head d_model d_head -> head d_head") / math.sqrt(d_head)  # [head, d_head]
-    # One score per (token, head) for each key position: [p, head] (and [head] for '=').
-    score_0 = einsum(resid_0, W_K, q_eq, "token d_model, head d_model d_head, head d_head -> token head")
-    score_1 = einsum(resid_1, W_K, q_eq, "token d_model, head d_model d_head, head d_head -> token head")
-    score_eq = einsum(resid_eq, W_K, q_eq, "d_model, head d_model d_head, head d_head -> head")
-    # Value vectors as tables too: [p, head, d_head] (and [head, d_head] for '=').
-    v_0 = einsum(resid_0, W_V, "token d_model, head d_model d_head -> token head d_head")
-    v_1 = einsum(resid_1, W_V, "token d_model, head d_model d_head -> token head d_head")
-    v_eq = einsum(resid_eq, W_V, "d_model, head d_model d_head -> head d_head")
+    # Every row's score against the '=' query, and its value vector: one product each.
+    k_q = einsum(W_K, q_eq, "head d_model d_head, head d_head -> d_model head")
+    score_table = table @ k_q  # [2p+1, head]
+    v_table = einsum(table, W_V, "row d_model, head d_model d_head -> row head d_head")  # [2p+1, head, d_head]
 
-    scores = torch.stack([score_0[a], score_1[b], score_eq.expand(len(a), -1)], dim=-1)  # [batch, head, key_pos]
+    # Each pair's three key positions as rows of the tables.
+    rows = torch.stack([a, b + p, torch.full_like(a, 2 * p)], dim=1)  # [batch, key_pos]
+    scores = score_table[rows].transpose(1, 2)  # [batch, head, key_pos]
     pattern = _hook(hooks, cache, "blocks.0.attn.hook_pattern", scores.softmax(dim=-1))
     # Mix the d_head-wide values per pair, then one matrix product with W_O for all heads. (Mixing
     # values already mapped through W_O gathers d_model-wide rows per pair and head: 4x the memory
     # traffic, and batched 1 x head products; measured slower.)
+    # Three gathers of [batch, head, d_head] rows: one of [batch, 3, head, d_head] is half as fast
+    # on a CPU (its gradient's scatter dominates).
     z = (
-        pattern[..., 0, None] * v_0[a]
-        + pattern[..., 1, None] * v_1[b]
-        + pattern[..., 2, None] * v_eq
+        pattern[..., 0, None] * v_table[rows[:, 0]]
+        + pattern[..., 1, None] * v_table[rows[:, 1]]
+        + pattern[..., 2, None] * v_table[2 * p]
     )  # [batch, head, d_head]
     z = _hook(hooks, cache, "blocks.0.attn.hook_z", z)
     attn_out = einsum(z, params["blocks.0.attn.W_O"], "batch head d_head, head d_head d_model -> batch d_model")
