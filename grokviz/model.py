@@ -134,8 +134,7 @@ def forward_last(
     table = torch.cat([(W_E[:p] + W_pos[:2, None]).reshape(2 * p, -1), resid_eq[None]])  # [2p+1, d_model]
     q_eq = einsum(resid_eq, W_Q, "d_model, head d_model d_head -> head d_head") / math.sqrt(d_head)  # [head, d_head]
     # Every row's score against the '=' query, and its value vector: one product each.
-    k_q = einsum(W_K, q_eq, "head d_model d_head, head d_head -> d_model head")
-    score_table = table @ k_q  # [2p+1, head]
+    score_table = einsum(table, W_K, q_eq, "row d_model, head d_model d_head, head d_head -> row head")  # [2p+1, head]
     v_table = einsum(table, W_V, "row d_model, head d_model d_head -> row head d_head")  # [2p+1, head, d_head]
 
     # Each pair's three key positions as rows of the tables.
