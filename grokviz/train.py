@@ -93,7 +93,7 @@ def configure_cpu(threads: int | None) -> None:
     # several-fold; flushing them to zero changes nothing that matters at fp32.
     torch.set_flush_denormal(True)
     # None keeps torch's thread count (all cores). On an idle 2-core machine two threads take 36 ms
-    # per reference step against 60 for one; on one busy with other work, 106 against 63.
+    # per reference step against 58 for one; on one busy with other work, 105 against 58.
     if threads is not None:
         torch.set_num_threads(threads)
 
