@@ -121,8 +121,9 @@ def forward_last(
     """Fast path: a, b [batch] int64 -> position-2 logits [batch, d_vocab_out].
 
     Equal to :func:`forward` on ``[a, b, =]`` (tested). The cache holds position-2 activations:
-    ``blocks.0.attn.hook_pattern`` [batch, head, key_pos], ``blocks.0.hook_resid_mid``
-    [batch, d_model], ``blocks.0.mlp.hook_pre``/``hook_post`` [batch, d_mlp], ...
+    ``blocks.0.attn.hook_pattern`` [batch, head, key_pos], ``blocks.0.attn.hook_z`` [batch, head,
+    d_head], ``blocks.0.hook_resid_mid`` [batch, d_model], ``blocks.0.mlp.hook_pre``/``hook_post``
+    [batch, d_mlp], ...
     """
     W_E, W_pos = params["embed.W_E"], params["pos_embed.W_pos"]
     W_Q, W_K, W_V = (params[f"blocks.0.attn.W_{n}"] for n in "QKV")

@@ -75,7 +75,8 @@ def test_fast_path_equals_full_forward(small) -> None:
     fast = forward_last(params, tokens[:, 0], tokens[:, 1], cache=fast_cache)
     torch.testing.assert_close(fast, full, rtol=1e-10, atol=1e-10)
     # The fast cache holds position-2 activations under the same names.
-    for name in ("blocks.0.hook_resid_mid", "blocks.0.mlp.hook_pre", "blocks.0.mlp.hook_post"):
+    for name in ("blocks.0.attn.hook_z", "blocks.0.hook_attn_out", "blocks.0.hook_resid_mid", "blocks.0.mlp.hook_pre",
+                 "blocks.0.mlp.hook_post"):
         torch.testing.assert_close(fast_cache[name], full_cache[name][:, -1], rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(fast_cache["blocks.0.attn.hook_pattern"], full_cache["blocks.0.attn.hook_pattern"][:, :, -1])
 
