@@ -56,6 +56,7 @@ from .train import (
     CUDA_FLUSH_EVERY,
     _new_events,
     add_config_flags,
+    add_runtime_flags,
     apply_update,
     checkpoint_schedule,
     cross_entropy64,
@@ -336,11 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=parse_floats, default=[defaults.lr], help="learning rates, e.g. 1e-3,3e-3")
     parser.add_argument("--save", default="ends", choices=SAVE_MODES,
                         help="checkpoints per member: first and last step, or the single run's full schedule")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto = cuda when present")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's, all cores)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--eager", action="store_true",
-                        help="on CUDA, launch each kernel from Python instead of replaying CUDA graphs (for checks)")
+    add_runtime_flags(parser)
     add_config_flags(parser, skip=frozenset({"seed", "weight_decay", "frac_train", "lr"}))
     return parser
 

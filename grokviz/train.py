@@ -352,14 +352,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", required=True, help="run folder to create (or continue with --resume)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    add_runtime_flags(parser)
+    add_config_flags(parser)
+    return parser
+
+
+def add_runtime_flags(parser: argparse.ArgumentParser) -> None:
+    """How to train, not what (not stored in the run): shared with ``grokviz.ensemble``."""
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto = cuda when present")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads (default: torch's, all cores; 1 is faster on a machine busy with other work)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--eager", action="store_true",
                         help="on CUDA, launch each kernel from Python instead of replaying CUDA graphs (for checks)")
-    add_config_flags(parser)
-    return parser
 
 
 def add_config_flags(parser: argparse.ArgumentParser, skip: frozenset[str] = frozenset()) -> None:
