@@ -59,8 +59,8 @@ from .train import (
     add_runtime_flags,
     apply_update,
     checkpoint_schedule,
-    cross_entropy64,
     configure_cpu,
+    cross_entropy64,
     log_record,
     loss_and_accuracy,
     matmul_precision,
@@ -143,7 +143,7 @@ class Group:
     configs: list[Config]
     params: Params  # [member, ...], requires grad
     state: AdamWState
-    hyper: Hyper  # lr and weight decay: [member]
+    hyper: Hyper  # AdamW schedule, one column per member: [steps, 3, member]
     train: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # a, b, labels: [member, n_train]
     test: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # a, b, labels: [member, n_test]
 

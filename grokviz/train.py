@@ -92,8 +92,8 @@ def configure_cpu(threads: int | None) -> None:
     # After memorisation weights and gradients reach denormal floats, which slow CPU arithmetic
     # several-fold; flushing them to zero changes nothing that matters at fp32.
     torch.set_flush_denormal(True)
-    # None keeps torch's thread count (all cores). On an idle 2-core machine two threads take 36 ms
-    # per reference step against 58 for one; on one busy with other work, 105 against 58.
+    # None keeps torch's thread count (all cores). For a step of the reference recipe on an idle
+    # 2-core machine two threads take 36 ms against 58 for one; on one busy with other work, 105.
     if threads is not None:
         torch.set_num_threads(threads)
 
