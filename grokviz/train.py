@@ -100,11 +100,11 @@ def configure_cpu(threads: int | None) -> None:
 
 @dataclass
 class _Pending:
-    """A log row not yet written: device tensors, and a copy of the weights where one may be saved."""
+    """A log row not yet written: device tensors, and a copy of the weights in case it is saved."""
 
     step: int
     metrics: torch.Tensor  # [4]: train_loss, train_accuracy, test_loss, test_accuracy
-    params: Params | None
+    params: Params
     elapsed: float | torch.cuda.Event  # a Clock mark
 
 
@@ -255,7 +255,7 @@ def _train(cfg: Config, out: Path, dev: torch.device, resume: bool, progress: bo
                                     refresh=False)
             if resume_state is not None:
                 # The resume state before its step's checkpoint: a kill between the two leaves a step
-                # that the resumed run redoes, never a resume state without its checkpoint.
+                # that the resumed run redoes (and whose checkpoint it writes).
                 save_resume_state(out, step, *resume_state)
                 if step not in saved:
                     save_checkpoint(out, step, resume_state[0], cfg)
