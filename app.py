@@ -22,11 +22,11 @@ import torch  # noqa: E402
 
 from grokviz import ablation, charts, fourier, neurons, sweeps, views  # noqa: E402
 from grokviz.errors import GrokvizError  # noqa: E402
-from grokviz.progress import phase_boundaries  # noqa: E402
-from grokviz.runs import open_run  # noqa: E402
-from grokviz.config import Config, check_analysable  # noqa: E402
-from grokviz.tasks import TASKS, dataset_for  # noqa: E402
-from grokviz.timeline import timeline  # noqa: E402
+from grokviz.analysis.progress import phase_boundaries  # noqa: E402
+from grokviz.storage.runs import open_run  # noqa: E402
+from grokviz.core.config import Config, check_analysable  # noqa: E402
+from grokviz.core.tasks import TASKS, dataset_for  # noqa: E402
+from grokviz.storage.timeline import timeline  # noqa: E402
 
 # One intra-op thread: on the 2-core machines this targets, a second thread costs more in
 # wake-ups than it saves on these small ops, and several sessions share the cores anyway.

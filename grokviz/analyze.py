@@ -1,11 +1,11 @@
-"""``python -m grokviz.analyze PATH [--step N] [--json] [--timeline]``: one checkpoint, summarised.
+"""``grokviz analyze PATH`` / ``python -m grokviz.analyze PATH [--step N] [--json] [--timeline]``: one checkpoint, summarised.
 
 PATH is a run folder (default: its last checkpoint; ``--step N`` picks another) or a single
-checkpoint file. ``--json`` prints one JSON object (the contract in shared/docs/DESIGN.md:
+checkpoint file. ``--json`` prints one JSON object (the contract in docs/cli.md:
 step, p, task, train/test loss and accuracy, key_frequencies, neuron_frequency_counts,
 fraction_neurons_clustered, excluded_loss, restricted_loss, and a few more); without it, a short
 human-readable summary. ``--timeline`` also computes the progress measures of every checkpoint
-(progress bar on stderr, cached beside the run by ``grokviz.timeline``) and the phases.
+(progress bar on stderr, cached beside the run by ``grokviz.storage.timeline``) and the phases.
 
 Errors a user can cause print ``error: ...`` on stderr and exit with status 2.
 """
@@ -20,18 +20,16 @@ from pathlib import Path
 
 import torch
 
-from .config import check_analysable
-from .errors import GrokvizError
-from .ablation import baseline
-from .neurons import key_frequencies, neuron_stats
-from .progress import phase_boundaries, progress_measures_from_logits
-from .runs import load_checkpoint_file, open_run, shown_steps
-from .tasks import FOURIER_TASKS, dataset_for
+from grokviz.analysis.progress import phase_boundaries
+from grokviz.analysis.summary import summarise
+from grokviz.core.config import check_analysable
+from grokviz.errors import GrokvizError
+from grokviz.storage.target import open_checkpoint
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m grokviz.analyze",
+        prog="grokviz analyze",
         description="Summarise a checkpoint: losses, key frequencies, clustered neurons, progress measures.",
     )
     parser.add_argument("path", metavar="PATH", help="a run folder or one step_*.safetensors checkpoint file")
@@ -59,63 +57,6 @@ def _parse_key_freqs(text: str | None, p: int) -> list[int] | None:
     if bad:
         raise GrokvizError(f"--key-freqs: {bad} outside 1..{(p - 1) // 2} (the frequencies of p={p})")
     return values
-
-
-def _load(path: Path, step: int | None):
-    """(config, step, params, run or None) for a run folder or a checkpoint file."""
-    if path.is_file():
-        cfg, file_step, params = load_checkpoint_file(path)
-        check_analysable(cfg, str(path))
-        if step is not None and step != file_step:
-            raise GrokvizError(f"{path}: this checkpoint is step {file_step}, not --step {step}")
-        return cfg, file_step, params, None
-    if not path.exists():
-        raise GrokvizError(f"{path}: no such run folder or checkpoint file")
-    run = open_run(path)
-    check_analysable(run.config, str(path))
-    steps = run.steps()
-    for problem in run.problems:  # broken files are skipped, and said so
-        print(f"warning: {problem}", file=sys.stderr)
-    if not steps:
-        raise GrokvizError(f"{path}: the run has no checkpoints yet")
-    if step is None:
-        step = steps[-1]
-    elif step not in steps:
-        raise GrokvizError(f"{path}: no checkpoint for --step {step}; saved steps are {shown_steps(steps)}")
-    return run.config, step, run.load(step), run
-
-
-def summarise(cfg, step: int, params, key_freqs: list[int] | None = None, threshold: float = 0.85) -> dict:
-    """The JSON object of one checkpoint (see the module docstring)."""
-    base = baseline(params)  # one all-pairs forward serves the neurons and the losses
-    stats = neuron_stats(base.acts, threshold=threshold, blocks=base.blocks)
-    counts = key_frequencies(stats)
-    used = sorted(counts) if key_freqs is None else key_freqs
-    dataset = dataset_for(cfg)
-    measures = progress_measures_from_logits(params, base.logits, dataset, used)
-    return {
-        "step": step,
-        "p": cfg.p,
-        "task": cfg.task,
-        "fourier_task": cfg.task in FOURIER_TASKS,
-        "train_loss": measures["train_loss"],
-        "test_loss": measures["test_loss"],
-        "train_accuracy": measures["train_accuracy"],
-        "test_accuracy": measures["test_accuracy"],
-        "key_frequencies": sorted(counts),
-        "neuron_frequency_counts": {str(k): n for k, n in counts.items()},
-        "fraction_neurons_clustered": stats.fraction_clustered,
-        "n_neurons": int(stats.dead.numel()),
-        "n_dead_neurons": int(stats.dead.sum()),
-        "clustered_threshold": threshold,
-        "ablation_frequencies": used,
-        "excluded_loss": measures["excluded_loss"],
-        "restricted_loss": measures["restricted_loss"],
-        "restricted_loss_train": measures["restricted_loss_train"],
-        "gini_embed": measures["gini_embed"],
-        "gini_unembed": measures["gini_unembed"],
-        "sum_sq_weights": measures["sum_sq_weights"],
-    }
 
 
 def _clean(value):
@@ -159,7 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not 0.0 < args.threshold <= 1.0:
             raise GrokvizError(f"--threshold={args.threshold} must be in (0, 1]")
-        cfg, step, params, run = _load(path, args.step)
+        checkpoint = open_checkpoint(path, args.step)
+        for problem in checkpoint.skipped:  # broken files are skipped, and said so
+            print(f"warning: {problem}", file=sys.stderr)
+        cfg, step, params, run = checkpoint.config, checkpoint.step, checkpoint.params, checkpoint.run
+        check_analysable(cfg, str(path))
         key_freqs = _parse_key_freqs(args.key_freqs, cfg.p)
         out = summarise(cfg, step, params, key_freqs, args.threshold)
         if args.timeline:
@@ -179,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 def _timeline(run, key_freqs: list[int] | None) -> dict:
     from tqdm import tqdm
 
-    from .timeline import timeline
+    from grokviz.storage.timeline import timeline
 
     bar = tqdm(desc="timeline", unit="checkpoint", file=sys.stderr, disable=None)
 

@@ -21,12 +21,12 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import GrokvizError
+from grokviz.errors import GrokvizError
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m grokviz.convert",
+        prog="grokviz convert",
         description="Import models from the paper's reference code or TransformerLens into grokviz run folders, "
         "and export grokviz checkpoints for TransformerLens.",
     )
@@ -86,22 +86,12 @@ def export_tl(source: Path, step: int | None, out: Path) -> tuple[Path, Path, in
     """Write the TransformerLens state dict and config of one checkpoint; returns (tensors, config, step)."""
     from safetensors.torch import save_file
 
-    from . import runs
-    from .interop import to_transformer_lens
+    from grokviz.interop.transformer_lens import to_transformer_lens
+    from grokviz.storage import runs
+    from grokviz.storage.target import open_checkpoint
 
-    if source.is_dir():
-        run = runs.open_run(source)
-        steps = run.steps()
-        if not steps:
-            raise GrokvizError(f"{source}: the run has no checkpoints yet")
-        if step is None:
-            step = steps[-1]
-        cfg, params = run.config, run.load(step)
-    else:
-        cfg, stored_step, params = runs.load_checkpoint_file(source)
-        if step is not None and step != stored_step:
-            raise GrokvizError(f"{source}: this checkpoint is step {stored_step}, not {step}; give the run folder to choose a step")
-        step = stored_step
+    checkpoint = open_checkpoint(source, step)
+    cfg, step, params = checkpoint.config, checkpoint.step, checkpoint.params
     if out.suffix != ".safetensors":
         raise GrokvizError(f"{out}: the output must end in .safetensors (the config is written beside it as .json)")
     tl_config, state_dict = to_transformer_lens(params, cfg)
@@ -118,7 +108,7 @@ def export_tl(source: Path, step: int | None, out: Path) -> tuple[Path, Path, in
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        from . import interop
+        from grokviz import interop
 
         if args.command == "progress-measures":
             imported = interop.import_progress_measures(args.file)

@@ -22,14 +22,14 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from grokviz.ablation import ablate_baseline, attention_to, baseline, predict  # noqa: E402
-from grokviz.config import Config  # noqa: E402
-from grokviz.fourier import embed_spectrum, unembed_spectrum  # noqa: E402
-from grokviz.model import init_params  # noqa: E402
-from grokviz.neurons import key_frequencies, neuron_stats, probe, term_correlations  # noqa: E402
-from grokviz.runs import open_run, save_checkpoint, write_run_file  # noqa: E402
-from grokviz.tasks import dataset_for  # noqa: E402
-from grokviz.timeline import timeline  # noqa: E402
+from grokviz.analysis.ablation import ablate_baseline, attention_to, baseline, predict  # noqa: E402
+from grokviz.core.config import Config  # noqa: E402
+from grokviz.analysis.fourier import embed_spectrum, unembed_spectrum  # noqa: E402
+from grokviz.core.model import init_params  # noqa: E402
+from grokviz.analysis.neurons import key_frequencies, neuron_stats, probe, term_correlations  # noqa: E402
+from grokviz.storage.runs import open_run, save_checkpoint, write_run_file  # noqa: E402
+from grokviz.core.config import dataset_for  # noqa: E402
+from grokviz.storage.timeline import timeline  # noqa: E402
 
 
 def median_ms(fn, repeats: int) -> float:

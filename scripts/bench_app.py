@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ["GROKVIZ_RUNS"] = str(Path(args.runs).resolve())
     sys.path.insert(0, str(REPO))
-    from grokviz.runs import open_run
+    from grokviz.storage.runs import open_run
 
     run = open_run(Path(args.runs) / args.run)
     steps = run.steps()

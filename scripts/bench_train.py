@@ -37,14 +37,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
-from grokviz.config import Config
-from grokviz.ensemble import group_steps, keep_freed_memory, make_groups, stack
-from grokviz.graphs import replayable
-from grokviz.model import forward, init_params
-from grokviz.optim import AdamWState, Hyper
-from grokviz.runs import nearest_step, open_run
-from grokviz.tasks import dataset_for
-from grokviz.train import SingleStep, pick_device
+from grokviz.core.config import Config
+from grokviz.training.device import keep_freed_memory, pick_device
+from grokviz.training.ensemble import group_steps, make_groups, stack
+from grokviz.training.graphs import replayable
+from grokviz.core.model import forward, init_params
+from grokviz.training.optim import AdamWState, Hyper
+from grokviz.storage.runs import nearest_step, open_run
+from grokviz.core.config import dataset_for
+from grokviz.training.single import SingleStep
 
 DEFAULT_THREADS = torch.get_num_threads()
 REPO = Path(__file__).resolve().parents[1]

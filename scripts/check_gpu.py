@@ -31,11 +31,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from anywhere without installing
 
-from grokviz.config import Config
-from grokviz.ensemble import train_ensemble
+from grokviz.core.config import Config
+from grokviz.training.ensemble import train_ensemble
 from grokviz.errors import GrokvizError
-from grokviz.runs import RESUME_FILE, open_run
-from grokviz.train import train
+from grokviz.storage.runs import RESUME_FILE, open_run
+from grokviz.training.single import train
 
 SMALL = Config(p=23, d_model=64, d_mlp=128, n_heads=4, d_head=16, frac_train=0.5, steps=300, log_every=10,
                save_every=100, save_log_points=6)

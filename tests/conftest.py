@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from grokviz.config import Config
-from grokviz.runs import Run
+from grokviz.core.config import Config
+from grokviz.storage.runs import Run
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED_RUN = REPO / "checkpoints" / "add-p113"
@@ -49,6 +49,6 @@ GROKKED = Config(p=29, d_model=64, d_mlp=128, n_heads=4, d_head=16, frac_train=0
 @pytest.fixture(scope="session")
 def grokked_run(tmp_path_factory) -> Run:
     """A small model that really groks, trained once per test session."""
-    from grokviz.train import train
+    from grokviz.training.single import train
 
     return train(GROKKED, tmp_path_factory.mktemp("grokked") / "grokked-p29", progress=False)

@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 
-from grokviz.ablation import (
+from grokviz.analysis.ablation import (
     SITES,
     ablate,
     ablate_baseline,
@@ -25,12 +25,13 @@ from grokviz.ablation import (
     project_logits,
     residue_sign,
 )
-from grokviz.config import Config
-from grokviz.fourier import fourier_2d, fourier_basis, inverse_fourier_2d, n_frequencies
-from grokviz.model import forward, forward_last, init_params
-from grokviz.neurons import all_pairs, key_frequencies, neuron_activations, neuron_stats
-from grokviz.runs import open_run
-from grokviz.tasks import dataset_for, make_dataset
+from grokviz.core.config import Config
+from grokviz.analysis.fourier import fourier_2d, fourier_basis, inverse_fourier_2d, n_frequencies
+from grokviz.core.model import forward, forward_last, init_params
+from grokviz.analysis.neurons import all_pairs, key_frequencies, neuron_activations, neuron_stats
+from grokviz.storage.runs import open_run
+from grokviz.core.config import dataset_for
+from grokviz.core.tasks import make_dataset
 
 @pytest.fixture(scope="module")
 def grokked(grokked_run):
@@ -322,7 +323,7 @@ def test_bundled_run_keeping_only_key_frequencies_keeps_everything(bundled):
 
 
 def _reference_model(fixtures_dir, name):
-    interop = pytest.importorskip("grokviz.interop")
+    from grokviz import interop
     path = fixtures_dir / name
     if not path.is_file():
         pytest.skip(f"{path} missing")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from grokviz.analyze import main
-from grokviz.runs import open_run
-from grokviz.train import train
+from grokviz.storage.runs import open_run
+from grokviz.training.single import train
 
 REPO = Path(__file__).resolve().parents[1]
 CONTRACT_KEYS = {"step", "p", "task", "train_loss", "test_loss", "train_accuracy", "test_accuracy",
@@ -21,7 +21,7 @@ CONTRACT_KEYS = {"step", "p", "task", "train_loss", "test_loss", "train_accuracy
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from grokviz.config import Config
+    from grokviz.core.config import Config
 
     cfg = Config(p=23, d_model=64, d_mlp=128, n_heads=4, d_head=16, frac_train=0.5,
                  steps=300, log_every=10, save_every=100, save_log_points=6)
@@ -137,7 +137,7 @@ def test_bundled_run_summary(bundled_run_path, capsys):
 
 
 def test_reference_checkpoint_imported_as_a_run(fixtures_dir, tmp_path, capsys):
-    interop = pytest.importorskip("grokviz.interop")
+    from grokviz import interop
     path = fixtures_dir / "progress-measures-seed1-wd1.pth"
     if not path.is_file():
         pytest.skip(f"{path} missing")
@@ -152,7 +152,7 @@ def test_reference_checkpoint_imported_as_a_run(fixtures_dir, tmp_path, capsys):
 
 
 def test_a_non_fourier_task_with_missing_pairs_is_analysed_and_labelled(tmp_path, capsys):
-    from grokviz.config import Config
+    from grokviz.core.config import Config
 
     cfg = Config(task="div", p=23, d_model=32, d_mlp=64, n_heads=4, d_head=8, frac_train=0.5,
                  steps=40, log_every=10, save_every=20, save_log_points=3)

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from grokviz.config import Config
-from grokviz.neurons import neuron_activations, probe
-from grokviz.runs import open_run
-from grokviz.train import train
+from grokviz.core.config import Config
+from grokviz.analysis.neurons import neuron_activations, probe
+from grokviz.storage.runs import open_run
+from grokviz.training.single import train
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")

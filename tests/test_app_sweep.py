@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from grokviz.config import Config
-from grokviz.ensemble import grid_configs, train_ensemble
-from grokviz.sweeps import open_sweep
+from grokviz.core.config import Config
+from grokviz.training.ensemble import grid_configs, train_ensemble
+from grokviz.storage.sweeps import open_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")

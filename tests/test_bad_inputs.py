@@ -18,9 +18,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from grokviz.config import Config
+from grokviz.core.config import Config
 from grokviz.errors import GrokvizError
-from grokviz.runs import (
+from grokviz.storage.runs import (
     LOG_FILE,
     RUN_FILE,
     checkpoint_name,
@@ -29,7 +29,7 @@ from grokviz.runs import (
     open_run,
     save_checkpoint,
 )
-from grokviz.train import train
+from grokviz.training.single import train
 
 
 @pytest.fixture(scope="module")
@@ -249,9 +249,9 @@ def test_clis_refuse_paths_that_are_not_runs(tmp_path, capsys, make) -> None:
 
 def test_analyze_refuses_p_above_the_live_analysis_limit(tmp_path, capsys) -> None:
     from grokviz.analyze import main as analyze
-    from grokviz.config import ANALYSIS_P_MAX
-    from grokviz.model import init_params
-    from grokviz.runs import write_run_file
+    from grokviz.core.config import ANALYSIS_P_MAX
+    from grokviz.core.model import init_params
+    from grokviz.storage.runs import write_run_file
 
     cfg = Config(p=263, d_model=8, d_mlp=8, n_heads=1, d_head=8)
     assert cfg.p > ANALYSIS_P_MAX

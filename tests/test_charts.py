@@ -12,12 +12,14 @@ import pandas as pd
 import pytest
 import torch
 
-from grokviz import charts, views
-from grokviz.ablation import SplitMetrics
-from grokviz.config import Config
-from grokviz.fourier import fourier_2d, fourier_basis
-from grokviz.runs import write_run_file
-from grokviz.tasks import make_dataset
+from grokviz.ui import charts
+
+from grokviz.ui import views
+from grokviz.analysis.ablation import SplitMetrics
+from grokviz.core.config import Config
+from grokviz.analysis.fourier import fourier_2d, fourier_basis
+from grokviz.storage.runs import write_run_file
+from grokviz.core.tasks import make_dataset
 
 
 def spec(chart) -> dict:
@@ -311,8 +313,8 @@ def test_spectrum_frame_shape():
 
 
 def test_attention_and_ablation_shortcuts_match_the_library():
-    from grokviz import ablation
-    from grokviz.model import init_params
+    from grokviz.analysis import ablation
+    from grokviz.core.model import init_params
 
     cfg = Config(p=11, d_model=16, d_mlp=32, n_heads=2, d_head=8)
     params = init_params(cfg)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from grokviz.config import Config
+from grokviz.core.config import Config
 from grokviz.errors import GrokvizError
-from grokviz.tasks import TASKS, make_dataset
+from grokviz.core.tasks import TASKS, make_dataset
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from grokviz.runs import RESUME_FILE, open_run
+from grokviz.storage.runs import RESUME_FILE, open_run
 from grokviz.train import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +32,7 @@ FLAGS = tiny_flags()
 # file exists and is half written, exactly what a kill during a checkpoint write leaves.
 DYING_TRAINER = textwrap.dedent("""
     import os, signal, sys
-    import grokviz.runs as runs
+    import grokviz.storage.runs as runs
     from grokviz.train import main
 
     target, seen = int(os.environ["KILL_AT_WRITE"]), [0]

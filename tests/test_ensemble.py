@@ -8,10 +8,13 @@ import json
 import pytest
 import torch
 
-from grokviz.ensemble import grid_configs, main, member_name, parse_seeds, train_ensemble
+from grokviz.ensemble import main, parse_seeds
+from grokviz.storage.sweeps import member_name
+from grokviz.training.ensemble import grid_configs, train_ensemble
 from grokviz.errors import GrokvizError
-from grokviz.runs import SWEEP_FILE, list_runs, open_run
-from grokviz.train import checkpoint_schedule, train
+from grokviz.storage.runs import SWEEP_FILE, list_runs, open_run
+from grokviz.training.schedule import checkpoint_schedule
+from grokviz.training.single import train
 
 LOG_COLUMNS = ["train_loss", "train_accuracy", "test_loss", "test_accuracy"]
 

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from grokviz.config import Config
-from grokviz.fourier import (
+from grokviz.core.config import Config
+from grokviz.analysis.fourier import (
     basis_labels,
     embed_spectrum,
     fourier_2d,
@@ -18,7 +18,7 @@ from grokviz.fourier import (
     n_frequencies,
     unembed_spectrum,
 )
-from grokviz.model import init_params
+from grokviz.core.model import init_params
 
 
 @pytest.mark.parametrize("p", [5, 23, 113])
@@ -129,7 +129,7 @@ def test_frequency_norms_groups_cos_and_sin_rows():
 
 
 def test_fourier_coefficient_matrices_match_the_spectra():
-    from grokviz.fourier import embed_fourier, unembed_fourier
+    from grokviz.analysis.fourier import embed_fourier, unembed_fourier
 
     p = 23
     params = init_params(Config(p=p, d_model=16, d_mlp=32, n_heads=1, d_head=4))

@@ -14,14 +14,14 @@ import threading
 import pytest
 import torch
 
-from grokviz.config import Config
-from grokviz.ensemble import make_groups, step_group
+from grokviz.core.config import Config
+from grokviz.training.ensemble import make_groups, step_group
 from grokviz.errors import GrokvizError
-from grokviz.graphs import replayable
-from grokviz.model import init_params
-from grokviz.optim import AdamWState, Hyper, adamw_step, learning_rate
-from grokviz.train import SingleStep
-from grokviz.writer import BackgroundWriter, Clock, to_host
+from grokviz.training.graphs import replayable
+from grokviz.core.model import init_params
+from grokviz.training.optim import AdamWState, Hyper, adamw_step, learning_rate
+from grokviz.training.single import SingleStep
+from grokviz.training.writer import BackgroundWriter, Clock, to_host
 
 META = torch.device("meta")
 

@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from grokviz import interop
-from grokviz.config import Config
+from grokviz.core.config import Config
 from grokviz.convert import main as convert_main
 from grokviz.errors import GrokvizError
-from grokviz.model import forward, forward_last, init_params
-from grokviz.runs import list_runs, open_run, save_checkpoint, write_run_file
-from grokviz.tasks import make_dataset
+from grokviz.core.model import forward, forward_last, init_params
+from grokviz.storage.runs import list_runs, open_run, save_checkpoint, write_run_file
+from grokviz.core.tasks import make_dataset
 
 FIXTURE_FILES = ("progress-measures-seed1-wd1.pth", "progress-measures-no-wd.pth")
 
@@ -239,7 +239,7 @@ def test_fixture_imported_run_folder(fixture_import, tmp_path, capsys):
 
 
 def test_fixture_key_frequencies(fixture_import):
-    neurons = pytest.importorskip("grokviz.neurons", reason="grokviz.neurons (the analysis library) is not there yet")
+    from grokviz.analysis import neurons
     name, _, _, imported = fixture_import
     cfg, (_, params) = imported.config, imported.checkpoints[-1]
     counts = neurons.key_frequencies(neurons.neuron_stats(neurons.neuron_activations(params)))
@@ -556,7 +556,8 @@ def test_pickles_needing_full_unpickling_are_refused(tiny_config, tmp_path, caps
 @pytest.mark.parametrize("argv, expected", [
     (["progress-measures", "/nonexistent/file.pth", "--out", "OUT"], "no such file"),
     (["transformer-lens", "/nonexistent/file.safetensors", "--out", "OUT"], "no such file"),
-    (["export-tl", "/nonexistent/run", "--out", "OUT.safetensors"], "no such file"),
+    # One resolver for "a run folder or a checkpoint file" (grokviz.storage.target), one message.
+    (["export-tl", "/nonexistent/run", "--out", "OUT.safetensors"], "no such run folder or checkpoint file"),
 ])
 def test_cli_user_errors(argv, expected, tmp_path, capsys):
     argv = [str(tmp_path / a) if a.startswith("OUT") else a for a in argv]

@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from grokviz.config import Config
-from grokviz.model import forward, forward_last, init_params, param_shapes
-from grokviz.optim import AdamWState, Hyper, adamw_step, learning_rate
-from grokviz.tasks import dataset_for
+from grokviz.core.config import Config
+from grokviz.core.model import forward, forward_last, init_params, param_shapes
+from grokviz.training.optim import AdamWState, Hyper, adamw_step, learning_rate
+from grokviz.core.config import dataset_for
 
 
 def reference_forward(params: dict[str, torch.Tensor], tokens: torch.Tensor) -> torch.Tensor:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from grokviz.config import Config
-from grokviz.model import forward, init_params
-from grokviz.neurons import (
+from grokviz.core.config import Config
+from grokviz.core.model import forward, init_params
+from grokviz.analysis.neurons import (
     TERMS,
     key_frequencies,
     neuron_activations,
@@ -193,8 +193,8 @@ def test_probe_rejects_bad_inputs():
 
 
 def test_frequency_blocks_equal_the_blocks_of_the_full_transform(tiny_params):
-    from grokviz.fourier import fourier_2d
-    from grokviz.neurons import blocks_of, frequency_blocks
+    from grokviz.analysis.fourier import fourier_2d
+    from grokviz.analysis.neurons import blocks_of, frequency_blocks
 
     _, params = tiny_params
     for acts in (neuron_activations(params), _synthetic_acts(),

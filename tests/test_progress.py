@@ -10,16 +10,16 @@ import pandas as pd
 import pytest
 import torch
 
-import grokviz.timeline as timeline_module
-from grokviz.ablation import all_pairs_logits, evaluate
-from grokviz.config import Config
-from grokviz.fourier import embed_spectrum, unembed_spectrum
-from grokviz.model import init_params
-from grokviz.progress import PHASE_RULE, Phases, gini, phase_boundaries, progress_measures
-from grokviz.runs import open_run, save_checkpoint
-from grokviz.tasks import dataset_for
-from grokviz.timeline import timeline
-from grokviz.train import train
+import grokviz.storage.timeline as timeline_module
+from grokviz.analysis.ablation import all_pairs_logits, evaluate
+from grokviz.core.config import Config
+from grokviz.analysis.fourier import embed_spectrum, unembed_spectrum
+from grokviz.core.model import init_params
+from grokviz.analysis.progress import PHASE_RULE, Phases, gini, phase_boundaries, progress_measures
+from grokviz.storage.runs import open_run, save_checkpoint
+from grokviz.core.config import dataset_for
+from grokviz.storage.timeline import timeline
+from grokviz.training.single import train
 
 # --- Gini ---------------------------------------------------------------------------------
 

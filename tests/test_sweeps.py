@@ -9,11 +9,13 @@ import math
 import pandas as pd
 import pytest
 
-from grokviz import charts, views
-from grokviz.config import Config
-from grokviz.ensemble import grid_configs, train_ensemble
+from grokviz.ui import charts
+
+from grokviz.ui import views
+from grokviz.core.config import Config
+from grokviz.training.ensemble import grid_configs, train_ensemble
 from grokviz.errors import GrokvizError
-from grokviz.sweeps import classify, list_sweeps, open_sweep, outcome_table
+from grokviz.storage.sweeps import classify, list_sweeps, open_sweep, outcome_table
 
 
 def log(train: list[float], test: list[float], every: int = 100) -> pd.DataFrame:

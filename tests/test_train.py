@@ -15,8 +15,10 @@ import torch
 from safetensors.torch import load_file
 
 from grokviz.errors import GrokvizError
-from grokviz.runs import RESUME_FILE, load_checkpoint_file, open_run
-from grokviz.train import ACCURACY_EVENTS, checkpoint_schedule, main, train
+from grokviz.storage.runs import RESUME_FILE, load_checkpoint_file, open_run
+from grokviz.train import main
+from grokviz.training.schedule import ACCURACY_EVENTS, checkpoint_schedule
+from grokviz.training.single import train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -118,7 +120,7 @@ def test_ctrl_c_saves_a_resumable_run(tmp_path) -> None:
 def test_a_failed_write_stops_the_run_with_its_error(tmp_path, tiny_config, monkeypatch) -> None:
     # Files are written beside the loop (grokviz.writer); a write that fails must still stop the
     # run with its own error, and what was written before it stays readable and resumable.
-    import grokviz.train as trainer
+    import grokviz.training.single as trainer
 
     real_save = trainer.save_checkpoint
 
@@ -148,8 +150,8 @@ def test_tf32_is_refused_on_a_cpu_before_anything_is_written(tmp_path, tiny_conf
 
 
 def test_a_step_that_cannot_be_captured_leaves_no_folder(tmp_path, tiny_config, monkeypatch) -> None:
-    import grokviz.ensemble as ensemble
-    import grokviz.train as trainer
+    import grokviz.training.ensemble as ensemble
+    import grokviz.training.single as trainer
 
     def refuse(step, state, use_graph=True):
         raise GrokvizError("this step cannot be captured as a CUDA graph (...); train with --eager")

@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .ablation import all_pairs_logits, evaluate, project_logits, residue_sign
-from .fourier import embed_spectrum, unembed_spectrum
-from .model import Params
-from .tasks import Dataset
+from grokviz.analysis.ablation import all_pairs_logits, evaluate, project_logits, residue_sign
+from grokviz.analysis.fourier import embed_spectrum, unembed_spectrum
+from grokviz.core.model import Params
+from grokviz.core.tasks import Dataset
 
 
 def gini(x) -> float:

@@ -2,7 +2,7 @@
 
 The trainer's command-line flags are generated from the fields (see ``grokviz.train``), a run
 folder stores it as JSON, and every module reads model sizes from here. Defaults are the
-reference recipe of *Progress measures for grokking* (see shared/docs/ANALYSIS.md).
+reference recipe of *Progress measures for grokking* (docs/analysis.md).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .errors import GrokvizError
-from .tasks import SPLITS, TASKS
+from grokviz.core.tasks import SPLITS, TASKS, Dataset, make_dataset
+from grokviz.errors import GrokvizError
 
 # Training needs the p^2 x d_mlp activations in memory; 997 (largest prime below 1000) keeps
 # that at ~2 GB of fp32 at the default width. Below 5 there is only one Fourier frequency.
@@ -174,3 +174,8 @@ def check_analysable(cfg: Config, source: str = "this run") -> None:
             f"(all p^2 inputs x d_mlp activations would need ~{cfg.p**2 * cfg.d_mlp * 4 * 6 / 2**30:.0f} GB); "
             "its training log can still be read"
         )
+
+
+def dataset_for(cfg: Config) -> Dataset:
+    """The dataset a run was trained on (the split is deterministic from the config)."""
+    return make_dataset(cfg.task, cfg.p, cfg.frac_train, cfg.split_seed, cfg.split)

@@ -1,4 +1,5 @@
-"""Sweep folders (written by ``grokviz.ensemble``): open them, and say how each member ended.
+"""Sweep folders: the one owner of their format. Written by ``grokviz.training.ensemble`` through
+:func:`write_sweep_file`; opened here, and each member's ending classified.
 
 A sweep folder is ``sweep.json`` plus one ordinary run folder per member::
 
@@ -12,6 +13,7 @@ A sweep folder is ``sweep.json`` plus one ordinary run folder per member::
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -19,14 +21,29 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import GrokvizError
-from .runs import RUN_FILE, SWEEP_FILE, SWEEP_FORMAT, Run, open_run, read_format_json
+from grokviz.core.config import Config
+from grokviz.errors import GrokvizError
+from grokviz.storage.runs import RUN_FILE, SWEEP_FILE, SWEEP_FORMAT, Run, atomic_write, open_run, read_format_json
 
 # "Fitted" / "generalised" means accuracy at least this high (the issue's 99%).
 THRESHOLD = 0.99
 OUTCOMES = ("never fit", "memorised only", "grokked")
-# The per-member values a sweep may vary, in the order they are shown.
-AXES = ("weight_decay", "frac_train", "lr", "seed", "data_seed")
+# The config fields in which the members of one sweep may differ, in the order of a member's
+# folder name and of the app's axes. Everything else is shared by all members.
+MEMBER_FIELDS = ("weight_decay", "frac_train", "lr", "seed", "data_seed")
+
+
+def member_name(cfg: Config) -> str:
+    """Folder name of a member, from its per-member fields: ``wd1_frac0.3_lr0.001_seed0``."""
+    name = f"wd{cfg.weight_decay:g}_frac{cfg.frac_train:g}_lr{cfg.lr:g}_seed{cfg.seed}"
+    return name if cfg.data_seed is None else f"{name}_data{cfg.data_seed}"
+
+
+def write_sweep_file(out: Path, configs: list[Config], axes: dict[str, list]) -> None:
+    """``sweep.json``: the swept axes and each member's folder name and per-member fields."""
+    body = {"format": SWEEP_FORMAT, "source": "grokviz.ensemble", "axes": axes,
+            "members": [{"name": member_name(c), **{f: getattr(c, f) for f in MEMBER_FIELDS}} for c in configs]}
+    atomic_write(out / SWEEP_FILE, lambda tmp: Path(tmp).write_text(json.dumps(body, indent=2) + "\n"))
 
 
 @dataclass(frozen=True)
@@ -93,8 +110,8 @@ class Sweep:
         return self.path.name
 
     def swept_axes(self) -> list[str]:
-        """Axes with more than one value among the members, in ``AXES`` order."""
-        return [axis for axis in AXES if len({str(m.values.get(axis)) for m in self.members}) > 1]
+        """Axes with more than one value among the members, in ``MEMBER_FIELDS`` order."""
+        return [axis for axis in MEMBER_FIELDS if len({str(m.values.get(axis)) for m in self.members}) > 1]
 
 
 def is_sweep(path: str | os.PathLike) -> bool:
@@ -137,7 +154,7 @@ def list_sweeps(root: str | os.PathLike) -> tuple[list[Sweep], list[str]]:
     return sweeps, problems
 
 
-OUTCOME_COLUMNS = ("member", *AXES, "outcome", "fit_step", "grok_step", "last_step", "train_accuracy",
+OUTCOME_COLUMNS = ("member", *MEMBER_FIELDS, "outcome", "fit_step", "grok_step", "last_step", "train_accuracy",
                    "test_accuracy", "problem")
 
 
@@ -149,7 +166,7 @@ def outcome_table(sweep: Sweep, threshold: float = THRESHOLD) -> pd.DataFrame:
     """
     rows = []
     for member in sweep.members:
-        row = {"member": member.name, **{axis: member.values.get(axis) for axis in AXES}, "problem": None}
+        row = {"member": member.name, **{axis: member.values.get(axis) for axis in MEMBER_FIELDS}, "problem": None}
         try:
             outcome = classify(member.open().log(), threshold)
             row.update(vars(outcome))

@@ -18,13 +18,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import ablation
-from .config import Config
-from .errors import GrokvizError
-from .model import forward_last
-from .runs import RUN_FILE, Run, list_runs, open_run
-from .sweeps import OUTCOMES, list_sweeps
-from .tasks import FOURIER_TASKS, TASKS
+from grokviz.analysis import ablation
+from grokviz.core.config import Config
+from grokviz.errors import GrokvizError
+from grokviz.core.model import forward_last
+from grokviz.storage.runs import RUN_FILE, Run, list_runs, open_run
+from grokviz.storage.sweeps import OUTCOMES, list_sweeps
+from grokviz.core.tasks import FOURIER_TASKS, TASKS
 
 # The browser draws every mark: a few hundred points per curve keep charts quick to draw
 # while still showing every feature of a 25k-step run (log rows are every 20 steps).

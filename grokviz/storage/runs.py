@@ -30,9 +30,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .config import Config
-from .errors import GrokvizError
-from .model import Params, param_shapes
+from grokviz.core.config import Config
+from grokviz.errors import GrokvizError
+from grokviz.core.model import Params, param_shapes
 
 RUN_FORMAT = "grokviz.run/1"
 CHECKPOINT_FORMAT = "grokviz.checkpoint/1"

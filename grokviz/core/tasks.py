@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import torch
-
-if TYPE_CHECKING:
-    from .config import Config
 
 
 @dataclass(frozen=True)
@@ -106,7 +103,3 @@ def make_dataset(task: str, p: int, frac_train: float, seed: int, split: str = "
     test_idx, _ = order[n_train:].sort()
     return Dataset(p=p, a=a, b=b, labels=labels, train_idx=train_idx, test_idx=test_idx)
 
-
-def dataset_for(cfg: "Config") -> Dataset:
-    """The dataset a run was trained on."""
-    return make_dataset(cfg.task, cfg.p, cfg.frac_train, cfg.split_seed, cfg.split)

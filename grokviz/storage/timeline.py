@@ -22,10 +22,10 @@ from typing import Callable
 
 import pandas as pd
 
-from .neurons import key_frequencies, neuron_activations, neuron_stats
-from .progress import progress_measures
-from .runs import Run, atomic_write
-from .tasks import dataset_for
+from grokviz.analysis.neurons import key_frequencies, neuron_activations, neuron_stats
+from grokviz.analysis.progress import progress_measures
+from grokviz.storage.runs import Run, atomic_write
+from grokviz.core.config import dataset_for
 
 TIMELINE_FORMAT = "grokviz.timeline/2"  # /2: rows stored inside the key file
 

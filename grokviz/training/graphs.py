@@ -21,7 +21,7 @@ from typing import Callable, TypeVar
 
 import torch
 
-from .errors import GrokvizError
+from grokviz.errors import GrokvizError
 
 Output = TypeVar("Output")
 

@@ -26,7 +26,7 @@ from typing import Callable, Mapping
 import torch
 from einops import einsum
 
-from .config import Config
+from grokviz.core.config import Config
 
 Params = dict[str, torch.Tensor]
 Hooks = Mapping[str, Callable[[torch.Tensor], torch.Tensor]]

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import torch
 
-from .model import Params
+from grokviz.core.model import Params
 
 
 def n_frequencies(p: int) -> int:

@@ -37,10 +37,10 @@ import torch
 import torch.nn.functional as F
 from einops import einsum, rearrange
 
-from .fourier import check_frequencies, fourier_basis, frequency_rows, unembed_matrix
-from .model import Params, forward_last
-from .neurons import all_pairs, block_index, blocks_of, forward_all_pairs, frequency_blocks
-from .tasks import Dataset
+from grokviz.analysis.fourier import check_frequencies, fourier_basis, frequency_rows, unembed_matrix
+from grokviz.core.model import Params, forward_last
+from grokviz.analysis.neurons import all_pairs, block_index, blocks_of, forward_all_pairs, frequency_blocks
+from grokviz.core.tasks import Dataset
 
 SITES = ("logits", "embedding", "neurons")
 MODES = ("remove", "keep")

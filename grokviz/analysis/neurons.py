@@ -22,8 +22,8 @@ import pandas as pd
 import torch
 from einops import einsum, rearrange
 
-from .fourier import fourier_basis, n_frequencies
-from .model import Params, forward_last
+from grokviz.analysis.fourier import fourier_basis, n_frequencies
+from grokviz.core.model import Params, forward_last
 
 # A neuron whose activations vary by less than this (RMS over all pairs) is dead: a ReLU that
 # never fires (or always gives the same value) has no frequency to report.

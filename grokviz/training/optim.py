@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import Config
-from .model import Params
+from grokviz.core.config import Config
+from grokviz.core.model import Params
 
 
 @dataclass

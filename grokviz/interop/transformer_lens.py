@@ -1,0 +1,324 @@
+"""TransformerLens ``HookedTransformer``: imported as run folders, and our checkpoints exported to it.
+
+TransformerLens 3.x holds zero attention/unembedding biases and the ``mask``/``IGNORE`` buffers
+beside our tensors (which carry its names already); the exporter writes them, the importer checks
+and drops them.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from grokviz.core.config import Config
+from grokviz.errors import GrokvizError
+from grokviz.core.model import PARAM_SHAPES, Params
+from grokviz.core.tasks import make_dataset
+from grokviz.interop.files import load_torch_file, read_json
+from grokviz.interop.imported import ImportedRun, check_ranks, float_list, merge_histories, per_pair_losses, round_fraction
+
+PARAM_NAMES = tuple(PARAM_SHAPES)  # our tensor names, in checkpoint order
+
+
+# --- TransformerLens ----------------------------------------------------------------------------
+
+# The HookedTransformerConfig arguments that describe our model (exactly TransformerLens' names).
+# ``init_weights``/``seed`` follow the TransformerLens grokking demo; the weights are replaced by
+# ``load_state_dict`` anyway. ``device`` and ``dtype`` are left to TransformerLens' defaults.
+TL_FIXED = {
+    "n_layers": 1,
+    "act_fn": "relu",
+    "normalization_type": None,
+    "attn_only": False,
+    "positional_embedding_type": "standard",
+    "attention_dir": "causal",
+    "use_attn_scale": True,
+}
+# Zero biases TransformerLens has and we do not: name -> shape.
+TL_ZERO_BIASES = {
+    "blocks.0.attn.b_Q": lambda c: (c.n_heads, c.d_head),
+    "blocks.0.attn.b_K": lambda c: (c.n_heads, c.d_head),
+    "blocks.0.attn.b_V": lambda c: (c.n_heads, c.d_head),
+    "blocks.0.attn.b_O": lambda c: (c.d_model,),
+    "unembed.b_U": lambda c: (c.d_vocab_out,),
+}
+TL_BUFFERS = ("blocks.0.attn.mask", "blocks.0.attn.IGNORE")
+
+
+def to_transformer_lens(params: Params, cfg: Config) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Our params -> (HookedTransformerConfig kwargs, state dict for ``HookedTransformer.load_state_dict``).
+
+    The state dict has every entry a TransformerLens 3.x ``HookedTransformer`` of this config holds
+    (``strict=True`` loading works): our weights as they are (same names and layout), the zero
+    attention/unembedding biases, and the ``mask`` (causal, bool) and ``IGNORE`` (-inf) buffers.
+    """
+    from grokviz.storage.runs import validate_params
+
+    params = validate_params(params, cfg, "params")
+    tl_config = {
+        **TL_FIXED,
+        "n_heads": cfg.n_heads,
+        "d_model": cfg.d_model,
+        "d_head": cfg.d_head,
+        "d_mlp": cfg.d_mlp,
+        "d_vocab": cfg.d_vocab,
+        "d_vocab_out": cfg.d_vocab_out,
+        "n_ctx": cfg.n_ctx,
+        "init_weights": True,
+        "seed": cfg.seed,
+    }
+    state_dict = {name: tensor.clone() for name, tensor in params.items()}
+    for name, shape in TL_ZERO_BIASES.items():
+        state_dict[name] = torch.zeros(shape(cfg))
+    state_dict["blocks.0.attn.mask"] = torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool).tril()
+    state_dict["blocks.0.attn.IGNORE"] = torch.tensor(-math.inf)
+    return tl_config, state_dict
+
+
+def _tl_sizes_from_shapes(state_dict: Mapping[str, torch.Tensor], source: str) -> dict[str, int]:
+    needed = ("embed.W_E", "pos_embed.W_pos", "blocks.0.attn.W_Q", "blocks.0.mlp.W_in", "unembed.W_U")
+    missing = [k for k in needed if k not in state_dict]
+    if missing:
+        raise GrokvizError(f"{source}: not a 1-layer TransformerLens state dict (missing {missing})")
+    check_ranks(state_dict, [k for k in PARAM_NAMES if k in state_dict], source)
+    d_vocab, d_model = state_dict["embed.W_E"].shape
+    n_heads, _, d_head = state_dict["blocks.0.attn.W_Q"].shape
+    return {"d_vocab": d_vocab, "d_model": d_model, "n_heads": n_heads, "d_head": d_head,
+            "d_mlp": state_dict["blocks.0.mlp.W_in"].shape[1], "d_vocab_out": state_dict["unembed.W_U"].shape[1],
+            "n_ctx": state_dict["pos_embed.W_pos"].shape[0], "n_layers": 1}
+
+
+def transformer_lens_to_params(
+    state_dict: Mapping[str, torch.Tensor], tl_config: Mapping[str, Any] | None, source: str = "state dict"
+) -> tuple[Config, Params, list[str]]:
+    """A HookedTransformer state dict (+ its config, or None to read sizes from shapes) -> (Config, params, notes)."""
+    notes: list[str] = []
+    if not isinstance(state_dict, Mapping) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise GrokvizError(f"{source}: the state dict must map names to tensors")
+    shapes = _tl_sizes_from_shapes(state_dict, source)
+    if tl_config is None:
+        tl = dict(shapes)
+        notes.append("no TransformerLens config: sizes read from the tensor shapes; act_fn='relu', no normalization, "
+                     "causal attention scaled by 1/sqrt(d_head) assumed (the grokking demo's)")
+    else:
+        tl = dict(tl_config)
+        for name, value in shapes.items():
+            stated = tl.get(name)
+            if stated is not None and stated != -1 and stated != value:
+                raise GrokvizError(f"{source}: the config says {name}={stated!r} but the tensors imply {value}")
+            tl[name] = value
+    problems = []
+    for name, wanted in TL_FIXED.items():
+        value = tl.get(name, wanted)
+        if name == "act_fn" and isinstance(value, str):
+            value = value.lower()
+        if value != wanted:
+            problems.append(f"{name}={value!r} (grokviz's model needs {wanted!r})")
+    attn_scale = tl.get("attn_scale", -1.0)
+    if attn_scale not in (None, -1, -1.0) and not math.isclose(float(attn_scale), math.sqrt(shapes["d_head"])):
+        problems.append(f"attn_scale={attn_scale} (grokviz's model divides by sqrt(d_head)={math.sqrt(shapes['d_head']):g})")
+    for flag in ("use_local_attn", "parallel_attn_mlp", "gated_mlp", "post_embedding_ln", "use_qk_norm"):
+        if tl.get(flag):
+            problems.append(f"{flag}=True")
+    if tl.get("num_experts"):
+        problems.append(f"num_experts={tl['num_experts']}")
+    layer_keys = sorted({k.split(".")[1] for k in state_dict if k.startswith("blocks.")})
+    if layer_keys != ["0"]:
+        problems.append(f"layers {layer_keys} (grokviz's model has exactly one)")
+    if problems:
+        raise GrokvizError(f"{source}: this TransformerLens model is not grokviz's architecture: " + "; ".join(problems))
+    if shapes["d_vocab"] != shapes["d_vocab_out"] + 1:
+        raise GrokvizError(f"{source}: d_vocab={shapes['d_vocab']} and d_vocab_out={shapes['d_vocab_out']}; grokviz's "
+                           "task has p output classes and p + 1 input tokens (the last is '=')")
+    p = shapes["d_vocab_out"]
+    if shapes["n_ctx"] < 3:
+        raise GrokvizError(f"{source}: n_ctx={shapes['n_ctx']}; the task needs 3 positions ([a, b, =])")
+
+    # Biases we do not have must be zero; anything else is not silently dropped.
+    expected = set(PARAM_NAMES) | set(TL_ZERO_BIASES) | set(TL_BUFFERS)
+    unexpected = sorted(set(state_dict) - expected)
+    if unexpected:
+        raise GrokvizError(f"{source}: unexpected tensors {unexpected}; grokviz imports the 1-layer, no-LayerNorm model only")
+    for name in TL_ZERO_BIASES:
+        if name in state_dict and state_dict[name].abs().max().item() != 0:
+            raise GrokvizError(f"{source}: {name} is not zero (max |value| {state_dict[name].abs().max().item():.3g}); "
+                               "grokviz's model has no such bias, so it cannot represent this model exactly")
+    mask = state_dict.get("blocks.0.attn.mask")
+    if mask is not None and not torch.equal(mask.bool(), torch.ones_like(mask, dtype=torch.bool).tril()):
+        raise GrokvizError(f"{source}: blocks.0.attn.mask is not causal")
+    params = {name: state_dict[name].detach().to("cpu", torch.float32).clone() for name in PARAM_NAMES if name in state_dict}
+    if shapes["n_ctx"] > 3:
+        params["pos_embed.W_pos"] = params["pos_embed.W_pos"][:3].clone()
+        notes.append(f"n_ctx={shapes['n_ctx']}: only the first 3 positional embeddings are used by the task; kept those")
+    values = {k: shapes[k] for k in ("d_model", "n_heads", "d_head", "d_mlp")}
+    if tl.get("seed") is not None:
+        values["seed"] = int(tl["seed"])
+    try:
+        cfg = Config(p=p, **values)
+    except GrokvizError as exc:
+        raise GrokvizError(f"{source}: the model does not fit grokviz: {exc}") from None
+    from grokviz.storage.runs import validate_params
+
+    return cfg, validate_params(params, cfg, source), notes
+
+
+def from_transformer_lens(state_dict: Mapping[str, torch.Tensor], tl_config: Mapping[str, Any] | None) -> tuple[Config, Params]:
+    """A ``HookedTransformer`` state dict plus its config dict -> (our Config, params).
+
+    ``tl_config`` is a dict of HookedTransformerConfig arguments (e.g. ``model.cfg.to_dict()``);
+    ``None`` reads the sizes from the tensor shapes. The task, split and optimiser are not in a
+    TransformerLens config: they get grokviz's defaults (see :func:`import_transformer_lens` for
+    a whole file, which also reads the split and loss history of the grokking demo).
+    """
+    cfg, params, _ = transformer_lens_to_params(state_dict, tl_config)
+    return cfg, params
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        body = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise GrokvizError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GrokvizError(f"{path}: not readable JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise GrokvizError(f"{path}: expected a JSON object of HookedTransformerConfig arguments")
+    return body
+
+
+# The TransformerLens grokking demo's data seed and fraction: its split equals grokviz's split with
+# data_seed=598 (both are torch.randperm(p*p) from a generator seeded 598; checked in the tests).
+TL_DEMO_DATA_SEED = 598
+TL_DEMO_FRAC_TRAIN = 0.3
+
+
+def import_transformer_lens(path: str | Path, config_path: str | Path | None = None, task: str = "add") -> ImportedRun:
+    """A TransformerLens model file -> :class:`ImportedRun`.
+
+    ``path`` is either a ``.safetensors`` state dict (its config from ``config_path``, or from a
+    JSON file beside it with the same stem, or from the shapes), or a ``torch.save``'d dict as the
+    grokking demo saves it: ``model`` (state dict), ``config`` (``model.cfg`` or a dict of its
+    fields), and optionally ``checkpoints`` + ``checkpoint_epochs``, ``train_losses``,
+    ``test_losses``, ``train_indices``. A bare state dict works too. The demo's ``config`` is a
+    ``HookedTransformerConfig`` object: it is read as a dict of its fields without TransformerLens
+    (see :func:`load_torch_file`).
+    """
+    from grokviz.storage.runs import read_safetensors
+
+    path = Path(path)
+    source = str(path)
+    notes: list[str] = []
+    data: Mapping[str, Any] = {}
+    grokviz_meta: dict[str, str] = {}
+    if path.suffix == ".safetensors":
+        state_dict, metadata = read_safetensors(path)
+        if metadata.get("format") == "grokviz.transformer-lens/1":
+            grokviz_meta = metadata  # our own export: its config and step come back exactly
+        sibling = path.with_suffix(".json")
+        if config_path is None and sibling.is_file():
+            config_path = sibling
+            notes.append(f"config read from {sibling}")
+        tl_config = None
+    else:
+        data = load_torch_file(path)
+        if not isinstance(data, Mapping):
+            raise GrokvizError(f"{source}: expected a dict, found a {type(data).__name__}")
+        if "embed.W_E" in data:
+            state_dict, data = data, {}
+        else:
+            key = next((k for k in ("model", "state_dict", "model_state_dict") if k in data), None)
+            if key is None:
+                raise GrokvizError(f"{source}: no state dict: expected a 'model' entry (as the TransformerLens grokking "
+                                   f"demo saves) or a bare state dict; found keys {sorted(map(str, data))[:20]}")
+            state_dict = data[key]
+        tl_config = data.get("config")
+        if tl_config is not None and not isinstance(tl_config, Mapping):
+            notes.append(f"'config' is a {type(tl_config).__name__}, not a dict; ignored")
+            tl_config = None
+    if config_path is not None:
+        tl_config = read_json(Path(config_path))
+    cfg, final_params, tl_notes = transformer_lens_to_params(state_dict, tl_config, source)
+    notes += tl_notes
+    if grokviz_meta:
+        ours = Config.from_json(grokviz_meta.get("grokviz_config", "null"), source=source)
+        if any(getattr(ours, k) != getattr(cfg, k) for k in ("p", "d_model", "n_heads", "d_head", "d_mlp")):
+            raise GrokvizError(f"{source}: the grokviz config in the file's metadata does not match its tensors")
+        step = int(grokviz_meta.get("step", 0))
+        notes.append(f"a grokviz export: config and step {step} taken from the file's metadata")
+        return ImportedRun(ours, [(step, final_params)], [], notes, f"transformer-lens: {path.resolve()}")
+    if task != cfg.task:
+        cfg = cfg.replace(task=task)
+    notes.append(f"task {task!r}: a TransformerLens config does not say which operation the model learned")
+
+    train_losses = float_list(data.get("train_losses"), "train_losses", source)
+    test_losses = float_list(data.get("test_losses"), "test_losses", source)
+    # The demo logs the train loss before each update and the test loss after it; the final
+    # model has had one update per train loss, and checkpoint_epochs[i] = e holds e + 1 updates.
+    checkpoints: dict[int, Params] = {}
+    stored = data.get("checkpoints")
+    if stored is not None:
+        epochs = [int(e) for e in float_list(data.get("checkpoint_epochs"), "checkpoint_epochs", source)]
+        if len(epochs) != len(stored):
+            raise GrokvizError(f"{source}: {len(stored)} checkpoints but {len(epochs)} checkpoint_epochs; they must pair up")
+        for epoch, sd in zip(epochs, stored):
+            _, params, _ = transformer_lens_to_params(sd, tl_config, f"{source}, checkpoint of epoch {epoch}")
+            checkpoints[epoch + 1] = params
+        notes.append(f"{len(epochs)} checkpoints; checkpoint_epochs e stored as step e + 1 (the demo saves after that epoch's update)")
+    if train_losses:
+        final_step = len(train_losses)
+    elif checkpoints:
+        final_step = max(checkpoints)
+        notes.append(f"final model taken as step {final_step}, the last checkpoint's (no loss history)")
+    else:
+        final_step = 0
+        notes.append("the file says nothing about how long the model trained; stored as step 0")
+    if final_step in checkpoints and not all(torch.equal(checkpoints[final_step][k], final_params[k]) for k in PARAM_NAMES):
+        notes.append(f"the final model differs from the checkpoint of step {final_step}; the final model kept")
+    checkpoints[final_step] = final_params
+    log_rows = merge_histories(train_losses, test_losses, notes, test_offset=1)
+    if not log_rows:
+        notes.append("the file has no loss history; the run's log is empty")
+
+    # Split: the demo's train_indices if stored, else the demo's defaults, checked against the losses.
+    p = cfg.p
+    train_indices = data.get("train_indices")
+
+    if isinstance(train_indices, torch.Tensor):
+        wanted = train_indices.flatten().long().sort().values
+        frac = round_fraction(len(wanted), p * p)
+        match = next((s for s in dict.fromkeys([TL_DEMO_DATA_SEED, cfg.seed, *range(100)])
+                      if torch.equal(make_dataset(task, p, frac, s).train_idx, wanted)), None)
+        if match is None:
+            notes.append(f"the file's train_indices ({len(wanted)} pairs) are not a split grokviz can reproduce from a "
+                         "seed; grokviz's train/test numbers will use another split")
+        else:
+            notes.append(f"split: the file's train_indices are grokviz's split with frac_train={frac}, data_seed={match}")
+        cfg = cfg.replace(frac_train=frac, data_seed=match if match is not None else TL_DEMO_DATA_SEED)
+    else:
+        cfg = cfg.replace(frac_train=TL_DEMO_FRAC_TRAIN, data_seed=TL_DEMO_DATA_SEED)
+        notes.append(f"no train_indices: split assumed to be the grokking demo's (frac_train={TL_DEMO_FRAC_TRAIN}, "
+                     f"DATA_SEED={TL_DEMO_DATA_SEED}, which grokviz reproduces)")
+        if test_losses:
+            dataset = make_dataset(task, p, cfg.frac_train, cfg.split_seed)
+            losses, _ = per_pair_losses(final_params, cfg)
+            ours = losses[dataset.test_idx].mean().item()
+            verdict = "matches" if math.isclose(ours, test_losses[-1], rel_tol=1e-3) else "does NOT match"
+            notes.append(f"check: the final model's test loss on that split is {ours:.6g}; the stored last test loss "
+                         f"{test_losses[-1]:.6g} {verdict}")
+    notes.append("lr=1e-3, weight_decay=1.0, betas=(0.9, 0.98), no warm-up assumed (the grokking demo's optimiser; "
+                 "a TransformerLens file does not store it)")
+    cfg = cfg.replace(warmup_steps=0, steps=max(1, final_step))
+    steps = sorted(checkpoints)
+    from grokviz.storage.runs import validate_params
+
+    return ImportedRun(cfg, [(s, validate_params(checkpoints[s], cfg, source)) for s in steps], log_rows, notes,
+                       f"transformer-lens: {path.resolve()}")

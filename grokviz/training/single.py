@@ -1,0 +1,246 @@
+"""The single-run trainer: ``train(cfg, out)``.
+
+Full-batch AdamW on the fast path of ``grokviz.core.model`` (position 2 only, token tables),
+float64 loss, on CUDA when present. Writes a run folder (see ``grokviz.storage.runs``) as it goes:
+
+* a log row every ``log_every`` steps (train and test loss/accuracy, test set evaluated then);
+* checkpoints on the schedule of ``grokviz.training.schedule``: log-spaced early steps, every
+  ``save_every`` steps, and an extra one whenever test (or train) accuracy first crosses a level;
+* the AdamW state of the latest checkpoint, for an exact ``--resume``.
+
+Ctrl-C or SIGTERM stops at the next step boundary and saves; SIGKILL loses at most the steps
+since the last checkpoint. Metrics stay on the device between flushes, so a CUDA run does not
+synchronise with the host on every step. The command line is ``grokviz.train``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from grokviz.core.config import Config, dataset_for
+from grokviz.core.model import Params, forward_last, init_params
+from grokviz.errors import GrokvizError
+from grokviz.storage.runs import (
+    RESUME_FILE,
+    LogWriter,
+    Run,
+    load_resume_state,
+    open_run,
+    require_new_folder,
+    save_checkpoint,
+    save_resume_state,
+    write_run_file,
+)
+from grokviz.training.device import configure_cpu, matmul_precision, pick_device
+from grokviz.training.graphs import replayable
+from grokviz.training.optim import AdamWState, Hyper
+from grokviz.training.schedule import CUDA_FLUSH_EVERY, checkpoint_schedule, events_already_fired, new_events
+from grokviz.training.step import apply_update, cross_entropy64, log_record, loss_and_accuracy
+from grokviz.training.writer import BackgroundWriter, Clock, ready_event, to_host
+
+
+@dataclass
+class _Pending:
+    """A log row not yet written: device tensors, and a copy of the weights in case it is saved."""
+
+    step: int
+    metrics: torch.Tensor  # [4]: train_loss, train_accuracy, test_loss, test_accuracy
+    params: Params
+    elapsed: float | torch.cuda.Event  # a Clock mark
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM ask the loop to stop at the next step boundary (a second Ctrl-C aborts at once,
+    without waiting for pending writes: every file is written atomically, so none is left half-written)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = {}
+
+    def __enter__(self) -> "_StopFlag":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+@dataclass
+class SingleStep:
+    """A single run's step over fixed tensors (captured as CUDA graphs by ``grokviz.graphs``)."""
+
+    params: Params  # requires grad; updated in place
+    state: AdamWState
+    hyper: Hyper
+    train: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # a, b, labels: [n_train]
+    test: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # a, b, labels: [n_test]
+
+    def __call__(self, *, evaluate: bool, update: bool = True) -> torch.Tensor | None:
+        """One full-batch step: [4] metrics of the weights before the update (train loss, train
+        accuracy, test loss, test accuracy) if ``evaluate``, then one AdamW update if ``update``."""
+        logits = forward_last(self.params, *self.train[:2])
+        metrics = None
+        if not evaluate:  # most steps: no accuracy, no test set
+            train_loss = cross_entropy64(logits, self.train[2])
+        else:
+            train_loss, train_acc = loss_and_accuracy(logits, self.train[2])
+            with torch.no_grad():
+                test_loss, test_acc = loss_and_accuracy(forward_last(self.params, *self.test[:2]), self.test[2])
+            metrics = torch.stack([train_loss.detach(), train_acc, test_loss, test_acc])
+        if update:
+            apply_update(self.params, self.state, train_loss, self.hyper)
+        return metrics
+
+    def state_tensors(self) -> list[torch.Tensor]:
+        return [*self.params.values(), *self.state.tensors()]
+
+
+def train(
+    cfg: Config,
+    out: str | os.PathLike,
+    *,
+    resume: bool = False,
+    device: str = "auto",
+    threads: int | None = None,
+    progress: bool = True,
+    stop_after_steps: int | None = None,
+    use_graphs: bool = True,
+) -> Run:
+    """Train ``cfg`` into the run folder ``out`` and return it opened.
+
+    ``resume`` continues from ``out``'s resume state (the config must match).
+    ``stop_after_steps`` stops early after that many steps of this call, as a kill would
+    (used by tests of ``--resume``); the run is left resumable.
+    ``use_graphs`` (CUDA only) replays each kind of step as a CUDA graph; False runs eagerly.
+    """
+    out = Path(out)
+    dev = pick_device(device)
+    if dev.type == "cpu":
+        configure_cpu(threads)
+    with matmul_precision(cfg, dev):
+        return _train(cfg, out, dev, resume, progress, stop_after_steps, use_graphs)
+
+
+def _train(cfg: Config, out: Path, dev: torch.device, resume: bool, progress: bool,
+           stop_after_steps: int | None, use_graphs: bool) -> Run:
+    dataset = dataset_for(cfg)
+    train_data = tuple(t[dataset.train_idx].to(dev) for t in (dataset.a, dataset.b, dataset.labels))
+    test_data = tuple(t[dataset.test_idx].to(dev) for t in (dataset.a, dataset.b, dataset.labels))
+
+    start_step, params, state = _prepare_run(cfg, out, resume, dev)
+    step_of = SingleStep(params, state, Hyper.of(cfg, dev), train_data, test_data)
+    # Two captured kinds of step; the last step (metrics, no update) runs once, eagerly.
+    logged = replayable(lambda: step_of(evaluate=True), step_of.state_tensors(), use_graph=use_graphs)
+    plain = replayable(lambda: step_of(evaluate=False), step_of.state_tensors(), use_graph=use_graphs)
+    if not resume:
+        write_run_file(out, cfg)  # only now: a step that cannot be captured leaves no folder behind
+
+    log = LogWriter(out, keep_below_step=start_step if resume else None)
+    fired = events_already_fired(open_run(out)) if resume else set()
+    schedule = checkpoint_schedule(cfg)
+    flush_every = CUDA_FLUSH_EVERY if dev.type == "cuda" else 1
+    pending: list[_Pending] = []
+    clock = Clock(dev)
+
+    def flush(step: int, resume_state: tuple[Params, Params, Params] | None) -> None:
+        """Hand pending rows (and the resume state of ``step``) to the writer; no host sync here."""
+        rows = [(row.step, row.elapsed, row.params) for row in pending]
+        metrics = to_host(torch.stack([row.metrics for row in pending])) if pending else None
+        pending.clear()
+
+        def write() -> None:
+            saved = set()
+            for (row_step, elapsed, snapshot), values in zip(rows, metrics.tolist() if rows else []):
+                record = log_record(row_step, values, clock.seconds(elapsed))
+                log.append(record)
+                if new_events(record, fired) or row_step in schedule:
+                    save_checkpoint(out, row_step, {k: writer.fetch(v) for k, v in snapshot.items()}, cfg)
+                    saved.add(row_step)
+                train_loss, train_acc, test_loss, test_acc = values
+                bar.set_postfix_str(f"train {train_loss:.2e} ({train_acc:.1%})  test {test_loss:.2e} ({test_acc:.1%})",
+                                    refresh=False)
+            if resume_state is not None:
+                # The resume state before its step's checkpoint: a kill between the two leaves a step
+                # that the resumed run redoes (and whose checkpoint it writes).
+                save_resume_state(out, step, *resume_state)
+                if step not in saved:
+                    save_checkpoint(out, step, resume_state[0], cfg)
+
+        writer.submit(write, ready=ready_event(dev))
+
+    def host_state() -> tuple[Params, Params, Params]:
+        return tuple({k: to_host(v) for k, v in group.items()} for group in (params, state.exp_avg, state.exp_avg_sq))
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=cfg.steps, initial=start_step, disable=not progress, unit="step", dynamic_ncols=True)
+    step = start_step
+    try:
+        # The writer finishes its jobs when the loop ends (and raises their error, if any), while
+        # the stop flag still turns SIGTERM into a request rather than a kill.
+        with _StopFlag() as stop, BackgroundWriter() as writer:
+            for step in range(start_step, cfg.steps + 1):
+                interrupted = stop.requested or (stop_after_steps is not None and step - start_step >= stop_after_steps)
+                if interrupted and step > start_step:
+                    flush(step, host_state())
+                    break
+                last = step == cfg.steps
+                is_log_step = step % cfg.log_every == 0 or last or step in schedule
+                saves_state = step in schedule or last
+                # Copies of the weights before this step's update: a log row may become a checkpoint.
+                snapshot = {k: v.detach().clone() for k, v in params.items()} if is_log_step else None
+                resume_state = host_state() if saves_state else None
+                if last:
+                    metrics = step_of(evaluate=True, update=False)
+                else:
+                    metrics = (logged if is_log_step else plain)()
+                if is_log_step:
+                    # Replays overwrite their outputs in place: keep a copy.
+                    pending.append(_Pending(step, metrics.clone(), snapshot, clock.mark()))
+                if saves_state or len(pending) * cfg.log_every >= flush_every:
+                    flush(step, resume_state)
+                if not last:
+                    bar.update(1)
+    finally:
+        bar.close()
+        log.close()
+    if stop.requested:
+        print(f"stopped at step {step}; continue with --resume", file=sys.stderr)
+    return open_run(out)
+
+
+def _prepare_run(cfg: Config, out: Path, resume: bool, dev: torch.device) -> tuple[int, Params, AdamWState]:
+    if resume:
+        run = open_run(out)
+        if run.config != cfg:
+            raise GrokvizError(f"{out}: --resume needs the run's own config; it differs from the one given")
+        if not (out / RESUME_FILE).is_file():
+            raise GrokvizError(f"{out}: no {RESUME_FILE}; this run cannot be resumed")
+        step, params, exp_avg, exp_avg_sq = load_resume_state(out)
+        # Checkpoints after the resume point stay: the resumed loop is deterministic and rewrites
+        # them with the same contents. Temporary files of a killed write are removed.
+        for entry in out.glob(".*.tmp"):
+            entry.unlink(missing_ok=True)
+        to_dev = lambda group: {k: v.to(dev) for k, v in group.items()}  # noqa: E731
+        params = {k: v.requires_grad_(True) for k, v in to_dev(params).items()}
+        step_count = torch.tensor(step, dtype=torch.int64, device=dev)
+        return step, params, AdamWState(step=step_count, exp_avg=to_dev(exp_avg), exp_avg_sq=to_dev(exp_avg_sq))
+    require_new_folder(out, other_choice=" or pass --resume")
+    params = {k: v.requires_grad_(True) for k, v in init_params(cfg, dev).items()}
+    return 0, params, AdamWState.zeros_like(params)
