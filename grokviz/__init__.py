@@ -1,6 +1,30 @@
-"""grokviz: train, load and explain grokking in a 1-layer transformer on modular arithmetic."""
+"""grokviz: train, load and explain grokking in small transformers.
 
-from grokviz.core.config import Config
-from grokviz.errors import GrokvizError
+Layers, upstream to downstream (nothing reaches back upstream):
 
-__all__ = ["Config", "GrokvizError"]
+    core/       config, tasks, model (TransformerLens names), errors
+    training/   optimiser, CUDA graphs, file writer, single run, ensemble
+    storage/    run and sweep folders, the timeline cache, "run or checkpoint + step"
+    analysis/   fourier, neurons, ablation, attention, progress measures, the analyze summary
+    interop/    one module per foreign format (the paper's code, TransformerLens)
+    ui/         the Streamlit app: loaders, sidebar, one module per tab, charts, views
+
+The commands are ``grokviz.train``, ``grokviz.ensemble``, ``grokviz.analyze``, ``grokviz.convert``
+(each ``python -m``-able), routed by ``grokviz.cli`` as the ``grokviz`` console script.
+"""
+
+__version__ = "0.3.0"
+
+from grokviz.errors import GrokvizError  # noqa: E402
+
+
+def __getattr__(name: str):
+    # Config is the library's front door, but importing it loads torch: keep `grokviz --help` fast.
+    if name == "Config":
+        from grokviz.core.config import Config
+
+        return Config
+    raise AttributeError(f"module 'grokviz' has no attribute {name!r}")
+
+
+__all__ = ["Config", "GrokvizError", "__version__"]

@@ -31,18 +31,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grokviz analyze",
         description="Summarise a checkpoint: losses, key frequencies, clustered neurons, progress measures.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("path", metavar="PATH", help="a run folder or one step_*.safetensors checkpoint file")
-    parser.add_argument("--step", type=int, default=None, help="checkpoint step of a run folder (default: the last)")
+    parser.add_argument("--step", type=int, default=None, help="checkpoint step of a run folder (None: the last)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
-    parser.add_argument("--timeline", action="store_true",
-                        help="also compute progress measures over every checkpoint (cached beside the run)")
-    parser.add_argument("--key-freqs", default=None,
-                        help="comma-separated key frequencies for restricted/excluded loss (default: the checkpoint's own)")
-    parser.add_argument("--threshold", type=float, default=0.85,
-                        help="FVE from which a neuron counts as clustered on one frequency (default 0.85)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: on a 2-core machine 2 threads made this 3x slower)")
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="also compute progress measures over every checkpoint (cached beside the run)",
+    )
+    parser.add_argument(
+        "--key-freqs",
+        default=None,
+        help="comma-separated key frequencies for restricted/excluded loss (None: the checkpoint's own)",
+    )
+    parser.add_argument(
+        "--threshold", type=float, default=0.85, help="FVE from which a neuron counts as clustered on one frequency"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (1: on a 2-core machine 2 threads made this 3x slower)",
+    )
     return parser
 
 
@@ -72,20 +84,30 @@ def _clean(value):
 
 def _human(path: Path, out: dict) -> str:
     lines = [f"{path}: step {out['step']} of {out['task']} (p={out['p']})"]
-    lines.append(f"  train loss {out['train_loss']:.3g}, accuracy {out['train_accuracy']:.2%}   "
-                 f"test loss {out['test_loss']:.3g}, accuracy {out['test_accuracy']:.2%}")
+    lines.append(
+        f"  train loss {out['train_loss']:.3g}, accuracy {out['train_accuracy']:.2%}   "
+        f"test loss {out['test_loss']:.3g}, accuracy {out['test_accuracy']:.2%}"
+    )
     counts = ", ".join(f"{k} ({n})" for k, n in out["neuron_frequency_counts"].items()) or "none"
     lines.append(f"  key frequencies (clustered neurons): {counts}")
-    lines.append(f"  clustered neurons: {out['fraction_neurons_clustered']:.1%} of {out['n_neurons']} "
-                 f"(FVE >= {out['clustered_threshold']}), {out['n_dead_neurons']} dead")
-    lines.append(f"  restricted loss {out['restricted_loss']:.3g} (keep only {out['ablation_frequencies']}), "
-                 f"excluded loss {out['excluded_loss']:.3g} (remove them; train pairs)")
+    lines.append(
+        f"  clustered neurons: {out['fraction_neurons_clustered']:.1%} of {out['n_neurons']} "
+        f"(FVE >= {out['clustered_threshold']}), {out['n_dead_neurons']} dead"
+    )
+    lines.append(
+        f"  restricted loss {out['restricted_loss']:.3g} (keep only {out['ablation_frequencies']}), "
+        f"excluded loss {out['excluded_loss']:.3g} (remove them; train pairs)"
+    )
     if not out["fourier_task"]:
-        lines.append(f"  note: the Fourier measures describe addition; for task {out['task']!r} they are shown, not meaningful")
+        lines.append(
+            f"  note: the Fourier measures describe addition; for task {out['task']!r} they are shown, not meaningful"
+        )
     if "phases" in out:
         ph = out["phases"]
-        lines.append(f"  timeline: {len(out['timeline'])} checkpoints; phases end at memorisation "
-                     f"{ph['memorisation_end']}, circuit formation {ph['circuit_formation_end']}, cleanup {ph['cleanup_end']}")
+        lines.append(
+            f"  timeline: {len(out['timeline'])} checkpoints; phases end at memorisation "
+            f"{ph['memorisation_end']}, circuit formation {ph['circuit_formation_end']}, cleanup {ph['cleanup_end']}"
+        )
     return "\n".join(lines)
 
 
@@ -139,9 +161,12 @@ def _timeline(run, key_freqs: list[int] | None) -> dict:
     return {
         "timeline_key_frequencies": frame.attrs.get("key_freqs", []),
         "timeline": frame.to_dict("records"),
-        "phases": {"memorisation_end": phases.memorisation_end,
-                   "circuit_formation_end": phases.circuit_formation_end,
-                   "cleanup_end": phases.cleanup_end, "rule": phases.rule},
+        "phases": {
+            "memorisation_end": phases.memorisation_end,
+            "circuit_formation_end": phases.circuit_formation_end,
+            "cleanup_end": phases.cleanup_end,
+            "rule": phases.rule,
+        },
     }
 
 

@@ -29,11 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="grokviz convert",
         description="Import models from the paper's reference code or TransformerLens into grokviz run folders, "
         "and export grokviz checkpoints for TransformerLens.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     pm = commands.add_parser(
         "progress-measures",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         help="import a checkpoint of the paper's reference code",
         description="Import a .pth file of the reference code of 'Progress measures for grokking': either "
         "{'model': state_dict, 'config'?, 'train_losses'?, 'test_losses'?, 'optimizer'?, 'scheduler'?, ...} or "
@@ -45,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tl = commands.add_parser(
         "transformer-lens",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         help="import a TransformerLens HookedTransformer",
         description="Import a TransformerLens HookedTransformer: a .safetensors state dict (config from --config, "
         "or FILE.json beside it, or the tensor shapes), or a torch.save'd dict as the grokking demo saves it with "
@@ -54,17 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tl.add_argument("file", type=Path, help=".safetensors, .pt or .pth file")
     tl.add_argument("--config", type=Path, default=None, help="JSON file of HookedTransformerConfig arguments")
-    tl.add_argument("--task", default="add", help="operation the model was trained on (default: add)")
+    tl.add_argument("--task", default="add", help="operation the model was trained on")
     tl.add_argument("--out", type=Path, required=True, help="run folder to create (e.g. checkpoints/NAME)")
 
     ex = commands.add_parser(
         "export-tl",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         help="export one checkpoint for TransformerLens",
         description="Write FILE (.safetensors state dict for HookedTransformer.load_state_dict) and FILE with the "
         "suffix .json (HookedTransformerConfig arguments).",
     )
     ex.add_argument("source", type=Path, help="a run folder or one step_*.safetensors checkpoint")
-    ex.add_argument("--step", type=int, default=None, help="step to export from a run folder (default: the last)")
+    ex.add_argument("--step", type=int, default=None, help="step to export from a run folder (None: the last)")
     ex.add_argument("--out", type=Path, required=True, help="output .safetensors file")
     return parser
 
@@ -72,12 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _print_import(kind: str, imported, out: Path) -> None:
     steps = [step for step, _ in imported.checkpoints]
     shown = steps if len(steps) <= 6 else steps[:3] + ["..."] + steps[-2:]
-    print(f"{out}: imported from {kind}: {len(steps)} checkpoint(s) at steps {shown}, "
-          f"{len(imported.log_rows)} log rows")
+    print(
+        f"{out}: imported from {kind}: {len(steps)} checkpoint(s) at steps {shown}, {len(imported.log_rows)} log rows"
+    )
     cfg = imported.config
-    print(f"config: task={cfg.task} p={cfg.p} frac_train={cfg.frac_train} seed={cfg.seed} data_seed={cfg.data_seed} "
-          f"d_model={cfg.d_model} n_heads={cfg.n_heads} d_head={cfg.d_head} d_mlp={cfg.d_mlp} "
-          f"lr={cfg.lr:g} weight_decay={cfg.weight_decay:g}")
+    print(
+        f"config: task={cfg.task} p={cfg.p} frac_train={cfg.frac_train} seed={cfg.seed} data_seed={cfg.data_seed} "
+        f"d_model={cfg.d_model} n_heads={cfg.n_heads} d_head={cfg.d_head} d_mlp={cfg.d_mlp} "
+        f"lr={cfg.lr:g} weight_decay={cfg.weight_decay:g}"
+    )
     for note in imported.notes:
         print(f"  - {note}")
 
@@ -97,8 +104,12 @@ def export_tl(source: Path, step: int | None, out: Path) -> tuple[Path, Path, in
     tl_config, state_dict = to_transformer_lens(params, cfg)
     config_path = out.with_suffix(".json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {"format": "grokviz.transformer-lens/1", "step": str(step), "grokviz_config": cfg.to_json(),
-                "hooked_transformer_config": json.dumps(tl_config)}
+    metadata = {
+        "format": "grokviz.transformer-lens/1",
+        "step": str(step),
+        "grokviz_config": cfg.to_json(),
+        "hooked_transformer_config": json.dumps(tl_config),
+    }
     tensors = {k: v.contiguous() for k, v in state_dict.items()}
     runs.atomic_write(out, lambda tmp: save_file(tensors, tmp, metadata=metadata))
     runs.atomic_write(config_path, lambda tmp: Path(tmp).write_text(json.dumps(tl_config, indent=2) + "\n"))
@@ -121,11 +132,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             tensors, config, step = export_tl(args.source, args.step, args.out)
             print(f"step {step} written for TransformerLens: {tensors} (state dict) and {config} (config)")
-            print("load it with:\n"
-                  "  import json; from safetensors.torch import load_file\n"
-                  "  from transformer_lens import HookedTransformer, HookedTransformerConfig\n"
-                  f"  model = HookedTransformer(HookedTransformerConfig(**json.load(open({str(config)!r}))))\n"
-                  f"  model.load_state_dict(load_file({str(tensors)!r}))")
+            print(
+                "load it with:\n"
+                "  import json; from safetensors.torch import load_file\n"
+                "  from transformer_lens import HookedTransformer, HookedTransformerConfig\n"
+                f"  model = HookedTransformer(HookedTransformerConfig(**json.load(open({str(config)!r}))))\n"
+                f"  model.load_state_dict(load_file({str(tensors)!r}))"
+            )
     except GrokvizError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -41,11 +41,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="sweep folder to create (one run folder per member inside)")
     parser.add_argument("--seeds", type=parse_seeds, default=[0], help="initialisation seeds, e.g. 0-63 or 0,3,5")
     defaults = Config()
-    parser.add_argument("--weight-decay", type=parse_floats, default=[defaults.weight_decay], help="weight decays, e.g. 0.3,1,3")
-    parser.add_argument("--frac-train", type=parse_floats, default=[defaults.frac_train], help="train fractions, e.g. 0.2,0.4,0.6")
+    parser.add_argument(
+        "--weight-decay", type=parse_floats, default=[defaults.weight_decay], help="weight decays, e.g. 0.3,1,3"
+    )
+    parser.add_argument(
+        "--frac-train", type=parse_floats, default=[defaults.frac_train], help="train fractions, e.g. 0.2,0.4,0.6"
+    )
     parser.add_argument("--lr", type=parse_floats, default=[defaults.lr], help="learning rates, e.g. 1e-3,3e-3")
-    parser.add_argument("--save", default="ends", choices=SAVE_MODES,
-                        help="checkpoints per member: first and last step, or the single run's full schedule")
+    parser.add_argument(
+        "--save",
+        default="ends",
+        choices=SAVE_MODES,
+        help="checkpoints per member: first and last step, or the single run's full schedule",
+    )
     add_runtime_flags(parser)
     add_config_flags(parser, skip=frozenset({"seed", "weight_decay", "frac_train", "lr"}))
     return parser
@@ -54,14 +62,32 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        base = Config(**{f.name: getattr(args, f.name) for f in fields(Config)
-                         if f.name not in {"seed", "weight_decay", "frac_train", "lr"}})
-        configs = grid_configs(base, seeds=args.seeds, weight_decays=args.weight_decay,
-                               frac_trains=args.frac_train, lrs=args.lr)
-        axes = {"weight_decay": args.weight_decay or [base.weight_decay], "frac_train": args.frac_train or [base.frac_train],
-                "lr": args.lr or [base.lr], "seed": args.seeds}
-        folders = train_ensemble(configs, args.out, axes=axes, save=args.save, device=args.device,
-                                 threads=args.threads, progress=not args.no_progress, use_graphs=not args.eager)
+        base = Config(
+            **{
+                f.name: getattr(args, f.name)
+                for f in fields(Config)
+                if f.name not in {"seed", "weight_decay", "frac_train", "lr"}
+            }
+        )
+        configs = grid_configs(
+            base, seeds=args.seeds, weight_decays=args.weight_decay, frac_trains=args.frac_train, lrs=args.lr
+        )
+        axes = {
+            "weight_decay": args.weight_decay or [base.weight_decay],
+            "frac_train": args.frac_train or [base.frac_train],
+            "lr": args.lr or [base.lr],
+            "seed": args.seeds,
+        }
+        folders = train_ensemble(
+            configs,
+            args.out,
+            axes=axes,
+            save=args.save,
+            device=args.device,
+            threads=args.threads,
+            progress=not args.no_progress,
+            use_graphs=not args.eager,
+        )
     except GrokvizError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -12,11 +12,18 @@ from grokviz.core.config import Config
 def add_runtime_flags(parser: argparse.ArgumentParser) -> None:
     """How to train, not what (not stored in the run): shared with ``grokviz.ensemble``."""
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto = cuda when present")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads (default: torch's, all cores; 1 is faster on a machine busy with other work)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads (default: torch's, all cores; 1 is faster on a machine busy with other work)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--eager", action="store_true",
-                        help="on CUDA, launch each kernel from Python instead of replaying CUDA graphs (for checks)")
+    parser.add_argument(
+        "--eager",
+        action="store_true",
+        help="on CUDA, launch each kernel from Python instead of replaying CUDA graphs (for checks)",
+    )
 
 
 def add_config_flags(parser: argparse.ArgumentParser, skip: frozenset[str] = frozenset()) -> None:
@@ -30,4 +37,6 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: frozenset[str] = fro
             continue
         default = f.default if f.default is not MISSING else None
         kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" ")[0], int)
-        group.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=default, help=f.metadata.get("help"))
+        group.add_argument(
+            f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=default, help=f.metadata.get("help")
+        )

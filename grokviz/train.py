@@ -37,14 +37,23 @@ def main(argv: list[str] | None = None) -> int:
             cfg = open_run(args.out).config
         else:
             cfg = Config(**{f.name: getattr(args, f.name) for f in fields(Config)})
-        run = train(cfg, args.out, resume=args.resume, device=args.device, threads=args.threads,
-                    progress=not args.no_progress, use_graphs=not args.eager)
+        run = train(
+            cfg,
+            args.out,
+            resume=args.resume,
+            device=args.device,
+            threads=args.threads,
+            progress=not args.no_progress,
+            use_graphs=not args.eager,
+        )
     except GrokvizError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     final = run.log().iloc[-1]
-    print(f"{run.path}: step {int(final.step)}, train acc {final.train_accuracy:.4f}, "
-          f"test acc {final.test_accuracy:.4f}, {len(run.steps())} checkpoints")
+    print(
+        f"{run.path}: step {int(final.step)}, train acc {final.train_accuracy:.4f}, "
+        f"test acc {final.test_accuracy:.4f}, {len(run.steps())} checkpoints"
+    )
     return 0
 
 

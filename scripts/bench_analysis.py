@@ -22,14 +22,17 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from grokviz.analysis.ablation import ablate_baseline, attention_to, baseline, predict  # noqa: E402
-from grokviz.core.config import Config  # noqa: E402
-from grokviz.analysis.fourier import embed_spectrum, unembed_spectrum  # noqa: E402
-from grokviz.core.model import init_params  # noqa: E402
-from grokviz.analysis.neurons import key_frequencies, neuron_stats, probe, term_correlations  # noqa: E402
-from grokviz.storage.runs import open_run, save_checkpoint, write_run_file  # noqa: E402
-from grokviz.core.config import dataset_for  # noqa: E402
-from grokviz.storage.timeline import timeline  # noqa: E402
+from grokviz.analysis.ablation import ablate_baseline, baseline, predict
+from grokviz.analysis.attention import attention_to
+from grokviz.analysis.fourier import embed_spectrum, unembed_spectrum
+from grokviz.analysis.neurons import key_frequencies, neuron_stats, probe, term_correlations
+from grokviz.core.config import (
+    Config,
+    dataset_for,
+)
+from grokviz.core.model import init_params
+from grokviz.storage.runs import open_run, save_checkpoint, write_run_file
+from grokviz.storage.timeline import timeline
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -81,23 +84,60 @@ def main() -> int:
         ablate_baseline(fresh, params, dataset, chosen, "remove", "logits")
 
     rows = [("load checkpoint (safetensors -> fp32)", load_ms, None)]
-    rows.append(("step change: baseline (all-pairs forward + frequency blocks)", median_ms(lambda: baseline(params).blocks, args.repeats), None))
-    rows.append(("step change: spectra (W_E, W_L)",
-                 median_ms(lambda: (embed_spectrum(params), unembed_spectrum(params)), args.repeats), None))
-    rows.append(("step change: neuron table (FVE, frequencies)",
-                 median_ms(lambda: neuron_stats(base.acts, blocks=base.blocks).table(), args.repeats), None))
-    rows.append(("step change: ablation at defaults (remove keys, logits)",
-                 median_ms(lambda: ablate_baseline(base, params, dataset, keys, "remove", "logits"), args.repeats), None))
+    rows.append(
+        (
+            "step change: baseline (all-pairs forward + frequency blocks)",
+            median_ms(lambda: baseline(params).blocks, args.repeats),
+            None,
+        )
+    )
+    rows.append(
+        (
+            "step change: spectra (W_E, W_L)",
+            median_ms(lambda: (embed_spectrum(params), unembed_spectrum(params)), args.repeats),
+            None,
+        )
+    )
+    rows.append(
+        (
+            "step change: neuron table (FVE, frequencies)",
+            median_ms(lambda: neuron_stats(base.acts, blocks=base.blocks).table(), args.repeats),
+            None,
+        )
+    )
+    rows.append(
+        (
+            "step change: ablation at defaults (remove keys, logits)",
+            median_ms(lambda: ablate_baseline(base, params, dataset, keys, "remove", "logits"), args.repeats),
+            None,
+        )
+    )
     rows.append(("STEP CHANGE TOTAL (all of the above but loading)", median_ms(step_change, args.repeats), 250))
     for site in ("logits", "neurons", "embedding"):
         for mode in ("remove", "keep"):
-            rows.append((f"ablation change: {mode} {len(other)} freqs at {site}",
-                         median_ms(lambda: ablate_baseline(base, params, dataset, other, mode, site), args.repeats), 100))
+            rows.append(
+                (
+                    f"ablation change: {mode} {len(other)} freqs at {site}",
+                    median_ms(lambda: ablate_baseline(base, params, dataset, other, mode, site), args.repeats),
+                    100,
+                )
+            )
     everything = list(range(1, (cfg.p - 1) // 2 + 1))
-    rows.append(("ablation change: keep all 56 at neurons (worst case)",
-                 median_ms(lambda: ablate_baseline(base, params, dataset, everything, "keep", "neurons"), args.repeats), 100))
+    rows.append(
+        (
+            "ablation change: keep all 56 at neurons (worst case)",
+            median_ms(lambda: ablate_baseline(base, params, dataset, everything, "keep", "neurons"), args.repeats),
+            100,
+        )
+    )
     rows.append(("probe (one neuron, one input)", median_ms(lambda: probe(base.acts, 0, 3, 5), args.repeats), None))
-    rows.append(("term correlations (all neurons)", median_ms(lambda: term_correlations(base.acts, keys[0]), args.repeats), None))
+    rows.append(
+        (
+            "term correlations (all neurons)",
+            median_ms(lambda: term_correlations(base.acts, keys[0]), args.repeats),
+            None,
+        )
+    )
     rows.append(("attention pattern (all pairs)", median_ms(lambda: attention_to(params), args.repeats), None))
     rows.append(("prediction for one (a, b)", median_ms(lambda: predict(params, 3, 5, keys, 8), args.repeats), None))
 
@@ -117,8 +157,10 @@ def main() -> int:
     rows.append((f"timeline of {args.timeline_checkpoints} checkpoints (computed, then cached)", 1000 * cold, 30_000))
     rows.append((f"timeline of {args.timeline_checkpoints} checkpoints (from the cache)", 1000 * warm, None))
 
-    print(f"model: {what}; p={cfg.p}, d_mlp={cfg.d_mlp}; torch {torch.__version__}, {args.threads} thread(s); "
-          f"median of {args.repeats}")
+    print(
+        f"model: {what}; p={cfg.p}, d_mlp={cfg.d_mlp}; torch {torch.__version__}, {args.threads} thread(s); "
+        f"median of {args.repeats}"
+    )
     width = max(len(name) for name, _, _ in rows)
     print(f"{'what':<{width}}  {'ms':>9}  {'budget':>7}  ok")
     for name, ms, budget in rows:

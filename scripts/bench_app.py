@@ -28,8 +28,14 @@ REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "app.py"
 TABS = ["Training", "Fourier", "Ablation", "Neurons", "Prediction & attention"]
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 STEP_BUDGET_MS, ABLATION_BUDGET_MS, FIRST_PAGE_BUDGET_S = 300, 150, 8.0
 
 
@@ -54,7 +60,7 @@ def bench_steps(steps: list[int], per_tab: int) -> list[tuple[str, list[float]]]
     for index, tab in enumerate(TABS):
         at.session_state["tab"] = tab
         at.run()  # open the tab at the current step (its one-off work for the run)
-        mine = pool[index::len(TABS)][:per_tab]
+        mine = pool[index :: len(TABS)][:per_tab]
         times = []
         for step in mine:
             at.select_slider(key="step").set_value(step)
@@ -109,8 +115,20 @@ def bench_first_page() -> tuple[float | None, str]:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         start = time.perf_counter()  # the browser is already open, as a person's would be
         server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true", "--server.port", str(port)],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(APP),
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(port),
+            ],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             while True:
@@ -122,8 +140,9 @@ def bench_first_page() -> tuple[float | None, str]:
                         return None, "failed: the server did not start"
                     time.sleep(0.05)
             page.goto(f"http://localhost:{port}", wait_until="commit")
-            page.wait_for_selector('[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg',
-                                   timeout=120_000)
+            page.wait_for_selector(
+                '[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg', timeout=120_000
+            )
             return time.perf_counter() - start, ""
         finally:
             server.terminate()
@@ -137,8 +156,11 @@ def verdict(value: float, budget: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", default=os.environ.get("GROKVIZ_RUNS", str(REPO / "checkpoints")),
-                        help="folder of runs the app reads (default: $GROKVIZ_RUNS or checkpoints/)")
+    parser.add_argument(
+        "--runs",
+        default=os.environ.get("GROKVIZ_RUNS", str(REPO / "checkpoints")),
+        help="folder of runs the app reads (default: $GROKVIZ_RUNS or checkpoints/)",
+    )
     parser.add_argument("--run", default="add-p113", help="the run to measure (the app's default run)")
     parser.add_argument("--steps-per-tab", type=int, default=5, help="slider moves measured per tab")
     parser.add_argument("--repeats", type=int, default=3, help="ablation changes per site (two timings each)")
@@ -151,8 +173,10 @@ def main(argv: list[str] | None = None) -> int:
 
     run = open_run(Path(args.runs) / args.run)
     steps = run.steps()
-    print(f"run {run.path} (p = {run.config.p}, {len(steps)} checkpoints); {os.cpu_count()} CPUs, "
-          f"load average at start {os.getloadavg()[0]:.2f}")
+    print(
+        f"run {run.path} (p = {run.config.p}, {len(steps)} checkpoints); {os.cpu_count()} CPUs, "
+        f"load average at start {os.getloadavg()[0]:.2f}"
+    )
 
     rows = []
     if not args.no_browser:
@@ -174,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
             values = [values]
         median, worst = statistics.median(values), max(values)
         fmt = "{:8.2f}" if budget < 20 else "{:8.0f}"
-        print(f"| {name:<44} | {n:>7} | {fmt.format(median)} | {fmt.format(worst)} | {budget:>6g} | "
-              f"{verdict(worst if budget < 20 else median, budget):<7} |")
+        print(
+            f"| {name:<44} | {n:>7} | {fmt.format(median)} | {fmt.format(worst)} | {budget:>6g} | "
+            f"{verdict(worst if budget < 20 else median, budget):<7} |"
+        )
     print("\nverdict: first page by its one value; reruns by their median (max shown for the worst case).")
     return 0
 

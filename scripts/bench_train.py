@@ -37,14 +37,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
-from grokviz.core.config import Config
+from grokviz.core.config import Config, dataset_for
+from grokviz.core.model import forward, init_params
+from grokviz.storage.runs import nearest_step, open_run
 from grokviz.training.device import keep_freed_memory, pick_device
 from grokviz.training.ensemble import group_steps, make_groups, stack
 from grokviz.training.graphs import replayable
-from grokviz.core.model import forward, init_params
 from grokviz.training.optim import AdamWState, Hyper
-from grokviz.storage.runs import nearest_step, open_run
-from grokviz.core.config import dataset_for
 from grokviz.training.single import SingleStep
 
 DEFAULT_THREADS = torch.get_num_threads()
@@ -76,8 +75,9 @@ def make_ours(cfg: Config, params, data, dev: torch.device, use_graphs: bool):
     params = {k: v.to(dev).clone().requires_grad_(True) for k, v in params.items()}
     state = AdamWState.zeros_like(params, step=cfg.warmup_steps)  # past warm-up, as mid-run
     (ta, tb, ty), (va, vb, vy) = data
-    step_of = SingleStep(params, state, Hyper.of(cfg, dev), (ta.to(dev), tb.to(dev), ty.to(dev)),
-                         (va.to(dev), vb.to(dev), vy.to(dev)))
+    step_of = SingleStep(
+        params, state, Hyper.of(cfg, dev), (ta.to(dev), tb.to(dev), ty.to(dev)), (va.to(dev), vb.to(dev), vy.to(dev))
+    )
     logged = replayable(lambda: step_of(evaluate=True), step_of.state_tensors(), use_graph=use_graphs)
     plain = replayable(lambda: step_of(evaluate=False), step_of.state_tensors(), use_graph=use_graphs)
     return every_log_every(cfg, logged, plain)
@@ -93,8 +93,12 @@ def make_ensemble(cfg: Config, params, members: int, dev: torch.device, use_grap
 
 def make_reference(cfg: Config, params, data, dev: torch.device):
     params = {k: v.to(dev).clone().requires_grad_(True) for k, v in params.items()}
-    optimizer = torch.optim.AdamW(params.values(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(cfg.beta1, cfg.beta2))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min((s + cfg.warmup_steps) / cfg.warmup_steps, 1))
+    optimizer = torch.optim.AdamW(
+        params.values(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(cfg.beta1, cfg.beta2)
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + cfg.warmup_steps) / cfg.warmup_steps, 1)
+    )
     (ta, tb, ty), (va, vb, vy) = ((t.to(dev) for t in split) for split in data)
     eq = lambda a: torch.full_like(a, cfg.p)  # noqa: E731
     train_tokens, test_tokens = torch.stack([ta, tb, eq(ta)], 1), torch.stack([va, vb, eq(va)], 1)
@@ -115,8 +119,10 @@ def make_reference(cfg: Config, params, data, dev: torch.device):
 def machine(dev: torch.device) -> str:
     if dev.type == "cuda":
         return f"{torch.cuda.get_device_name(dev)}; torch {torch.__version__}"
-    return (f"{platform.processor() or platform.machine()}, default torch threads {DEFAULT_THREADS}; "
-            f"torch {torch.__version__}")
+    return (
+        f"{platform.processor() or platform.machine()}, default torch threads {DEFAULT_THREADS}; "
+        f"torch {torch.__version__}"
+    )
 
 
 def main() -> None:
@@ -135,7 +141,9 @@ def main() -> None:
     steps = args.steps or (200 if on_gpu else 20)
     cfg = Config()
     dataset = dataset_for(cfg)
-    data = tuple(tuple(t[idx] for t in (dataset.a, dataset.b, dataset.labels)) for idx in (dataset.train_idx, dataset.test_idx))
+    data = tuple(
+        tuple(t[idx] for t in (dataset.a, dataset.b, dataset.labels)) for idx in (dataset.train_idx, dataset.test_idx)
+    )
     params, origin = starting_weights(cfg, args.step_from, args.at_step)
     if not on_gpu:
         keep_freed_memory()  # as the ensemble trainer does on a CPU
@@ -146,16 +154,30 @@ def main() -> None:
             "reference loop": (make_reference(cfg, params, data, dev), 1, None, False),
             "grokviz single run, eager": (make_ours(cfg, params, data, dev, use_graphs=False), 1, None, False),
             "grokviz single run, CUDA graphs": (make_ours(cfg, params, data, dev, use_graphs=True), 1, None, False),
-            f"grokviz ensemble of {members}, CUDA graphs": (make_ensemble(cfg, params, members, dev, True), members, None, False),
+            f"grokviz ensemble of {members}, CUDA graphs": (
+                make_ensemble(cfg, params, members, dev, True),
+                members,
+                None,
+                False,
+            ),
         }
     else:
         variants = {
             "reference loop (default threads)": (make_reference(cfg, params, data, dev), 1, DEFAULT_THREADS, False),
             "reference loop (1 thread)": (make_reference(cfg, params, data, dev), 1, 1, False),
-            "grokviz single run (default threads)": (make_ours(cfg, params, data, dev, False), 1, DEFAULT_THREADS, True),
+            "grokviz single run (default threads)": (
+                make_ours(cfg, params, data, dev, False),
+                1,
+                DEFAULT_THREADS,
+                True,
+            ),
             "grokviz single run (1 thread)": (make_ours(cfg, params, data, dev, use_graphs=False), 1, 1, True),
-            f"grokviz ensemble of {members} (default threads)":
-                (make_ensemble(cfg, params, members, dev, False), members, DEFAULT_THREADS, True),
+            f"grokviz ensemble of {members} (default threads)": (
+                make_ensemble(cfg, params, members, dev, False),
+                members,
+                DEFAULT_THREADS,
+                True,
+            ),
         }
     times: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(args.rounds):
@@ -175,13 +197,19 @@ def main() -> None:
 
     reference = statistics.median(next(iter(times.values())))
     print(f"machine: {machine(dev)}")
-    print(f"p={cfg.p}, {len(data[0][0])} train pairs, start: {origin}; {args.rounds} interleaved rounds x {steps} steps\n")
-    print(f"| {'variant':40} | ms/step (median) | min      | {RECIPE_STEPS:,} steps | model-steps/s | speed-up vs reference |")
+    print(
+        f"p={cfg.p}, {len(data[0][0])} train pairs, start: {origin}; {args.rounds} interleaved rounds x {steps} steps\n"
+    )
+    print(
+        f"| {'variant':40} | ms/step (median) | min      | {RECIPE_STEPS:,} steps | model-steps/s | speed-up vs reference |"
+    )
     print(f"|{'-' * 42}|------------------|----------|--------------|---------------|-----------------------|")
     for name, (_, models, _, _) in variants.items():
         median = statistics.median(times[name])
-        print(f"| {name:40} | {median:16.3f} | {min(times[name]):8.3f} | {median * RECIPE_STEPS / 1e3:10.1f} s "
-              f"| {models * 1e3 / median:13.0f} | {models * reference / median:20.1f}x |")
+        print(
+            f"| {name:40} | {median:16.3f} | {min(times[name]):8.3f} | {median * RECIPE_STEPS / 1e3:10.1f} s "
+            f"| {models * 1e3 / median:13.0f} | {models * reference / median:20.1f}x |"
+        )
     print("\nspeed-up: model-steps per second against the first row's (for an ensemble, all its members count).")
 
 

@@ -32,13 +32,23 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from anywhere without installing
 
 from grokviz.core.config import Config
-from grokviz.training.ensemble import train_ensemble
 from grokviz.errors import GrokvizError
 from grokviz.storage.runs import RESUME_FILE, open_run
+from grokviz.training.ensemble import train_ensemble
 from grokviz.training.single import train
 
-SMALL = Config(p=23, d_model=64, d_mlp=128, n_heads=4, d_head=16, frac_train=0.5, steps=300, log_every=10,
-               save_every=100, save_log_points=6)
+SMALL = Config(
+    p=23,
+    d_model=64,
+    d_mlp=128,
+    n_heads=4,
+    d_head=16,
+    frac_train=0.5,
+    steps=300,
+    log_every=10,
+    save_every=100,
+    save_log_points=6,
+)
 LOG_COLUMNS = ["train_loss", "train_accuracy", "test_loss", "test_accuracy"]
 
 
@@ -90,10 +100,14 @@ def checks() -> int:
     graphs = train(SMALL, work / "small-graphs", device="cuda", progress=False)
     eager = train(SMALL, work / "small-eager", device="cuda", progress=False, use_graphs=False)
     cpu = train(SMALL, work / "small-cpu", device="cpu", progress=False)
-    report["graphs_vs_eager"] = {"max_weight_diff": max_weight_difference(graphs, eager),
-                                 "max_log_diff": max_log_difference(graphs, eager)}
-    report["gpu_vs_cpu"] = {"max_weight_diff": max_weight_difference(graphs, cpu),
-                            "final_train_accuracy": [float(r.log().train_accuracy.iloc[-1]) for r in (graphs, cpu)]}
+    report["graphs_vs_eager"] = {
+        "max_weight_diff": max_weight_difference(graphs, eager),
+        "max_log_diff": max_log_difference(graphs, eager),
+    }
+    report["gpu_vs_cpu"] = {
+        "max_weight_diff": max_weight_difference(graphs, cpu),
+        "final_train_accuracy": [float(r.log().train_accuracy.iloc[-1]) for r in (graphs, cpu)],
+    }
     if report["graphs_vs_eager"]["max_weight_diff"] > 1e-5 or report["graphs_vs_eager"]["max_log_diff"] > 1e-6:
         failures.append("CUDA-graph run differs from the eager run")
     if not (graphs.path / RESUME_FILE).is_file():
@@ -101,8 +115,10 @@ def checks() -> int:
 
     # 2. ensemble member == single run, on the GPU.
     (member,) = [open_run(f) for f in train_ensemble([SMALL], work / "small-ensemble", device="cuda", progress=False)]
-    report["member_vs_single"] = {"max_weight_diff": max_weight_difference(member, graphs),
-                                  "max_log_diff": max_log_difference(member, graphs)}
+    report["member_vs_single"] = {
+        "max_weight_diff": max_weight_difference(member, graphs),
+        "max_log_diff": max_log_difference(member, graphs),
+    }
     if report["member_vs_single"]["max_weight_diff"] > 1e-4:
         failures.append("ensemble member differs from its single run")
 
@@ -111,10 +127,13 @@ def checks() -> int:
         cfg = Config(matmul=matmul)
         run, wall = timed(lambda: train(cfg, work / f"recipe-{matmul}", device="cuda", progress=False))
         log = run.log()
-        report[f"recipe_{matmul}"] = {"wall_s": wall, "training_s": float(log.elapsed_s.iloc[-1]),
-                                      "ms_per_step": float(log.elapsed_s.iloc[-1]) / cfg.steps * 1e3,
-                                      "test_acc_99_at": grokked_at(run),
-                                      "final_test_accuracy": float(log.test_accuracy.iloc[-1])}
+        report[f"recipe_{matmul}"] = {
+            "wall_s": wall,
+            "training_s": float(log.elapsed_s.iloc[-1]),
+            "ms_per_step": float(log.elapsed_s.iloc[-1]) / cfg.steps * 1e3,
+            "test_acc_99_at": grokked_at(run),
+            "final_test_accuracy": float(log.test_accuracy.iloc[-1]),
+        }
         print(matmul, "recipe:", report[f"recipe_{matmul}"], flush=True)
 
     # 4. 64 seeds of it.
@@ -123,15 +142,18 @@ def checks() -> int:
         folders, wall = timed(lambda: train_ensemble(configs, work / f"seeds-{matmul}", device="cuda", progress=False))
         runs = [open_run(f) for f in folders]
         grokked = sorted(s for s in map(grokked_at, runs) if s is not None)
-        report[f"seeds64_{matmul}"] = {"wall_s": wall,
-                                       "training_s": max(float(r.log().elapsed_s.iloc[-1]) for r in runs),
-                                       "grokked": len(grokked),
-                                       "test_acc_99_at_median": grokked[len(grokked) // 2] if grokked else None}
+        report[f"seeds64_{matmul}"] = {
+            "wall_s": wall,
+            "training_s": max(float(r.log().elapsed_s.iloc[-1]) for r in runs),
+            "grokked": len(grokked),
+            "test_acc_99_at_median": grokked[len(grokked) // 2] if grokked else None,
+        }
         print(matmul, "64 seeds:", report[f"seeds64_{matmul}"], flush=True)
 
     # 5. the benchmark table.
-    bench = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_train.py"), "--device", "cuda"],
-                           capture_output=True, text=True)
+    bench = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench_train.py"), "--device", "cuda"], capture_output=True, text=True
+    )
     report["bench_train"] = bench.stdout + bench.stderr
     print(report["bench_train"])
     if bench.returncode:

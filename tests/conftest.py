@@ -36,14 +36,35 @@ def fixtures_dir() -> Path:
 @pytest.fixture
 def tiny_config() -> Config:
     """Small enough to train a few hundred steps in about a second on one CPU core."""
-    return Config(p=23, d_model=64, d_mlp=128, n_heads=4, d_head=16, frac_train=0.5,
-                  steps=300, log_every=10, save_every=100, save_log_points=6)
+    return Config(
+        p=23,
+        d_model=64,
+        d_mlp=128,
+        n_heads=4,
+        d_head=16,
+        frac_train=0.5,
+        steps=300,
+        log_every=10,
+        save_every=100,
+        save_log_points=6,
+    )
 
 
 # Groks and cleans up in 2,000 full-batch steps (train and test accuracy 100%, test loss ~5e-7; every
 # key frequency's wave within 4% of its crest at the answer), ~8 s on one core.
-GROKKED = Config(p=29, d_model=64, d_mlp=128, n_heads=4, d_head=16, frac_train=0.6, lr=3e-3,
-                 steps=2000, log_every=50, save_every=500, save_log_points=6)
+GROKKED = Config(
+    p=29,
+    d_model=64,
+    d_mlp=128,
+    n_heads=4,
+    d_head=16,
+    frac_train=0.6,
+    lr=3e-3,
+    steps=2000,
+    log_every=50,
+    save_every=500,
+    save_log_points=6,
+)
 
 
 @pytest.fixture(scope="session")

@@ -18,20 +18,20 @@ from grokviz.analysis.ablation import (
     ablate_baseline,
     ablated_logits,
     all_pairs_logits,
-    attention_to,
     baseline,
     evaluate,
     predict,
     project_logits,
     residue_sign,
 )
-from grokviz.core.config import Config
+from grokviz.analysis.attention import attention_to
 from grokviz.analysis.fourier import fourier_2d, fourier_basis, inverse_fourier_2d, n_frequencies
-from grokviz.core.model import forward, forward_last, init_params
 from grokviz.analysis.neurons import all_pairs, key_frequencies, neuron_activations, neuron_stats
-from grokviz.storage.runs import open_run
-from grokviz.core.config import dataset_for
+from grokviz.core.config import Config, dataset_for
+from grokviz.core.model import forward, forward_last, init_params
 from grokviz.core.tasks import make_dataset
+from grokviz.storage.runs import open_run
+
 
 @pytest.fixture(scope="module")
 def grokked(grokked_run):
@@ -117,7 +117,8 @@ def test_keep_only_all_frequencies_equals_the_original(random_model, site):
         # Keep-all at the logits keeps every function of a+b; a random model also uses the
         # rest, so compare with the explicit formula instead of the original.
         expected = _explicit_logit_projection(base.logits, everything) + (
-            base.logits.double() - _explicit_logit_projection(base.logits, everything)).mean(0)
+            base.logits.double() - _explicit_logit_projection(base.logits, everything)
+        ).mean(0)
         assert torch.allclose(kept.double(), expected, atol=1e-4)
     else:
         assert torch.allclose(kept, base.logits, atol=1e-4)
@@ -226,7 +227,9 @@ def test_predict_decomposes_the_correct_logit(random_model):
     assert torch.allclose(prediction.logits, expected)
     assert prediction.answer == int(expected.argmax()) and prediction.label == 11
     # Exact decomposition over the output axis: mean + every frequency's wave.
-    assert prediction.mean_logit + sum(prediction.contributions.values()) == pytest.approx(float(expected[11]), abs=1e-4)
+    assert prediction.mean_logit + sum(prediction.contributions.values()) == pytest.approx(
+        float(expected[11]), abs=1e-4
+    )
     assert torch.allclose(prediction.components.sum(0) + prediction.mean_logit, expected, atol=1e-4)
     assert predict(params, 3, 8, [2]).label == prediction.answer  # label defaults to the answer
 
@@ -324,6 +327,7 @@ def test_bundled_run_keeping_only_key_frequencies_keeps_everything(bundled):
 
 def _reference_model(fixtures_dir, name):
     from grokviz import interop
+
     path = fixtures_dir / name
     if not path.is_file():
         pytest.skip(f"{path} missing")
@@ -334,15 +338,19 @@ def _reference_model(fixtures_dir, name):
     return cfg, params, dataset
 
 
-@pytest.mark.parametrize("name, expected_keys, keep_embedding_accuracy", [
-    # Key frequencies measured once and pinned: a different list means the analysis (or the
-    # import) changed. Without weight decay the embedding keeps using other frequencies a
-    # little, so keeping only the key ones there leaves 89% (99.9% with weight decay).
-    ("progress-measures-seed1-wd1.pth", {6: 47, 23: 31, 37: 65, 39: 11, 41: 31}, 0.99),
-    ("progress-measures-no-wd.pth", {36: 181, 52: 139}, 0.85),
-])
-def test_reference_checkpoints_are_grokked_and_use_their_key_frequencies(fixtures_dir, name, expected_keys,
-                                                                         keep_embedding_accuracy):
+@pytest.mark.parametrize(
+    "name, expected_keys, keep_embedding_accuracy",
+    [
+        # Key frequencies measured once and pinned: a different list means the analysis (or the
+        # import) changed. Without weight decay the embedding keeps using other frequencies a
+        # little, so keeping only the key ones there leaves 89% (99.9% with weight decay).
+        ("progress-measures-seed1-wd1.pth", {6: 47, 23: 31, 37: 65, 39: 11, 41: 31}, 0.99),
+        ("progress-measures-no-wd.pth", {36: 181, 52: 139}, 0.85),
+    ],
+)
+def test_reference_checkpoints_are_grokked_and_use_their_key_frequencies(
+    fixtures_dir, name, expected_keys, keep_embedding_accuracy
+):
     cfg, params, dataset = _reference_model(fixtures_dir, name)
     assert cfg.p == 113
     stats = neuron_stats(neuron_activations(params))
@@ -360,7 +368,10 @@ def test_reference_checkpoints_are_grokked_and_use_their_key_frequencies(fixture
     for site in ("embedding", "neurons"):
         assert ablate_baseline(base, params, dataset, keys, "remove", site).after["test"].accuracy < 5 / cfg.p
     assert ablate_baseline(base, params, dataset, keys, "keep", "neurons").after["test"].accuracy > 0.99
-    assert ablate_baseline(base, params, dataset, keys, "keep", "embedding").after["test"].accuracy > keep_embedding_accuracy
+    assert (
+        ablate_baseline(base, params, dataset, keys, "keep", "embedding").after["test"].accuracy
+        > keep_embedding_accuracy
+    )
 
 
 def test_bundled_run_removing_every_frequency_is_chance(bundled):

@@ -14,17 +14,38 @@ from grokviz.storage.runs import open_run
 from grokviz.training.single import train
 
 REPO = Path(__file__).resolve().parents[1]
-CONTRACT_KEYS = {"step", "p", "task", "train_loss", "test_loss", "train_accuracy", "test_accuracy",
-                 "key_frequencies", "neuron_frequency_counts", "fraction_neurons_clustered",
-                 "excluded_loss", "restricted_loss"}
+CONTRACT_KEYS = {
+    "step",
+    "p",
+    "task",
+    "train_loss",
+    "test_loss",
+    "train_accuracy",
+    "test_accuracy",
+    "key_frequencies",
+    "neuron_frequency_counts",
+    "fraction_neurons_clustered",
+    "excluded_loss",
+    "restricted_loss",
+}
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     from grokviz.core.config import Config
 
-    cfg = Config(p=23, d_model=64, d_mlp=128, n_heads=4, d_head=16, frac_train=0.5,
-                 steps=300, log_every=10, save_every=100, save_log_points=6)
+    cfg = Config(
+        p=23,
+        d_model=64,
+        d_mlp=128,
+        n_heads=4,
+        d_head=16,
+        frac_train=0.5,
+        steps=300,
+        log_every=10,
+        save_every=100,
+        save_log_points=6,
+    )
     return train(cfg, tmp_path_factory.mktemp("analyze") / "tiny", progress=False)
 
 
@@ -76,15 +97,18 @@ def test_human_summary(tiny_run, capsys):
     assert not text.lstrip().startswith("{")
 
 
-@pytest.mark.parametrize("argv_tail, message", [
-    (["--step", "12345"], "no checkpoint for --step 12345"),
-    (["--timeline-on-file"], "--timeline needs a run folder"),
-    (["--step-mismatch"], "not --step"),
-    (["--missing"], "no such run folder or checkpoint file"),
-    (["--key-freqs", "0,99"], "outside 1..11"),
-    (["--key-freqs", "a,b"], "comma-separated integers"),
-    (["--not-a-run"], "not a grokviz run folder"),
-])
+@pytest.mark.parametrize(
+    "argv_tail, message",
+    [
+        (["--step", "12345"], "no checkpoint for --step 12345"),
+        (["--timeline-on-file"], "--timeline needs a run folder"),
+        (["--step-mismatch"], "not --step"),
+        (["--missing"], "no such run folder or checkpoint file"),
+        (["--key-freqs", "0,99"], "outside 1..11"),
+        (["--key-freqs", "a,b"], "comma-separated integers"),
+        (["--not-a-run"], "not a grokviz run folder"),
+    ],
+)
 def test_user_errors_exit_2_with_one_line(tiny_run, tmp_path, capsys, argv_tail, message):
     path = str(tiny_run.path)
     if argv_tail == ["--timeline-on-file"]:
@@ -115,12 +139,19 @@ def test_timeline_option(tiny_run, capsys):
 
 def test_module_entry_point_prints_json_and_errors(tiny_run):
     env_python = [sys.executable, "-m", "grokviz.analyze"]
-    done = subprocess.run(env_python + [str(tiny_run.path), "--json"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        env_python + [str(tiny_run.path), "--json"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert CONTRACT_KEYS <= set(out) and out["step"] == 300
-    bad = subprocess.run(env_python + [str(tiny_run.path), "--step", "7", "--json"], cwd=REPO,
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        env_python + [str(tiny_run.path), "--step", "7", "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
 
@@ -138,6 +169,7 @@ def test_bundled_run_summary(bundled_run_path, capsys):
 
 def test_reference_checkpoint_imported_as_a_run(fixtures_dir, tmp_path, capsys):
     from grokviz import interop
+
     path = fixtures_dir / "progress-measures-seed1-wd1.pth"
     if not path.is_file():
         pytest.skip(f"{path} missing")
@@ -154,8 +186,19 @@ def test_reference_checkpoint_imported_as_a_run(fixtures_dir, tmp_path, capsys):
 def test_a_non_fourier_task_with_missing_pairs_is_analysed_and_labelled(tmp_path, capsys):
     from grokviz.core.config import Config
 
-    cfg = Config(task="div", p=23, d_model=32, d_mlp=64, n_heads=4, d_head=8, frac_train=0.5,
-                 steps=40, log_every=10, save_every=20, save_log_points=3)
+    cfg = Config(
+        task="div",
+        p=23,
+        d_model=32,
+        d_mlp=64,
+        n_heads=4,
+        d_head=8,
+        frac_train=0.5,
+        steps=40,
+        log_every=10,
+        save_every=20,
+        save_log_points=3,
+    )
     run = train(cfg, tmp_path / "div", progress=False)
     out = _json(capsys, [str(run.path), "--json", "--timeline"])
     assert out["task"] == "div" and out["fourier_task"] is False

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from grokviz.core.config import Config
 from grokviz.analysis.neurons import neuron_activations, probe
+from grokviz.core.config import Config
 from grokviz.storage.runs import open_run
 from grokviz.training.single import train
 
@@ -248,7 +248,9 @@ def test_tasks_outside_the_fourier_story_are_labelled(runs_dir: Path, tiny_confi
 
 
 def test_a_run_too_big_for_live_analysis_is_refused_in_words(runs_dir: Path, tiny_config: Config):
-    big = tiny_config.replace(p=263, d_model=16, d_mlp=16, n_heads=2, d_head=8, steps=2, save_every=1, save_log_points=0)
+    big = tiny_config.replace(
+        p=263, d_model=16, d_mlp=16, n_heads=2, d_head=8, steps=2, save_every=1, save_log_points=0
+    )
     train(big, runs_dir / "big", progress=False)
     at = new_app().run()
     assert not at.exception
@@ -262,17 +264,35 @@ def test_a_run_too_big_for_live_analysis_is_refused_in_words(runs_dir: Path, tin
 def test_no_runs_says_how_to_make_one(runs_dir: Path):
     at = new_app().run()
     assert not at.exception
-    assert any("python -m grokviz.train" in i.value for i in at.info)
+    # It says how to get runs: train one, open a clone's bundled runs, or point $GROKVIZ_RUNS at some.
+    infos = [i.value for i in at.info]
+    assert any("grokviz train --out" in i and "grokviz app" in i and "GROKVIZ_RUNS" in i for i in infos), infos
 
 
 def test_hostile_url_parameters_are_ignored(tiny_run: Path, tmp_path: Path):
     """Values a link can carry never reach outside the runs root nor crash the app."""
     outside = tmp_path / "outside"
-    train(Config(p=13, d_model=16, d_mlp=32, n_heads=2, d_head=8, steps=20, log_every=10, save_every=10,
-                 save_log_points=0), outside / "secret", progress=False)
-    at = check(new_app(run="../outside/secret", folder=str(outside), step="-5", a="-1", b="99999999",
-                       freqs=["999", "x", "-2"], mode="explode", site="../../etc", neuron="100000",
-                       tab="<script>").run())
+    train(
+        Config(
+            p=13, d_model=16, d_mlp=32, n_heads=2, d_head=8, steps=20, log_every=10, save_every=10, save_log_points=0
+        ),
+        outside / "secret",
+        progress=False,
+    )
+    at = check(
+        new_app(
+            run="../outside/secret",
+            folder=str(outside),
+            step="-5",
+            a="-1",
+            b="99999999",
+            freqs=["999", "x", "-2"],
+            mode="explode",
+            site="../../etc",
+            neuron="100000",
+            tab="<script>",
+        ).run()
+    )
     assert at.selectbox(key="run").value.endswith("tiny")  # the default run, not the one outside
     assert at.text_input(key="folder").value in ("", None)
     shown = " ".join(str(e.value) for e in [*at.warning, *at.markdown, *at.caption])

@@ -11,8 +11,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from grokviz.core.config import Config
-from grokviz.training.ensemble import grid_configs, train_ensemble
 from grokviz.storage.sweeps import open_sweep
+from grokviz.training.ensemble import grid_configs, train_ensemble
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
@@ -33,8 +33,9 @@ def runs_root(tmp_path_factory) -> Path:
         shutil.copytree(SHIPPED, root / SHIPPED.name)
     else:
         base = Config(p=23, d_model=32, d_mlp=64, n_heads=4, d_head=8, lr=3e-3, steps=60, log_every=10)
-        train_ensemble(grid_configs(base, weight_decays=[0.0, 1.0], frac_trains=[0.3, 0.6]), root / "sweep-tiny",
-                       progress=False)
+        train_ensemble(
+            grid_configs(base, weight_decays=[0.0, 1.0], frac_trains=[0.3, 0.6]), root / "sweep-tiny", progress=False
+        )
     return root
 
 

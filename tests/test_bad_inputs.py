@@ -34,8 +34,18 @@ from grokviz.training.single import train
 
 @pytest.fixture(scope="module")
 def good_run(tmp_path_factory) -> Path:
-    cfg = Config(p=13, d_model=16, d_mlp=32, n_heads=2, d_head=8, frac_train=0.5, steps=40, log_every=10,
-                 save_every=20, save_log_points=0)
+    cfg = Config(
+        p=13,
+        d_model=16,
+        d_mlp=32,
+        n_heads=2,
+        d_head=8,
+        frac_train=0.5,
+        steps=40,
+        log_every=10,
+        save_every=20,
+        save_log_points=0,
+    )
     path = tmp_path_factory.mktemp("runs") / "good"
     train(cfg, path, progress=False)
     return path
@@ -99,9 +109,23 @@ def corrupt_files(run: Path) -> dict[str, tuple[bytes | None, str]]:
     }
 
 
-CASES = ["empty", "truncated", "random", "terabyte header", "header not json", "pickle", "missing tensor",
-         "wrong shape", "nan weights", "metadata config not json", "config contradicts tensors",
-         "another run's config", "step disagrees with name", "step not a number", "integer tensors"]
+CASES = [
+    "empty",
+    "truncated",
+    "random",
+    "terabyte header",
+    "header not json",
+    "pickle",
+    "missing tensor",
+    "wrong shape",
+    "nan weights",
+    "metadata config not json",
+    "config contradicts tensors",
+    "another run's config",
+    "step disagrees with name",
+    "step not a number",
+    "integer tensors",
+]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -131,7 +155,9 @@ def test_duplicated_step_keeps_the_canonical_file(run_copy) -> None:
     shutil.copy(run_copy / checkpoint_name(20), run_copy / "step_20.safetensors")
     run = open_run(run_copy)
     assert run.steps() == [0, 20, 40]
-    assert run.problems == [f"{run_copy / 'step_20.safetensors'}: a second file for step 20 (kept {checkpoint_name(20)}); skipped"]
+    assert run.problems == [
+        f"{run_copy / 'step_20.safetensors'}: a second file for step 20 (kept {checkpoint_name(20)}); skipped"
+    ]
 
 
 def test_folders_symlinks_and_temporary_files_are_not_checkpoints(run_copy) -> None:
@@ -166,15 +192,33 @@ def test_log_with_torn_garbage_and_out_of_order_rows(run_copy) -> None:
         (lambda p: None, "no such run folder"),
         (lambda p: p.write_text("x"), "not a folder"),
         (lambda p: p.mkdir(), f"no {RUN_FILE}"),
-        (lambda p: (p.mkdir(), (p / "notes.txt").write_text("hi"), (p / "a.png").write_bytes(b"\x89PNG")), f"no {RUN_FILE}"),
+        (
+            lambda p: (p.mkdir(), (p / "notes.txt").write_text("hi"), (p / "a.png").write_bytes(b"\x89PNG")),
+            f"no {RUN_FILE}",
+        ),
         (lambda p: (p.mkdir(), (p / RUN_FILE).write_text("{oops")), "not readable JSON"),
         (lambda p: (p.mkdir(), (p / RUN_FILE).write_text('{"format": "other/2"}')), "unknown format 'other/2'"),
         (lambda p: (p.mkdir(), (p / RUN_FILE).write_text('["a list"]')), "unknown format None"),
-        (lambda p: (p.mkdir(), (p / RUN_FILE).write_text('{"format": "grokviz.run/1", "config": {"p": 12}}')), "p=12 must be a prime"),
-        (lambda p: (p.mkdir(), (p / RUN_FILE).write_text('{"format": "grokviz.run/1", "config": {"p": "many"}}')), "run.json"),
+        (
+            lambda p: (p.mkdir(), (p / RUN_FILE).write_text('{"format": "grokviz.run/1", "config": {"p": 12}}')),
+            "p=12 must be a prime",
+        ),
+        (
+            lambda p: (p.mkdir(), (p / RUN_FILE).write_text('{"format": "grokviz.run/1", "config": {"p": "many"}}')),
+            "run.json",
+        ),
     ],
-    ids=["missing", "a file", "empty folder", "unrelated files", "bad json", "other format", "json list",
-         "invalid config", "wrong type"],
+    ids=[
+        "missing",
+        "a file",
+        "empty folder",
+        "unrelated files",
+        "bad json",
+        "other format",
+        "json list",
+        "invalid config",
+        "wrong type",
+    ],
 )
 def test_not_a_run_gives_one_clear_error(tmp_path, setup, words) -> None:
     path = tmp_path / "candidate"
@@ -229,20 +273,27 @@ def test_analyze_names_a_broken_checkpoint_file(run_copy, capsys, case) -> None:
     assert code == 0 and f"warning: {broken}" in err
 
 
-@pytest.mark.parametrize("make", [
-    lambda p: p / "missing",
-    lambda p: (p / "empty").mkdir() or p / "empty",
-    lambda p: (p / "notes.txt").write_text("hello") and p / "notes.txt",
-    lambda p: (p / "model.pth").write_bytes(pickle.dumps({"a": 1})) and p / "model.pth",
-], ids=["missing", "empty folder", "text file", "pickle"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: p / "missing",
+        lambda p: (p / "empty").mkdir() or p / "empty",
+        lambda p: (p / "notes.txt").write_text("hello") and p / "notes.txt",
+        lambda p: (p / "model.pth").write_bytes(pickle.dumps({"a": 1})) and p / "model.pth",
+    ],
+    ids=["missing", "empty folder", "text file", "pickle"],
+)
 def test_clis_refuse_paths_that_are_not_runs(tmp_path, capsys, make) -> None:
     from grokviz.analyze import main as analyze
     from grokviz.convert import main as convert
     from grokviz.train import main as train_cli
 
     path = make(tmp_path)
-    for cli, argv in ((analyze, [str(path)]), (convert, ["progress-measures", str(path), "--out", str(tmp_path / "o")]),
-                      (train_cli, ["--out", str(path), "--resume", "--no-progress"])):
+    for cli, argv in (
+        (analyze, [str(path)]),
+        (convert, ["progress-measures", str(path), "--out", str(tmp_path / "o")]),
+        (train_cli, ["--out", str(path), "--resume", "--no-progress"]),
+    ):
         code, err = run_cli(capsys, cli, argv)
         assert code == 2 and err.startswith("error: ") and str(path) in err, (cli.__module__, err)
 

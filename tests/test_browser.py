@@ -19,8 +19,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 SHOTS = REPO / "screenshots"
 
 pytestmark = pytest.mark.browser
@@ -56,9 +62,23 @@ def server(bundled_run_path: Path, tmp_path: Path):
     env.setdefault("GROKVIZ_RUNS", str(bundled_run_path.parent))
     log = open(tmp_path / "streamlit.log", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         _wait_healthy(port, process)
@@ -104,7 +124,8 @@ def test_open_move_step_and_screenshot(server: str) -> None:
                     const v = m && m.querySelector('[data-testid="stMetricValue"]');
                     return v && v.innerText.trim() !== before;
                 }""",
-                arg=first, timeout=30_000,
+                arg=first,
+                timeout=30_000,
             )
             page.wait_for_timeout(1500)
             second = _step_metric(page)

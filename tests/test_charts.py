@@ -12,14 +12,13 @@ import pandas as pd
 import pytest
 import torch
 
-from grokviz.ui import charts
-
-from grokviz.ui import views
 from grokviz.analysis.ablation import SplitMetrics
-from grokviz.core.config import Config
+from grokviz.analysis.attention import attention_to
 from grokviz.analysis.fourier import fourier_2d, fourier_basis
-from grokviz.storage.runs import write_run_file
+from grokviz.core.config import Config
 from grokviz.core.tasks import make_dataset
+from grokviz.storage.runs import write_run_file
+from grokviz.ui import catalog, charts, views
 
 
 def spec(chart) -> dict:
@@ -51,10 +50,16 @@ PHASES = pd.DataFrame({"phase": ["memorisation", "circuit formation"], "start": 
 
 
 def test_curves_log_scale_rule_and_phases():
-    frame = pd.DataFrame({"step": [0, 10, 20, 0, 10, 20], "series": ["train"] * 3 + ["test"] * 3,
-                          "value": [1.0, 0.1, 0.0, 2.0, np.nan, 3.0]})
-    chart = charts.curves(frame, title="Loss", y_title="loss", log_y=True, step=10, phases=PHASES,
-                          colors=charts.SPLIT_COLORS)
+    frame = pd.DataFrame(
+        {
+            "step": [0, 10, 20, 0, 10, 20],
+            "series": ["train"] * 3 + ["test"] * 3,
+            "value": [1.0, 0.1, 0.0, 2.0, np.nan, 3.0],
+        }
+    )
+    chart = charts.curves(
+        frame, title="Loss", y_title="loss", log_y=True, step=10, phases=PHASES, colors=charts.SPLIT_COLORS
+    )
     d = spec(chart)
     assert isinstance(chart, alt.LayerChart) and len(d["layer"]) == 3  # bands, lines, rule
     assert any(scale.get("type") == "log" for scale in find(d, "scale"))
@@ -111,29 +116,50 @@ def test_correctness_grid_and_heatmap_are_square_and_fixed():
     assert d["width"] == d["height"] and d["autosize"]["type"] == "pad"
     d = spec(charts.heatmap(np.arange(25.0).reshape(5, 5), title="h", marker=(1, 3)))
     assert d["width"] == d["height"]
-    marker = [row for row in all_data(charts.heatmap(np.arange(25.0).reshape(5, 5), title="h", marker=(1, 3)))
-              if row.get("value") == 8.0 and "row" not in row]
+    marker = [
+        row
+        for row in all_data(charts.heatmap(np.arange(25.0).reshape(5, 5), title="h", marker=(1, 3)))
+        if row.get("value") == 8.0 and "row" not in row
+    ]
     assert marker == [{"x": 3, "y": 1, "value": 8.0}]
 
 
 def test_ablation_timeline_panels():
-    frame = pd.DataFrame({"step": [0, 0, 10, 10], "split": ["train", "test"] * 2, "when": ["before", "after"] * 2,
-                          "accuracy": [0.5, 0.1, 1.0, 0.0], "loss": [1.0, 2.0, 1e-7, 0.0]})
+    frame = pd.DataFrame(
+        {
+            "step": [0, 0, 10, 10],
+            "split": ["train", "test"] * 2,
+            "when": ["before", "after"] * 2,
+            "accuracy": [0.5, 0.1, 1.0, 0.0],
+            "loss": [1.0, 2.0, 1e-7, 0.0],
+        }
+    )
     for metric in ("accuracy", "loss"):
         spec(charts.ablation_timeline(frame, metric, step=10, phases=PHASES))
-    accuracy = {(r["step"], r["split"], r["when"]): r["accuracy"] for r in all_data(charts.ablation_timeline(frame, "accuracy"))
-                if "accuracy" in r}
-    assert accuracy == {(0, "train", "before"): 0.5, (0, "test", "after"): 0.1, (10, "train", "before"): 1.0,
-                        (10, "test", "after"): 0.0}
+    accuracy = {
+        (r["step"], r["split"], r["when"]): r["accuracy"]
+        for r in all_data(charts.ablation_timeline(frame, "accuracy"))
+        if "accuracy" in r
+    }
+    assert accuracy == {
+        (0, "train", "before"): 0.5,
+        (0, "test", "after"): 0.1,
+        (10, "train", "before"): 1.0,
+        (10, "test", "after"): 0.0,
+    }
     # Log scale: the zero loss is left out rather than drawn at -infinity.
     losses = [row["loss"] for row in all_data(charts.ablation_timeline(frame, "loss")) if "loss" in row]
     assert sorted(losses) == [1e-7, 1.0, 2.0]
 
 
 def test_neuron_strip_rings_the_selected_neuron():
-    groups = views.neuron_groups(torch.tensor([1.0, 2.0, 0.0, 3.0]), frequency=torch.tensor([3, 3, 0, 5]),
-                                 clustered=torch.tensor([True, True, False, False]), dead=torch.tensor([False, False, True, False]),
-                                 key_frequencies=[3])
+    groups = views.neuron_groups(
+        torch.tensor([1.0, 2.0, 0.0, 3.0]),
+        frequency=torch.tensor([3, 3, 0, 5]),
+        clustered=torch.tensor([True, True, False, False]),
+        dead=torch.tensor([False, False, True, False]),
+        key_frequencies=[3],
+    )
     assert list(groups["group"]) == ["k=3", "k=3", "dead", "unclustered"]
     assert list(groups["key"]) == [True, True, False, False]
     chart = charts.neuron_strip(groups, selected=1, title="n")
@@ -143,11 +169,22 @@ def test_neuron_strip_rings_the_selected_neuron():
 def test_prediction_charts():
     logits = np.array([0.0, 5.0, 1.0, -1.0, 2.0])
     d = spec(charts.logits_chart(logits, answer=1, label=4, title="l"))
-    kinds = {row["c"]: row["kind"] for row in all_data(charts.logits_chart(logits, answer=1, label=4, title="l")) if "kind" in row}
+    kinds = {
+        row["c"]: row["kind"]
+        for row in all_data(charts.logits_chart(logits, answer=1, label=4, title="l"))
+        if "kind" in row
+    }
     assert kinds[4] == "correct answer" and kinds[1] == "model's answer (wrong)"
-    assert d["layer"][0]["encoding"]["color"]["scale"]["domain"] == ["correct answer", "model's answer (wrong)", "other"]
+    assert d["layer"][0]["encoding"]["color"]["scale"]["domain"] == [
+        "correct answer",
+        "model's answer (wrong)",
+        "other",
+    ]
     bars = all_data(charts.contributions_chart({3: 1.5, 7: -0.5}, title="c"))
-    assert bars == [{"frequency": "k=3", "value": 1.5, "sign": "helps"}, {"frequency": "k=7", "value": -0.5, "sign": "hurts"}]
+    assert bars == [
+        {"frequency": "k=3", "value": 1.5, "sign": "helps"},
+        {"frequency": "k=7", "value": -0.5, "sign": "hurts"},
+    ]
     frame = views.waves_frame([3, 7], torch.ones(2, 5))
     assert set(frame["series"]) == {"k=3", "k=7", "sum"}
     assert np.allclose(frame[frame["series"] == "sum"]["value"], 2.0)
@@ -155,8 +192,14 @@ def test_prediction_charts():
     assert marks == [{"c": 2, "text": "correct c = 2"}]  # the rule at the correct answer
     rows = all_data(charts.attention_chart(np.array([[0.2, 0.7, 0.1], [0.5, 0.5, 0.0]]), a=1, b=2, title="a"))
     weights = {(row["head"], row["source"]): row["weight"] for row in rows}
-    assert weights == {("head 0", "a = 1"): 0.2, ("head 0", "b = 2"): 0.7, ("head 0", "="): 0.1,
-                       ("head 1", "a = 1"): 0.5, ("head 1", "b = 2"): 0.5, ("head 1", "="): 0.0}
+    assert weights == {
+        ("head 0", "a = 1"): 0.2,
+        ("head 0", "b = 2"): 0.7,
+        ("head 0", "="): 0.1,
+        ("head 1", "a = 1"): 0.5,
+        ("head 1", "b = 2"): 0.5,
+        ("head 1", "="): 0.0,
+    }
 
 
 def test_curves_serialise_to_json_with_their_data_and_step_rule():
@@ -227,12 +270,25 @@ def test_metrics_table_and_row():
     assert table.loc["test", "accuracy after"] == 0.25
     shown = views.metrics_display(table)
     assert shown.loc["test", "accuracy after"] == "25.0%" and shown.loc["train", "loss before"] == "1"
-    assert views.metrics_row(before) == {"train_accuracy": 0.5, "test_accuracy": 0.5, "train_loss": 1.0, "test_loss": 1.0}
+    assert views.metrics_row(before) == {
+        "train_accuracy": 0.5,
+        "test_accuracy": 0.5,
+        "train_loss": 1.0,
+        "test_loss": 1.0,
+    }
 
 
 def test_log_row_and_neighbours():
-    log = pd.DataFrame({"step": [0, 20], "train_loss": [1.0, 0.5], "train_accuracy": [0.1, 0.9],
-                        "test_loss": [2.0, 1.5], "test_accuracy": [0.0, 0.2], "elapsed_s": [0, 1]})
+    log = pd.DataFrame(
+        {
+            "step": [0, 20],
+            "train_loss": [1.0, 0.5],
+            "train_accuracy": [0.1, 0.9],
+            "test_loss": [2.0, 1.5],
+            "test_accuracy": [0.0, 0.2],
+            "elapsed_s": [0, 1],
+        }
+    )
     assert views.log_row_at(log, 20)["test_accuracy"] == 0.2
     assert views.log_row_at(log, 10) is None
     assert views.previous_step([0, 5, 9], 9) == 5 and views.previous_step([0, 5], 0) is None
@@ -257,8 +313,15 @@ def test_ints_in_range_and_labels():
 
 
 def test_default_neuron_prefers_the_biggest_cluster():
-    table = pd.DataFrame({"neuron": [0, 1, 2, 3], "frequency": [3, 5, 5, 0], "best_fve": [0.99, 0.9, 0.95, 0.0],
-                          "clustered": [True, True, True, False], "dead": [False, False, False, True]})
+    table = pd.DataFrame(
+        {
+            "neuron": [0, 1, 2, 3],
+            "frequency": [3, 5, 5, 0],
+            "best_fve": [0.99, 0.9, 0.95, 0.0],
+            "clustered": [True, True, True, False],
+            "dead": [False, False, False, True],
+        }
+    )
     assert views.default_neuron(table) == 2
 
 
@@ -288,20 +351,27 @@ def test_discover_runs_reports_broken_folders(tmp_path):
     (root / "broken").mkdir(parents=True)
     (root / "broken" / "run.json").write_text("{not json")
     write_run_file(extra / "other", Config(p=7))
-    choices = views.discover_runs(root, str(extra), base_dir=tmp_path)
+    choices = catalog.discover_runs(root, str(extra), base_dir=tmp_path)
     assert set(choices.runs) == {"checkpoints/good", "more/other"}
     assert choices.labels["checkpoints/good"] == "good"  # bundled runs: by name
     assert choices.labels["more/other"] == "more/other"  # others: by path (also the URL value)
     assert any("broken" in problem and "run.json" in problem for problem in choices.problems)
     # A run folder given directly, and a folder that does not exist.
-    assert set(views.discover_runs(root, str(extra / "other"), tmp_path).runs) == {"checkpoints/good", "more/other"}
-    missing = views.discover_runs(root, str(tmp_path / "nope"), tmp_path)
+    assert set(catalog.discover_runs(root, str(extra / "other"), tmp_path).runs) == {"checkpoints/good", "more/other"}
+    missing = catalog.discover_runs(root, str(tmp_path / "nope"), tmp_path)
     assert any("nope" in problem for problem in missing.problems) and "checkpoints/good" in missing.runs
 
 
 def test_probe_table_marks_the_constant():
-    terms = pd.DataFrame({"term": ["const", "cos(wa)"], "value": [1.0, 0.5], "coefficient": [2.0, 1.0],
-                          "contribution": [2.0, 0.5], "correlation": [float("nan"), 0.25]})
+    terms = pd.DataFrame(
+        {
+            "term": ["const", "cos(wa)"],
+            "value": [1.0, 0.5],
+            "coefficient": [2.0, 1.0],
+            "contribution": [2.0, 0.5],
+            "correlation": [float("nan"), 0.25],
+        }
+    )
     table = views.probe_table(terms)
     assert list(table["correlation"]) == ["n/a", "+0.250"]
     assert table["value"].tolist() == [1.0, 0.5]
@@ -320,7 +390,7 @@ def test_attention_and_ablation_shortcuts_match_the_library():
     params = init_params(cfg)
     pattern = views.attention_at(params, 3, 4)
     assert pattern.shape == (2, 3) and np.allclose(pattern.sum(axis=1), 1.0)
-    assert np.allclose(pattern, ablation.attention_to(params)[:, 3, 4].numpy(), atol=1e-6)
+    assert np.allclose(pattern, attention_to(params)[:, 3, 4].numpy(), atol=1e-6)
     dataset = make_dataset("add", 11, 0.5, 0)
     shell = views.logits_baseline(ablation.all_pairs_logits(params))
     full = ablation.baseline(params)

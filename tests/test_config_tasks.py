@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from grokviz.core.config import Config
-from grokviz.errors import GrokvizError
 from grokviz.core.tasks import TASKS, make_dataset
+from grokviz.errors import GrokvizError
 
 
 @pytest.mark.parametrize(
@@ -52,8 +52,15 @@ def test_reference_split_sizes_and_determinism() -> None:
 
 @pytest.mark.parametrize(
     "task, a, b, expected",
-    [("add", 10, 5, 2), ("sub", 3, 5, 11), ("mul", 4, 5, 7), ("div", 1, 2, 7),
-     ("x2_plus_y2", 3, 4, 12), ("x2_plus_xy_plus_y2", 2, 3, 6), ("x3_plus_xy", 2, 3, 1)],
+    [
+        ("add", 10, 5, 2),
+        ("sub", 3, 5, 11),
+        ("mul", 4, 5, 7),
+        ("div", 1, 2, 7),
+        ("x2_plus_y2", 3, 4, 12),
+        ("x2_plus_xy_plus_y2", 2, 3, 6),
+        ("x3_plus_xy", 2, 3, 1),
+    ],
 )
 def test_task_values_mod_13(task, a, b, expected) -> None:
     result = TASKS[task].op(torch.tensor([a]), torch.tensor([b]), 13)

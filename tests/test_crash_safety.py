@@ -21,9 +21,29 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_flags(steps: int = 400, save_every: int = 50) -> list[str]:
-    return ["--p", "13", "--d-model", "16", "--d-mlp", "32", "--n-heads", "2", "--d-head", "8", "--frac-train", "0.5",
-            "--steps", str(steps), "--log-every", "10", "--save-every", str(save_every), "--save-log-points", "4",
-            "--no-progress"]
+    return [
+        "--p",
+        "13",
+        "--d-model",
+        "16",
+        "--d-mlp",
+        "32",
+        "--n-heads",
+        "2",
+        "--d-head",
+        "8",
+        "--frac-train",
+        "0.5",
+        "--steps",
+        str(steps),
+        "--log-every",
+        "10",
+        "--save-every",
+        str(save_every),
+        "--save-log-points",
+        "4",
+        "--no-progress",
+    ]
 
 
 FLAGS = tiny_flags()
@@ -74,8 +94,13 @@ def assert_intact(run_dir: Path, reference: Path) -> None:
 @pytest.mark.parametrize("kill_at_write", [1, 3, 8, 15, 24])
 def test_sigkill_during_a_write_loses_nothing_and_resumes_exactly(tmp_path, uninterrupted, kill_at_write) -> None:
     out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-c", DYING_TRAINER, "--out", str(out), *FLAGS], cwd=REPO,
-                          env={**os.environ, "KILL_AT_WRITE": str(kill_at_write)}, capture_output=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", DYING_TRAINER, "--out", str(out), *FLAGS],
+        cwd=REPO,
+        env={**os.environ, "KILL_AT_WRITE": str(kill_at_write)},
+        capture_output=True,
+        timeout=120,
+    )
     assert proc.returncode == -signal.SIGKILL
     assert list(out.glob(".*.tmp")), "the kill should leave a half-written temporary file"
     assert_intact(out, uninterrupted)  # the half-written file is invisible to readers
@@ -95,8 +120,12 @@ def test_sigkill_at_random_moments(tmp_path, uninterrupted) -> None:
     out = tmp_path / "run"
     for attempt, wait_lines in enumerate((5, 15, 30)):
         args = ["--out", str(out), *FLAGS] + (["--resume"] if attempt else [])
-        proc = subprocess.Popen([sys.executable, "-m", "grokviz.train", *args], cwd=REPO,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "grokviz.train", *args],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.time() + 60
         while time.time() < deadline and proc.poll() is None:
             log = out / "log.csv"
@@ -114,8 +143,13 @@ def test_sigkill_at_random_moments(tmp_path, uninterrupted) -> None:
 
 def test_readers_never_see_half_written_checkpoints_or_torn_log_lines(tmp_path) -> None:
     out = tmp_path / "run"
-    trainer = subprocess.Popen([sys.executable, "-m", "grokviz.train", "--out", str(out), *tiny_flags(2000, 25)],
-                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    trainer = subprocess.Popen(
+        [sys.executable, "-m", "grokviz.train", "--out", str(out), *tiny_flags(2000, 25)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     analyze_cmd = [sys.executable, "-m", "grokviz.analyze", str(out), "--json"]
     analyzers: list[subprocess.Popen] = []
     loads = reads = 0
@@ -136,8 +170,9 @@ def test_readers_never_see_half_written_checkpoints_or_torn_log_lines(tmp_path) 
             assert log.notna().all().all()
             reads += 1
             if steps and len(analyzers) < 3 and reads % 20 == 0:  # the CLI reading mid-training too
-                analyzers.append(subprocess.Popen(analyze_cmd, cwd=REPO, stdout=subprocess.PIPE,
-                                                  stderr=subprocess.PIPE, text=True))
+                analyzers.append(
+                    subprocess.Popen(analyze_cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                )
     finally:
         trainer.kill()
     assert trainer.returncode == 0, trainer.stderr.read()

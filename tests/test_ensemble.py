@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from grokviz.ensemble import main, parse_seeds
-from grokviz.storage.sweeps import member_name
-from grokviz.training.ensemble import grid_configs, train_ensemble
 from grokviz.errors import GrokvizError
 from grokviz.storage.runs import SWEEP_FILE, list_runs, open_run
+from grokviz.storage.sweeps import member_name
+from grokviz.training.ensemble import grid_configs, train_ensemble
 from grokviz.training.schedule import checkpoint_schedule
 from grokviz.training.single import train
 
@@ -42,8 +42,12 @@ def test_each_member_equals_its_single_run(tmp_path, tiny_config) -> None:
         both = member.log().merge(single.log(), on="step", suffixes=("_member", "_single"))
         assert len(both) == len(member.log()) == cfg.steps // cfg.log_every + 1
         for column in LOG_COLUMNS:
-            torch.testing.assert_close(torch.tensor(both[f"{column}_member"].values),
-                                       torch.tensor(both[f"{column}_single"].values), rtol=1e-9, atol=1e-12)
+            torch.testing.assert_close(
+                torch.tensor(both[f"{column}_member"].values),
+                torch.tensor(both[f"{column}_single"].values),
+                rtol=1e-9,
+                atol=1e-12,
+            )
 
 
 def test_sweep_folder_holds_ordinary_runs(tmp_path, tiny_config) -> None:
@@ -81,12 +85,28 @@ def test_members_may_differ_only_in_member_fields(tmp_path, tiny_config) -> None
 def test_cli_trains_the_grid(tmp_path, capsys) -> None:
     out = tmp_path / "sweep"
     flags = ["--p", "23", "--d-model", "32", "--d-mlp", "64", "--d-head", "8", "--steps", "20", "--log-every", "10"]
-    assert main(["--out", str(out), "--seeds", "0-1", "--weight-decay", "0,1", "--frac-train", "0.3,0.5",
-                 "--no-progress", *flags]) == 0
+    assert (
+        main(
+            [
+                "--out",
+                str(out),
+                "--seeds",
+                "0-1",
+                "--weight-decay",
+                "0,1",
+                "--frac-train",
+                "0.3,0.5",
+                "--no-progress",
+                *flags,
+            ]
+        )
+        == 0
+    )
     runs, problems = list_runs(out)
     assert len(runs) == 8 and not problems
     assert {(r.config.seed, r.config.weight_decay, r.config.frac_train) for r in runs} == {
-        (s, w, f) for s in (0, 1) for w in (0.0, 1.0) for f in (0.3, 0.5)}
+        (s, w, f) for s in (0, 1) for w in (0.0, 1.0) for f in (0.3, 0.5)
+    }
     assert all(r.config.p == 23 and r.config.d_model == 32 for r in runs)
     assert main(["--out", str(out), "--no-progress", *flags]) == 2  # not empty
     assert main(["--out", str(tmp_path / "bad"), "--p", "100", "--no-progress"]) == 2

@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from grokviz.core.config import Config
 from grokviz.analysis.fourier import (
     basis_labels,
     embed_spectrum,
@@ -18,6 +17,7 @@ from grokviz.analysis.fourier import (
     n_frequencies,
     unembed_spectrum,
 )
+from grokviz.core.config import Config
 from grokviz.core.model import init_params
 
 

@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from grokviz.core.config import Config
-from grokviz.training.ensemble import make_groups, step_group
-from grokviz.errors import GrokvizError
-from grokviz.training.graphs import replayable
 from grokviz.core.model import init_params
+from grokviz.errors import GrokvizError
+from grokviz.training.ensemble import make_groups, step_group
+from grokviz.training.graphs import replayable
 from grokviz.training.optim import AdamWState, Hyper, adamw_step, learning_rate
 from grokviz.training.single import SingleStep
 from grokviz.training.writer import BackgroundWriter, Clock, to_host
@@ -153,8 +153,11 @@ def test_replayable_warms_up_captures_and_restores_the_state(monkeypatch) -> Non
     weights = torch.zeros(2).as_subclass(_OnDevice)
     replay = replayable(_counter_step(weights, fakes), [weights])
     # Three warm-up calls on the side stream, one captured call, then the state as it was.
-    assert fakes.calls == ["side waits for caller"] + ["step on side"] * 3 + ["caller waits for side", "capture",
-                                                                             "step on capture"]
+    assert fakes.calls == ["side waits for caller"] + ["step on side"] * 3 + [
+        "caller waits for side",
+        "capture",
+        "step on capture",
+    ]
     assert weights.tolist() == [0.0, 0.0] and fakes.current == "caller"
     replay()
     assert fakes.calls[-1] == "replay"
@@ -199,6 +202,7 @@ def test_writer_runs_jobs_in_order_and_reports_the_first_error_once() -> None:
             if i == 3:
                 raise OSError("disk full")
             done.append(i)
+
         return run
 
     for i in range(3):

@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from grokviz import interop
-from grokviz.core.config import Config
 from grokviz.convert import main as convert_main
-from grokviz.errors import GrokvizError
+from grokviz.core.config import Config
 from grokviz.core.model import forward, forward_last, init_params
-from grokviz.storage.runs import list_runs, open_run, save_checkpoint, write_run_file
 from grokviz.core.tasks import make_dataset
+from grokviz.errors import GrokvizError
+from grokviz.storage.runs import list_runs, open_run, save_checkpoint, write_run_file
 
 FIXTURE_FILES = ("progress-measures-seed1-wd1.pth", "progress-measures-no-wd.pth")
 
@@ -101,7 +101,9 @@ def test_reference_layout_conversion_gives_the_reference_logits():
 
 def test_reference_state_dict_with_a_config_hint():
     sd = random_reference_state_dict()
-    cfg, _ = interop.from_progress_measures_state_dict(sd, {"p": 23, "frac_train": 0.5, "seed": 7, "fn_name": "subtract"})
+    cfg, _ = interop.from_progress_measures_state_dict(
+        sd, {"p": 23, "frac_train": 0.5, "seed": 7, "fn_name": "subtract"}
+    )
     assert (cfg.frac_train, cfg.seed, cfg.task) == (0.5, 7, "sub")
     with pytest.raises(GrokvizError, match="p=29"):
         interop.from_progress_measures_state_dict(sd, {"p": 29})
@@ -240,6 +242,7 @@ def test_fixture_imported_run_folder(fixture_import, tmp_path, capsys):
 
 def test_fixture_key_frequencies(fixture_import):
     from grokviz.analysis import neurons
+
     name, _, _, imported = fixture_import
     cfg, (_, params) = imported.config, imported.checkpoints[-1]
     counts = neurons.key_frequencies(neurons.neuron_stats(neurons.neuron_activations(params)))
@@ -329,8 +332,10 @@ def test_full_run_file_becomes_one_checkpoint_per_epoch(tiny_config, tmp_path):
 
 def test_split_is_not_inferred_from_losses_that_cannot_tell(tiny_config, tmp_path):
     path = tmp_path / "untrained.pth"
-    torch.save({"model": to_reference_layout(init_params(tiny_config), tiny_config.p),
-                "train_loss": 3.2, "test_loss": 3.3}, path)
+    torch.save(
+        {"model": to_reference_layout(init_params(tiny_config), tiny_config.p), "train_loss": 3.2, "test_loss": 3.3},
+        path,
+    )
     imported = interop.import_progress_measures(path)
     assert (imported.config.seed, imported.config.frac_train) == (0, 0.3)
     assert any("too close to tell splits apart" in n for n in imported.notes)
@@ -346,6 +351,7 @@ def test_bare_model_without_history(tiny_config, tmp_path):
 
 
 # --- TransformerLens ---------------------------------------------------------------------------------
+
 
 # TransformerLens 3.x: HookedTransformer(cfg).state_dict() for n_layers=1, normalization_type=None,
 # standard positional embeddings: parameters of Embed, PosEmbed, Attention, MLP, Unembed and the
@@ -377,9 +383,28 @@ def tl_expected_shapes(cfg: Config) -> dict[str, tuple[int, ...]]:
 # A subset of HookedTransformerConfig's dataclass fields (TransformerLens 3.x,
 # transformer_lens/config/HookedTransformerConfig.py and TransformerLensConfig.py).
 HOOKED_TRANSFORMER_CONFIG_FIELDS = {
-    "d_model", "d_head", "n_layers", "n_ctx", "n_heads", "d_mlp", "d_vocab", "d_vocab_out", "act_fn",
-    "normalization_type", "attn_only", "positional_embedding_type", "attention_dir", "use_attn_scale",
-    "attn_scale", "init_weights", "seed", "device", "dtype", "model_name", "eps", "init_mode",
+    "d_model",
+    "d_head",
+    "n_layers",
+    "n_ctx",
+    "n_heads",
+    "d_mlp",
+    "d_vocab",
+    "d_vocab_out",
+    "act_fn",
+    "normalization_type",
+    "attn_only",
+    "positional_embedding_type",
+    "attention_dir",
+    "use_attn_scale",
+    "attn_scale",
+    "init_weights",
+    "seed",
+    "device",
+    "dtype",
+    "model_name",
+    "eps",
+    "init_mode",
 }
 
 
@@ -394,7 +419,11 @@ def tl_forward(sd: dict[str, torch.Tensor], tl_config: dict, tokens: torch.Tenso
     n = tokens.shape[1]
     scores = torch.where(sd["blocks.0.attn.mask"][:n, :n], scores, sd["blocks.0.attn.IGNORE"])
     z = torch.einsum("bhqk,bkhe->bqhe", scores.softmax(-1), v)
-    resid = resid + z.reshape(*z.shape[:2], -1) @ sd["blocks.0.attn.W_O"].reshape(-1, tl_config["d_model"]) + sd["blocks.0.attn.b_O"]
+    resid = (
+        resid
+        + z.reshape(*z.shape[:2], -1) @ sd["blocks.0.attn.W_O"].reshape(-1, tl_config["d_model"])
+        + sd["blocks.0.attn.b_O"]
+    )
     post = torch.relu(resid @ sd["blocks.0.mlp.W_in"] + sd["blocks.0.mlp.b_in"])
     resid = resid + post @ sd["blocks.0.mlp.W_out"] + sd["blocks.0.mlp.b_out"]
     return (resid @ sd["unembed.W_U"] + sd["unembed.b_U"])[:, -1]
@@ -405,7 +434,9 @@ def test_tl_export_layout_and_round_trip(tiny_config):
     params["blocks.0.mlp.b_in"] = torch.randn(tiny_config.d_mlp)  # non-zero biases must survive too
     tl_config, sd = interop.to_transformer_lens(params, tiny_config)
     assert {k: tuple(v.shape) for k, v in sd.items()} == tl_expected_shapes(tiny_config)
-    assert sd["blocks.0.attn.mask"].dtype == torch.bool and torch.equal(sd["blocks.0.attn.mask"], torch.ones(3, 3, dtype=torch.bool).tril())
+    assert sd["blocks.0.attn.mask"].dtype == torch.bool and torch.equal(
+        sd["blocks.0.attn.mask"], torch.ones(3, 3, dtype=torch.bool).tril()
+    )
     assert sd["blocks.0.attn.IGNORE"].item() == -math.inf
     for name in interop.TL_ZERO_BIASES:
         assert not sd[name].any()
@@ -414,15 +445,33 @@ def test_tl_export_layout_and_round_trip(tiny_config):
     assert set(params_back) == set(params)
     assert all(torch.equal(params_back[k], params[k]) for k in params)  # identical tensors
     assert (cfg_back.p, cfg_back.d_model, cfg_back.n_heads, cfg_back.d_head, cfg_back.d_mlp, cfg_back.seed) == (
-        tiny_config.p, tiny_config.d_model, tiny_config.n_heads, tiny_config.d_head, tiny_config.d_mlp, tiny_config.seed)
+        tiny_config.p,
+        tiny_config.d_model,
+        tiny_config.n_heads,
+        tiny_config.d_head,
+        tiny_config.d_mlp,
+        tiny_config.seed,
+    )
     tokens = all_tokens(tiny_config.p)
     torch.testing.assert_close(tl_forward(sd, tl_config, tokens), forward(params, tokens), rtol=1e-5, atol=1e-5)
 
 
 def test_tl_config_is_the_grokking_demo_config():
     tl_config, _ = interop.to_transformer_lens(init_params(Config(seed=999)), Config(seed=999))
-    demo = {"n_layers": 1, "n_heads": 4, "d_model": 128, "d_head": 32, "d_mlp": 512, "act_fn": "relu",
-            "normalization_type": None, "d_vocab": 114, "d_vocab_out": 113, "n_ctx": 3, "init_weights": True, "seed": 999}
+    demo = {
+        "n_layers": 1,
+        "n_heads": 4,
+        "d_model": 128,
+        "d_head": 32,
+        "d_mlp": 512,
+        "act_fn": "relu",
+        "normalization_type": None,
+        "d_vocab": 114,
+        "d_vocab_out": 113,
+        "n_ctx": 3,
+        "init_weights": True,
+        "seed": 999,
+    }
     assert {k: tl_config[k] for k in demo} == demo
     json.dumps(tl_config)  # plain JSON
 
@@ -467,8 +516,14 @@ def test_tl_grokking_demo_file(config_as, tiny_config, tmp_path, capsys, monkeyp
     torch.manual_seed(598)  # the demo's DATA_SEED, then torch.randperm(p*p)
     indices = torch.randperm(p * p)
     cutoff = int(p * p * 0.3)
-    as_saved = dict(tl_config, dtype=torch.float32, device=torch.device("cpu"), attn_scale=math.sqrt(tiny_config.d_head),
-                    model_name="custom", original_architecture=None)  # fields model.cfg also holds
+    as_saved = dict(
+        tl_config,
+        dtype=torch.float32,
+        device=torch.device("cpu"),
+        attn_scale=math.sqrt(tiny_config.d_head),
+        model_name="custom",
+        original_architecture=None,
+    )  # fields model.cfg also holds
     if config_as == "HookedTransformerConfig":
         as_saved = fake_hooked_transformer_config(monkeypatch, as_saved)
     data = {
@@ -542,7 +597,9 @@ class NotAllowed:
 
 def test_pickles_needing_full_unpickling_are_refused(tiny_config, tmp_path, capsys):
     path = tmp_path / "demo_with_cfg_object.pth"
-    torch.save({"model": interop.to_transformer_lens(init_params(tiny_config), tiny_config)[1], "config": NotAllowed()}, path)
+    torch.save(
+        {"model": interop.to_transformer_lens(init_params(tiny_config), tiny_config)[1], "config": NotAllowed()}, path
+    )
     with pytest.raises(GrokvizError, match="refused") as info:
         interop.import_transformer_lens(path)
     message = str(info.value)
@@ -553,12 +610,15 @@ def test_pickles_needing_full_unpickling_are_refused(tiny_config, tmp_path, caps
     assert not (tmp_path / "x").exists()
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["progress-measures", "/nonexistent/file.pth", "--out", "OUT"], "no such file"),
-    (["transformer-lens", "/nonexistent/file.safetensors", "--out", "OUT"], "no such file"),
-    # One resolver for "a run folder or a checkpoint file" (grokviz.storage.target), one message.
-    (["export-tl", "/nonexistent/run", "--out", "OUT.safetensors"], "no such run folder or checkpoint file"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["progress-measures", "/nonexistent/file.pth", "--out", "OUT"], "no such file"),
+        (["transformer-lens", "/nonexistent/file.safetensors", "--out", "OUT"], "no such file"),
+        # One resolver for "a run folder or a checkpoint file" (grokviz.storage.target), one message.
+        (["export-tl", "/nonexistent/run", "--out", "OUT.safetensors"], "no such run folder or checkpoint file"),
+    ],
+)
 def test_cli_user_errors(argv, expected, tmp_path, capsys):
     argv = [str(tmp_path / a) if a.startswith("OUT") else a for a in argv]
     assert convert_main(argv) == 2

@@ -8,10 +8,9 @@ import math
 import pytest
 import torch
 
-from grokviz.core.config import Config
+from grokviz.core.config import Config, dataset_for
 from grokviz.core.model import forward, forward_last, init_params, param_shapes
 from grokviz.training.optim import AdamWState, Hyper, adamw_step, learning_rate
-from grokviz.core.config import dataset_for
 
 
 def reference_forward(params: dict[str, torch.Tensor], tokens: torch.Tensor) -> torch.Tensor:
@@ -75,10 +74,17 @@ def test_fast_path_equals_full_forward(small) -> None:
     fast = forward_last(params, tokens[:, 0], tokens[:, 1], cache=fast_cache)
     torch.testing.assert_close(fast, full, rtol=1e-10, atol=1e-10)
     # The fast cache holds position-2 activations under the same names.
-    for name in ("blocks.0.attn.hook_z", "blocks.0.hook_attn_out", "blocks.0.hook_resid_mid", "blocks.0.mlp.hook_pre",
-                 "blocks.0.mlp.hook_post"):
+    for name in (
+        "blocks.0.attn.hook_z",
+        "blocks.0.hook_attn_out",
+        "blocks.0.hook_resid_mid",
+        "blocks.0.mlp.hook_pre",
+        "blocks.0.mlp.hook_post",
+    ):
         torch.testing.assert_close(fast_cache[name], full_cache[name][:, -1], rtol=1e-10, atol=1e-10)
-    torch.testing.assert_close(fast_cache["blocks.0.attn.hook_pattern"], full_cache["blocks.0.attn.hook_pattern"][:, :, -1])
+    torch.testing.assert_close(
+        fast_cache["blocks.0.attn.hook_pattern"], full_cache["blocks.0.attn.hook_pattern"][:, :, -1]
+    )
 
 
 def test_fast_path_gradients_equal_full_forward(small) -> None:
@@ -116,7 +122,9 @@ def test_adamw_matches_torch_with_warmup() -> None:
     cfg = Config(p=13, d_model=8, n_heads=2, d_head=4, d_mlp=16, warmup_steps=3)
     ours = {k: v.clone() for k, v in init_params(cfg).items()}
     theirs = {k: v.clone().requires_grad_(True) for k, v in init_params(cfg).items()}
-    optimizer = torch.optim.AdamW(theirs.values(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(cfg.beta1, cfg.beta2))
+    optimizer = torch.optim.AdamW(
+        theirs.values(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(cfg.beta1, cfg.beta2)
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(step / cfg.warmup_steps, 1))
     state = AdamWState.zeros_like(ours)
     generator = torch.Generator().manual_seed(0)

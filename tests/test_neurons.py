@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from grokviz.core.config import Config
-from grokviz.core.model import forward, init_params
 from grokviz.analysis.neurons import (
     TERMS,
     key_frequencies,
@@ -21,6 +19,8 @@ from grokviz.analysis.neurons import (
     term_correlations,
     term_values,
 )
+from grokviz.core.config import Config
+from grokviz.core.model import forward, init_params
 
 P = 23
 
@@ -94,8 +94,11 @@ def test_threshold_moves_the_clustered_set():
 
 def test_fves_of_a_neuron_sum_to_at_most_one(tiny_params):
     _, params = tiny_params
-    for acts in (neuron_activations(params), _synthetic_acts(),
-                 torch.rand(P, P, 50, generator=torch.Generator().manual_seed(3))):
+    for acts in (
+        neuron_activations(params),
+        _synthetic_acts(),
+        torch.rand(P, P, 50, generator=torch.Generator().manual_seed(3)),
+    ):
         stats = neuron_stats(acts)
         totals = stats.fve.double().sum(dim=1)
         assert (totals <= 1 + 1e-6).all()
@@ -105,8 +108,10 @@ def test_fves_of_a_neuron_sum_to_at_most_one(tiny_params):
 
 
 def test_key_frequencies_count_clustered_neurons_only_ascending():
-    acts = torch.cat([_synthetic_acts()[:, :, [0]]] * 3 + [_synthetic_acts()[:, :, [3]]] * 2
-                     + [_synthetic_acts()[:, :, [1, 2]]], dim=2)
+    acts = torch.cat(
+        [_synthetic_acts()[:, :, [0]]] * 3 + [_synthetic_acts()[:, :, [3]]] * 2 + [_synthetic_acts()[:, :, [1, 2]]],
+        dim=2,
+    )
     stats = neuron_stats(acts)
     assert key_frequencies(stats) == {3: 3, 5: 2}
     assert list(key_frequencies(stats)) == [3, 5]
@@ -197,8 +202,11 @@ def test_frequency_blocks_equal_the_blocks_of_the_full_transform(tiny_params):
     from grokviz.analysis.neurons import blocks_of, frequency_blocks
 
     _, params = tiny_params
-    for acts in (neuron_activations(params), _synthetic_acts(),
-                 torch.randn(P, P, 7, generator=torch.Generator().manual_seed(5), dtype=torch.float64)):
+    for acts in (
+        neuron_activations(params),
+        _synthetic_acts(),
+        torch.randn(P, P, 7, generator=torch.Generator().manual_seed(5), dtype=torch.float64),
+    ):
         fast = frequency_blocks(acts)
         assert fast.shape == ((P - 1) // 2, 3, 3, acts.shape[2])
         full = blocks_of(fourier_2d(acts.double()))

@@ -12,12 +12,11 @@ import torch
 
 import grokviz.storage.timeline as timeline_module
 from grokviz.analysis.ablation import all_pairs_logits, evaluate
-from grokviz.core.config import Config
 from grokviz.analysis.fourier import embed_spectrum, unembed_spectrum
-from grokviz.core.model import init_params
 from grokviz.analysis.progress import PHASE_RULE, Phases, gini, phase_boundaries, progress_measures
+from grokviz.core.config import Config, dataset_for
+from grokviz.core.model import init_params
 from grokviz.storage.runs import open_run, save_checkpoint
-from grokviz.core.config import dataset_for
 from grokviz.storage.timeline import timeline
 from grokviz.training.single import train
 
@@ -54,8 +53,18 @@ def test_progress_measures_keys_and_values():
     params = init_params(cfg)
     dataset = dataset_for(cfg)
     measures = progress_measures(params, dataset, [2, 5])
-    expected_keys = {"restricted_loss", "restricted_loss_train", "excluded_loss", "gini_embed", "gini_unembed",
-                     "sum_sq_weights", "train_loss", "test_loss", "train_accuracy", "test_accuracy"}
+    expected_keys = {
+        "restricted_loss",
+        "restricted_loss_train",
+        "excluded_loss",
+        "gini_embed",
+        "gini_unembed",
+        "sum_sq_weights",
+        "train_loss",
+        "test_loss",
+        "train_accuracy",
+        "test_accuracy",
+    }
     expected_keys |= {f"sum_sq.{name}" for name in params}
     assert set(measures) == expected_keys
     assert measures["sum_sq_weights"] == pytest.approx(sum(float(t.pow(2).sum()) for t in params.values()), rel=1e-6)
@@ -75,11 +84,21 @@ def _synthetic_log(grok: bool = True, fit: bool = True) -> pd.DataFrame:
     steps = np.arange(0, 3001, 10)
     train_accuracy = np.where(steps >= 100, 1.0, 0.5) if fit else np.full(len(steps), 0.5)
     # log10 test loss: up to 1 at step 300, flat to 1000, down linearly to -6 at 2000, flat after.
-    log_test = np.interp(steps, [0, 300, 1000, 2000, 3000], [0.5, 1.0, 1.0, -6.0, -6.0]) if grok else \
-        np.interp(steps, [0, 300, 3000], [0.5, 1.0, 0.8])
+    log_test = (
+        np.interp(steps, [0, 300, 1000, 2000, 3000], [0.5, 1.0, 1.0, -6.0, -6.0])
+        if grok
+        else np.interp(steps, [0, 300, 3000], [0.5, 1.0, 0.8])
+    )
     test_accuracy = np.clip((1.0 - log_test) / 2, 0, 1) if grok else np.full(len(steps), 0.1)
-    return pd.DataFrame({"step": steps, "train_loss": 0.0, "train_accuracy": train_accuracy,
-                         "test_loss": 10 ** log_test, "test_accuracy": test_accuracy})
+    return pd.DataFrame(
+        {
+            "step": steps,
+            "train_loss": 0.0,
+            "train_accuracy": train_accuracy,
+            "test_loss": 10**log_test,
+            "test_accuracy": test_accuracy,
+        }
+    )
 
 
 def test_phase_rule_on_a_synthetic_curve():
@@ -102,7 +121,9 @@ def test_cleanup_also_waits_for_the_weight_norm():
     assert (phases.memorisation_end, phases.circuit_formation_end) == (300, 1100)
     assert phases.cleanup_end == 2400  # the first checkpoint past 2360; the test loss alone says 1900
     # Weights that settle before the test loss does leave the test-loss boundary.
-    early = pd.DataFrame({"step": steps, "sum_sq_weights": np.interp(steps, [0, 1100, 1300, 3000], [100.0, 100.0, 10.0, 10.0])})
+    early = pd.DataFrame(
+        {"step": steps, "sum_sq_weights": np.interp(steps, [0, 1100, 1300, 3000], [100.0, 100.0, 10.0, 10.0])}
+    )
     assert phase_boundaries(_synthetic_log(), early).cleanup_end == 1900
     flat = pd.DataFrame({"step": steps, "sum_sq_weights": 50.0})
     assert phase_boundaries(_synthetic_log(), flat).cleanup_end == 1900
@@ -203,8 +224,9 @@ def test_timeline_default_key_frequencies_follow_the_last_checkpoint(tiny_run, m
     calls = _count_calls(monkeypatch)
     computed = []
     original = timeline_module.default_key_frequencies
-    monkeypatch.setattr(timeline_module, "default_key_frequencies",
-                        lambda run, step=None: computed.append(1) or original(run, step))
+    monkeypatch.setattr(
+        timeline_module, "default_key_frequencies", lambda run, step=None: computed.append(1) or original(run, step)
+    )
     timeline(tiny_run)
     assert computed == [] and calls == []  # last checkpoint unchanged: stored key frequencies reused
     save_checkpoint(tiny_run.path, 400, init_params(tiny_run.config.replace(seed=9)), tiny_run.config)

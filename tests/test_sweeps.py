@@ -9,17 +9,17 @@ import math
 import pandas as pd
 import pytest
 
-from grokviz.ui import charts
-
-from grokviz.ui import views
 from grokviz.core.config import Config
-from grokviz.training.ensemble import grid_configs, train_ensemble
 from grokviz.errors import GrokvizError
 from grokviz.storage.sweeps import classify, list_sweeps, open_sweep, outcome_table
+from grokviz.training.ensemble import grid_configs, train_ensemble
+from grokviz.ui import catalog, charts, views
 
 
 def log(train: list[float], test: list[float], every: int = 100) -> pd.DataFrame:
-    return pd.DataFrame({"step": [i * every for i in range(len(train))], "train_accuracy": train, "test_accuracy": test})
+    return pd.DataFrame(
+        {"step": [i * every for i in range(len(train))], "train_accuracy": train, "test_accuracy": test}
+    )
 
 
 def test_classify_synthetic_logs() -> None:
@@ -40,7 +40,9 @@ def test_classify_synthetic_logs() -> None:
 def tiny_sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     base = Config(p=23, d_model=32, d_mlp=64, n_heads=4, d_head=8, steps=30, log_every=10)
-    train_ensemble(grid_configs(base, weight_decays=[0.0, 1.0], frac_trains=[0.3, 0.5]), root / "sweep-a", progress=False)
+    train_ensemble(
+        grid_configs(base, weight_decays=[0.0, 1.0], frac_trains=[0.3, 0.5]), root / "sweep-a", progress=False
+    )
     return root
 
 
@@ -55,16 +57,24 @@ def test_sweep_loads_and_every_member_is_classified(tiny_sweep) -> None:
     grid = views.sweep_grid(table, "frac_train", "weight_decay")
     assert list(grid.columns) == ["x", "y", "outcome", "label", "member", "test_accuracy"] and len(grid) == 4
     assert len(views.sweep_grid(table, "frac_train", "weight_decay", {"weight_decay": 1.0})) == 2
-    chart = charts.sweep_grid(grid, x_title="frac_train", y_title="weight_decay", title="t",
-                              x_order=views.axis_order(grid["x"]), y_order=views.axis_order(grid["y"]))
+    chart = charts.sweep_grid(
+        grid,
+        x_title="frac_train",
+        y_title="weight_decay",
+        title="t",
+        x_order=views.axis_order(grid["x"]),
+        y_order=views.axis_order(grid["y"]),
+    )
     assert chart.to_dict()["layer"][0]["mark"]["type"] == "rect"
     assert views.axis_order(["1.0", "0.3", "10.0"]) == ["0.3", "1.0", "10.0"]
 
 
 def test_run_picker_lists_members_and_does_not_report_the_sweep(tiny_sweep, tmp_path) -> None:
-    choices = views.discover_runs(tiny_sweep, None, base_dir=tmp_path)
+    choices = catalog.discover_runs(tiny_sweep, None, base_dir=tmp_path)
     assert not choices.problems
-    assert sorted(choices.labels.values()) == sorted(f"sweep-a/{m.name}" for m in open_sweep(tiny_sweep / "sweep-a").members)
+    assert sorted(choices.labels.values()) == sorted(
+        f"sweep-a/{m.name}" for m in open_sweep(tiny_sweep / "sweep-a").members
+    )
     sweeps, problems = list_sweeps(tiny_sweep)
     assert [s.name for s in sweeps] == ["sweep-a"] and not problems
 

@@ -91,15 +91,38 @@ def test_cli_reports_bad_input_without_traceback(tmp_path, capsys) -> None:
     assert "exists and is not a folder" in capsys.readouterr().err
 
 
-TINY_FLAGS = ["--p", "23", "--d-model", "64", "--d-mlp", "128", "--d-head", "16", "--frac-train", "0.5",
-              "--steps", "3000", "--log-every", "10", "--save-every", "1000", "--no-progress"]
+TINY_FLAGS = [
+    "--p",
+    "23",
+    "--d-model",
+    "64",
+    "--d-mlp",
+    "128",
+    "--d-head",
+    "16",
+    "--frac-train",
+    "0.5",
+    "--steps",
+    "3000",
+    "--log-every",
+    "10",
+    "--save-every",
+    "1000",
+    "--no-progress",
+]
 
 
 def test_ctrl_c_saves_a_resumable_run(tmp_path) -> None:
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "grokviz.train", "--out", str(out), *TINY_FLAGS],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "grokviz.train", "--out", str(out), *TINY_FLAGS],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 60
     while time.time() < deadline:  # wait until it is well into training
         log = out / "log.csv"

@@ -1,4 +1,4 @@
-"""Frequency ablations, loss/accuracy on the splits, one prediction explained, attention.
+"""Frequency ablations, loss/accuracy on the splits, one prediction explained.
 
 Owns (definitions in shared/docs/ANALYSIS.md, "Frequency ablation"):
 
@@ -8,7 +8,6 @@ Owns (definitions in shared/docs/ANALYSIS.md, "Frequency ablation"):
   activations on/off the frequencies' 3x3 blocks and continue through W_out, W_U); returns
   loss and accuracy on train, test and all pairs before and after, and the correctness grid.
 * :func:`predict` — one input's logits and each frequency's share of the correct logit.
-* :func:`attention_to` — the '=' query's attention over (a, b, =) for every pair.
 
 Speed (p = 113, one CPU core; numbers from scripts/bench_analysis.py): an ablation needs the
 un-ablated all-pairs logits and neuron activations, one forward over p^2 pairs (~70 ms).
@@ -38,8 +37,8 @@ import torch.nn.functional as F
 from einops import einsum, rearrange
 
 from grokviz.analysis.fourier import check_frequencies, fourier_basis, frequency_rows, unembed_matrix
-from grokviz.core.model import Params, forward_last
 from grokviz.analysis.neurons import all_pairs, block_index, blocks_of, forward_all_pairs, frequency_blocks
+from grokviz.core.model import Params, forward_last
 from grokviz.core.tasks import Dataset
 
 SITES = ("logits", "embedding", "neurons")
@@ -234,8 +233,9 @@ def project_neurons_logits(base: Baseline, frequencies, mode: str = "remove") ->
     return base.logits - base.mlp_logits + mean_logits + projected
 
 
-def ablated_logits(base: Baseline, frequencies, mode: str = "remove", site: str = "logits",
-                   params: Params | None = None, sign: int = 1) -> torch.Tensor:
+def ablated_logits(
+    base: Baseline, frequencies, mode: str = "remove", site: str = "logits", params: Params | None = None, sign: int = 1
+) -> torch.Tensor:
     """[p*p, p] logits after the ablation (``params`` is needed only for ``site="embedding"``)."""
     if site == "logits":
         return project_logits(base.logits, frequencies, mode, sign)
@@ -248,15 +248,23 @@ def ablated_logits(base: Baseline, frequencies, mode: str = "remove", site: str 
     raise ValueError(f"site={site!r} is unknown; choose one of {SITES}")
 
 
-def ablate_baseline(base: Baseline, params: Params | None, dataset: Dataset, frequencies,
-                    mode: str = "remove", site: str = "logits") -> AblationResult:
+def ablate_baseline(
+    base: Baseline, params: Params | None, dataset: Dataset, frequencies, mode: str = "remove", site: str = "logits"
+) -> AblationResult:
     """:func:`ablate` from a precomputed :class:`Baseline` (the fast path the app uses)."""
     chosen = check_frequencies(frequencies, base.p)
     after_logits = ablated_logits(base, chosen, mode, site, params, residue_sign(dataset))
     before, correct_before = base.evaluate(dataset)
     after, correct_after = evaluate(after_logits, dataset)
-    return AblationResult(before=before, after=after, correct_before=correct_before, correct_after=correct_after,
-                          frequencies=chosen, mode=mode, site=site)
+    return AblationResult(
+        before=before,
+        after=after,
+        correct_before=correct_before,
+        correct_after=correct_after,
+        frequencies=chosen,
+        mode=mode,
+        site=site,
+    )
 
 
 def ablate(params: Params, dataset: Dataset, frequencies, mode: str = "remove", site: str = "logits") -> AblationResult:
@@ -311,18 +319,12 @@ def predict(params: Params, a: int, b: int, frequencies, label: int | None = Non
     rows = torch.tensor(frequency_rows(chosen), dtype=torch.long).reshape(-1, 2)  # [n, 2]
     components = einsum(coefficients[rows], basis[rows], "freq pair, freq pair c -> freq c")  # [n, p]
     contributions = {k: float(components[i, label]) for i, k in enumerate(chosen)}
-    return Prediction(logits=logits, answer=answer, label=label, contributions=contributions,
-                      frequencies=chosen, components=components.float(),
-                      mean_logit=float(logits.double().mean()))
-
-
-# --- attention ----------------------------------------------------------------------------------
-
-
-def attention_to(params: Params) -> torch.Tensor:
-    """[n_heads, p (a), p (b), 3 (key: a, b, =)]: the '=' query's attention pattern per head."""
-    p = params["unembed.W_U"].shape[1]
-    cache: dict = {}
-    forward_all_pairs(params, cache)
-    pattern = cache["blocks.0.attn.hook_pattern"]  # [p*p, head, key_pos]
-    return rearrange(pattern, "(a b) head key -> head a b key", a=p)
+    return Prediction(
+        logits=logits,
+        answer=answer,
+        label=label,
+        contributions=contributions,
+        frequencies=chosen,
+        components=components.float(),
+        mean_logit=float(logits.double().mean()),
+    )

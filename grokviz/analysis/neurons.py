@@ -30,8 +30,15 @@ from grokviz.core.model import Params, forward_last
 DEAD_RMS = 1e-6
 
 TERMS = (
-    "const", "cos(wa)", "sin(wa)", "cos(wb)", "sin(wb)",
-    "cos(wa)cos(wb)", "cos(wa)sin(wb)", "sin(wa)cos(wb)", "sin(wa)sin(wb)",
+    "const",
+    "cos(wa)",
+    "sin(wa)",
+    "cos(wb)",
+    "sin(wb)",
+    "cos(wa)cos(wb)",
+    "cos(wa)sin(wb)",
+    "sin(wa)cos(wb)",
+    "sin(wa)sin(wb)",
 )
 
 
@@ -79,13 +86,15 @@ class NeuronStats:
 
     def table(self) -> pd.DataFrame:
         """One row per neuron: neuron, frequency, best_fve, clustered, dead."""
-        return pd.DataFrame({
-            "neuron": range(len(self.frequency)),
-            "frequency": self.frequency.tolist(),
-            "best_fve": self.best_fve.tolist(),
-            "clustered": self.clustered.tolist(),
-            "dead": self.dead.tolist(),
-        })
+        return pd.DataFrame(
+            {
+                "neuron": range(len(self.frequency)),
+                "frequency": self.frequency.tolist(),
+                "best_fve": self.best_fve.tolist(),
+                "clustered": self.clustered.tolist(),
+                "dead": self.dead.tolist(),
+            }
+        )
 
 
 def block_index(p: int) -> torch.Tensor:
@@ -136,8 +145,12 @@ def frequency_blocks(acts: torch.Tensor) -> torch.Tensor:
     return blocks.to(acts.dtype)
 
 
-def neuron_stats(acts: torch.Tensor, threshold: float = 0.85, coefficients: torch.Tensor | None = None,
-                 blocks: torch.Tensor | None = None) -> NeuronStats:
+def neuron_stats(
+    acts: torch.Tensor,
+    threshold: float = 0.85,
+    coefficients: torch.Tensor | None = None,
+    blocks: torch.Tensor | None = None,
+) -> NeuronStats:
     """acts N [p, p, d_mlp] -> :class:`NeuronStats` (FVE per frequency, neuron frequency, ...).
 
     FVE_k = energy of frequency k's 3x3 block of the centred transform / total centred energy.
@@ -165,8 +178,12 @@ def neuron_stats(acts: torch.Tensor, threshold: float = 0.85, coefficients: torc
     best_fve, best = fve.max(dim=1)
     frequency = torch.where(dead, torch.zeros_like(best), best + 1)
     return NeuronStats(
-        fve=fve.float(), frequency=frequency, best_fve=best_fve.float(),
-        clustered=(best_fve >= threshold) & ~dead, dead=dead, threshold=threshold,
+        fve=fve.float(),
+        frequency=frequency,
+        best_fve=best_fve.float(),
+        clustered=(best_fve >= threshold) & ~dead,
+        dead=dead,
+        threshold=threshold,
     )
 
 
@@ -275,15 +292,26 @@ def probe(acts: torch.Tensor, neuron: int, a: int, b: int, frequency: int | None
     correlations = term_correlations(column, frequency)[0]
     activation = float(column[a, b, 0])
     fit = float(contributions.sum())
-    frame = pd.DataFrame({
-        "term": list(TERMS),
-        "value": values.tolist(),
-        "coefficient": coefficients.tolist(),
-        "contribution": contributions.tolist(),
-        "correlation": correlations.double().tolist(),
-    })
-    return ProbeResult(neuron=neuron, frequency=frequency, a=a, b=b, activation=activation, terms=frame,
-                       fit=fit, residual=activation - fit, fve=float(stats.fve[0, frequency - 1]))
+    frame = pd.DataFrame(
+        {
+            "term": list(TERMS),
+            "value": values.tolist(),
+            "coefficient": coefficients.tolist(),
+            "contribution": contributions.tolist(),
+            "correlation": correlations.double().tolist(),
+        }
+    )
+    return ProbeResult(
+        neuron=neuron,
+        frequency=frequency,
+        a=a,
+        b=b,
+        activation=activation,
+        terms=frame,
+        fit=fit,
+        residual=activation - fit,
+        fve=float(stats.fve[0, frequency - 1]),
+    )
 
 
 def _check_frequency(frequency: int, p: int) -> None:

@@ -51,7 +51,9 @@ def progress_measures(params: Params, dataset: Dataset, key_freqs) -> dict[str, 
     return progress_measures_from_logits(params, all_pairs_logits(params), dataset, key_freqs)
 
 
-def progress_measures_from_logits(params: Params, logits: torch.Tensor, dataset: Dataset, key_freqs) -> dict[str, float]:
+def progress_measures_from_logits(
+    params: Params, logits: torch.Tensor, dataset: Dataset, key_freqs
+) -> dict[str, float]:
     """:func:`progress_measures` with the all-pairs logits [p*p, p] already computed."""
     sign = residue_sign(dataset)
     metrics, _ = evaluate(logits, dataset)
@@ -130,7 +132,7 @@ def phase_boundaries(log: pd.DataFrame | None, timeline: pd.DataFrame | None = N
     fitted = np.flatnonzero(train_accuracy >= FIT_ACCURACY)
     if len(fitted) == 0:
         return Phases(None, None, None)
-    peak = fitted[0] + int(np.argmax(log_test[fitted[0]:]))
+    peak = fitted[0] + int(np.argmax(log_test[fitted[0] :]))
     memorisation_end = int(steps[peak])
     after = slice(peak, None)
     if not (test_accuracy[after] >= GROKKED_ACCURACY).any():

@@ -15,7 +15,9 @@ from grokviz.core.model import Params
 from grokviz.core.tasks import FOURIER_TASKS
 
 
-def summarise(cfg: Config, step: int, params: Params, key_freqs: list[int] | None = None, threshold: float = 0.85) -> dict:
+def summarise(
+    cfg: Config, step: int, params: Params, key_freqs: list[int] | None = None, threshold: float = 0.85
+) -> dict:
     """The JSON object of one checkpoint (see the module docstring)."""
     base = baseline(params)  # one all-pairs forward serves the neurons and the losses
     stats = neuron_stats(base.acts, threshold=threshold, blocks=base.blocks)

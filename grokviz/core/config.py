@@ -50,8 +50,10 @@ class Config:
     )
     split: str = field(
         default="torch",
-        metadata={"help": "how pairs are shuffled for the split: 'torch' (torch.randperm; grokviz, the "
-                          "TransformerLens demo) or 'python' (random.shuffle; the paper's reference code)"},
+        metadata={
+            "help": "how pairs are shuffled for the split: 'torch' (torch.randperm; grokviz, the "
+            "TransformerLens demo) or 'python' (random.shuffle; the paper's reference code)"
+        },
     )
     # --- model (TransformerLens names) -----------------------------------------------------
     d_model: int = field(default=128, metadata={"help": "residual stream width"})
@@ -67,7 +69,9 @@ class Config:
     steps: int = field(default=25_000, metadata={"help": "optimiser steps (full batch: one step = one epoch)"})
     matmul: str = field(
         default="fp32",
-        metadata={"help": f"float32 matrix products: one of {MATMULS}; tf32 (CUDA only) uses tensor cores at ~10-bit mantissa"},
+        metadata={
+            "help": f"float32 matrix products: one of {MATMULS}; tf32 (CUDA only) uses tensor cores at ~10-bit mantissa"
+        },
     )
     # --- logging and checkpoints ------------------------------------------------------------
     log_every: int = field(default=20, metadata={"help": "steps between training-log rows (test set evaluated then)"})
@@ -91,8 +95,10 @@ class Config:
             n_pairs = self.p * (self.p - 1) if TASKS[self.task].needs_nonzero_b else self.p * self.p
             n_train = int(self.frac_train * n_pairs)  # as tasks.make_dataset splits (frac < 1 leaves a test pair)
             if n_train < 1:
-                problems.append(f"frac_train={self.frac_train} gives {n_train} of {n_pairs} pairs for training; "
-                                "the training set needs at least one pair")
+                problems.append(
+                    f"frac_train={self.frac_train} gives {n_train} of {n_pairs} pairs for training; "
+                    "the training set needs at least one pair"
+                )
         for name in ("d_model", "n_heads", "d_head", "d_mlp", "steps", "log_every", "save_every"):
             if getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} must be at least 1")
@@ -132,7 +138,7 @@ class Config:
     def split_seed(self) -> int:
         return self.seed if self.data_seed is None else self.data_seed
 
-    def replace(self, **changes: Any) -> "Config":
+    def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,7 +148,7 @@ class Config:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "Config":
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> Config:
         """Build from stored JSON; unknown keys are an error (they signal another format)."""
         if not isinstance(data, dict):
             raise GrokvizError(f"{source}: the config is not a JSON object")
@@ -158,7 +164,7 @@ class Config:
             raise GrokvizError(f"{source}: {exc}") from None
 
     @classmethod
-    def from_json(cls, text: str, source: str = "config") -> "Config":
+    def from_json(cls, text: str, source: str = "config") -> Config:
         try:
             data = json.loads(text)
         except (json.JSONDecodeError, TypeError) as exc:

@@ -21,7 +21,7 @@ with what it returns (shapes as in the cache of that forward).
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from einops import einsum
@@ -72,13 +72,15 @@ def _hook(hooks: Hooks | None, cache: dict | None, name: str, act: torch.Tensor)
     return act
 
 
-def _mlp_unembed(
-    params: Params, resid_mid: torch.Tensor, hooks: Hooks | None, cache: dict | None
-) -> torch.Tensor:
+def _mlp_unembed(params: Params, resid_mid: torch.Tensor, hooks: Hooks | None, cache: dict | None) -> torch.Tensor:
     """resid_mid [..., d_model] -> logits [..., d_vocab_out] (shared by both forwards)."""
-    pre = _hook(hooks, cache, "blocks.0.mlp.hook_pre", resid_mid @ params["blocks.0.mlp.W_in"] + params["blocks.0.mlp.b_in"])
+    pre = _hook(
+        hooks, cache, "blocks.0.mlp.hook_pre", resid_mid @ params["blocks.0.mlp.W_in"] + params["blocks.0.mlp.b_in"]
+    )
     post = _hook(hooks, cache, "blocks.0.mlp.hook_post", torch.relu(pre))
-    mlp_out = _hook(hooks, cache, "blocks.0.hook_mlp_out", post @ params["blocks.0.mlp.W_out"] + params["blocks.0.mlp.b_out"])
+    mlp_out = _hook(
+        hooks, cache, "blocks.0.hook_mlp_out", post @ params["blocks.0.mlp.W_out"] + params["blocks.0.mlp.b_out"]
+    )
     resid_post = _hook(hooks, cache, "blocks.0.hook_resid_post", resid_mid + mlp_out)
     return resid_post @ params["unembed.W_U"]
 
@@ -104,12 +106,24 @@ def forward(
     k = _hook(hooks, cache, "blocks.0.attn.hook_k", project("K"))
     v = _hook(hooks, cache, "blocks.0.attn.hook_v", project("V"))
     d_head = q.shape[-1]
-    scores = einsum(q, k, "batch q_pos head d_head, batch k_pos head d_head -> batch head q_pos k_pos") / math.sqrt(d_head)  # [batch, head, query_pos, key_pos]
+    scores = einsum(q, k, "batch q_pos head d_head, batch k_pos head d_head -> batch head q_pos k_pos") / math.sqrt(
+        d_head
+    )  # [batch, head, query_pos, key_pos]
     causal = torch.ones(n_ctx, n_ctx, dtype=torch.bool, device=tokens.device).tril()
     scores = _hook(hooks, cache, "blocks.0.attn.hook_attn_scores", scores.masked_fill(~causal, float("-inf")))
     pattern = _hook(hooks, cache, "blocks.0.attn.hook_pattern", scores.softmax(dim=-1))
-    z = _hook(hooks, cache, "blocks.0.attn.hook_z", einsum(pattern, v, "batch head q_pos k_pos, batch k_pos head d_head -> batch q_pos head d_head"))  # [batch, pos, head, d_head]
-    attn_out = _hook(hooks, cache, "blocks.0.hook_attn_out", einsum(z, params["blocks.0.attn.W_O"], "batch pos head d_head, head d_head d_model -> batch pos d_model"))
+    z = _hook(
+        hooks,
+        cache,
+        "blocks.0.attn.hook_z",
+        einsum(pattern, v, "batch head q_pos k_pos, batch k_pos head d_head -> batch q_pos head d_head"),
+    )  # [batch, pos, head, d_head]
+    attn_out = _hook(
+        hooks,
+        cache,
+        "blocks.0.hook_attn_out",
+        einsum(z, params["blocks.0.attn.W_O"], "batch pos head d_head, head d_head d_model -> batch pos d_model"),
+    )
     resid_mid = _hook(hooks, cache, "blocks.0.hook_resid_mid", resid_pre + attn_out)  # [batch, pos, d_model]
     logits = _mlp_unembed(params, resid_mid, hooks, cache)  # [batch, pos, d_vocab_out]
     return logits[:, -1]

@@ -8,8 +8,8 @@ The Fourier analysis of grokviz is specific to ``add`` (and ``sub``); see ``FOUR
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -102,4 +102,3 @@ def make_dataset(task: str, p: int, frac_train: float, seed: int, split: str = "
     train_idx, _ = order[:n_train].sort()
     test_idx, _ = order[n_train:].sort()
     return Dataset(p=p, a=a, b=b, labels=labels, train_idx=train_idx, test_idx=test_idx)
-

@@ -7,21 +7,14 @@ restricted unpickler read it as plain fields without importing TransformerLens.
 
 from __future__ import annotations
 
-import math
 import pickle
-import random
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
-from grokviz.core.config import Config
 from grokviz.errors import GrokvizError
-from grokviz.core.model import PARAM_SHAPES, Params
-from grokviz.core.tasks import make_dataset
-
 
 # --- reading pickles safely ---------------------------------------------------------------------
 
@@ -82,7 +75,6 @@ def load_torch_file(path: str | Path) -> Any:
         ) from None
     except Exception as exc:  # noqa: BLE001 - the unpickler fails on garbage bytes with any exception type
         raise GrokvizError(f"{path}: not a readable torch.save file ({type(exc).__name__}: {exc})") from None
-
 
 
 def read_json(path: Path) -> dict[str, Any]:

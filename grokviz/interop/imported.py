@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import math
-import pickle
-import random
-import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
 from grokviz.core.config import Config
-from grokviz.errors import GrokvizError
 from grokviz.core.model import PARAM_SHAPES, Params
-from grokviz.core.tasks import make_dataset
-
+from grokviz.errors import GrokvizError
 
 # --- importing a whole reference file -------------------------------------------------------------
 
@@ -66,22 +62,29 @@ def merge_histories(
             test_every = (round_ones or fits)[0]
             if test_every > 1:
                 also = f"; also consistent with every {fits[0]}-{fits[-1]} steps" if len(fits) > 1 else ""
-                notes.append(f"test losses placed every {test_every} steps from 0 "
-                             f"({n_test} values for {n_train} train losses{also})")
+                notes.append(
+                    f"test losses placed every {test_every} steps from 0 "
+                    f"({n_test} values for {n_train} train losses{also})"
+                )
         else:
             notes.append(f"{n_test} test losses cannot be placed on {n_train} epochs at a regular interval; dropped")
             test_losses, n_test = [], 0
     nan = float("nan")
     rows: dict[int, dict[str, float]] = {}
-    blank = lambda step: {"step": step, "train_loss": nan, "train_accuracy": nan, "test_loss": nan,  # noqa: E731
-                          "test_accuracy": nan, "elapsed_s": nan}
+    blank = lambda step: {
+        "step": step,
+        "train_loss": nan,
+        "train_accuracy": nan,
+        "test_loss": nan,  # noqa: E731
+        "test_accuracy": nan,
+        "elapsed_s": nan,
+    }
     for step, loss in enumerate(train_losses):
         rows.setdefault(step, blank(step))["train_loss"] = loss
     for index, loss in enumerate(test_losses):
         step = index * test_every + test_offset
         rows.setdefault(step, blank(step))["test_loss"] = loss
     return [rows[step] for step in sorted(rows)]
-
 
 
 # --- writing an imported run ----------------------------------------------------------------------

@@ -12,29 +12,42 @@ that does not say its split has it inferred from its stored losses (docs/interop
 from __future__ import annotations
 
 import math
-import pickle
 import random
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
 from grokviz.core.config import Config
-from grokviz.errors import GrokvizError
-from grokviz.core.model import PARAM_SHAPES, Params
+from grokviz.core.model import Params
 from grokviz.core.tasks import make_dataset
+from grokviz.errors import GrokvizError
 from grokviz.interop.files import load_torch_file
-from grokviz.interop.imported import ImportedRun, check_ranks, float_list, merge_histories, per_pair_losses, round_fraction
-
+from grokviz.interop.imported import (
+    ImportedRun,
+    check_ranks,
+    float_list,
+    merge_histories,
+    per_pair_losses,
+    round_fraction,
+)
 
 # --- the reference code's layout ----------------------------------------------------------------
 
 REFERENCE_KEYS = (
-    "embed.W_E", "pos_embed.W_pos", "blocks.0.attn.W_Q", "blocks.0.attn.W_K", "blocks.0.attn.W_V",
-    "blocks.0.attn.W_O", "blocks.0.mlp.W_in", "blocks.0.mlp.b_in", "blocks.0.mlp.W_out",
-    "blocks.0.mlp.b_out", "unembed.W_U",
+    "embed.W_E",
+    "pos_embed.W_pos",
+    "blocks.0.attn.W_Q",
+    "blocks.0.attn.W_K",
+    "blocks.0.attn.W_V",
+    "blocks.0.attn.W_O",
+    "blocks.0.mlp.W_in",
+    "blocks.0.mlp.b_in",
+    "blocks.0.mlp.W_out",
+    "blocks.0.mlp.b_out",
+    "unembed.W_U",
 )
 REFERENCE_BUFFERS = ("blocks.0.attn.mask",)
 
@@ -59,8 +72,14 @@ def reference_sizes(state_dict: Mapping[str, torch.Tensor], source: str = "state
     d_model, d_vocab = state_dict["embed.W_E"].shape
     n_heads, d_head, _ = state_dict["blocks.0.attn.W_Q"].shape
     d_mlp = state_dict["blocks.0.mlp.W_in"].shape[0]
-    return {"p": d_vocab - 1, "d_model": d_model, "n_heads": n_heads, "d_head": d_head, "d_mlp": d_mlp,
-            "n_ctx": state_dict["pos_embed.W_pos"].shape[0]}
+    return {
+        "p": d_vocab - 1,
+        "d_model": d_model,
+        "n_heads": n_heads,
+        "d_head": d_head,
+        "d_mlp": d_mlp,
+        "n_ctx": state_dict["pos_embed.W_pos"].shape[0],
+    }
 
 
 def reference_to_params(state_dict: Mapping[str, torch.Tensor], source: str = "state dict") -> Params:
@@ -75,11 +94,15 @@ def reference_to_params(state_dict: Mapping[str, torch.Tensor], source: str = "s
     if mask is not None:
         n_ctx = mask.shape[-1]
         if tuple(mask.shape) != (n_ctx, n_ctx) or not torch.equal(mask.float(), torch.ones(n_ctx, n_ctx).tril()):
-            raise GrokvizError(f"{source}: blocks.0.attn.mask is not the causal lower triangle; grokviz's model is causal")
+            raise GrokvizError(
+                f"{source}: blocks.0.attn.mask is not the causal lower triangle; grokviz's model is causal"
+            )
     sd = {k: state_dict[k].detach().to("cpu", torch.float32) for k in REFERENCE_KEYS}
     W_O = sd["blocks.0.attn.W_O"]  # [d_model, (head d_head)]
     if tuple(W_O.shape) != (d_model, n_heads * d_head):
-        raise GrokvizError(f"{source}: blocks.0.attn.W_O has shape {tuple(W_O.shape)}, expected {(d_model, n_heads * d_head)}")
+        raise GrokvizError(
+            f"{source}: blocks.0.attn.W_O has shape {tuple(W_O.shape)}, expected {(d_model, n_heads * d_head)}"
+        )
     params = {
         "embed.W_E": sd["embed.W_E"].T,  # [d_vocab, d_model]
         "pos_embed.W_pos": sd["pos_embed.W_pos"],  # [n_ctx, d_model], same in both
@@ -123,8 +146,15 @@ def _config_from_reference(
     notes: list[str] = []
     ref = dict(ref_config or {})
     # Sizes come from the tensors; a config that disagrees is a different model, not a hint.
-    size_names = {"p": "p", "d_model": "d_model", "num_heads": "n_heads", "d_head": "d_head", "d_mlp": "d_mlp",
-                  "n_ctx": "n_ctx", "d_vocab": "d_vocab"}
+    size_names = {
+        "p": "p",
+        "d_model": "d_model",
+        "num_heads": "n_heads",
+        "d_head": "d_head",
+        "d_mlp": "d_mlp",
+        "n_ctx": "n_ctx",
+        "d_vocab": "d_vocab",
+    }
     for ref_name, ours in size_names.items():
         if ref_name in ref:
             expected = sizes["p"] + 1 if ours == "d_vocab" else sizes[ours]
@@ -133,8 +163,12 @@ def _config_from_reference(
                 raise GrokvizError(f"the config says {ref_name}={stated!r} but the tensors imply {expected}")
     if sizes["n_ctx"] != 3:
         raise GrokvizError(f"pos_embed.W_pos has {sizes['n_ctx']} positions; grokviz's task has exactly 3 ([a, b, =])")
-    for name, allowed in (("act_type", ("ReLU", "relu")), ("use_ln", (False,)), ("num_layers", (1,)),
-                          ("batch_style", ("full",))):
+    for name, allowed in (
+        ("act_type", ("ReLU", "relu")),
+        ("use_ln", (False,)),
+        ("num_layers", (1,)),
+        ("batch_style", ("full",)),
+    ):
         if name in ref and ref[name] not in allowed:
             raise GrokvizError(f"config has {name}={ref[name]!r}; grokviz's model needs {allowed[0]!r}")
         ref.pop(name, None)
@@ -154,8 +188,10 @@ def _config_from_reference(
         if theirs in group:
             used = float(group[theirs])
             if ours in values and not math.isclose(values[ours], used):
-                notes.append(f"{ours}: the config says {values[ours]:g} but the optimizer state says {used:g} "
-                             f"(the value AdamW actually used); {used:g} recorded")
+                notes.append(
+                    f"{ours}: the config says {values[ours]:g} but the optimizer state says {used:g} "
+                    f"(the value AdamW actually used); {used:g} recorded"
+                )
             values[ours] = used
     if "betas" in group:
         values["beta1"], values["beta2"] = (float(b) for b in group["betas"])
@@ -167,17 +203,23 @@ def _config_from_reference(
             notes.append(defaulted[name])
     if "beta1" not in values:
         notes.append("AdamW betas not stored; (0.9, 0.98) assumed (the reference code's)")
-    notes.append("warm-up of 10 steps assumed (the reference code's LambdaLR min(step/10, 1); a scheduler's lambda is not stored)")
+    notes.append(
+        "warm-up of 10 steps assumed (the reference code's LambdaLR min(step/10, 1); a scheduler's lambda is not stored)"
+    )
     # The reference shuffles with Python's random; split="python" makes grokviz evaluate the same pairs.
     values["split"] = "python"
-    notes.append("train/test split: the reference code's (Python random.shuffle of the pairs with the seed), "
-                 "recorded as split='python'")
+    notes.append(
+        "train/test split: the reference code's (Python random.shuffle of the pairs with the seed), "
+        "recorded as split='python'"
+    )
     if steps is not None:
         values["steps"] = max(1, steps)
     no_equivalent = sorted(ref)
     if no_equivalent:
-        notes.append("reference config fields with no grokviz equivalent (dropped): "
-                     + ", ".join(f"{k}={ref[k]!r}" for k in no_equivalent))
+        notes.append(
+            "reference config fields with no grokviz equivalent (dropped): "
+            + ", ".join(f"{k}={ref[k]!r}" for k in no_equivalent)
+        )
     try:
         return ConfigGuess(Config(**values), notes, defaulted)
     except GrokvizError as exc:
@@ -199,7 +241,9 @@ def from_progress_measures_state_dict(
         cfg = cfg_hint
     else:
         cfg = _config_from_reference(sizes, cfg_hint, None, None).config
-    from grokviz.storage.runs import validate_params  # runs imports model only; no cycle, but keep interop light to import
+    from grokviz.storage.runs import (
+        validate_params,  # runs imports model only; no cycle, but keep interop light to import
+    )
 
     return cfg, validate_params(params, cfg, "reference state dict")
 
@@ -214,7 +258,6 @@ def load_progress_measures_checkpoint(path: str | Path) -> tuple[Config, Params]
     imported = import_progress_measures(path)
     step, params = imported.checkpoints[-1]
     return imported.config, params
-
 
 
 SPLIT_MATCH_TOLERANCE = 0.1
@@ -255,18 +298,24 @@ def infer_reference_split(
     return best
 
 
-def _state_dicts_of(data: Mapping[str, Any], source: str) -> tuple[list[Mapping[str, torch.Tensor]], list[int], list[str]]:
+def _state_dicts_of(
+    data: Mapping[str, Any], source: str
+) -> tuple[list[Mapping[str, torch.Tensor]], list[int], list[str]]:
     """The file's state dicts and the step of each (= optimiser updates done), with notes."""
     notes: list[str] = []
     if "state_dicts" in data:
         state_dicts = list(data["state_dicts"])
         if "epochs" not in data:
-            raise GrokvizError(f"{source}: a full-run file needs 'epochs' (the epoch of each state dict) beside 'state_dicts'")
+            raise GrokvizError(
+                f"{source}: a full-run file needs 'epochs' (the epoch of each state dict) beside 'state_dicts'"
+            )
         epochs = [int(e) for e in float_list(data["epochs"], "epochs", source)]
         if len(epochs) != len(state_dicts) or not state_dicts:
             raise GrokvizError(f"{source}: {len(state_dicts)} state dicts but {len(epochs)} epochs; they must pair up")
         # The reference loop saves after that epoch's update: the weights have had epoch + 1 updates.
-        notes.append("each state dict saved at epoch e is stored as step e + 1 (the reference code saves after that epoch's update)")
+        notes.append(
+            "each state dict saved at epoch e is stored as step e + 1 (the reference code saves after that epoch's update)"
+        )
         order = sorted(range(len(epochs)), key=epochs.__getitem__)
         return [state_dicts[i] for i in order], [epochs[i] + 1 for i in order], notes
     if "model" in data:
@@ -351,11 +400,15 @@ def import_progress_measures(path: str | Path) -> ImportedRun:
     return ImportedRun(cfg, checkpoints, log_rows, notes, f"progress-measures: {path.resolve()}")
 
 
-def _check_split(cfg: Config, params: Params, stored: tuple | None, ref_config: Mapping, step: int) -> tuple[Config, list[str]]:
+def _check_split(
+    cfg: Config, params: Params, stored: tuple | None, ref_config: Mapping, step: int
+) -> tuple[Config, list[str]]:
     """Evaluate the last model; infer seed/frac_train from stored (train, test, at_step) losses if the config lacks them."""
     notes = []
     losses, correct = per_pair_losses(params, cfg)
-    notes.append(f"the imported model at step {step} is {correct.double().mean().item():.2%} accurate on all {cfg.p}^2 pairs")
+    notes.append(
+        f"the imported model at step {step} is {correct.double().mean().item():.2%} accurate on all {cfg.p}^2 pairs"
+    )
     if stored is None:
         notes.append("no stored losses near the last checkpoint to check the split against")
         return cfg, notes
@@ -363,28 +416,40 @@ def _check_split(cfg: Config, params: Params, stored: tuple | None, ref_config: 
     when = "at the same step" if at == step else f"at step {at}, {step - at} update(s) earlier"
     if not (train_loss > 0 and test_loss > 0) or abs(math.log(test_loss / train_loss)) < SPLIT_MIN_LOG_RATIO:
         # Every split of a model that treats train and test pairs alike gives these losses.
-        notes.append(f"the stored train and test losses ({when}: {train_loss:.4g}, {test_loss:.4g}) are too close "
-                     "to tell splits apart; the split is not checked" + ("" if "seed" in ref_config and "frac_train"
-                     in ref_config else " (seed and frac_train keep their defaults)"))
+        notes.append(
+            f"the stored train and test losses ({when}: {train_loss:.4g}, {test_loss:.4g}) are too close "
+            "to tell splits apart; the split is not checked"
+            + (
+                ""
+                if "seed" in ref_config and "frac_train" in ref_config
+                else " (seed and frac_train keep their defaults)"
+            )
+        )
         return cfg, notes
     known_seed, known_frac = "seed" in ref_config, "frac_train" in ref_config
     n_pairs = cfg.p * cfg.p
     found = infer_reference_split(
-        losses, cfg.p, (train_loss, test_loss),
+        losses,
+        cfg.p,
+        (train_loss, test_loss),
         seeds=[cfg.seed] if known_seed else SPLIT_SEARCH_SEEDS,
         n_train=int(cfg.frac_train * n_pairs) if known_frac else None,
     )
     if found is None:
         what = "the stored config's split" if known_seed and known_frac else "no reference split (seeds 0-99, any size)"
-        notes.append(f"{what} reproduces the stored losses ({when}: train {train_loss:.4g}, test {test_loss:.4g}); "
-                     "train/test numbers computed by grokviz will not be the file's")
+        notes.append(
+            f"{what} reproduces the stored losses ({when}: train {train_loss:.4g}, test {test_loss:.4g}); "
+            "train/test numbers computed by grokviz will not be the file's"
+        )
         return cfg, notes
     seed, n_train, _ = found
     if not (known_seed and known_frac):
         frac = round_fraction(n_train, n_pairs)
         cfg = cfg.replace(seed=seed, frac_train=frac)
-        notes.append(f"seed={seed}, frac_train={frac} inferred: the first reference split (seeds 0-99, any train "
-                     "size) that reproduces the stored losses within 10%")
+        notes.append(
+            f"seed={seed}, frac_train={frac} inferred: the first reference split (seeds 0-99, any train "
+            "size) that reproduces the stored losses within 10%"
+        )
     train_idx, test_idx = reference_split(cfg.p, cfg.frac_train, cfg.seed)
     notes.append(
         f"check: on the reference split the imported model's train loss is {losses[train_idx].mean().item():.6g} "

@@ -8,21 +8,25 @@ and drops them.
 from __future__ import annotations
 
 import math
-import pickle
-import random
-import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
 from grokviz.core.config import Config
-from grokviz.errors import GrokvizError
 from grokviz.core.model import PARAM_SHAPES, Params
 from grokviz.core.tasks import make_dataset
+from grokviz.errors import GrokvizError
 from grokviz.interop.files import load_torch_file, read_json
-from grokviz.interop.imported import ImportedRun, check_ranks, float_list, merge_histories, per_pair_losses, round_fraction
+from grokviz.interop.imported import (
+    ImportedRun,
+    check_ranks,
+    float_list,
+    merge_histories,
+    per_pair_losses,
+    round_fraction,
+)
 
 PARAM_NAMES = tuple(PARAM_SHAPES)  # our tensor names, in checkpoint order
 
@@ -90,9 +94,16 @@ def _tl_sizes_from_shapes(state_dict: Mapping[str, torch.Tensor], source: str) -
     check_ranks(state_dict, [k for k in PARAM_NAMES if k in state_dict], source)
     d_vocab, d_model = state_dict["embed.W_E"].shape
     n_heads, _, d_head = state_dict["blocks.0.attn.W_Q"].shape
-    return {"d_vocab": d_vocab, "d_model": d_model, "n_heads": n_heads, "d_head": d_head,
-            "d_mlp": state_dict["blocks.0.mlp.W_in"].shape[1], "d_vocab_out": state_dict["unembed.W_U"].shape[1],
-            "n_ctx": state_dict["pos_embed.W_pos"].shape[0], "n_layers": 1}
+    return {
+        "d_vocab": d_vocab,
+        "d_model": d_model,
+        "n_heads": n_heads,
+        "d_head": d_head,
+        "d_mlp": state_dict["blocks.0.mlp.W_in"].shape[1],
+        "d_vocab_out": state_dict["unembed.W_U"].shape[1],
+        "n_ctx": state_dict["pos_embed.W_pos"].shape[0],
+        "n_layers": 1,
+    }
 
 
 def transformer_lens_to_params(
@@ -105,8 +116,10 @@ def transformer_lens_to_params(
     shapes = _tl_sizes_from_shapes(state_dict, source)
     if tl_config is None:
         tl = dict(shapes)
-        notes.append("no TransformerLens config: sizes read from the tensor shapes; act_fn='relu', no normalization, "
-                     "causal attention scaled by 1/sqrt(d_head) assumed (the grokking demo's)")
+        notes.append(
+            "no TransformerLens config: sizes read from the tensor shapes; act_fn='relu', no normalization, "
+            "causal attention scaled by 1/sqrt(d_head) assumed (the grokking demo's)"
+        )
     else:
         tl = dict(tl_config)
         for name, value in shapes.items():
@@ -123,7 +136,9 @@ def transformer_lens_to_params(
             problems.append(f"{name}={value!r} (grokviz's model needs {wanted!r})")
     attn_scale = tl.get("attn_scale", -1.0)
     if attn_scale not in (None, -1, -1.0) and not math.isclose(float(attn_scale), math.sqrt(shapes["d_head"])):
-        problems.append(f"attn_scale={attn_scale} (grokviz's model divides by sqrt(d_head)={math.sqrt(shapes['d_head']):g})")
+        problems.append(
+            f"attn_scale={attn_scale} (grokviz's model divides by sqrt(d_head)={math.sqrt(shapes['d_head']):g})"
+        )
     for flag in ("use_local_attn", "parallel_attn_mlp", "gated_mlp", "post_embedding_ln", "use_qk_norm"):
         if tl.get(flag):
             problems.append(f"{flag}=True")
@@ -133,10 +148,14 @@ def transformer_lens_to_params(
     if layer_keys != ["0"]:
         problems.append(f"layers {layer_keys} (grokviz's model has exactly one)")
     if problems:
-        raise GrokvizError(f"{source}: this TransformerLens model is not grokviz's architecture: " + "; ".join(problems))
+        raise GrokvizError(
+            f"{source}: this TransformerLens model is not grokviz's architecture: " + "; ".join(problems)
+        )
     if shapes["d_vocab"] != shapes["d_vocab_out"] + 1:
-        raise GrokvizError(f"{source}: d_vocab={shapes['d_vocab']} and d_vocab_out={shapes['d_vocab_out']}; grokviz's "
-                           "task has p output classes and p + 1 input tokens (the last is '=')")
+        raise GrokvizError(
+            f"{source}: d_vocab={shapes['d_vocab']} and d_vocab_out={shapes['d_vocab_out']}; grokviz's "
+            "task has p output classes and p + 1 input tokens (the last is '=')"
+        )
     p = shapes["d_vocab_out"]
     if shapes["n_ctx"] < 3:
         raise GrokvizError(f"{source}: n_ctx={shapes['n_ctx']}; the task needs 3 positions ([a, b, =])")
@@ -145,18 +164,26 @@ def transformer_lens_to_params(
     expected = set(PARAM_NAMES) | set(TL_ZERO_BIASES) | set(TL_BUFFERS)
     unexpected = sorted(set(state_dict) - expected)
     if unexpected:
-        raise GrokvizError(f"{source}: unexpected tensors {unexpected}; grokviz imports the 1-layer, no-LayerNorm model only")
+        raise GrokvizError(
+            f"{source}: unexpected tensors {unexpected}; grokviz imports the 1-layer, no-LayerNorm model only"
+        )
     for name in TL_ZERO_BIASES:
         if name in state_dict and state_dict[name].abs().max().item() != 0:
-            raise GrokvizError(f"{source}: {name} is not zero (max |value| {state_dict[name].abs().max().item():.3g}); "
-                               "grokviz's model has no such bias, so it cannot represent this model exactly")
+            raise GrokvizError(
+                f"{source}: {name} is not zero (max |value| {state_dict[name].abs().max().item():.3g}); "
+                "grokviz's model has no such bias, so it cannot represent this model exactly"
+            )
     mask = state_dict.get("blocks.0.attn.mask")
     if mask is not None and not torch.equal(mask.bool(), torch.ones_like(mask, dtype=torch.bool).tril()):
         raise GrokvizError(f"{source}: blocks.0.attn.mask is not causal")
-    params = {name: state_dict[name].detach().to("cpu", torch.float32).clone() for name in PARAM_NAMES if name in state_dict}
+    params = {
+        name: state_dict[name].detach().to("cpu", torch.float32).clone() for name in PARAM_NAMES if name in state_dict
+    }
     if shapes["n_ctx"] > 3:
         params["pos_embed.W_pos"] = params["pos_embed.W_pos"][:3].clone()
-        notes.append(f"n_ctx={shapes['n_ctx']}: only the first 3 positional embeddings are used by the task; kept those")
+        notes.append(
+            f"n_ctx={shapes['n_ctx']}: only the first 3 positional embeddings are used by the task; kept those"
+        )
     values = {k: shapes[k] for k in ("d_model", "n_heads", "d_head", "d_mlp")}
     if tl.get("seed") is not None:
         values["seed"] = int(tl["seed"])
@@ -169,7 +196,9 @@ def transformer_lens_to_params(
     return cfg, validate_params(params, cfg, source), notes
 
 
-def from_transformer_lens(state_dict: Mapping[str, torch.Tensor], tl_config: Mapping[str, Any] | None) -> tuple[Config, Params]:
+def from_transformer_lens(
+    state_dict: Mapping[str, torch.Tensor], tl_config: Mapping[str, Any] | None
+) -> tuple[Config, Params]:
     """A ``HookedTransformer`` state dict plus its config dict -> (our Config, params).
 
     ``tl_config`` is a dict of HookedTransformerConfig arguments (e.g. ``model.cfg.to_dict()``);
@@ -179,20 +208,6 @@ def from_transformer_lens(state_dict: Mapping[str, torch.Tensor], tl_config: Map
     """
     cfg, params, _ = transformer_lens_to_params(state_dict, tl_config)
     return cfg, params
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    import json
-
-    try:
-        body = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise GrokvizError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GrokvizError(f"{path}: not readable JSON ({exc})") from None
-    if not isinstance(body, dict):
-        raise GrokvizError(f"{path}: expected a JSON object of HookedTransformerConfig arguments")
-    return body
 
 
 # The TransformerLens grokking demo's data seed and fraction: its split equals grokviz's split with
@@ -237,8 +252,10 @@ def import_transformer_lens(path: str | Path, config_path: str | Path | None = N
         else:
             key = next((k for k in ("model", "state_dict", "model_state_dict") if k in data), None)
             if key is None:
-                raise GrokvizError(f"{source}: no state dict: expected a 'model' entry (as the TransformerLens grokking "
-                                   f"demo saves) or a bare state dict; found keys {sorted(map(str, data))[:20]}")
+                raise GrokvizError(
+                    f"{source}: no state dict: expected a 'model' entry (as the TransformerLens grokking "
+                    f"demo saves) or a bare state dict; found keys {sorted(map(str, data))[:20]}"
+                )
             state_dict = data[key]
         tl_config = data.get("config")
         if tl_config is not None and not isinstance(tl_config, Mapping):
@@ -268,11 +285,15 @@ def import_transformer_lens(path: str | Path, config_path: str | Path | None = N
     if stored is not None:
         epochs = [int(e) for e in float_list(data.get("checkpoint_epochs"), "checkpoint_epochs", source)]
         if len(epochs) != len(stored):
-            raise GrokvizError(f"{source}: {len(stored)} checkpoints but {len(epochs)} checkpoint_epochs; they must pair up")
+            raise GrokvizError(
+                f"{source}: {len(stored)} checkpoints but {len(epochs)} checkpoint_epochs; they must pair up"
+            )
         for epoch, sd in zip(epochs, stored):
             _, params, _ = transformer_lens_to_params(sd, tl_config, f"{source}, checkpoint of epoch {epoch}")
             checkpoints[epoch + 1] = params
-        notes.append(f"{len(epochs)} checkpoints; checkpoint_epochs e stored as step e + 1 (the demo saves after that epoch's update)")
+        notes.append(
+            f"{len(epochs)} checkpoints; checkpoint_epochs e stored as step e + 1 (the demo saves after that epoch's update)"
+        )
     if train_losses:
         final_step = len(train_losses)
     elif checkpoints:
@@ -281,7 +302,9 @@ def import_transformer_lens(path: str | Path, config_path: str | Path | None = N
     else:
         final_step = 0
         notes.append("the file says nothing about how long the model trained; stored as step 0")
-    if final_step in checkpoints and not all(torch.equal(checkpoints[final_step][k], final_params[k]) for k in PARAM_NAMES):
+    if final_step in checkpoints and not all(
+        torch.equal(checkpoints[final_step][k], final_params[k]) for k in PARAM_NAMES
+    ):
         notes.append(f"the final model differs from the checkpoint of step {final_step}; the final model kept")
     checkpoints[final_step] = final_params
     log_rows = merge_histories(train_losses, test_losses, notes, test_offset=1)
@@ -295,30 +318,51 @@ def import_transformer_lens(path: str | Path, config_path: str | Path | None = N
     if isinstance(train_indices, torch.Tensor):
         wanted = train_indices.flatten().long().sort().values
         frac = round_fraction(len(wanted), p * p)
-        match = next((s for s in dict.fromkeys([TL_DEMO_DATA_SEED, cfg.seed, *range(100)])
-                      if torch.equal(make_dataset(task, p, frac, s).train_idx, wanted)), None)
+        match = next(
+            (
+                s
+                for s in dict.fromkeys([TL_DEMO_DATA_SEED, cfg.seed, *range(100)])
+                if torch.equal(make_dataset(task, p, frac, s).train_idx, wanted)
+            ),
+            None,
+        )
         if match is None:
-            notes.append(f"the file's train_indices ({len(wanted)} pairs) are not a split grokviz can reproduce from a "
-                         "seed; grokviz's train/test numbers will use another split")
+            notes.append(
+                f"the file's train_indices ({len(wanted)} pairs) are not a split grokviz can reproduce from a "
+                "seed; grokviz's train/test numbers will use another split"
+            )
         else:
-            notes.append(f"split: the file's train_indices are grokviz's split with frac_train={frac}, data_seed={match}")
+            notes.append(
+                f"split: the file's train_indices are grokviz's split with frac_train={frac}, data_seed={match}"
+            )
         cfg = cfg.replace(frac_train=frac, data_seed=match if match is not None else TL_DEMO_DATA_SEED)
     else:
         cfg = cfg.replace(frac_train=TL_DEMO_FRAC_TRAIN, data_seed=TL_DEMO_DATA_SEED)
-        notes.append(f"no train_indices: split assumed to be the grokking demo's (frac_train={TL_DEMO_FRAC_TRAIN}, "
-                     f"DATA_SEED={TL_DEMO_DATA_SEED}, which grokviz reproduces)")
+        notes.append(
+            f"no train_indices: split assumed to be the grokking demo's (frac_train={TL_DEMO_FRAC_TRAIN}, "
+            f"DATA_SEED={TL_DEMO_DATA_SEED}, which grokviz reproduces)"
+        )
         if test_losses:
             dataset = make_dataset(task, p, cfg.frac_train, cfg.split_seed)
             losses, _ = per_pair_losses(final_params, cfg)
             ours = losses[dataset.test_idx].mean().item()
             verdict = "matches" if math.isclose(ours, test_losses[-1], rel_tol=1e-3) else "does NOT match"
-            notes.append(f"check: the final model's test loss on that split is {ours:.6g}; the stored last test loss "
-                         f"{test_losses[-1]:.6g} {verdict}")
-    notes.append("lr=1e-3, weight_decay=1.0, betas=(0.9, 0.98), no warm-up assumed (the grokking demo's optimiser; "
-                 "a TransformerLens file does not store it)")
+            notes.append(
+                f"check: the final model's test loss on that split is {ours:.6g}; the stored last test loss "
+                f"{test_losses[-1]:.6g} {verdict}"
+            )
+    notes.append(
+        "lr=1e-3, weight_decay=1.0, betas=(0.9, 0.98), no warm-up assumed (the grokking demo's optimiser; "
+        "a TransformerLens file does not store it)"
+    )
     cfg = cfg.replace(warmup_steps=0, steps=max(1, final_step))
     steps = sorted(checkpoints)
     from grokviz.storage.runs import validate_params
 
-    return ImportedRun(cfg, [(s, validate_params(checkpoints[s], cfg, source)) for s in steps], log_rows, notes,
-                       f"transformer-lens: {path.resolve()}")
+    return ImportedRun(
+        cfg,
+        [(s, validate_params(checkpoints[s], cfg, source)) for s in steps],
+        log_rows,
+        notes,
+        f"transformer-lens: {path.resolve()}",
+    )

@@ -31,8 +31,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from grokviz.core.config import Config
-from grokviz.errors import GrokvizError
 from grokviz.core.model import Params, param_shapes
+from grokviz.errors import GrokvizError
 
 RUN_FORMAT = "grokviz.run/1"
 CHECKPOINT_FORMAT = "grokviz.checkpoint/1"
@@ -308,7 +308,8 @@ class Run:
             if other != self.config:
                 differences = ", ".join(
                     f"{k}={v!r} (run: {getattr(self.config, k)!r})"
-                    for k, v in other.to_dict().items() if getattr(self.config, k) != v
+                    for k, v in other.to_dict().items()
+                    if getattr(self.config, k) != v
                 )
                 raise GrokvizError(f"{path}: belongs to another run; its config differs from {RUN_FILE}: {differences}")
         return validate_params(tensors, self.config, str(path))
@@ -321,7 +322,9 @@ class Run:
         if step not in self._files:
             steps = self.steps()
             if step not in self._files:
-                raise GrokvizError(f"{self.path}: no loadable checkpoint for step {step}; saved steps are {shown_steps(steps)}")
+                raise GrokvizError(
+                    f"{self.path}: no loadable checkpoint for step {step}; saved steps are {shown_steps(steps)}"
+                )
         return self._load_file(self.checkpoint_path(step), step)
 
     def log(self) -> pd.DataFrame:

@@ -41,8 +41,12 @@ def member_name(cfg: Config) -> str:
 
 def write_sweep_file(out: Path, configs: list[Config], axes: dict[str, list]) -> None:
     """``sweep.json``: the swept axes and each member's folder name and per-member fields."""
-    body = {"format": SWEEP_FORMAT, "source": "grokviz.ensemble", "axes": axes,
-            "members": [{"name": member_name(c), **{f: getattr(c, f) for f in MEMBER_FIELDS}} for c in configs]}
+    body = {
+        "format": SWEEP_FORMAT,
+        "source": "grokviz.ensemble",
+        "axes": axes,
+        "members": [{"name": member_name(c), **{f: getattr(c, f) for f in MEMBER_FIELDS}} for c in configs],
+    }
     atomic_write(out / SWEEP_FILE, lambda tmp: Path(tmp).write_text(json.dumps(body, indent=2) + "\n"))
 
 
@@ -81,7 +85,9 @@ def classify(log: pd.DataFrame, threshold: float = THRESHOLD) -> Outcome:
         outcome = "never fit"
     last = log.iloc[-1] if len(log) else None
     return Outcome(
-        outcome=outcome, fit_step=fit_step, grok_step=grok_step,
+        outcome=outcome,
+        fit_step=fit_step,
+        grok_step=grok_step,
         last_step=None if last is None else int(last["step"]),
         train_accuracy=math.nan if last is None else float(last["train_accuracy"]),
         test_accuracy=math.nan if last is None else float(last["test_accuracy"]),
@@ -154,8 +160,17 @@ def list_sweeps(root: str | os.PathLike) -> tuple[list[Sweep], list[str]]:
     return sweeps, problems
 
 
-OUTCOME_COLUMNS = ("member", *MEMBER_FIELDS, "outcome", "fit_step", "grok_step", "last_step", "train_accuracy",
-                   "test_accuracy", "problem")
+OUTCOME_COLUMNS = (
+    "member",
+    *MEMBER_FIELDS,
+    "outcome",
+    "fit_step",
+    "grok_step",
+    "last_step",
+    "train_accuracy",
+    "test_accuracy",
+    "problem",
+)
 
 
 def outcome_table(sweep: Sweep, threshold: float = THRESHOLD) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-""""A run folder, or one checkpoint file, plus a step": the one resolver every command uses.
+""" "A run folder, or one checkpoint file, plus a step": the one resolver every command uses.
 
 ``grokviz analyze PATH [--step N]`` and ``grokviz convert export-tl PATH [--step N]`` (and any
 later command that reads one checkpoint) accept the same two kinds of PATH, with the same checks
@@ -38,8 +38,10 @@ def open_checkpoint(path: str | os.PathLike, step: int | None = None, step_flag:
     if path.is_file():
         cfg, file_step, params = load_checkpoint_file(path)
         if step is not None and step != file_step:
-            raise GrokvizError(f"{path}: this checkpoint is step {file_step}, not {step_flag} {step}; "
-                               "give the run folder to choose a step")
+            raise GrokvizError(
+                f"{path}: this checkpoint is step {file_step}, not {step_flag} {step}; "
+                "give the run folder to choose a step"
+            )
         return Checkpoint(cfg, file_step, params, None)
     if not path.exists():
         raise GrokvizError(f"{path}: no such run folder or checkpoint file")

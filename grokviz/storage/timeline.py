@@ -17,15 +17,15 @@ computed and returned, just not stored.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
 from grokviz.analysis.neurons import key_frequencies, neuron_activations, neuron_stats
 from grokviz.analysis.progress import progress_measures
-from grokviz.storage.runs import Run, atomic_write
 from grokviz.core.config import dataset_for
+from grokviz.storage.runs import Run, atomic_write
 
 TIMELINE_FORMAT = "grokviz.timeline/2"  # /2: rows stored inside the key file
 

@@ -26,9 +26,9 @@ There is no ``--resume`` for ensembles: rerun a member with ``grokviz.train`` to
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch.func import vmap
@@ -50,9 +50,16 @@ SAVE_MODES = ("ends", "schedule")
 
 def grid_configs(base: Config, *, seeds=None, weight_decays=None, frac_trains=None, lrs=None) -> list[Config]:
     """The product of the given axes (an axis left out keeps ``base``'s value), weight decay outermost."""
-    axes = (weight_decays or [base.weight_decay], frac_trains or [base.frac_train], lrs or [base.lr], seeds or [base.seed])
-    return [base.replace(weight_decay=wd, frac_train=frac, lr=lr, seed=seed)
-            for wd, frac, lr, seed in itertools.product(*axes)]
+    axes = (
+        weight_decays or [base.weight_decay],
+        frac_trains or [base.frac_train],
+        lrs or [base.lr],
+        seeds or [base.seed],
+    )
+    return [
+        base.replace(weight_decay=wd, frac_train=frac, lr=lr, seed=seed)
+        for wd, frac, lr, seed in itertools.product(*axes)
+    ]
 
 
 def _check_members(configs: list[Config]) -> None:
@@ -107,15 +114,28 @@ def make_groups(configs: list[Config], dev: torch.device) -> list[Group]:
         by_size.setdefault(len(data.train_idx), []).append(i)
     groups = []
     for members in by_size.values():
+
         def split(which: str) -> tuple[torch.Tensor, ...]:
-            parts = [[t[getattr(datasets[i], which)] for t in (datasets[i].a, datasets[i].b, datasets[i].labels)] for i in members]
+            parts = [
+                [t[getattr(datasets[i], which)] for t in (datasets[i].a, datasets[i].b, datasets[i].labels)]
+                for i in members
+            ]
             return tuple(torch.stack(column).to(dev) for column in zip(*parts))
 
         params = stack([init_params(configs[i], dev) for i in members])
         params = {k: v.requires_grad_(True) for k, v in params.items()}
         group_configs = [configs[i] for i in members]
-        groups.append(Group(members, group_configs, params, AdamWState.zeros_like(params), Hyper.of(group_configs, dev),
-                            split("train_idx"), split("test_idx")))
+        groups.append(
+            Group(
+                members,
+                group_configs,
+                params,
+                AdamWState.zeros_like(params),
+                Hyper.of(group_configs, dev),
+                split("train_idx"),
+                split("test_idx"),
+            )
+        )
     return groups
 
 
@@ -176,14 +196,24 @@ def train_ensemble(
         return _train_ensemble(configs, out, dev, axes, save, progress, use_graphs)
 
 
-def _train_ensemble(configs: list[Config], out: Path, dev: torch.device, axes: dict[str, list] | None, save: str,
-                    progress: bool, use_graphs: bool) -> list[Path]:
+def _train_ensemble(
+    configs: list[Config],
+    out: Path,
+    dev: torch.device,
+    axes: dict[str, list] | None,
+    save: str,
+    progress: bool,
+    use_graphs: bool,
+) -> list[Path]:
     first = configs[0]
     groups = make_groups(configs, dev)
     steps_of = [group_steps(group, use_graphs) for group in groups]  # before any file: see graphs.replayable
     out.mkdir(parents=True, exist_ok=True)
-    axes = axes or {f: sorted({getattr(c, f) for c in configs}, key=str) for f in MEMBER_FIELDS
-                    if len({getattr(c, f) for c in configs}) > 1}
+    axes = axes or {
+        f: sorted({getattr(c, f) for c in configs}, key=str)
+        for f in MEMBER_FIELDS
+        if len({getattr(c, f) for c in configs}) > 1
+    }
     write_sweep_file(out, configs, axes)
     folders = [out / member_name(c) for c in configs]
     for folder, cfg in zip(folders, configs):
@@ -198,7 +228,9 @@ def _train_ensemble(configs: list[Config], out: Path, dev: torch.device, axes: d
 
     def flush() -> None:
         """Hand pending log rows, and the checkpoints they may call for, to the writer (no host sync)."""
-        rows = [(step, group, to_host(metrics), snapshot, elapsed) for step, group, metrics, snapshot, elapsed in pending]
+        rows = [
+            (step, group, to_host(metrics), snapshot, elapsed) for step, group, metrics, snapshot, elapsed in pending
+        ]
         pending.clear()
 
         def write() -> None:
@@ -211,14 +243,15 @@ def _train_ensemble(configs: list[Config], out: Path, dev: torch.device, axes: d
                     if snapshot is not None and (crossed or step in schedule):
                         weights = {k: writer.fetch(v[index]) for k, v in snapshot.items()}  # this member only
                         save_checkpoint(folders[member], step, weights, configs[member])
-            bar.set_postfix_str(f"test accuracy >= 99%: {sum(a >= 0.99 for a in last_test)}/{len(configs)}", refresh=False)
+            bar.set_postfix_str(
+                f"test accuracy >= 99%: {sum(a >= 0.99 for a in last_test)}/{len(configs)}", refresh=False
+            )
 
         writer.submit(write, ready=ready_event(dev))
 
     from tqdm import tqdm
 
-    bar = tqdm(total=first.steps, disable=not progress, unit="step", dynamic_ncols=True,
-               desc=f"{len(configs)} members")
+    bar = tqdm(total=first.steps, disable=not progress, unit="step", dynamic_ncols=True, desc=f"{len(configs)} members")
     try:
         with BackgroundWriter() as writer:
             for step in range(first.steps + 1):
@@ -236,7 +269,9 @@ def _train_ensemble(configs: list[Config], out: Path, dev: torch.device, axes: d
                     if is_log_step:
                         # Replays overwrite their outputs in place: keep a copy.
                         pending.append((step, group, metrics.clone(), snapshot, clock.mark()))
-                if pending and (step in schedule or last or len(pending) * first.log_every >= flush_every * len(groups)):
+                if pending and (
+                    step in schedule or last or len(pending) * first.log_every >= flush_every * len(groups)
+                ):
                     flush()
                 if not last:
                     bar.update(1)

@@ -17,7 +17,8 @@ does the same on CUDA.
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 
@@ -31,7 +32,9 @@ Output = TypeVar("Output")
 WARMUP_CALLS = 3
 
 
-def replayable(step: Callable[[], Output], state: list[torch.Tensor], *, use_graph: bool = True) -> Callable[[], Output]:
+def replayable(
+    step: Callable[[], Output], state: list[torch.Tensor], *, use_graph: bool = True
+) -> Callable[[], Output]:
     """``step`` (no arguments, no host syncs) as a function that replays its CUDA graph.
 
     ``state`` lists every tensor ``step`` changes in place (parameters, moments, step counter).
@@ -66,8 +69,10 @@ def replayable(step: Callable[[], Output], state: list[torch.Tensor], *, use_gra
         except RuntimeError as exc:
             # The error that broke the capture is the context of the one ending it.
             cause = exc.__context__ or exc
-            raise GrokvizError(f"this step cannot be captured as a CUDA graph ({cause}); "
-                               "train with --eager to launch it without graphs") from exc
+            raise GrokvizError(
+                f"this step cannot be captured as a CUDA graph ({cause}); "
+                "train with --eager to launch it without graphs"
+            ) from exc
     finally:
         # A failed capture can leave its capture stream current; restore the caller's first.
         torch.cuda.set_stream(caller_stream)

@@ -36,7 +36,7 @@ class AdamWState:
     exp_avg_sq: Params
 
     @classmethod
-    def zeros_like(cls, params: Params, step: int = 0) -> "AdamWState":
+    def zeros_like(cls, params: Params, step: int = 0) -> AdamWState:
         device = next(iter(params.values())).device
         return cls(
             step=torch.tensor(step, dtype=torch.int64, device=device),
@@ -78,7 +78,7 @@ class Hyper:
     eps: float = 1e-8
 
     @classmethod
-    def of(cls, configs: Config | list[Config], device: torch.device | str = "cpu") -> "Hyper":
+    def of(cls, configs: Config | list[Config], device: torch.device | str = "cpu") -> Hyper:
         """From one config (scalars per step) or from an ensemble's configs (one column per member)."""
         many = isinstance(configs, list)
         group = configs if many else [configs]
@@ -110,7 +110,9 @@ def adamw_step(params: Params, grads: Params, state: AdamWState, hyper: Hyper) -
     """
     device = next(iter(params.values())).device
     if not state.step.device == hyper.table.device == device:
-        raise ValueError(f"AdamW state on {state.step.device}, schedule on {hyper.table.device}, parameters on {device}")
+        raise ValueError(
+            f"AdamW state on {state.step.device}, schedule on {hyper.table.device}, parameters on {device}"
+        )
     # index_select, not table[step]: indexing with a 0-d tensor reads it on the host.
     row = hyper.table.index_select(0, state.step.view(1))[0]  # [3] or [3, member]
     decay, step_size, bias_correction2_sqrt = row[0], row[1], row[2]

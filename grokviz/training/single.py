@@ -63,7 +63,7 @@ class _StopFlag:
         self.requested = False
         self._previous = {}
 
-    def __enter__(self) -> "_StopFlag":
+    def __enter__(self) -> _StopFlag:
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
@@ -137,8 +137,15 @@ def train(
         return _train(cfg, out, dev, resume, progress, stop_after_steps, use_graphs)
 
 
-def _train(cfg: Config, out: Path, dev: torch.device, resume: bool, progress: bool,
-           stop_after_steps: int | None, use_graphs: bool) -> Run:
+def _train(
+    cfg: Config,
+    out: Path,
+    dev: torch.device,
+    resume: bool,
+    progress: bool,
+    stop_after_steps: int | None,
+    use_graphs: bool,
+) -> Run:
     dataset = dataset_for(cfg)
     train_data = tuple(t[dataset.train_idx].to(dev) for t in (dataset.a, dataset.b, dataset.labels))
     test_data = tuple(t[dataset.test_idx].to(dev) for t in (dataset.a, dataset.b, dataset.labels))
@@ -173,8 +180,9 @@ def _train(cfg: Config, out: Path, dev: torch.device, resume: bool, progress: bo
                     save_checkpoint(out, row_step, {k: writer.fetch(v) for k, v in snapshot.items()}, cfg)
                     saved.add(row_step)
                 train_loss, train_acc, test_loss, test_acc = values
-                bar.set_postfix_str(f"train {train_loss:.2e} ({train_acc:.1%})  test {test_loss:.2e} ({test_acc:.1%})",
-                                    refresh=False)
+                bar.set_postfix_str(
+                    f"train {train_loss:.2e} ({train_acc:.1%})  test {test_loss:.2e} ({test_acc:.1%})", refresh=False
+                )
             if resume_state is not None:
                 # The resume state before its step's checkpoint: a kill between the two leaves a step
                 # that the resumed run redoes (and whose checkpoint it writes).

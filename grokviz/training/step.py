@@ -31,5 +31,11 @@ def apply_update(params: Params, state: AdamWState, loss: torch.Tensor, hyper: H
 def log_record(step: int, metrics: list[float], elapsed_s: float) -> dict[str, float]:
     """A log row from the four metrics of a step (the trainers' one layout)."""
     train_loss, train_accuracy, test_loss, test_accuracy = metrics
-    return {"step": step, "train_loss": train_loss, "train_accuracy": train_accuracy,
-            "test_loss": test_loss, "test_accuracy": test_accuracy, "elapsed_s": elapsed_s}
+    return {
+        "step": step,
+        "train_loss": train_loss,
+        "train_accuracy": train_accuracy,
+        "test_loss": test_loss,
+        "test_accuracy": test_accuracy,
+        "elapsed_s": elapsed_s,
+    }

@@ -15,7 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -81,7 +81,7 @@ class BackgroundWriter:
         self._thread = threading.Thread(target=self._work, name="grokviz-writer", daemon=True)
         self._thread.start()
 
-    def __enter__(self) -> "BackgroundWriter":
+    def __enter__(self) -> BackgroundWriter:
         return self
 
     def __exit__(self, kind, error, traceback) -> None:

@@ -9,103 +9,29 @@ no Streamlit, so all of it is tested without a browser.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
 from grokviz.analysis import ablation
+from grokviz.analysis.attention import attention_pattern
 from grokviz.core.config import Config
-from grokviz.errors import GrokvizError
-from grokviz.core.model import forward_last
-from grokviz.storage.runs import RUN_FILE, Run, list_runs, open_run
-from grokviz.storage.sweeps import OUTCOMES, list_sweeps
 from grokviz.core.tasks import FOURIER_TASKS, TASKS
+from grokviz.storage.sweeps import OUTCOMES
 
 # The browser draws every mark: a few hundred points per curve keep charts quick to draw
 # while still showing every feature of a 25k-step run (log rows are every 20 steps).
 MAX_CURVE_POINTS = 600
 
 
-# --- runs ------------------------------------------------------------------------------------
-
-
-@dataclass
-class RunChoices:
-    """Runs to offer, keyed by the value the picker stores (and the URL carries)."""
-
-    runs: dict[str, Run] = field(default_factory=dict)
-    labels: dict[str, str] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-
-
-def run_key(path: Path, base_dir: Path) -> str:
-    """A run's key: its path relative to ``base_dir`` when inside it (short URLs), else absolute."""
-    path = Path(path).resolve()
-    try:
-        return path.relative_to(Path(base_dir).resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
-
-
-def discover_runs(default_root: Path, extra_folder: str | None, base_dir: Path) -> RunChoices:
-    """Runs under ``default_root`` plus those in ``extra_folder`` (a folder of runs or one run).
-
-    Reads the run folders (``run.json`` only). Every folder that is not a readable run becomes
-    one message in ``problems``; nothing raises, so the app keeps working with the rest.
-    """
-    choices = RunChoices()
-
-    def add(run: Run, label: str | None = None) -> None:
-        key = run_key(run.path, base_dir)
-        if key not in choices.runs:
-            choices.runs[key] = run
-            where = run.path.parent
-            # The label is also what the URL carries: short for bundled runs, the path otherwise.
-            choices.labels[key] = label or (run.name if where.resolve() == Path(default_root).resolve() else key)
-
-    roots = [Path(default_root)]
-    if extra_folder and extra_folder.strip():
-        extra = Path(os.path.expanduser(extra_folder.strip()))
-        if not extra.is_absolute():
-            extra = Path(base_dir) / extra
-        if (extra / RUN_FILE).is_file():
-            try:
-                add(open_run(extra))
-            except GrokvizError as exc:
-                choices.problems.append(str(exc))
-        else:
-            roots.append(extra)
-    for root in roots:
-        if not root.is_dir() and root == Path(default_root):
-            continue  # no bundled runs: not an error, the sidebar says so
-        try:
-            runs, problems = list_runs(root)
-        except GrokvizError as exc:
-            choices.problems.append(str(exc))
-            continue
-        for run in runs:
-            add(run)
-        choices.problems.extend(problems)
-        # The members of sweep folders are ordinary runs too, labelled "sweep/member".
-        sweeps, problems = list_sweeps(root)
-        choices.problems.extend(problems)
-        for sweep in sweeps:
-            member_runs, problems = list_runs(sweep.path)
-            choices.problems.extend(problems)
-            for run in member_runs:
-                add(run, f"{sweep.name}/{run.name}" if root == Path(default_root) else None)
-    return choices
-
-
 def config_table(cfg: Config) -> pd.DataFrame:
     """The config as a two-column table (setting, value), task formula included."""
     rows = [("task", f"{cfg.task}: {TASKS[cfg.task].formula}")]
-    rows += [(name, "default" if value is None else str(value)) for name, value in cfg.to_dict().items() if name != "task"]
+    rows += [
+        (name, "default" if value is None else str(value)) for name, value in cfg.to_dict().items() if name != "task"
+    ]
     return pd.DataFrame(rows, columns=["setting", "value"])
 
 
@@ -119,29 +45,6 @@ def fourier_note(cfg: Config) -> str | None:
         "describe the circuit for addition and subtraction; for this task they are computed the "
         "same way but need not mean anything."
     )
-
-
-def live_signature(run: Run, steps: list[int] | None = None) -> tuple:
-    """What changes while a run trains: saved steps and the log's size. Reads the folder
-    (``steps``, when the caller has just listed them, saves a second scan)."""
-    log = run.path / "log.csv"
-    size = log.stat().st_size if log.is_file() else 0
-    return (tuple(run.steps() if steps is None else steps), size)
-
-
-def checkpoint_mtime(run: Run, step: int) -> float:
-    """Modification time of a checkpoint file (part of cache keys: a rewritten file reloads)."""
-    try:
-        return run.checkpoint_path(step).stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def file_mtime(path: Path) -> float:
-    try:
-        return Path(path).stat().st_mtime
-    except OSError:
-        return 0.0
 
 
 # --- curves ----------------------------------------------------------------------------------
@@ -172,10 +75,15 @@ def long_curves(frame: pd.DataFrame, columns: Mapping[str, str], max_rows: int =
         if not len(values):
             continue
         small = downsample(values, max_rows)
-        parts.append(pd.DataFrame({"step": small["step"].to_numpy(), "series": name,
-                                   "value": small[column].astype(float).to_numpy()}))
+        parts.append(
+            pd.DataFrame(
+                {"step": small["step"].to_numpy(), "series": name, "value": small[column].astype(float).to_numpy()}
+            )
+        )
     if not parts:
-        return pd.DataFrame({"step": pd.Series(dtype="int64"), "series": pd.Series(dtype=str), "value": pd.Series(dtype=float)})
+        return pd.DataFrame(
+            {"step": pd.Series(dtype="int64"), "series": pd.Series(dtype=str), "value": pd.Series(dtype=float)}
+        )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -199,7 +107,9 @@ PHASE_NAMES = ("memorisation", "circuit formation", "cleanup", "after cleanup")
 
 def phases_found(phases) -> bool:
     """False when no boundary could be read (e.g. a log without accuracies): the phase is unknown."""
-    return any(getattr(phases, name, None) is not None for name in ("memorisation_end", "circuit_formation_end", "cleanup_end"))
+    return any(
+        getattr(phases, name, None) is not None for name in ("memorisation_end", "circuit_formation_end", "cleanup_end")
+    )
 
 
 def _phase_names(phases) -> tuple[str, ...]:
@@ -267,8 +177,17 @@ def spectrum_history(spectra: Mapping[int, np.ndarray]) -> pd.DataFrame:
         energy = np.asarray(norms, dtype=float) ** 2
         total = energy.sum()
         share = energy / total if total > 0 else energy
-        parts.append(pd.DataFrame({"step": step, "start": spans.loc[step, "start"], "end": spans.loc[step, "end"],
-                                   "frequency": np.arange(1, len(share) + 1), "share": share}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "step": step,
+                    "start": spans.loc[step, "start"],
+                    "end": spans.loc[step, "end"],
+                    "frequency": np.arange(1, len(share) + 1),
+                    "share": share,
+                }
+            )
+        )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -300,20 +219,29 @@ def grid_status(correct: torch.Tensor, is_train: torch.Tensor, valid: torch.Tens
     is_train = torch.as_tensor(is_train).bool().numpy()
     p = correct.shape[0]
     a, b = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
-    status = np.where(correct, np.where(is_train, "correct (train pair)", "correct (test pair)"),
-                      np.where(is_train, "wrong (train pair)", "wrong (test pair)")).astype(object)
+    status = np.where(
+        correct,
+        np.where(is_train, "correct (train pair)", "correct (test pair)"),
+        np.where(is_train, "wrong (train pair)", "wrong (test pair)"),
+    ).astype(object)
     if valid is not None:
         status[~torch.as_tensor(valid).bool().numpy()] = "not in task"
     return pd.DataFrame({"a": a.ravel(), "b": b.ravel(), "status": status.ravel()})
 
 
-def metrics_table(before: Mapping, after: Mapping | None = None, splits: Sequence[str] = ("train", "test", "all")) -> pd.DataFrame:
+def metrics_table(
+    before: Mapping, after: Mapping | None = None, splits: Sequence[str] = ("train", "test", "all")
+) -> pd.DataFrame:
     """SplitMetrics per split -> rows (split) x columns (accuracy/loss, before/after)."""
     rows = []
     for split in splits:
         if split not in before:
             continue
-        row = {"split": split, "accuracy before": float(before[split].accuracy), "loss before": float(before[split].loss)}
+        row = {
+            "split": split,
+            "accuracy before": float(before[split].accuracy),
+            "loss before": float(before[split].loss),
+        }
         if after is not None:
             row["accuracy after"] = float(after[split].accuracy)
             row["loss after"] = float(after[split].loss)
@@ -323,15 +251,22 @@ def metrics_table(before: Mapping, after: Mapping | None = None, splits: Sequenc
 
 def metrics_display(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`metrics_table` as text for reading: accuracies in %, losses in 3 significant digits."""
-    return pd.DataFrame({c: [(f"{v:.1%}" if "accuracy" in c else f"{v:.3g}") for v in table[c]] for c in table.columns},
-                        index=table.index)
+    return pd.DataFrame(
+        {c: [(f"{v:.1%}" if "accuracy" in c else f"{v:.3g}") for v in table[c]] for c in table.columns},
+        index=table.index,
+    )
 
 
 # --- neurons ---------------------------------------------------------------------------------
 
 
-def neuron_groups(activations: torch.Tensor, frequency: torch.Tensor, clustered: torch.Tensor, dead: torch.Tensor,
-                  key_frequencies: Iterable[int]) -> pd.DataFrame:
+def neuron_groups(
+    activations: torch.Tensor,
+    frequency: torch.Tensor,
+    clustered: torch.Tensor,
+    dead: torch.Tensor,
+    key_frequencies: Iterable[int],
+) -> pd.DataFrame:
     """Activations [d_mlp] at one input -> frame (neuron, activation, group, order, key, jitter).
 
     Clustered neurons are grouped by frequency ('k=14'); the others are 'unclustered' and 'dead'.
@@ -348,8 +283,16 @@ def neuron_groups(activations: torch.Tensor, frequency: torch.Tensor, clustered:
     # A fixed horizontal offset per neuron (golden-ratio sequence): points spread within their
     # group and stay put while the step moves, so a neuron can be followed through training.
     jitter = (np.arange(len(acts)) * 0.6180339887) % 1.0 - 0.5
-    return pd.DataFrame({"neuron": np.arange(len(acts)), "activation": acts, "group": group, "order": order,
-                         "key": key, "jitter": jitter})
+    return pd.DataFrame(
+        {
+            "neuron": np.arange(len(acts)),
+            "activation": acts,
+            "group": group,
+            "order": order,
+            "key": key,
+            "jitter": jitter,
+        }
+    )
 
 
 def probe_table(terms: pd.DataFrame) -> pd.DataFrame:
@@ -401,8 +344,10 @@ def headline_row(logged: dict | None, evaluate) -> dict:
 def metrics_row(metrics: Mapping) -> dict:
     """SplitMetrics by split -> the headline's four numbers."""
     return {
-        "train_accuracy": float(metrics["train"].accuracy), "test_accuracy": float(metrics["test"].accuracy),
-        "train_loss": float(metrics["train"].loss), "test_loss": float(metrics["test"].loss),
+        "train_accuracy": float(metrics["train"].accuracy),
+        "test_accuracy": float(metrics["test"].accuracy),
+        "train_loss": float(metrics["train"].loss),
+        "test_loss": float(metrics["test"].loss),
     }
 
 
@@ -418,10 +363,7 @@ def next_step(steps: Sequence[int], step: int) -> int | None:
 
 def attention_at(params, a: int, b: int) -> np.ndarray:
     """[n_heads, 3]: where the '=' position attends (to a, to b, to '=') for the one input (a, b)."""
-    cache: dict = {}
-    with torch.no_grad():
-        forward_last(params, torch.tensor([int(a)]), torch.tensor([int(b)]), cache=cache)
-    return cache["blocks.0.attn.hook_pattern"][0].double().numpy()  # [head, key_pos]
+    return attention_pattern(params, torch.tensor([int(a)]), torch.tensor([int(b)]))[0].double().numpy()
 
 
 def waves_frame(frequencies: Sequence[int], components: torch.Tensor | None) -> pd.DataFrame:
@@ -430,7 +372,9 @@ def waves_frame(frequencies: Sequence[int], components: torch.Tensor | None) -> 
         return pd.DataFrame(columns=["c", "series", "value"])
     values = torch.as_tensor(components).double().numpy()
     p = values.shape[1]
-    parts = [pd.DataFrame({"c": np.arange(p), "series": f"k={k}", "value": values[i]}) for i, k in enumerate(frequencies)]
+    parts = [
+        pd.DataFrame({"c": np.arange(p), "series": f"k={k}", "value": values[i]}) for i, k in enumerate(frequencies)
+    ]
     parts.append(pd.DataFrame({"c": np.arange(p), "series": "sum", "value": values.sum(axis=0)}))
     return pd.concat(parts, ignore_index=True)
 
@@ -490,8 +434,15 @@ def ablation_over_run(steps: Sequence[int], compute, progress=None) -> pd.DataFr
         result = compute(step)
         for when, metrics in (("before", result.before), ("after", result.after)):
             for split in ("train", "test"):
-                rows.append({"step": int(step), "split": split, "when": when,
-                             "accuracy": float(metrics[split].accuracy), "loss": float(metrics[split].loss)})
+                rows.append(
+                    {
+                        "step": int(step),
+                        "split": split,
+                        "when": when,
+                        "accuracy": float(metrics[split].accuracy),
+                        "loss": float(metrics[split].loss),
+                    }
+                )
         if progress is not None:
             progress(done, len(steps))
     return pd.DataFrame(rows, columns=["step", "split", "when", "accuracy", "loss"])
@@ -501,20 +452,23 @@ PROGRESS_PANELS = {
     # title -> (column -> series name, log scale, y title, what it shows)
     "Restricted and excluded loss": (
         {"restricted_loss": "restricted", "excluded_loss": "excluded", "test_loss": "test", "train_loss": "train"},
-        True, "loss (log scale)",
+        True,
+        "loss (log scale)",
         "**Restricted loss**: keep only the key frequencies at the logits (all pairs); it falls as the "
         "Fourier circuit forms. **Excluded loss**: remove them (train pairs); it rises as the model comes "
         "to rely on them even for the pairs it memorised.",
     ),
     "Gini of the Fourier spectra": (
         {"gini_embed": "W_E", "gini_unembed": "W_L"},
-        False, "Gini coefficient",
+        False,
+        "Gini coefficient",
         "**Gini coefficient** of the per-frequency norms of W_E and of W_L = W_out W_U: 0 when spread "
         "evenly, near 1 when a few frequencies hold everything; it rises as the key frequencies take over.",
     ),
     "Sum of squared weights": (
         {"sum_sq_weights": "all parameters"},
-        False, "sum of squared weights",
+        False,
+        "sum of squared weights",
         "**Sum of squared weights** over all parameters: weight decay shrinks the memorising weights; "
         "it falls fastest during cleanup.",
     ),
@@ -540,23 +494,27 @@ def sweep_grid(table: pd.DataFrame, x: str, y: str | None, fixed: Mapping[str, o
             labels.append(f"{int(step):,}")
         else:
             labels.append({"memorised only": "memorised", "never fit": "no fit"}.get(outcome, outcome))
-    return pd.DataFrame({
-        "x": rows[x].astype(str).to_numpy(),
-        "y": rows[y].astype(str).to_numpy() if y else "",
-        "outcome": rows["outcome"].to_numpy(),
-        "label": labels,
-        "member": rows["member"].to_numpy(),
-        "test_accuracy": rows["test_accuracy"].astype(float).to_numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "x": rows[x].astype(str).to_numpy(),
+            "y": rows[y].astype(str).to_numpy() if y else "",
+            "outcome": rows["outcome"].to_numpy(),
+            "label": labels,
+            "member": rows["member"].to_numpy(),
+            "test_accuracy": rows["test_accuracy"].astype(float).to_numpy(),
+        }
+    )
 
 
 def axis_order(values: Iterable) -> list[str]:
     """Distinct axis values as strings, in numeric order where they are numbers (0.3 before 1)."""
+
     def key(text: str):
         try:
             return (0, float(text), text)
         except ValueError:
             return (1, 0.0, text)
+
     return sorted({str(v) for v in values}, key=key)
 
 

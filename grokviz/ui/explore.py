@@ -1,0 +1,164 @@
+"""The run explorer: the sidebar's choice becomes a :class:`View`, the headline shows where the run
+stands at the chosen step, and one tab of ``grokviz.ui.pages`` draws the rest.
+
+The tab lives in the URL (``?tab=Fourier``) like the run, step and (a, b), so a link reopens the view.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from grokviz.analysis.progress import phase_boundaries
+from grokviz.core.config import check_analysable
+from grokviz.core.tasks import TASKS
+from grokviz.errors import GrokvizError
+from grokviz.ui import catalog, loaders, sidebar, views
+from grokviz.ui.pages import ablation, fourier, neurons, prediction, sweep, training
+from grokviz.ui.state import View
+from grokviz.ui.widgets import show_error
+
+# Tab label -> the page module that draws it (each has ``render(view)``).
+TABS = {
+    "Training": training,
+    "Fourier": fourier,
+    "Ablation": ablation,
+    "Neurons": neurons,
+    "Prediction & attention": prediction,
+    "Sweep": sweep,
+}
+
+
+def render() -> None:
+    choice = sidebar.render()
+    if choice is None:
+        return
+    view = build_view(choice)
+    if view is None:
+        return
+    with st.sidebar:
+        split = views.pair_split(view.dataset, view.a, view.b)
+        answer = "." if view.correct_c is None else f"; the correct answer is c = {view.correct_c}."
+        st.caption(f"({view.a}, {view.b}) is a {split}" + answer)
+    headline(view)
+    tabs = st.tabs(list(TABS), key="tab", bind="query-params")
+    for tab, page in zip(tabs, TABS.values()):
+        with tab:
+            if not tab.open:  # tabs are lazy: only the one shown is computed
+                continue
+            if page is sweep:  # the Sweep tab is about the runs on offer, not the current view
+                sweep.render(choice.runs)
+            else:
+                page.render(view)
+
+
+def build_view(choice: sidebar.Choice) -> View | None:
+    """Load what the pages share for the chosen run and step; None (after an error box) if the
+    checkpoint cannot be read."""
+    run, steps, step = choice.run, choice.steps, choice.step
+    cfg, run_path = run.config, str(run.path)
+    st.header(f"{run.name}: {TASKS[cfg.task].formula} with p = {cfg.p}")
+    try:  # live analysis holds p^2 x d_mlp activations: refuse, in words, where they cannot fit
+        check_analysable(cfg, run_path)
+        too_big = None
+    except GrokvizError as exc:
+        too_big = str(exc)
+        st.warning(too_big, icon=":material/memory:")
+    log_key = catalog.log_signature(run)
+    try:
+        log, log_problems = loaders.load_log(run_path, *log_key)
+        for problem in log_problems:
+            st.warning(problem, icon=":material/warning:")
+    except GrokvizError as exc:
+        show_error(exc)
+        log = None
+    # The progress measures, if this session has computed them (the Training tab does, then reruns).
+    known_timeline = loaders.memo_store().get(("timeline", (run_path, choice.signature)))
+    if log is not None:
+        phases = loaders.load_phases(run_path, *log_key, known_timeline, known_timeline is not None)
+    else:
+        phases = phase_boundaries(None, known_timeline)
+    mtimes = {s: catalog.checkpoint_mtime(run, s) for s in {step, steps[-1]}}
+    try:
+        params = loaders.load_params(run_path, step, mtimes[step])
+    except GrokvizError as exc:
+        show_error(exc)
+        return None
+    try:
+        key_counts = {} if too_big else loaders.key_frequency_counts(run_path, steps[-1], mtimes[steps[-1]])
+    except GrokvizError as exc:
+        st.warning(f"No key frequencies: the last checkpoint cannot be read. {exc}", icon=":material/warning:")
+        key_counts = {}
+    last_logged = int(log["step"].max()) if log is not None and len(log) else 0
+    return View(
+        run=run,
+        steps=steps,
+        step=step,
+        a=choice.a,
+        b=choice.b,
+        dataset=loaders.load_dataset(cfg.to_json()),
+        params=params,
+        log=log,
+        phases=phases,
+        phase_bands=views.phase_table(phases, max(steps[-1], last_logged)),
+        key_counts=key_counts,
+        signature=choice.signature,
+        correct_c=views.correct_answer(cfg, choice.a, choice.b),
+        too_big=too_big,
+        note=views.fourier_note(cfg),
+        mtimes=mtimes,
+    )
+
+
+def headline(view: View) -> None:
+    """Step and phase, then train/test accuracy and loss, each with its change since the previous saved step."""
+    steps, step = view.steps, view.step
+    now = headline_numbers(view, step)
+    before = views.previous_step(steps, step)
+    then = headline_numbers(view, before) if before is not None else None
+    columns = st.columns(5)
+    since = f"Change since the previous saved step ({before:,})." if before is not None else "The first saved step."
+    phases = view.phases
+    phase_help = (
+        phases.rule if views.phases_found(phases) else "No phase boundary could be read from this run's curves."
+    )
+    columns[0].metric(
+        "Step",
+        f"{step:,}",
+        views.phase_at(phases, step),
+        delta_color="off",
+        delta_arrow="off",
+        help=f"Saved checkpoint {steps.index(step) + 1} of {len(steps)}, and its training phase. {phase_help}",
+    )
+    for column, name, label, fmt in (
+        (columns[1], "train_accuracy", "Train accuracy", "{:.1%}"),
+        (columns[2], "test_accuracy", "Test accuracy", "{:.1%}"),
+        (columns[3], "train_loss", "Train loss", "{:.2g}"),
+        (columns[4], "test_loss", "Test loss", "{:.2g}"),
+    ):
+        if now is None:
+            column.metric(label, "n/a")
+            continue
+        delta = None
+        if then is not None:
+            change = now[name] - then[name]
+            delta = f"{change:+.1%}" if "accuracy" in name else f"{change:+.2g}"
+        column.metric(
+            label, fmt.format(now[name]), delta, delta_color="normal" if "accuracy" in name else "inverse", help=since
+        )
+    if view.note:
+        st.info(view.note, icon=":material/info:")
+
+
+def headline_numbers(view: View, at_step: int) -> dict | None:
+    """Train/test loss and accuracy at a saved step (the log's row; the checkpoint where it lacks them)."""
+
+    def evaluated() -> dict:
+        base = loaders.logits_base(view.run_path, at_step, view.mtime(at_step))
+        return views.metrics_row(base.evaluate(view.dataset)[0])
+
+    if view.too_big:
+        return views.log_row_at(view.log, at_step)
+    try:
+        return views.headline_row(views.log_row_at(view.log, at_step), evaluated)
+    except GrokvizError:
+        return views.log_row_at(view.log, at_step)

@@ -1,0 +1,122 @@
+"""Every cached loader of the app, in one place (keys: run path + step + file mtime, so a rewritten
+file reloads; a growing log is keyed on its size and mtime).
+
+Tensors are cached as resources (shared, never copied): they are read-only in the app, and copying
+a [p^2, p] or [p, p, d_mlp] tensor on every rerun would cost more than computing a chart.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from grokviz.analysis import ablation, fourier, neurons
+from grokviz.analysis.progress import phase_boundaries
+from grokviz.core.config import Config, dataset_for
+from grokviz.storage import sweeps
+from grokviz.storage.runs import open_run
+from grokviz.ui import charts, views
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def load_params(run_path: str, step: int, mtime: float):
+    return open_run(run_path).load(step)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def load_dataset(config_json: str):
+    """The run's own train/test split (an imported reference run keeps the reference split)."""
+    return dataset_for(Config.from_json(config_json))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def load_log(run_path: str, size: int, mtime: float):
+    """The training log and the problems met reading it (rows skipped, with their line numbers)."""
+    run = open_run(run_path)
+    frame = run.log()
+    return frame, list(run.problems)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def load_phases(run_path: str, size: int, mtime: float, _timeline, has_timeline: bool):
+    """Phase boundaries from the log, and from the progress measures once they are computed
+    (the end of cleanup also waits for the weight norm to settle)."""
+    return phase_boundaries(load_log(run_path, size, mtime)[0], _timeline)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)  # 5.8 MB each at p = 113
+def logits_base(run_path: str, step: int, mtime: float):
+    """The all-pairs logits of a checkpoint, with their metrics memoised (no activations kept)."""
+    return views.logits_baseline(ablation.all_pairs_logits(load_params(run_path, step, mtime)))
+
+
+@st.cache_resource(max_entries=6, show_spinner=False)
+def activations(run_path: str, step: int, mtime: float):
+    return neurons.neuron_activations(load_params(run_path, step, mtime))
+
+
+@st.cache_resource(max_entries=3, show_spinner=False)
+def ablation_baseline(run_path: str, step: int, mtime: float):
+    return ablation.baseline(load_params(run_path, step, mtime))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def key_frequency_counts(run_path: str, step: int, mtime: float) -> dict[int, int]:
+    """Frequency -> number of clustered neurons at one checkpoint (the app uses the last one)."""
+    return neurons.key_frequencies(neurons.neuron_stats(activations(run_path, step, mtime)))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def neuron_table(run_path: str, step: int, mtime: float):
+    """Per-neuron frequency table of one checkpoint (neuron, frequency, best_fve, clustered, dead)."""
+    return neurons.neuron_stats(activations(run_path, step, mtime)).table()
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def spectra_over_run(run_path: str, steps: tuple[int, ...], mtimes: tuple[float, ...]):
+    """step -> (W_E spectrum, W_L spectrum) for every saved step, as numpy arrays."""
+    embed, unembed = {}, {}
+    for step, mtime in zip(steps, mtimes):
+        params = load_params(run_path, step, mtime)
+        embed[step] = fourier.embed_spectrum(params).numpy()
+        unembed[step] = fourier.unembed_spectrum(params).numpy()
+    return views.spectrum_history(embed), views.spectrum_history(unembed)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def sweep_outcomes(sweep_path: str, signature: tuple):
+    """A sweep's outcome table (reads every member's log); ``signature`` changes as logs grow."""
+    return sweeps.outcome_table(sweeps.open_sweep(sweep_path))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def static_chart(key: tuple, _build) -> dict:
+    """A chart over the whole run, as a spec: built once per ``key``; the app adds the step rule."""
+    return charts.static_spec(_build())
+
+
+@st.cache_resource(show_spinner=False)
+def memo_store() -> dict:
+    """Results that are computed with a progress bar (which a cached function cannot draw)."""
+    return {}
+
+
+def remembered(kind: str, key: tuple, compute, label: str):
+    """Look up ``(kind, key)`` in the memo store, else compute it with a progress bar and keep it.
+
+    Only the latest few entries per kind are kept (a run still training changes its key often).
+    """
+    store = memo_store()
+    full_key = (kind, key)
+    if full_key not in store:
+        bar = st.progress(0.0, text=label)
+
+        def report(done: int, total: int) -> None:
+            bar.progress(done / total if total else 1.0, text=f"{label} ({done}/{total})")
+
+        value = compute(report)
+        bar.empty()
+        older = [k for k in store if k[0] == kind]
+        for stale in older[:-4]:
+            store.pop(stale, None)
+        store[full_key] = value
+    return store[full_key]

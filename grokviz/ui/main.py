@@ -1,0 +1,30 @@
+"""The Streamlit script of grokviz: ``streamlit run app.py`` and ``grokviz app`` both run :func:`main`.
+
+Layout, widgets and messages only. Analysis lives in ``grokviz.analysis``, data shaping in
+``grokviz.ui.views``, charts in ``grokviz.ui.charts``, cached loading in ``grokviz.ui.loaders``;
+the sidebar is ``grokviz.ui.sidebar`` and each tab is one module of ``grokviz.ui.pages``.
+Runs are read from ``$GROKVIZ_RUNS``, else ``./checkpoints`` of the folder the app was started in.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+
+def main() -> None:
+    st.set_page_config(page_title="grokviz", page_icon=":material/ssid_chart:", layout="wide")
+    import torch
+
+    # One intra-op thread: on the 2-core machines this targets, a second thread costs more in
+    # wake-ups than it saves on these small ops, and several sessions share the cores anyway.
+    torch.set_num_threads(1)
+    # Trained weights reach denormal floats; flushing them keeps CPU arithmetic at full speed.
+    torch.set_flush_denormal(True)
+
+    from grokviz.ui import explore
+
+    explore.render()
+
+
+if __name__ == "__main__":  # `streamlit run grokviz/ui/main.py` (what `grokviz app` runs)
+    main()

@@ -1,0 +1,54 @@
+"""The Fourier tab: the spectra of W_E and W_L at the current step, and over every checkpoint."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from grokviz.analysis import fourier
+from grokviz.errors import GrokvizError
+from grokviz.ui import charts, loaders, views
+from grokviz.ui.state import View
+from grokviz.ui.widgets import show_error
+
+
+def render(view: View) -> None:
+    """Key frequencies (orange) are those of the clustered neurons at the last checkpoint."""
+    st.caption(
+        f"Key frequencies (orange) are those of the clustered neurons at the last checkpoint "
+        f"(step {view.steps[-1]:,}): {view.key_text}."
+    )
+    left, right = st.columns(2)
+    left.altair_chart(
+        charts.spectrum_chart(
+            views.spectrum_frame(fourier.embed_spectrum(view.params), view.key_freqs),
+            title=f"Embedding W_E at step {view.step:,}",
+            subtitle="norm of each frequency of B @ W_E (cos and sin together)",
+        ),
+        width="stretch",
+    )
+    right.altair_chart(
+        charts.spectrum_chart(
+            views.spectrum_frame(fourier.unembed_spectrum(view.params), view.key_freqs),
+            title=f"Neuron-to-logit map W_L = W_out W_U at step {view.step:,}",
+            subtitle="norm of each frequency of W_L over the output c",
+        ),
+        width="stretch",
+    )
+    mtimes = tuple(view.mtime(s) for s in view.steps)
+    try:
+        embed_history, unembed_history = loaders.spectra_over_run(view.run_path, tuple(view.steps), mtimes)
+    except GrokvizError as exc:
+        show_error(exc)
+    else:
+        subtitle = (
+            "Each column is one saved checkpoint; colour is the frequency's share of that "
+            "checkpoint's squared norm. Key frequencies light up during the plateau."
+        )
+        for name, history in (("W_E", embed_history), ("W_L", unembed_history)):
+            spec = loaders.static_chart(
+                ("spectrum", name, view.run_path, view.signature, tuple(view.key_freqs)),
+                lambda: charts.spectrum_heatmap(
+                    history, title=f"{name} spectrum over training", subtitle=subtitle, key_frequencies=view.key_freqs
+                ),
+            )
+            st.vega_lite_chart(charts.add_step_rule(spec, view.step, color="white"), width="stretch")

@@ -1,0 +1,123 @@
+"""The Neurons tab: every MLP neuron at (a, b) grouped by frequency, one neuron over all inputs and
+its 2-D spectrum, and the cos·cos / sin·sin probe of that neuron at (a, b)."""
+
+from __future__ import annotations
+
+import streamlit as st
+import torch
+
+from grokviz.analysis import fourier, neurons
+from grokviz.errors import GrokvizError
+from grokviz.ui import charts, loaders, views
+from grokviz.ui.state import View
+from grokviz.ui.widgets import clamp_state, show_error
+
+
+def render(view: View) -> None:
+    """Neurons are grouped by their frequency at the last checkpoint, so groups stay put while scrubbing."""
+    if view.too_big:
+        st.info(view.too_big)
+        return
+    d_mlp = view.cfg.d_mlp
+    try:  # neurons are grouped by their frequency at the last checkpoint: stable while scrubbing
+        group_step, final_table = (
+            view.steps[-1],
+            loaders.neuron_table(view.run_path, view.steps[-1], view.mtime(view.steps[-1])),
+        )
+    except GrokvizError:
+        group_step, final_table = view.step, loaders.neuron_table(view.run_path, view.step, view.mtime())
+    clamp_state("neuron", 0, d_mlp - 1)
+    neuron = int(
+        st.number_input(
+            "Neuron",
+            0,
+            d_mlp - 1,
+            views.default_neuron(final_table),
+            key="neuron",
+            bind="query-params",
+            help="Default: the best-fitting neuron of the largest cluster.",
+        )
+    )
+    acts = loaders.activations(view.run_path, view.step, view.mtime())  # [p, p, d_mlp]
+    groups = views.neuron_groups(
+        acts[view.a, view.b],
+        torch.tensor(final_table["frequency"].values),
+        torch.tensor(final_table["clustered"].values),
+        torch.tensor(final_table["dead"].values),
+        view.key_freqs,
+    )
+    st.altair_chart(
+        charts.neuron_strip(
+            groups,
+            selected=neuron,
+            title=f"All {d_mlp} neurons at input ({view.a}, {view.b}), step {view.step:,}",
+            subtitle=f"grouped by each neuron's frequency at step {group_step:,}; "
+            f"clustered = FVE >= 0.85; the red ring is neuron {neuron}",
+        ),
+        width="stretch",
+    )
+    try:
+        result = neurons.probe(acts, neuron, view.a, view.b)
+    except ValueError as exc:
+        show_error(exc)
+        result = None
+    left, middle = st.columns(2)
+    with left:
+        st.altair_chart(
+            charts.heatmap(
+                acts[:, :, neuron].numpy(),
+                title=f"Neuron {neuron} over all inputs",
+                subtitle=f"activation for every (a, b) at step {view.step:,}; the red square is ({view.a}, {view.b})",
+                marker=(view.a, view.b),
+                tick_every=10 if view.p > 40 else 5,
+            ),
+            width="content",
+        )
+    with middle:
+        block_norms = views.frequency_blocks(fourier.fourier_2d(acts[:, :, neuron].double()), centre=True)
+        labels = ["const"] + [str(k) for k in range(1, fourier.n_frequencies(view.p) + 1)]
+        st.altair_chart(
+            charts.heatmap(
+                block_norms,
+                title=f"Neuron {neuron}: 2-D Fourier spectrum",
+                subtitle=[
+                    "norm of each (frequency of a, frequency of b) block, mean left out;",
+                    "a frequency-k neuron lights (k, k), (k, const) and (const, k)",
+                ],
+                x_title="frequency in b",
+                y_title="frequency in a",
+                color_title="norm",
+                x_labels=labels,
+                y_labels=labels,
+                tick_every=5,
+            ),
+            width="content",
+        )
+    if result is not None:
+        st.subheader(
+            f"Probe: neuron {neuron} at ({view.a}, {view.b}) with the terms of frequency k = {result.frequency}"
+        )
+        if view.note:
+            st.caption("The probe's terms come from the addition circuit; see the note above.")
+        cols = st.columns(4)
+        cols[0].metric("Activation", f"{result.activation:.4g}")
+        cols[1].metric("Fit (sum of contributions)", f"{result.fit:.4g}")
+        cols[2].metric("Residual", f"{result.residual:.4g}")
+        cols[3].metric(f"FVE of k = {result.frequency}", f"{result.fve:.1%}")
+        st.dataframe(
+            views.probe_table(result.terms),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "value": st.column_config.NumberColumn("value at (a, b)", format="%.4f"),
+                "coefficient": st.column_config.NumberColumn(format="%.4g"),
+                "contribution": st.column_config.NumberColumn(format="%.4g"),
+                "correlation": st.column_config.TextColumn("correlation over all inputs"),
+            },
+        )
+        st.caption(
+            f"w = 2π·{result.frequency}/{view.p}. value: the term at (a, b); coefficient: least-squares fit "
+            "over all inputs; contribution = coefficient × value; correlation: Pearson correlation of the "
+            "neuron with the term over all inputs. The model uses cos(w(a+b)) = cos(wa)cos(wb) − sin(wa)sin(wb) "
+            "and sin(w(a+b)) = sin(wa)cos(wb) + cos(wa)sin(wb)."
+        )

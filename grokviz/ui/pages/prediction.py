@@ -1,0 +1,63 @@
+"""The Prediction & attention tab: the logits at (a, b), each key frequency's share of the correct
+logit, the waves that peak together at the answer, and where the '=' position attends."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from grokviz.analysis import ablation
+from grokviz.ui import charts, views
+from grokviz.ui.state import View
+
+
+def render(view: View) -> None:
+    """One input explained at the current step."""
+    shown_freqs = view.key_freqs or [1]
+    prediction = ablation.predict(view.params, view.a, view.b, shown_freqs, view.correct_c)
+    verdict = "correct" if prediction.answer == prediction.label else "wrong"
+    st.caption(
+        f"Input ({view.a}, {view.b}), step {view.step:,}: the model answers {prediction.answer}, "
+        f"the correct answer is {prediction.label} ({verdict})."
+    )
+    st.altair_chart(
+        charts.logits_chart(
+            prediction.logits.numpy(),
+            answer=prediction.answer,
+            label=prediction.label,
+            title=f"Logits for ({view.a}, {view.b})",
+            subtitle="one bar per output c; the highest bar is the model's answer",
+        ),
+        width="stretch",
+    )
+    left, right = st.columns(2)
+    with left:
+        st.altair_chart(
+            charts.contributions_chart(
+                prediction.contributions,
+                title="Each key frequency's contribution to the correct logit",
+                subtitle=f"its wave over c, evaluated at c = {prediction.label}",
+            ),
+            width="stretch",
+        )
+    with right:
+        st.altair_chart(
+            charts.waves_chart(
+                views.waves_frame(prediction.frequencies, prediction.components),
+                label=prediction.label,
+                title="Key-frequency waves over the outputs",
+                subtitle="once grokked, they peak together at the correct answer and cancel elsewhere",
+            ),
+            width="stretch",
+        )
+    if view.note:
+        st.caption("Key frequencies and their waves describe the addition circuit; see the note above.")
+    st.altair_chart(
+        charts.attention_chart(
+            views.attention_at(view.params, view.a, view.b),
+            a=view.a,
+            b=view.b,
+            title=f"Attention from the '=' position for ({view.a}, {view.b})",
+            subtitle="one bar per head: how much it reads from a, from b and from '='",
+        ),
+        width="stretch",
+    )

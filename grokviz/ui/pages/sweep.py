@@ -1,0 +1,103 @@
+"""The Sweep tab: every member of a sweep on one grid, coloured by outcome (never fit, memorised only,
+grokked, with the step), and any member opened as the current run. It ignores the step and (a, b).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from grokviz.storage import sweeps
+from grokviz.ui import catalog, charts, loaders, views
+
+FIRST_TAB = "Training"  # where an opened member is shown
+
+
+def open_member(key: str) -> None:
+    """Button callback (runs before the rerun, so it may set the run picker): open a sweep member."""
+    st.session_state["run"] = key
+    st.session_state.pop("step", None)  # the member's own last checkpoint
+    st.session_state["tab"] = FIRST_TAB
+
+
+def render(runs: catalog.RunChoices) -> None:
+    """The sweeps under the runs folder; ``runs`` are the runs on offer (a member opens only if listed)."""
+    root = catalog.runs_root()
+    found, sweep_problems = sweeps.list_sweeps(root)
+    for problem in sweep_problems:
+        st.warning(problem, icon=":material/warning:")
+    if not found:
+        st.info(
+            f"No sweeps in {root}. Train one with `grokviz ensemble --out checkpoints/NAME "
+            "--weight-decay 0.3,1,3 --frac-train 0.2,0.4,0.6`."
+        )
+    else:
+        by_name = {s.name: s for s in found}
+        if st.session_state.get("sweep") not in by_name:
+            st.session_state.pop("sweep", None)
+        sweep = by_name[st.selectbox("Sweep", list(by_name), key="sweep", bind="query-params")]
+        logs_signature = tuple(catalog.file_mtime(m.path / "log.csv") for m in sweep.members)
+        table = loaders.sweep_outcomes(str(sweep.path), logs_signature)
+        swept = sweep.swept_axes() or ["seed"]
+        x_default = "frac_train" if "frac_train" in swept else swept[0]
+        y_choices = [a for a in swept if a != x_default]
+        y_default = "weight_decay" if "weight_decay" in y_choices else (y_choices[0] if y_choices else None)
+        controls = st.columns(4)
+        x_axis = controls[0].selectbox("Across", swept, index=swept.index(x_default), key="sweep_x")
+        y_options = [a for a in swept if a != x_axis]
+        y_axis = (
+            controls[1].selectbox(
+                "Down", y_options, index=y_options.index(y_default) if y_default in y_options else 0, key="sweep_y"
+            )
+            if y_options
+            else None
+        )
+        fixed = {}
+        for column, axis in zip(controls[2:], [a for a in swept if a not in (x_axis, y_axis)]):
+            fixed[axis] = column.selectbox(axis, views.axis_order(table[axis]), key=f"sweep_fix_{axis}")
+        grid = views.sweep_grid(table, x_axis, y_axis, fixed)
+        counts = table["outcome"].value_counts()
+        st.caption(
+            f"{len(table)} members: "
+            + ", ".join(f"{counts.get(o, 0)} {o}" for o in sweeps.OUTCOMES)
+            + f". Numbers are the first logged step with test accuracy >= {sweeps.THRESHOLD:.0%}."
+        )
+        st.altair_chart(
+            charts.sweep_grid(
+                grid,
+                x_title=x_axis,
+                y_title=y_axis,
+                title=f"{sweep.name}: outcome of every member",
+                subtitle="grokked: the number is the step test accuracy reached 99%; memorised only: train did, test never; never fit",
+                x_order=views.axis_order(grid["x"]),
+                y_order=views.axis_order(grid["y"]),
+            ),
+            width="content",
+        )
+        openable = {
+            catalog.run_key(sweep.path / name, catalog.base_dir()): name
+            for name in grid["member"]
+            if catalog.run_key(sweep.path / name, catalog.base_dir()) in runs.runs
+        }
+        if openable:
+            outcome_of = dict(zip(table["member"], zip(table["outcome"], table["grok_step"])))
+
+            def member_label(key: str) -> str:
+                name = openable[key]
+                outcome, grok_step = outcome_of[name]
+                return f"{name}: {outcome}" + (f" at step {int(grok_step):,}" if outcome == "grokked" else "")
+
+            left, right = st.columns([3, 1])
+            chosen_member = left.selectbox("Member", list(openable), format_func=member_label, key="sweep_member")
+            right.button(
+                "Open this member",
+                icon=":material/open_in_new:",
+                on_click=open_member,
+                args=(chosen_member,),
+                help="Makes it the current run (sidebar) and shows its Training tab.",
+            )
+        with st.expander("All members"):
+            st.dataframe(
+                table.drop(columns=["problem"] if table["problem"].isna().all() else []),
+                hide_index=True,
+                width="stretch",
+            )

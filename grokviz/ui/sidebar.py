@@ -1,0 +1,171 @@
+"""The sidebar of the run explorer: which run, which step (with Play and live watching), which (a, b).
+
+Returns a :class:`Choice`; every widget whose value makes the view is bound to the URL, except the
+typed folder (a link must not point the server at folders outside its runs root).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from grokviz.storage.runs import Run
+from grokviz.ui import catalog, views
+from grokviz.ui.widgets import clamp_state
+
+DEFAULT_RUN = "add-p113"
+PLAY_SECONDS = 1.0  # one saved step per second while playing
+LIVE_SECONDS = 4.0  # how often a run that is still training is checked for new checkpoints
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What the sidebar chose: the runs on offer, the run, its loadable steps, the step and (a, b)."""
+
+    runs: catalog.RunChoices
+    run: Run
+    steps: list[int]
+    signature: tuple
+    step: int
+    a: int
+    b: int
+
+
+def pick_run() -> tuple[catalog.RunChoices, Run] | None:
+    """The run picker (and the typed folder); None, with a message, when there is no run at all."""
+    root = catalog.runs_root()
+    st.title("grokviz")
+    st.caption("Grokking in a 1-layer transformer on modular arithmetic (Nanda et al. 2023).")
+    # Deliberately not in the URL: a link must not point the server at folders outside its runs root.
+    folder = st.text_input(
+        "Another folder of runs",
+        key="folder",
+        placeholder="path/to/runs or path/to/run",
+        help=f"Runs are read from {root} and from this folder (a folder of run folders, or one run folder).",
+    )
+    choices = catalog.discover_runs(root, folder, catalog.base_dir())
+    for problem in choices.problems:
+        st.warning(problem, icon=":material/warning:")
+    if not choices.runs:
+        st.info(
+            f"No runs found in {root}.\n\nTrain one with `grokviz train --out checkpoints/NAME` "
+            "(about 15 minutes on a laptop CPU), start `grokviz app` inside a clone of grokviz to open "
+            "its bundled runs, or set `GROKVIZ_RUNS` to a folder of runs.",
+            icon=":material/folder_open:",
+        )
+        return None
+    keys = list(choices.runs)
+    bundled = [
+        k
+        for k in keys
+        if choices.runs[k].name == DEFAULT_RUN and choices.runs[k].path.parent.resolve() == root.resolve()
+    ]
+    default_key = (bundled or keys)[0]
+    key = st.selectbox(
+        "Run", keys, index=keys.index(default_key), format_func=choices.labels.get, key="run", bind="query-params"
+    )
+    return choices, choices.runs[key]
+
+
+def render() -> Choice | None:
+    """Draw the sidebar; None (after saying why) when there is nothing to show yet."""
+    with st.sidebar:
+        picked = pick_run()
+        if picked is None:
+            return None
+        choices, run = picked
+        cfg = run.config
+        with st.expander("Config", icon=":material/settings:"):
+            st.dataframe(views.config_table(cfg), hide_index=True, width="stretch")
+            st.caption(f"Folder: `{run.path}`  \nWritten by: {run.source}")
+
+        steps = run.steps()  # only checkpoints that load; the others are in run.problems
+        skipped = list(run.problems)
+        if skipped:
+            with st.expander(
+                f"{len(skipped)} file(s) of this run skipped", icon=":material/warning:", expanded=len(skipped) <= 3
+            ):
+                for problem in skipped:
+                    st.warning(problem)
+        signature = catalog.live_signature(run, steps)
+        if not steps or steps[-1] < cfg.steps:
+            _watch(run, signature)
+        if not steps:
+            st.info(f"{run.path} has no checkpoints yet; this page updates when the first one lands.")
+            return None
+        step = _step_slider(steps)
+        a, b = _input_pair(cfg.p)
+    return Choice(choices, run, steps, signature, step, a, b)
+
+
+def _watch(run: Run, signature: tuple) -> None:
+    """A run still being trained: check for new checkpoints and rerun when they land."""
+
+    @st.fragment(run_every=LIVE_SECONDS)
+    def watch_run(seen=signature) -> None:
+        now = catalog.live_signature(run)
+        if now != seen:
+            old_steps, new_steps = seen[0], now[0]
+            if new_steps and (not old_steps or st.session_state.get("step") in (None, old_steps[-1])):
+                st.session_state["step"] = new_steps[-1]  # follow the newest checkpoint
+            st.rerun()
+        last = f"step {now[0][-1]:,}" if now[0] else "none yet"
+        st.caption(f":green[●] training: {len(now[0])} checkpoints, last {last} of {run.config.steps:,}")
+
+    watch_run()
+
+
+def _step_slider(steps: list[int]) -> int:
+    """The step slider over the saved checkpoints, and Play, which moves it one step a second."""
+
+    def toggle_play() -> None:
+        playing = not st.session_state.get("playing", False)
+        st.session_state["playing"] = playing
+        if playing and st.session_state.get("step") == steps[-1]:
+            st.session_state["step"] = steps[0]  # play from the start
+
+    step = st.select_slider(
+        "Step",
+        options=steps,
+        value=steps[-1],
+        key="step",
+        bind="query-params",
+        help="The saved checkpoints of this run (dense where things happen).",
+    )
+    playing = st.session_state.get("playing", False)
+    st.button(
+        "Pause" if playing else "Play",
+        icon=":material/pause:" if playing else ":material/play_arrow:",
+        on_click=toggle_play,
+        help=f"Step through the saved checkpoints, one every {PLAY_SECONDS:g} s.",
+    )
+    if playing:
+
+        @st.fragment(run_every=PLAY_SECONDS)
+        def advance() -> None:
+            # The first call is the one inside the full run: arm the timer. Each timed call moves on.
+            if not st.session_state.get("_play_armed"):
+                st.session_state["_play_armed"] = True
+                return
+            st.session_state["_play_armed"] = False
+            following = views.next_step(steps, st.session_state.get("step", steps[-1]))
+            if following is None:
+                st.session_state["playing"] = False
+            else:
+                st.session_state["step"] = following
+            st.rerun()
+
+        st.session_state["_play_armed"] = False
+        advance()
+    return step
+
+
+def _input_pair(p: int) -> tuple[int, int]:
+    st.subheader("Input (a, b)")
+    clamp_state("a", 0, p - 1)
+    clamp_state("b", 0, p - 1)
+    col_a, col_b = st.columns(2)
+    a = int(col_a.number_input("a", 0, p - 1, 5, key="a", bind="query-params"))
+    b = int(col_b.number_input("b", 0, p - 1, 17, key="b", bind="query-params"))
+    return a, b
