@@ -13,7 +13,7 @@ from grokviz.core.config import Config
 from grokviz.errors import GrokvizError
 from grokviz.storage.sweeps import classify, list_sweeps, open_sweep, outcome_table
 from grokviz.training.ensemble import grid_configs, train_ensemble
-from grokviz.ui import catalog, charts, views
+from grokviz.ui import catalog, charts, sweep_views
 
 
 def log(train: list[float], test: list[float], every: int = 100) -> pd.DataFrame:
@@ -54,19 +54,19 @@ def test_sweep_loads_and_every_member_is_classified(tiny_sweep) -> None:
     assert list(table["member"]) == [m.name for m in sweep.members]
     assert set(table["outcome"]) <= {"never fit", "memorised only", "grokked"} and table["problem"].isna().all()
     assert (table["last_step"] == 30).all()
-    grid = views.sweep_grid(table, "frac_train", "weight_decay")
+    grid = sweep_views.sweep_grid(table, "frac_train", "weight_decay")
     assert list(grid.columns) == ["x", "y", "outcome", "label", "member", "test_accuracy"] and len(grid) == 4
-    assert len(views.sweep_grid(table, "frac_train", "weight_decay", {"weight_decay": 1.0})) == 2
+    assert len(sweep_views.sweep_grid(table, "frac_train", "weight_decay", {"weight_decay": 1.0})) == 2
     chart = charts.sweep_grid(
         grid,
         x_title="frac_train",
         y_title="weight_decay",
         title="t",
-        x_order=views.axis_order(grid["x"]),
-        y_order=views.axis_order(grid["y"]),
+        x_order=sweep_views.axis_order(grid["x"]),
+        y_order=sweep_views.axis_order(grid["y"]),
     )
     assert chart.to_dict()["layer"][0]["mark"]["type"] == "rect"
-    assert views.axis_order(["1.0", "0.3", "10.0"]) == ["0.3", "1.0", "10.0"]
+    assert sweep_views.axis_order(["1.0", "0.3", "10.0"]) == ["0.3", "1.0", "10.0"]
 
 
 def test_run_picker_lists_members_and_does_not_report_the_sweep(tiny_sweep, tmp_path) -> None:

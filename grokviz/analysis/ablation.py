@@ -1,6 +1,6 @@
 """Frequency ablations, loss/accuracy on the splits, one prediction explained.
 
-Owns (definitions in shared/docs/ANALYSIS.md, "Frequency ablation"):
+Owns (definitions in docs/analysis.md, "Frequency ablation"):
 
 * :func:`ablate` — remove, or keep only, a set of frequencies at one of three sites:
   ``logits`` (project the all-pairs logits on/off the cos/sin(w_k(a+b)) directions),

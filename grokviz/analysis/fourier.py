@@ -1,4 +1,4 @@
-"""The real Fourier basis over Z_p and the spectra built on it (see shared/docs/ANALYSIS.md).
+"""The real Fourier basis over Z_p and the spectra built on it (definitions in docs/analysis.md).
 
 Owns: the orthonormal basis ``B`` (rows: constant, then cos k, sin k for k = 1..(p-1)/2, cos
 before sin), its labels, the per-frequency grouping of its rows, 1-D spectra of the embedding

@@ -1,6 +1,6 @@
 """MLP neurons in the Fourier basis: FVE per frequency, neuron frequencies, the probe.
 
-Owns (definitions in shared/docs/ANALYSIS.md, "Neurons"):
+Owns (definitions in docs/analysis.md, "Neurons"):
 
 * :func:`neuron_activations` — ``N[a, b, n]``, post-ReLU at position 2 for all pairs;
 * :func:`neuron_stats` — per-neuron FVE of every frequency's 3x3 block, best frequency,

@@ -1,6 +1,6 @@
 """Progress measures of one checkpoint, and the phase boundaries read off their curves.
 
-Owns (definitions in shared/docs/ANALYSIS.md, "Progress measures over training"):
+Owns (definitions in docs/analysis.md, "Progress measures over training"):
 
 * :func:`gini` — Hurley and Rickard's Gini coefficient of a vector of non-negative values;
 * :func:`progress_measures` — restricted / excluded loss for a fixed set of key frequencies,
@@ -8,7 +8,7 @@ Owns (definitions in shared/docs/ANALYSIS.md, "Progress measures over training")
 * :func:`phase_boundaries` — memorisation / circuit formation / cleanup, by the rule in
   ``PHASE_RULE`` (also returned in ``Phases.rule`` for the app to show).
 
-Pure functions; the per-run loop and its cache live in ``grokviz.timeline``.
+Pure functions; the per-run loop and its cache live in ``grokviz.storage.timeline``.
 """
 
 from __future__ import annotations

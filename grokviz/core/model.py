@@ -1,7 +1,7 @@
 """The reference 1-layer transformer as plain tensors with TransformerLens names.
 
 Parameters live in a ``dict[str, Tensor]`` keyed exactly as TransformerLens names them
-(right-multiplying layout, see shared/docs/ANALYSIS.md). There is no LayerNorm and there are no
+(right-multiplying layout, see docs/analysis.md). There is no LayerNorm and there are no
 attention or unembedding biases (TransformerLens treats the missing ones as zeros).
 
 Two forwards compute the same logits:

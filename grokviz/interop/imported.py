@@ -91,7 +91,7 @@ def merge_histories(
 
 
 def write_run(imported: ImportedRun, out: str | Path) -> Path:
-    """Write an imported run as a grokviz run folder (only through ``grokviz.runs``' writers).
+    """Write an imported run as a grokviz run folder (only through ``grokviz.storage.runs``' writers).
 
     ``run.json``'s ``source`` holds where it came from and every note, so the app can show them.
     """

@@ -40,7 +40,7 @@ RUN_FILE = "run.json"
 LOG_FILE = "log.csv"
 RESUME_FILE = "resume.safetensors"
 # A sweep folder (``grokviz.ensemble``) holds sweep.json and one run folder per member; it is
-# not a run itself (see ``grokviz.sweeps``).
+# not a run itself (see ``grokviz.storage.sweeps``).
 SWEEP_FILE = "sweep.json"
 SWEEP_FORMAT = "grokviz.sweep/1"
 CHECKPOINT_RE = re.compile(r"^step_(\d+)\.safetensors$")
@@ -383,7 +383,7 @@ def open_run(path: str | os.PathLike) -> Run:
 def list_runs(root: str | os.PathLike) -> tuple[list[Run], list[str]]:
     """Runs directly under ``root`` (sorted by name), and one message per folder that is not one.
 
-    Sweep folders (``sweep.json``, no ``run.json``) are neither: ``grokviz.sweeps`` lists them.
+    Sweep folders (``sweep.json``, no ``run.json``) are neither: ``grokviz.storage.sweeps`` lists them.
     """
     root = Path(root)
     if not root.is_dir():

@@ -5,7 +5,7 @@ A sweep folder is ``sweep.json`` plus one ordinary run folder per member::
 
     sweep.json   {"format": "grokviz.sweep/1", "source": ..., "axes": {"weight_decay": [...], ...},
                   "members": [{"name": "wd1_frac0.3_lr0.001_seed0", "weight_decay": 1.0, ...}, ...]}
-    <name>/      run.json, log.csv, step_*.safetensors (read with ``grokviz.runs``)
+    <name>/      run.json, log.csv, step_*.safetensors (read with ``grokviz.storage.runs``)
 
 :func:`classify` is pure (a training log in, an :class:`Outcome` out); :func:`open_sweep`,
 :func:`list_sweeps` and :func:`outcome_table` read files. Errors are ``GrokvizError`` naming the file.

@@ -7,7 +7,7 @@ the whole sequence once and replays it with one launch. What makes the step capt
 * every tensor it touches lives at a fixed address (parameters and moments updated in place, the
   dataset on the device, outputs in graph-owned buffers that each replay overwrites);
 * no host value changes between steps: the AdamW scalars are computed on the device from a
-  device step counter (``grokviz.optim``);
+  device step counter (``grokviz.training.optim``);
 * nothing in it waits for the host (no ``.item()``, no data-dependent shapes).
 
 On a CPU, :func:`replayable` returns the step function itself, so the trainers run one code path

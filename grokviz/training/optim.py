@@ -6,7 +6,7 @@ Numerically the same update as ``torch.optim.AdamW`` with the reference ``Lambda
 * the trainer needs its state as plain named tensors: a checkpoint stores it in safetensors (no
   pickle) for an exact ``--resume``;
 * a step must hold no host value that changes from step to step, so that it can be captured once
-  as a CUDA graph and replayed (``grokviz.graphs``). The per-step scalars (weight decay factor
+  as a CUDA graph and replayed (``grokviz.training.graphs``). The per-step scalars (weight decay factor
   under the warm-up learning rate, step size with its bias correction, second-moment bias
   correction) depend only on the step number: they are computed for every step up front, on the
   host in Python floats exactly as a plain loop would, and each update reads its row from a

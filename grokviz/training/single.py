@@ -83,7 +83,7 @@ class _StopFlag:
 
 @dataclass
 class SingleStep:
-    """A single run's step over fixed tensors (captured as CUDA graphs by ``grokviz.graphs``)."""
+    """A single run's step over fixed tensors (captured as CUDA graphs by ``grokviz.training.graphs``)."""
 
     params: Params  # requires grad; updated in place
     state: AdamWState

@@ -19,7 +19,6 @@ from grokviz.analysis import ablation
 from grokviz.analysis.attention import attention_pattern
 from grokviz.core.config import Config
 from grokviz.core.tasks import FOURIER_TASKS, TASKS
-from grokviz.storage.sweeps import OUTCOMES
 
 # The browser draws every mark: a few hundred points per curve keep charts quick to draw
 # while still showing every feature of a 25k-step run (log rows are every 20 steps).
@@ -473,49 +472,3 @@ PROGRESS_PANELS = {
         "it falls fastest during cleanup.",
     ),
 }
-
-
-# --- sweeps ----------------------------------------------------------------------------------
-
-
-def sweep_grid(table: pd.DataFrame, x: str, y: str | None, fixed: Mapping[str, object] | None = None) -> pd.DataFrame:
-    """``sweeps.outcome_table`` rows -> one grid cell per member: (x, y, outcome, label, member).
-
-    ``fixed`` keeps only members whose other swept settings have these values (e.g. one seed);
-    ``y`` None puts every member on one row. ``label`` is the grokking step ('12,340'), or
-    'memorised' / 'no fit' / 'unreadable' for the other outcomes.
-    """
-    rows = table
-    for axis, value in (fixed or {}).items():
-        rows = rows[rows[axis].astype(str) == str(value)]
-    labels = []
-    for outcome, step in zip(rows["outcome"], rows["grok_step"]):
-        if outcome == "grokked":
-            labels.append(f"{int(step):,}")
-        else:
-            labels.append({"memorised only": "memorised", "never fit": "no fit"}.get(outcome, outcome))
-    return pd.DataFrame(
-        {
-            "x": rows[x].astype(str).to_numpy(),
-            "y": rows[y].astype(str).to_numpy() if y else "",
-            "outcome": rows["outcome"].to_numpy(),
-            "label": labels,
-            "member": rows["member"].to_numpy(),
-            "test_accuracy": rows["test_accuracy"].astype(float).to_numpy(),
-        }
-    )
-
-
-def axis_order(values: Iterable) -> list[str]:
-    """Distinct axis values as strings, in numeric order where they are numbers (0.3 before 1)."""
-
-    def key(text: str):
-        try:
-            return (0, float(text), text)
-        except ValueError:
-            return (1, 0.0, text)
-
-    return sorted({str(v) for v in values}, key=key)
-
-
-SWEEP_OUTCOMES = OUTCOMES + ("unreadable",)

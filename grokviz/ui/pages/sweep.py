@@ -7,7 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from grokviz.storage import sweeps
-from grokviz.ui import catalog, charts, loaders, views
+from grokviz.ui import catalog, charts, loaders, sweep_views
 
 FIRST_TAB = "Training"  # where an opened member is shown
 
@@ -53,8 +53,8 @@ def render(runs: catalog.RunChoices) -> None:
         )
         fixed = {}
         for column, axis in zip(controls[2:], [a for a in swept if a not in (x_axis, y_axis)]):
-            fixed[axis] = column.selectbox(axis, views.axis_order(table[axis]), key=f"sweep_fix_{axis}")
-        grid = views.sweep_grid(table, x_axis, y_axis, fixed)
+            fixed[axis] = column.selectbox(axis, sweep_views.axis_order(table[axis]), key=f"sweep_fix_{axis}")
+        grid = sweep_views.sweep_grid(table, x_axis, y_axis, fixed)
         counts = table["outcome"].value_counts()
         st.caption(
             f"{len(table)} members: "
@@ -68,8 +68,8 @@ def render(runs: catalog.RunChoices) -> None:
                 y_title=y_axis,
                 title=f"{sweep.name}: outcome of every member",
                 subtitle="grokked: the number is the step test accuracy reached 99%; memorised only: train did, test never; never fit",
-                x_order=views.axis_order(grid["x"]),
-                y_order=views.axis_order(grid["y"]),
+                x_order=sweep_views.axis_order(grid["x"]),
+                y_order=sweep_views.axis_order(grid["y"]),
             ),
             width="content",
         )

@@ -1,0 +1,53 @@
+"""A sweep's outcome table shaped for the Sweep tab: the grid of members over two swept axes, and
+the order their values are shown in. Pure: pandas in, pandas out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import pandas as pd
+
+from grokviz.storage.sweeps import OUTCOMES
+
+
+def sweep_grid(table: pd.DataFrame, x: str, y: str | None, fixed: Mapping[str, object] | None = None) -> pd.DataFrame:
+    """``sweeps.outcome_table`` rows -> one grid cell per member: (x, y, outcome, label, member).
+
+    ``fixed`` keeps only members whose other swept settings have these values (e.g. one seed);
+    ``y`` None puts every member on one row. ``label`` is the grokking step ('12,340'), or
+    'memorised' / 'no fit' / 'unreadable' for the other outcomes.
+    """
+    rows = table
+    for axis, value in (fixed or {}).items():
+        rows = rows[rows[axis].astype(str) == str(value)]
+    labels = []
+    for outcome, step in zip(rows["outcome"], rows["grok_step"]):
+        if outcome == "grokked":
+            labels.append(f"{int(step):,}")
+        else:
+            labels.append({"memorised only": "memorised", "never fit": "no fit"}.get(outcome, outcome))
+    return pd.DataFrame(
+        {
+            "x": rows[x].astype(str).to_numpy(),
+            "y": rows[y].astype(str).to_numpy() if y else "",
+            "outcome": rows["outcome"].to_numpy(),
+            "label": labels,
+            "member": rows["member"].to_numpy(),
+            "test_accuracy": rows["test_accuracy"].astype(float).to_numpy(),
+        }
+    )
+
+
+def axis_order(values: Iterable) -> list[str]:
+    """Distinct axis values as strings, in numeric order where they are numbers (0.3 before 1)."""
+
+    def key(text: str):
+        try:
+            return (0, float(text), text)
+        except ValueError:
+            return (1, 0.0, text)
+
+    return sorted({str(v) for v in values}, key=key)
+
+
+SWEEP_OUTCOMES = OUTCOMES + ("unreadable",)
