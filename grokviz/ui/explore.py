@@ -1,4 +1,4 @@
-"""The run explorer: the sidebar's choice becomes a :class:`View`, the headline shows where the run
+"""The run explorer (the app's default page): the sidebar's choice becomes a :class:`View`, the headline shows where the run
 stands at the chosen step, and one tab of ``grokviz.ui.pages`` draws the rest.
 
 The tab lives in the URL (``?tab=Fourier``) like the run, step and (a, b), so a link reopens the view.
@@ -13,7 +13,7 @@ from grokviz.core.config import check_analysable
 from grokviz.core.tasks import TASKS
 from grokviz.errors import GrokvizError
 from grokviz.ui import catalog, loaders, sidebar, views
-from grokviz.ui.pages import ablation, fourier, neurons, prediction, sweep, training
+from grokviz.ui.pages import ablation, fourier, neurons, prediction, training
 from grokviz.ui.state import View
 from grokviz.ui.widgets import show_error
 
@@ -24,7 +24,6 @@ TABS = {
     "Ablation": ablation,
     "Neurons": neurons,
     "Prediction & attention": prediction,
-    "Sweep": sweep,
 }
 
 
@@ -43,11 +42,7 @@ def render() -> None:
     tabs = st.tabs(list(TABS), key="tab", bind="query-params")
     for tab, page in zip(tabs, TABS.values()):
         with tab:
-            if not tab.open:  # tabs are lazy: only the one shown is computed
-                continue
-            if page is sweep:  # the Sweep tab is about the runs on offer, not the current view
-                sweep.render(choice.runs)
-            else:
+            if tab.open:  # tabs are lazy: only the one shown is computed
                 page.render(view)
 
 
@@ -162,3 +157,7 @@ def headline_numbers(view: View, at_step: int) -> dict | None:
         return views.headline_row(views.log_row_at(view.log, at_step), evaluated)
     except GrokvizError:
         return views.log_row_at(view.log, at_step)
+
+
+if __name__ == "__main__":  # run by st.navigation as the default page (grokviz.ui.navigation)
+    render()

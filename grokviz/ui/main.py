@@ -2,7 +2,8 @@
 
 Layout, widgets and messages only. Analysis lives in ``grokviz.analysis``, data shaping in
 ``grokviz.ui.views``, charts in ``grokviz.ui.charts``, cached loading in ``grokviz.ui.loaders``;
-the sidebar is ``grokviz.ui.sidebar`` and each tab is one module of ``grokviz.ui.pages``.
+the pages are listed in ``grokviz.ui.navigation``: the run explorer (``grokviz.ui.explore``,
+its sidebar ``grokviz.ui.sidebar``, one module of ``grokviz.ui.pages`` per tab) and the Sweeps page.
 Runs are read from ``$GROKVIZ_RUNS``, else ``./checkpoints`` of the folder the app was started in.
 """
 
@@ -21,9 +22,9 @@ def main() -> None:
     # Trained weights reach denormal floats; flushing them keeps CPU arithmetic at full speed.
     torch.set_flush_denormal(True)
 
-    from grokviz.ui import explore
+    from grokviz.ui import navigation
 
-    explore.render()
+    st.navigation(navigation.pages()).run()
 
 
 if __name__ == "__main__":  # `streamlit run grokviz/ui/main.py` (what `grokviz app` runs)

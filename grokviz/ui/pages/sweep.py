@@ -1,4 +1,4 @@
-"""The Sweep tab: every member of a sweep on one grid, coloured by outcome (never fit, memorised only,
+"""The Sweeps page: every member of a sweep on one grid, coloured by outcome (never fit, memorised only,
 grokked, with the step), and any member opened as the current run. It ignores the step and (a, b).
 """
 
@@ -7,21 +7,28 @@ from __future__ import annotations
 import streamlit as st
 
 from grokviz.storage import sweeps
-from grokviz.ui import catalog, charts, loaders, sweep_views
+from grokviz.ui import catalog, charts, loaders, navigation, sweep_views
 
 FIRST_TAB = "Training"  # where an opened member is shown
 
 
 def open_member(key: str) -> None:
-    """Button callback (runs before the rerun, so it may set the run picker): open a sweep member."""
+    """Button callback (runs before the rerun, so it may set the run picker): open a sweep member
+    in the explorer, on its own last checkpoint."""
     st.session_state["run"] = key
-    st.session_state.pop("step", None)  # the member's own last checkpoint
+    st.session_state.pop("step", None)
     st.session_state["tab"] = FIRST_TAB
+    st.session_state["_open_explorer"] = True
 
 
-def render(runs: catalog.RunChoices) -> None:
-    """The sweeps under the runs folder; ``runs`` are the runs on offer (a member opens only if listed)."""
+def render() -> None:
+    """The sweeps under the runs folder, and a member opened as the explorer's run."""
+    if st.session_state.pop("_open_explorer", False):
+        st.switch_page(navigation.explore_page())
     root = catalog.runs_root()
+    st.header("Sweeps")
+    # The runs the explorer offers: a member opens only if it is one of them.
+    runs = catalog.discover_runs(root, st.session_state.get("folder"), catalog.base_dir())
     found, sweep_problems = sweeps.list_sweeps(root)
     for problem in sweep_problems:
         st.warning(problem, icon=":material/warning:")
@@ -93,7 +100,7 @@ def render(runs: catalog.RunChoices) -> None:
                 icon=":material/open_in_new:",
                 on_click=open_member,
                 args=(chosen_member,),
-                help="Makes it the current run (sidebar) and shows its Training tab.",
+                help="Opens it in the explorer (the first page), on its Training tab.",
             )
         with st.expander("All members"):
             st.dataframe(
@@ -101,3 +108,7 @@ def render(runs: catalog.RunChoices) -> None:
                 hide_index=True,
                 width="stretch",
             )
+
+
+if __name__ == "__main__":  # run by st.navigation as the Sweeps page (grokviz.ui.navigation)
+    render()

@@ -1,5 +1,5 @@
-"""The app's Sweep tab (AppTest, no browser): it lists the sweeps under the runs folder, draws the
-outcome grid, and opening a member makes it the current run. Members are offered in the run
+"""The app's Sweeps page (AppTest, no browser): it lists the sweeps under the runs folder, draws the
+outcome grid, and opening a member makes it the explorer's run. Members are offered in the run
 picker as "sweep/member", and a sweep folder is not reported as a broken run."""
 
 from __future__ import annotations
@@ -8,21 +8,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from grokviz.core.config import Config
 from grokviz.storage.sweeps import open_sweep
 from grokviz.training.ensemble import grid_configs, train_ensemble
 
-REPO = Path(__file__).resolve().parents[1]
-APP = str(REPO / "app.py")
-SHIPPED = REPO / "checkpoints" / "sweep-p31"
-
-
-def check(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
+SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "sweep-p31"
+SWEEPS_PAGE = "grokviz/ui/pages/sweep.py"  # relative to app.py, as AppTest.switch_page wants it
 
 
 @pytest.fixture(scope="module")
@@ -39,32 +31,31 @@ def runs_root(tmp_path_factory) -> Path:
     return root
 
 
-def new_app(runs_root: Path, monkeypatch, **query) -> AppTest:
+def test_sweeps_page_shows_the_grid_and_opens_a_member(runs_root: Path, monkeypatch, new_app, check) -> None:
     monkeypatch.setenv("GROKVIZ_RUNS", str(runs_root))
-    at = AppTest.from_file(APP, default_timeout=60)
-    for key, value in query.items():
-        at.query_params[key] = value
-    return at
-
-
-def test_sweep_tab_shows_the_grid_and_opens_a_member(runs_root: Path, monkeypatch) -> None:
     sweep_dir = next(runs_root.iterdir())
     sweep = open_sweep(sweep_dir)
-    at = check(new_app(runs_root, monkeypatch, tab="Sweep").run())
+    at = check(new_app(timeout=60).run())  # the explorer, the default page
     # No warning about the sweep folder not being a run; its members are in the picker.
     assert not [w.value for w in at.warning if "run.json" in w.value]
     picker = at.selectbox(key="run")
     assert len(picker.options) == len(sweep.members)
     assert f"{sweep_dir.name}/{sweep.members[0].name}" in picker.options  # labelled "sweep/member"
+    first = picker.value
+
+    at.switch_page(SWEEPS_PAGE)
+    check(at.run())
+    assert not at.select_slider  # a page of its own: no step slider, no (a, b)
     assert at.selectbox(key="sweep").value == sweep_dir.name
     assert any("members:" in c.value for c in at.caption)
     keys = [member.path.resolve().as_posix() for member in sweep.members]  # outside the app folder: absolute
     assert at.selectbox(key="sweep_member").value in keys
-    target = next(key for key in keys if key != picker.value)
+    target = next(key for key in keys if key != first)
     at.selectbox(key="sweep_member").set_value(target)
     check(at.run())
     next(b for b in at.button if b.label == "Open this member").click()
     check(at.run())
+    # Back in the explorer, on the member's Training tab.
     assert at.selectbox(key="run").value == target
     assert at.session_state["tab"] == "Training"
     assert at.header[0].value.startswith(Path(target).name)

@@ -20,24 +20,8 @@ from grokviz.core.config import Config
 from grokviz.storage.runs import open_run
 from grokviz.training.single import train
 
-REPO = Path(__file__).resolve().parents[1]
-APP = str(REPO / "app.py")
-TABS = ["Training", "Fourier", "Ablation", "Neurons", "Prediction & attention", "Sweep"]
-TIMEOUT = 180  # the first run imports torch and may compute a run's progress measures
-
-
-def new_app(**query) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    for key, value in query.items():
-        at.query_params[key] = value
-    return at
-
-
-def check(at: AppTest) -> AppTest:
-    """No uncaught exception and no error box."""
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
+# The explorer's tabs (sweeps have a page of their own: tests/ui/test_app_sweep.py).
+TABS = ["Training", "Fourier", "Ablation", "Neurons", "Prediction & attention"]
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -76,7 +60,7 @@ def bundled(bundled_run_path: Path, monkeypatch) -> Path:
     return run_dir
 
 
-def test_every_tab_renders_on_the_bundled_run(bundled: Path):
+def test_every_tab_renders_on_the_bundled_run(bundled: Path, new_app, check):
     at = check(new_app().run())
     assert [t.label for t in at.tabs] == TABS
     assert at.selectbox(key="run").value.endswith("add-p113")
@@ -90,7 +74,7 @@ def test_every_tab_renders_on_the_bundled_run(bundled: Path):
             check(at.radio(key="mode").set_value(mode).run())
 
 
-def test_step_slider_changes_the_headline(bundled: Path):
+def test_step_slider_changes_the_headline(bundled: Path, new_app, check):
     steps = open_run(bundled).steps()
     at = check(new_app().run())
     assert at.select_slider(key="step").value == steps[-1]
@@ -106,7 +90,7 @@ def test_step_slider_changes_the_headline(bundled: Path):
     assert percent(moved["Test accuracy"]) == pytest.approx(log.loc[early, "test_accuracy"], abs=0.0006)
 
 
-def test_key_frequency_ablation_at_the_logits(bundled: Path):
+def test_key_frequency_ablation_at_the_logits(bundled: Path, new_app, check):
     at = check(new_app(tab="Ablation").run())
     chosen = at.multiselect(key="freqs").value
     assert chosen, "the key frequencies are the default choice"
@@ -117,7 +101,7 @@ def test_key_frequency_ablation_at_the_logits(bundled: Path):
     assert metric(at, "Train accuracy after") == "100.0%"
 
 
-def test_probe_shows_the_values_at_the_chosen_input(bundled: Path):
+def test_probe_shows_the_values_at_the_chosen_input(bundled: Path, new_app, check):
     run = open_run(bundled)
     step = run.steps()[-1]
     at = check(new_app(tab="Neurons").run())
@@ -134,7 +118,7 @@ def test_probe_shows_the_values_at_the_chosen_input(bundled: Path):
     assert any("at (7, 30)" in h.value for h in at.subheader)
 
 
-def test_prediction_tab_names_the_answer(bundled: Path):
+def test_prediction_tab_names_the_answer(bundled: Path, new_app, check):
     at = check(new_app(tab="Prediction & attention", a="7", b="30").run())
     assert any("the correct answer is 37" in c.value for c in at.caption)
 
@@ -155,7 +139,7 @@ def tiny_run(runs_dir: Path, tiny_config: Config) -> Path:
     return train(tiny_config, runs_dir / "tiny", progress=False).path
 
 
-def test_url_query_parameters_restore_the_view(tiny_run: Path):
+def test_url_query_parameters_restore_the_view(tiny_run: Path, new_app, check):
     steps = open_run(tiny_run).steps()
     at = check(new_app(run="tiny", step=str(steps[2]), a="3", b="4", tab="Neurons", neuron="5").run())
     assert at.select_slider(key="step").value == steps[2]
@@ -170,7 +154,7 @@ def test_url_query_parameters_restore_the_view(tiny_run: Path):
     check(new_app(step="999999", a="500").run())
 
 
-def test_ablation_across_the_timeline(tiny_run: Path):
+def test_ablation_across_the_timeline(tiny_run: Path, new_app, check):
     at = check(new_app(tab="Ablation", freqs=["1", "2"]).run())
     apply = [b for b in at.button if b.label == "Apply to every checkpoint"]
     assert apply, "the timeline ablation is offered"
@@ -183,7 +167,7 @@ def test_ablation_across_the_timeline(tiny_run: Path):
     assert any("Solid: before; dashed: after" in c.value for c in at.caption)
 
 
-def test_play_starts_from_the_first_step(tiny_run: Path):
+def test_play_starts_from_the_first_step(tiny_run: Path, new_app, check):
     steps = open_run(tiny_run).steps()
     at = check(new_app().run())
     play = [b for b in at.button if b.label == "Play"]
@@ -193,7 +177,7 @@ def test_play_starts_from_the_first_step(tiny_run: Path):
     assert [b for b in at.button if b.label == "Pause"]
 
 
-def test_unreadable_runs_are_named_and_the_rest_keeps_working(tiny_run: Path, tmp_path: Path):
+def test_unreadable_runs_are_named_and_the_rest_keeps_working(tiny_run: Path, tmp_path: Path, new_app, check):
     broken_root = tmp_path / "more"
     (broken_root / "no-config").mkdir(parents=True)
     (broken_root / "no-config" / "run.json").write_text("{ not json")
@@ -224,7 +208,7 @@ def test_unreadable_runs_are_named_and_the_rest_keeps_working(tiny_run: Path, tm
         check(open_tab(at, tab))
 
 
-def test_a_run_still_training_shows_new_checkpoints(runs_dir: Path, tiny_config: Config):
+def test_a_run_still_training_shows_new_checkpoints(runs_dir: Path, tiny_config: Config, new_app, check):
     out = runs_dir / "live"
     train(tiny_config, out, progress=False, stop_after_steps=150)
     before = open_run(out).steps()
@@ -239,7 +223,7 @@ def test_a_run_still_training_shows_new_checkpoints(runs_dir: Path, tiny_config:
     assert not any("training:" in c.value for c in at.sidebar.caption)  # finished
 
 
-def test_tasks_outside_the_fourier_story_are_labelled(runs_dir: Path, tiny_config: Config):
+def test_tasks_outside_the_fourier_story_are_labelled(runs_dir: Path, tiny_config: Config, new_app, check):
     train(tiny_config.replace(task="mul", steps=100), runs_dir / "mul", progress=False)
     at = check(new_app().run())
     assert any("mul" in i.value and "need not mean anything" in i.value for i in at.info)
@@ -247,7 +231,7 @@ def test_tasks_outside_the_fourier_story_are_labelled(runs_dir: Path, tiny_confi
         check(open_tab(at, tab))
 
 
-def test_a_run_too_big_for_live_analysis_is_refused_in_words(runs_dir: Path, tiny_config: Config):
+def test_a_run_too_big_for_live_analysis_is_refused_in_words(runs_dir: Path, tiny_config: Config, new_app):
     big = tiny_config.replace(
         p=263, d_model=16, d_mlp=16, n_heads=2, d_head=8, steps=2, save_every=1, save_log_points=0
     )
@@ -261,7 +245,7 @@ def test_a_run_too_big_for_live_analysis_is_refused_in_words(runs_dir: Path, tin
         assert not at.exception, tab
 
 
-def test_no_runs_says_how_to_make_one(runs_dir: Path):
+def test_no_runs_says_how_to_make_one(runs_dir: Path, new_app):
     at = new_app().run()
     assert not at.exception
     # It says how to get runs: train one, open a clone's bundled runs, or point $GROKVIZ_RUNS at some.
@@ -269,7 +253,7 @@ def test_no_runs_says_how_to_make_one(runs_dir: Path):
     assert any("grokviz train --out" in i and "grokviz app" in i and "GROKVIZ_RUNS" in i for i in infos), infos
 
 
-def test_hostile_url_parameters_are_ignored(tiny_run: Path, tmp_path: Path):
+def test_hostile_url_parameters_are_ignored(tiny_run: Path, tmp_path: Path, new_app, check):
     """Values a link can carry never reach outside the runs root nor crash the app."""
     outside = tmp_path / "outside"
     train(

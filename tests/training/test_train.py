@@ -20,7 +20,7 @@ from grokviz.train import main
 from grokviz.training.schedule import ACCURACY_EVENTS, checkpoint_schedule
 from grokviz.training.single import train
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def final_params(run_dir: Path) -> dict[str, torch.Tensor]:

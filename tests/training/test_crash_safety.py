@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from grokviz.storage.runs import RESUME_FILE, open_run
 from grokviz.train import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def tiny_flags(steps: int = 400, save_every: int = 50) -> list[str]:

@@ -1,0 +1,27 @@
+"""The app's pages, for ``st.navigation``: the run explorer, and views whose controls differ.
+
+Each page is a file of ``grokviz.ui`` that Streamlit runs as a script (its ``__main__`` block
+draws it), so ``AppTest.switch_page`` and ``st.switch_page`` can reach every page by its path.
+The explorer is the default page: a URL without a page path (``/?run=...&step=...``) opens it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+UI = Path(__file__).resolve().parent
+EXPLORE = UI / "explore.py"
+SWEEPS = UI / "pages" / "sweep.py"
+
+
+def explore_page() -> st.Page:
+    return st.Page(EXPLORE, title="Explore a run", icon=":material/ssid_chart:", default=True)
+
+
+def pages() -> list[st.Page]:
+    return [
+        explore_page(),
+        st.Page(SWEEPS, title="Sweeps", icon=":material/grid_view:", url_path="sweeps"),
+    ]
