@@ -32,8 +32,8 @@ class Choice:
     b: int
 
 
-def pick_run() -> tuple[catalog.RunChoices, Run] | None:
-    """The run picker (and the typed folder); None, with a message, when there is no run at all."""
+def pick_run(main_area) -> tuple[catalog.RunChoices, Run] | None:
+    """The run picker (and the typed folder); None, with a message in ``main_area``, when there is no run."""
     root = catalog.runs_root()
     st.title("grokviz")
     st.caption("Grokking in a 1-layer transformer on modular arithmetic (Nanda et al. 2023).")
@@ -48,9 +48,10 @@ def pick_run() -> tuple[catalog.RunChoices, Run] | None:
     for problem in choices.problems:
         st.warning(problem, icon=":material/warning:")
     if not choices.runs:
-        st.info(
+        main_area.header("No runs yet")
+        main_area.info(
             f"No runs found in {root}.\n\nTrain one with `grokviz train --out checkpoints/NAME` "
-            "(about 15 minutes on a laptop CPU), start `grokviz app` inside a clone of grokviz to open "
+            "(the reference recipe: about 15 minutes on a 2-core CPU), start `grokviz app` inside a clone of grokviz to open "
             "its bundled runs, or set `GROKVIZ_RUNS` to a folder of runs.",
             icon=":material/folder_open:",
         )
@@ -70,8 +71,9 @@ def pick_run() -> tuple[catalog.RunChoices, Run] | None:
 
 def render() -> Choice | None:
     """Draw the sidebar; None (after saying why) when there is nothing to show yet."""
+    main_area = st.container()  # the page itself, for a message when there is nothing to show
     with st.sidebar:
-        picked = pick_run()
+        picked = pick_run(main_area)
         if picked is None:
             return None
         choices, run = picked
