@@ -24,17 +24,20 @@ from grokviz.analysis.progress import phase_boundaries
 from grokviz.analysis.summary import summarise
 from grokviz.core.config import check_analysable
 from grokviz.errors import GrokvizError
+from grokviz.flags import Parser, fail, fraction, threads
+from grokviz.flags import step as step_number
 from grokviz.storage.target import open_checkpoint
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="grokviz analyze",
         description="Summarise a checkpoint: losses, key frequencies, clustered neurons, progress measures.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("path", metavar="PATH", help="a run folder or one step_*.safetensors checkpoint file")
-    parser.add_argument("--step", type=int, default=None, help="checkpoint step of a run folder (None: the last)")
+    parser.add_argument(
+        "--step", type=step_number, default=None, help="checkpoint step of a run folder (None: the last)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
     parser.add_argument(
         "--timeline",
@@ -47,13 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated key frequencies for restricted/excluded loss (None: the checkpoint's own)",
     )
     parser.add_argument(
-        "--threshold", type=float, default=0.85, help="FVE from which a neuron counts as clustered on one frequency"
+        "--threshold",
+        type=fraction,
+        default=0.85,
+        help="FVE in (0, 1] from which a neuron counts as clustered on one frequency",
     )
     parser.add_argument(
         "--threads",
-        type=int,
+        type=threads,
         default=1,
-        help="torch CPU threads (1: on a 2-core machine 2 threads made this 3x slower)",
+        help="torch CPU threads, at least 1 (1: on a 2-core machine 2 threads made this 3x slower)",
     )
     return parser
 
@@ -65,6 +71,8 @@ def _parse_key_freqs(text: str | None, p: int) -> list[int] | None:
         values = sorted({int(part) for part in text.split(",") if part.strip()})
     except ValueError:
         raise GrokvizError(f"--key-freqs={text!r}: expected comma-separated integers, e.g. 14,35,41") from None
+    if not values:
+        raise GrokvizError(f"--key-freqs={text!r} names no frequency; give comma-separated integers, e.g. 14,35,41")
     bad = [k for k in values if not 1 <= k <= (p - 1) // 2]
     if bad:
         raise GrokvizError(f"--key-freqs: {bad} outside 1..{(p - 1) // 2} (the frequencies of p={p})")
@@ -117,25 +125,23 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_flush_denormal(True)
     # Measured on the 2-core CI machine: 1 thread ~3x faster than 2 for these p^2-row products
     # (thread wake-ups and a busy second core cost more than the split saves).
-    torch.set_num_threads(max(1, args.threads))
+    torch.set_num_threads(args.threads)
     path = Path(args.path)
     try:
-        if not 0.0 < args.threshold <= 1.0:
-            raise GrokvizError(f"--threshold={args.threshold} must be in (0, 1]")
         checkpoint = open_checkpoint(path, args.step)
-        for problem in checkpoint.skipped:  # broken files are skipped, and said so
-            print(f"warning: {problem}", file=sys.stderr)
         cfg, step, params, run = checkpoint.config, checkpoint.step, checkpoint.params, checkpoint.run
+        # Every option is checked before anything is printed or cached beside the run.
         check_analysable(cfg, str(path))
         key_freqs = _parse_key_freqs(args.key_freqs, cfg.p)
+        if args.timeline and run is None:
+            raise GrokvizError(f"{path}: --timeline needs a run folder, not a single checkpoint file")
+        for problem in checkpoint.skipped:  # broken files are skipped, and said so
+            print(f"warning: {problem}", file=sys.stderr)
         out = summarise(cfg, step, params, key_freqs, args.threshold)
         if args.timeline:
-            if run is None:
-                raise GrokvizError(f"{path}: --timeline needs a run folder, not a single checkpoint file")
             out.update(_timeline(run, key_freqs))
     except GrokvizError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
     if args.json:
         print(json.dumps(_clean(out)))
     else:

@@ -21,21 +21,22 @@ import json
 import sys
 from pathlib import Path
 
+from grokviz.core.tasks import TASKS
 from grokviz.errors import GrokvizError
+from grokviz.flags import Parser, fail
+from grokviz.flags import step as step_number
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="grokviz convert",
         description="Import models from the paper's reference code or TransformerLens into grokviz run folders, "
         "and export grokviz checkpoints for TransformerLens.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     pm = commands.add_parser(
         "progress-measures",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         help="import a checkpoint of the paper's reference code",
         description="Import a .pth file of the reference code of 'Progress measures for grokking': either "
         "{'model': state_dict, 'config'?, 'train_losses'?, 'test_losses'?, 'optimizer'?, 'scheduler'?, ...} or "
@@ -47,7 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     tl = commands.add_parser(
         "transformer-lens",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         help="import a TransformerLens HookedTransformer",
         description="Import a TransformerLens HookedTransformer: a .safetensors state dict (config from --config, "
         "or FILE.json beside it, or the tensor shapes), or a torch.save'd dict as the grokking demo saves it with "
@@ -57,18 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tl.add_argument("file", type=Path, help=".safetensors, .pt or .pth file")
     tl.add_argument("--config", type=Path, default=None, help="JSON file of HookedTransformerConfig arguments")
-    tl.add_argument("--task", default="add", help="operation the model was trained on")
+    tl.add_argument("--task", default="add", choices=sorted(TASKS), help="operation the model was trained on")
     tl.add_argument("--out", type=Path, required=True, help="run folder to create (e.g. checkpoints/NAME)")
 
     ex = commands.add_parser(
         "export-tl",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         help="export one checkpoint for TransformerLens",
         description="Write FILE (.safetensors state dict for HookedTransformer.load_state_dict) and FILE with the "
         "suffix .json (HookedTransformerConfig arguments).",
     )
     ex.add_argument("source", type=Path, help="a run folder or one step_*.safetensors checkpoint")
-    ex.add_argument("--step", type=int, default=None, help="step to export from a run folder (None: the last)")
+    ex.add_argument("--step", type=step_number, default=None, help="step to export from a run folder (None: the last)")
     ex.add_argument("--out", type=Path, required=True, help="output .safetensors file")
     return parser
 
@@ -97,10 +96,12 @@ def export_tl(source: Path, step: int | None, out: Path) -> tuple[Path, Path, in
     from grokviz.storage import runs
     from grokviz.storage.target import open_checkpoint
 
-    checkpoint = open_checkpoint(source, step)
-    cfg, step, params = checkpoint.config, checkpoint.step, checkpoint.params
     if out.suffix != ".safetensors":
         raise GrokvizError(f"{out}: the output must end in .safetensors (the config is written beside it as .json)")
+    if out.is_dir():
+        raise GrokvizError(f"{out}: is a folder; --out names the .safetensors file to write")
+    checkpoint = open_checkpoint(source, step)
+    cfg, step, params = checkpoint.config, checkpoint.step, checkpoint.params
     tl_config, state_dict = to_transformer_lens(params, cfg)
     config_path = out.with_suffix(".json")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -120,7 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         from grokviz import interop
+        from grokviz.storage.runs import require_new_folder
 
+        if args.command in ("progress-measures", "transformer-lens"):
+            require_new_folder(args.out)  # before the file is read: nothing is overwritten
+            for name in ("file", "config"):
+                given = getattr(args, name, None)
+                if given is not None and not given.is_file():
+                    raise GrokvizError(f"{given}: no such file")
         if args.command == "progress-measures":
             imported = interop.import_progress_measures(args.file)
             interop.write_run(imported, args.out)
@@ -140,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"  model.load_state_dict(load_file({str(tensors)!r}))"
             )
     except GrokvizError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
     return 0
 
 

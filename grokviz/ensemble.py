@@ -9,75 +9,66 @@ from dataclasses import fields
 
 from grokviz.core.config import Config
 from grokviz.errors import GrokvizError
-from grokviz.flags import add_config_flags, add_runtime_flags
+from grokviz.flags import Parser, add_config_flags, add_runtime_flags, fail, integer, numbers, seeds
+from grokviz.training import memory
+from grokviz.training.device import pick_device
 from grokviz.training.ensemble import SAVE_MODES, grid_configs, train_ensemble
 
-
-def parse_seeds(text: str) -> list[int]:
-    """'0-7' -> [0..7]; '0,3,5' -> [0, 3, 5]; '0-3,10' -> [0, 1, 2, 3, 10]."""
-    seeds: list[int] = []
-    try:
-        for part in text.split(","):
-            low, _, high = part.strip().partition("-")
-            seeds.extend(range(int(low), int(high) + 1) if high else [int(low)])
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a list of seeds like 0-7 or 0,3,5") from None
-    return seeds
-
-
-def parse_floats(text: str) -> list[float]:
-    try:
-        return [float(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+# The fields each member sets from its own list flag; all others are shared.
+LIST_FIELDS = {"seed": "seeds", "weight_decay": "weight_decay", "frac_train": "frac_train", "lr": "lr"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="grokviz ensemble",
         description="Train many models at once (seeds x weight decay x train fraction x lr) into one sweep folder.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--out", required=True, help="sweep folder to create (one run folder per member inside)")
-    parser.add_argument("--seeds", type=parse_seeds, default=[0], help="initialisation seeds, e.g. 0-63 or 0,3,5")
+    parser.add_argument("--seeds", type=seeds, default=[0], help="initialisation seeds, e.g. 0-63 or 0,3,5")
     defaults = Config()
     parser.add_argument(
-        "--weight-decay", type=parse_floats, default=[defaults.weight_decay], help="weight decays, e.g. 0.3,1,3"
+        "--weight-decay", type=numbers, default=[defaults.weight_decay], help="weight decays, e.g. 0.3,1,3"
     )
     parser.add_argument(
-        "--frac-train", type=parse_floats, default=[defaults.frac_train], help="train fractions, e.g. 0.2,0.4,0.6"
+        "--frac-train", type=numbers, default=[defaults.frac_train], help="train fractions, e.g. 0.2,0.4,0.6"
     )
-    parser.add_argument("--lr", type=parse_floats, default=[defaults.lr], help="learning rates, e.g. 1e-3,3e-3")
+    parser.add_argument("--lr", type=numbers, default=[defaults.lr], help="learning rates, e.g. 1e-3,3e-3")
     parser.add_argument(
         "--save",
         default="ends",
         choices=SAVE_MODES,
         help="checkpoints per member: first and last step, or the single run's full schedule",
     )
+    parser.add_argument(
+        "--group-size",
+        type=integer,
+        default=None,
+        help="members stepped together, at least 1 (None: all members with one train-set size); fewer need less memory",
+    )
     add_runtime_flags(parser)
-    add_config_flags(parser, skip=frozenset({"seed", "weight_decay", "frac_train", "lr"}))
+    add_config_flags(parser, skip=frozenset(LIST_FIELDS))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        base = Config(
-            **{
-                f.name: getattr(args, f.name)
-                for f in fields(Config)
-                if f.name not in {"seed", "weight_decay", "frac_train", "lr"}
-            }
-        )
+        base = Config(**{f.name: getattr(args, f.name) for f in fields(Config) if f.name not in LIST_FIELDS})
+        axes = {"weight_decay": args.weight_decay, "frac_train": args.frac_train, "lr": args.lr, "seed": args.seeds}
+        # Each axis value on its own first (one small config each), so a bad value is named before
+        # the whole grid is built; then the memory the grid needs, before anything is allocated.
+        for name, values in axes.items():
+            # Seeds are integers >= 0 by their parser: the two ends stand for a range of them.
+            for value in (min(values), max(values)) if name == "seed" else dict.fromkeys(values):
+                base.replace(**{name: value})
+        if args.group_size is not None and args.group_size < 1:
+            raise GrokvizError(f"--group-size={args.group_size} must be at least 1")
+        members = len(args.weight_decay) * len(args.frac_train) * len(args.lr) * len(args.seeds)
+        largest = base.replace(frac_train=max(args.frac_train))
+        memory.check_fits(memory.estimate(largest, members, args.group_size), pick_device(args.device))
         configs = grid_configs(
             base, seeds=args.seeds, weight_decays=args.weight_decay, frac_trains=args.frac_train, lrs=args.lr
         )
-        axes = {
-            "weight_decay": args.weight_decay or [base.weight_decay],
-            "frac_train": args.frac_train or [base.frac_train],
-            "lr": args.lr or [base.lr],
-            "seed": args.seeds,
-        }
         folders = train_ensemble(
             configs,
             args.out,
@@ -87,10 +78,10 @@ def main(argv: list[str] | None = None) -> int:
             threads=args.threads,
             progress=not args.no_progress,
             use_graphs=not args.eager,
+            group_size=args.group_size,
         )
     except GrokvizError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
     print(f"{args.out}: {len(folders)} members trained")
     return 0
 

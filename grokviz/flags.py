@@ -1,22 +1,138 @@
-"""Command-line flags that more than one command shares: the runtime flags (how to train) and one
-``--flag`` per Config field (what to train)."""
+"""Command-line flags: the parser every command uses, the value types its options share, the
+runtime flags (how to train) and one ``--flag`` per Config field (what to train).
+
+Validation has two places, one per kind of value:
+- what a flag's text must be (an integer, a list of numbers, a range that is not reversed, a thread
+  count of at least 1) is checked here, as argparse parses it;
+- what a run's config must be (ranges, finite numbers, combinations) is ``Config.problems`` only,
+  whatever builds the config, so the command line and the Python API cannot drift apart.
+
+Either way a bad value ends as one line, ``error: <option> <value>: <what is allowed>``, and exit
+status 2, before anything is written (:class:`Parser`, :func:`fail`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 from dataclasses import MISSING, fields
+from typing import NoReturn
 
-from grokviz.core.config import Config
+from grokviz.core.config import Config, ConfigError
+from grokviz.errors import GrokvizError
+
+# The most seeds one --seeds may name: far beyond any ensemble that fits in memory, and small
+# enough that the list itself is built at once.
+MAX_SEEDS = 1_000_000
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``error: ...`` on stderr, exit 2) and defaults in ``--help``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        # No prefix matching: `--weight 1` must not quietly mean --weight-decay.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        # argparse prints the usage too; one line that names the option is what a person needs
+        # (the usage is one --help away).
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def fail(exc: GrokvizError) -> int:
+    """Print a user error as one line and return the exit status 2 (config problems by their flags)."""
+    text = exc.as_flags() if isinstance(exc, ConfigError) else str(exc)
+    print(f"error: {' '.join(text.split())}", file=sys.stderr)
+    return 2
+
+
+# --- value types -----------------------------------------------------------------------------
+
+
+def integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def number(text: str) -> float:
+    """A float as Python reads it ('nan' and 'inf' included: the config refuses them, in words)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def threads(text: str) -> int:
+    value = integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} threads: at least 1 is needed")
+    return value
+
+
+def step(text: str) -> int:
+    value = integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value}: a step is at least 0")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A number in (0, 1]."""
+    value = number(text)
+    if not (math.isfinite(value) and 0.0 < value <= 1.0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number in (0, 1]")
+    return value
+
+
+def seeds(text: str) -> list[int]:
+    """'0-7' -> [0..7]; '0,3,5' -> [0, 3, 5]; '0-3,10' -> [0, 1, 2, 3, 10]. Reversed or empty ranges are refused."""
+    found: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        low, dash, high = part.partition("-")
+        try:
+            first = int(low)
+            last = int(high) if dash else first
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a list of seeds like 0-7 or 0,3,5 (seeds are integers >= 0)"
+            ) from None
+        if last < first:
+            raise argparse.ArgumentTypeError(f"{part!r} is a reversed range; write {last}-{first}")
+        if len(found) + last - first + 1 > MAX_SEEDS:
+            raise argparse.ArgumentTypeError(f"{text!r} names more than {MAX_SEEDS:,} seeds")
+        found.extend(range(first, last + 1))
+    return found
+
+
+def numbers(text: str) -> list[float]:
+    """'0.3,1,3' -> [0.3, 1.0, 3.0]; every entry must be a number (the config checks their range)."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(parts):
+        raise argparse.ArgumentTypeError(f"{text!r} has an empty entry; give comma-separated numbers like 0.3,1,3")
+    try:
+        return [float(part) for part in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+
+
+# --- shared groups of flags ----------------------------------------------------------------------
 
 
 def add_runtime_flags(parser: argparse.ArgumentParser) -> None:
-    """How to train, not what (not stored in the run): shared with ``grokviz.ensemble``."""
+    """How to train, not what (not stored in the run): shared by the trainer and the ensemble."""
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto = cuda when present")
     parser.add_argument(
         "--threads",
-        type=int,
+        type=threads,
         default=None,
-        help="CPU threads (default: torch's, all cores; 1 is faster on a machine busy with other work)",
+        help="CPU threads, at least 1 (None: torch's, all cores; 1 is faster on a machine busy with other work)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
@@ -24,6 +140,10 @@ def add_runtime_flags(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="on CUDA, launch each kernel from Python instead of replaying CUDA graphs (for checks)",
     )
+
+
+# A config field's declared kind -> the type that reads its flag.
+FLAG_TYPES = {"int": integer, "int | None": integer, "float": number, "str": str}
 
 
 def add_config_flags(parser: argparse.ArgumentParser, skip: frozenset[str] = frozenset()) -> None:
@@ -36,7 +156,20 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: frozenset[str] = fro
         if f.name in skip:
             continue
         default = f.default if f.default is not MISSING else None
-        kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" ")[0], int)
         group.add_argument(
-            f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=default, help=f.metadata.get("help")
+            config_flag(f.name), dest=f.name, type=FLAG_TYPES[str(f.type)], default=default, help=f.metadata.get("help")
         )
+
+
+def config_flag(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
+
+
+def given_flags(argv: list[str], names) -> list[str]:
+    """Which of the config fields ``names`` were given on the command line ``argv`` (as --flag or --flag=value)."""
+    given = []
+    for name in names:
+        flag = config_flag(name)
+        if any(arg == flag or arg.startswith(flag + "=") for arg in argv):
+            given.append(name)
+    return given

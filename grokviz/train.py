@@ -9,7 +9,7 @@ from dataclasses import fields
 
 from grokviz.core.config import Config
 from grokviz.errors import GrokvizError
-from grokviz.flags import add_config_flags, add_runtime_flags
+from grokviz.flags import Parser, add_config_flags, add_runtime_flags, fail, given_flags
 from grokviz.storage.runs import open_run
 from grokviz.training.single import train
 
@@ -17,10 +17,9 @@ __all__ = ["build_parser", "main", "train"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="grokviz train",
         description="Train the 1-layer modular-arithmetic transformer and write a grokviz run folder.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--out", required=True, help="run folder to create (or continue with --resume)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -30,11 +29,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     try:
         if args.resume:
-            # The run's stored config is authoritative; flags given on the command line are ignored.
+            # The run's stored config is authoritative: a config flag that contradicts it is refused,
+            # never silently ignored.
             cfg = open_run(args.out).config
+            clashes = [
+                f"--{name.replace('_', '-')}={getattr(args, name)!r} (the run has {getattr(cfg, name)!r})"
+                for name in given_flags(argv, [f.name for f in fields(Config)])
+                if getattr(args, name) != getattr(cfg, name)
+            ]
+            if clashes:
+                raise GrokvizError(
+                    f"{args.out}: --resume continues the run with its own config; it differs in "
+                    + ", ".join(clashes)
+                    + "; drop those flags (or train a new run)"
+                )
         else:
             cfg = Config(**{f.name: getattr(args, f.name) for f in fields(Config)})
         run = train(
@@ -47,8 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             use_graphs=not args.eager,
         )
     except GrokvizError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
     final = run.log().iloc[-1]
     print(
         f"{run.path}: step {int(final.step)}, train acc {final.train_accuracy:.4f}, "

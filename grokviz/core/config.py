@@ -36,6 +36,38 @@ def is_prime(n: int) -> bool:
     return all(n % d for d in range(2, math.isqrt(n) + 1))
 
 
+# A torch.Generator seed is an unsigned 64-bit integer; grokviz keeps to the signed range.
+SEED_LIMIT = 2**63
+
+
+class ConfigError(GrokvizError):
+    """An invalid config: ``problems`` is a list of (field, what is wrong and what is allowed),
+    ``values`` the offending values. The message names each as ``field=value``; a command line
+    names them by its flags instead (:meth:`as_flags`)."""
+
+    def __init__(self, problems: list[tuple[str, str]], values: dict[str, Any]):
+        self.problems, self.values = problems, values
+        super().__init__("invalid config: " + "; ".join(f"{name}={values[name]!r} {text}" for name, text in problems))
+
+    def as_flags(self) -> str:
+        """The same problems in command-line words: ``--frac-train=1.5 must be strictly between 0 and 1``."""
+        return "; ".join(f"--{name.replace('_', '-')}={self.values[name]!r} {text}" for name, text in self.problems)
+
+
+def _has_kind(value: Any, kind: str) -> bool:
+    """Whether a field value is of its declared kind (bools are not numbers; floats must be finite)."""
+    if kind == "int | None":
+        return value is None or _has_kind(value, "int")
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, str)
+
+
+_KIND_WORDS = {"int": "an integer", "int | None": "an integer or null", "float": "a finite number", "str": "a string"}
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything that defines a run: task, model shape, optimiser, schedule, storage."""
@@ -84,42 +116,65 @@ class Config:
     )
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.task not in TASKS:
-            problems.append(f"task={self.task!r} is unknown; choose one of {sorted(TASKS)}")
-        if not (P_MIN <= self.p <= P_MAX) or not is_prime(self.p):
-            problems.append(f"p={self.p} must be a prime in [{P_MIN}, {P_MAX}]")
-        if not 0.0 < self.frac_train < 1.0:
-            problems.append(f"frac_train={self.frac_train} must be strictly between 0 and 1")
-        elif self.task in TASKS and P_MIN <= self.p <= P_MAX:
+        problems = self.problems()
+        if problems:
+            raise ConfigError(problems, {name: getattr(self, name) for name, _ in problems})
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Every (field, what is wrong and what is allowed) of this config; empty when it is valid.
+
+        The one validation of a config, whatever built it (a command line, the Python API, the app,
+        a run folder read back): types first (a field of the wrong type is not range-checked), then
+        ranges and finiteness, then combinations of fields.
+        """
+        problems: list[tuple[str, str]] = []
+        bad_type = set()
+        for f in fields(self):
+            value, kind = getattr(self, f.name), _KINDS[f.name]
+            if not _has_kind(value, kind):
+                problems.append((f.name, f"must be {_KIND_WORDS[kind]}"))
+                bad_type.add(f.name)
+        ok = lambda *names: not bad_type.intersection(names)  # noqa: E731
+        if ok("task") and self.task not in TASKS:
+            problems.append(("task", f"is unknown; choose one of {sorted(TASKS)}"))
+        if ok("p") and (not (P_MIN <= self.p <= P_MAX) or not is_prime(self.p)):
+            problems.append(("p", f"must be a prime in [{P_MIN}, {P_MAX}]"))
+        if ok("frac_train") and not 0.0 < self.frac_train < 1.0:
+            problems.append(("frac_train", "must be strictly between 0 and 1"))
+        elif ok("frac_train", "task", "p") and self.task in TASKS and P_MIN <= self.p <= P_MAX:
             n_pairs = self.p * (self.p - 1) if TASKS[self.task].needs_nonzero_b else self.p * self.p
             n_train = int(self.frac_train * n_pairs)  # as tasks.make_dataset splits (frac < 1 leaves a test pair)
             if n_train < 1:
                 problems.append(
-                    f"frac_train={self.frac_train} gives {n_train} of {n_pairs} pairs for training; "
-                    "the training set needs at least one pair"
+                    (
+                        "frac_train",
+                        f"gives {n_train} of {n_pairs} pairs for training; the training set needs at least one pair",
+                    )
                 )
+        for name in ("seed", "data_seed"):
+            value = getattr(self, name)
+            if ok(name) and value is not None and not 0 <= value < SEED_LIMIT:
+                problems.append((name, "must be in [0, 2^63) (a torch generator seed)"))
         for name in ("d_model", "n_heads", "d_head", "d_mlp", "steps", "log_every", "save_every"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name}={getattr(self, name)} must be at least 1")
+            if ok(name) and getattr(self, name) < 1:
+                problems.append((name, "must be at least 1"))
         for name in ("warmup_steps", "save_log_points"):
-            if getattr(self, name) < 0:
-                problems.append(f"{name}={getattr(self, name)} must be at least 0")
-        if not self.lr > 0:
-            problems.append(f"lr={self.lr} must be positive")
-        if not self.weight_decay >= 0:
-            problems.append(f"weight_decay={self.weight_decay} must be at least 0")
+            if ok(name) and getattr(self, name) < 0:
+                problems.append((name, "must be at least 0"))
+        if ok("lr") and not self.lr > 0:
+            problems.append(("lr", "must be positive"))
+        if ok("weight_decay") and not self.weight_decay >= 0:
+            problems.append(("weight_decay", "must be at least 0"))
         for name in ("beta1", "beta2"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                problems.append(f"{name}={getattr(self, name)} must be in [0, 1)")
-        if self.split not in SPLITS:
-            problems.append(f"split={self.split!r} must be one of {SPLITS}")
-        if self.matmul not in MATMULS:
-            problems.append(f"matmul={self.matmul!r} must be one of {MATMULS}")
-        if self.save_dtype not in SAVE_DTYPES:
-            problems.append(f"save_dtype={self.save_dtype!r} must be one of {SAVE_DTYPES}")
-        if problems:
-            raise GrokvizError("invalid config: " + "; ".join(problems))
+            if ok(name) and not 0.0 <= getattr(self, name) < 1.0:
+                problems.append((name, "must be in [0, 1)"))
+        if ok("split") and self.split not in SPLITS:
+            problems.append(("split", f"must be one of {SPLITS}"))
+        if ok("matmul") and self.matmul not in MATMULS:
+            problems.append(("matmul", f"must be one of {MATMULS}"))
+        if ok("save_dtype") and self.save_dtype not in SAVE_DTYPES:
+            problems.append(("save_dtype", f"must be one of {SAVE_DTYPES}"))
+        return problems
 
     # Derived sizes (TransformerLens names). The '=' token has id p.
     @property
@@ -158,7 +213,7 @@ class Config:
             raise GrokvizError(f"{source}: unknown config keys {unknown}; known keys are {sorted(known)}")
         try:
             return cls(**data)
-        except TypeError as exc:  # wrong value types, e.g. a string for p
+        except TypeError as exc:  # a missing or unexpected argument
             raise GrokvizError(f"{source}: {exc}") from None
         except GrokvizError as exc:
             raise GrokvizError(f"{source}: {exc}") from None
@@ -185,3 +240,7 @@ def check_analysable(cfg: Config, source: str = "this run") -> None:
 def dataset_for(cfg: Config) -> Dataset:
     """The dataset a run was trained on (the split is deterministic from the config)."""
     return make_dataset(cfg.task, cfg.p, cfg.frac_train, cfg.split_seed, cfg.split)
+
+
+# The declared kind of every field ("int", "float", "str", "int | None"), read once from the annotations.
+_KINDS = {f.name: str(f.type) for f in fields(Config)}

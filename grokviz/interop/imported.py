@@ -95,11 +95,10 @@ def write_run(imported: ImportedRun, out: str | Path) -> Path:
 
     ``run.json``'s ``source`` holds where it came from and every note, so the app can show them.
     """
-    from grokviz.storage.runs import LogWriter, save_checkpoint, write_run_file
+    from grokviz.storage.runs import LogWriter, require_new_folder, save_checkpoint, write_run_file
 
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise GrokvizError(f"{out}: exists and is not an empty folder; choose a new --out")
+    require_new_folder(out)
     source = imported.source + "".join(f"\n- {note}" for note in imported.notes)
     write_run_file(out, imported.config, source=source)
     for step, params in imported.checkpoints:

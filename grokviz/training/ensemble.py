@@ -26,6 +26,7 @@ There is no ``--resume`` for ensembles: rerun a member with ``grokviz.train`` to
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -38,6 +39,7 @@ from grokviz.core.model import Params, forward_last, init_params
 from grokviz.errors import GrokvizError
 from grokviz.storage.runs import LogWriter, require_new_folder, save_checkpoint, write_run_file
 from grokviz.storage.sweeps import MEMBER_FIELDS, member_name, write_sweep_file
+from grokviz.training import memory
 from grokviz.training.device import configure_cpu, keep_freed_memory, matmul_precision, pick_device
 from grokviz.training.graphs import replayable
 from grokviz.training.optim import AdamWState, Hyper
@@ -49,12 +51,19 @@ SAVE_MODES = ("ends", "schedule")
 
 
 def grid_configs(base: Config, *, seeds=None, weight_decays=None, frac_trains=None, lrs=None) -> list[Config]:
-    """The product of the given axes (an axis left out keeps ``base``'s value), weight decay outermost."""
+    """The product of the given axes (an axis left out, None, keeps ``base``'s value), weight decay outermost.
+
+    An axis given as an empty list is an error, never the base value: an empty range must not
+    quietly train the default member."""
+    given = {"weight_decays": weight_decays, "frac_trains": frac_trains, "lrs": lrs, "seeds": seeds}
+    empty = [name for name, values in given.items() if values is not None and not len(values)]
+    if empty:
+        raise GrokvizError(f"an ensemble axis has no values: {', '.join(empty)}")
     axes = (
-        weight_decays or [base.weight_decay],
-        frac_trains or [base.frac_train],
-        lrs or [base.lr],
-        seeds or [base.seed],
+        [base.weight_decay] if weight_decays is None else weight_decays,
+        [base.frac_train] if frac_trains is None else frac_trains,
+        [base.lr] if lrs is None else lrs,
+        [base.seed] if seeds is None else seeds,
     )
     return [
         base.replace(weight_decay=wd, frac_train=frac, lr=lr, seed=seed)
@@ -107,13 +116,19 @@ class Group:
     test: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # a, b, labels: [member, n_test]
 
 
-def make_groups(configs: list[Config], dev: torch.device) -> list[Group]:
+def make_groups(configs: list[Config], dev: torch.device, group_size: int | None = None) -> list[Group]:
+    """Members with training sets of one size, at most ``group_size`` of them per group (None: all)."""
     by_size: dict[int, list[int]] = {}
     datasets = [dataset_for(cfg) for cfg in configs]
     for i, data in enumerate(datasets):
         by_size.setdefault(len(data.train_idx), []).append(i)
+    chunks = [
+        same_size[start : start + (group_size or len(same_size))]
+        for same_size in by_size.values()
+        for start in range(0, len(same_size), group_size or len(same_size))
+    ]
     groups = []
-    for members in by_size.values():
+    for members in chunks:
 
         def split(which: str) -> tuple[torch.Tensor, ...]:
             parts = [
@@ -179,21 +194,31 @@ def train_ensemble(
     threads: int | None = None,
     progress: bool = True,
     use_graphs: bool = True,
+    group_size: int | None = None,
 ) -> list[Path]:
     """Train every config as one member of a sweep folder ``out``; returns the member folders.
 
-    ``use_graphs`` (CUDA only) replays each group's steps as CUDA graphs; False runs eagerly."""
+    ``use_graphs`` (CUDA only) replays each group's steps as CUDA graphs; False runs eagerly.
+    ``group_size`` caps the members stepped together (None: all members with one train-set size):
+    fewer at a time need less activation memory, and each still equals its single run.
+    Refused, before anything is allocated or written, when the estimate exceeds the free memory."""
     _check_members(configs)
     if save not in SAVE_MODES:
         raise GrokvizError(f"save={save!r} must be one of {SAVE_MODES}")
+    if group_size is not None and group_size < 1:
+        raise GrokvizError(f"group_size={group_size} must be at least 1")
     out = Path(out)
     require_new_folder(out)
     dev = pick_device(device)
+    largest = max(configs, key=lambda cfg: cfg.frac_train)  # the largest training set sets the activations
+    note = memory.check_fits(memory.estimate(largest, len(configs), group_size), dev)
+    if note and progress:
+        print(f"note: {note}", file=sys.stderr)
     if dev.type == "cpu":
         configure_cpu(threads)
         keep_freed_memory()
     with matmul_precision(configs[0], dev):
-        return _train_ensemble(configs, out, dev, axes, save, progress, use_graphs)
+        return _train_ensemble(configs, out, dev, axes, save, progress, use_graphs, group_size)
 
 
 def _train_ensemble(
@@ -204,9 +229,10 @@ def _train_ensemble(
     save: str,
     progress: bool,
     use_graphs: bool,
+    group_size: int | None,
 ) -> list[Path]:
     first = configs[0]
-    groups = make_groups(configs, dev)
+    groups = make_groups(configs, dev, group_size)
     steps_of = [group_steps(group, use_graphs) for group in groups]  # before any file: see graphs.replayable
     out.mkdir(parents=True, exist_ok=True)
     axes = axes or {

@@ -37,6 +37,7 @@ from grokviz.storage.runs import (
     save_resume_state,
     write_run_file,
 )
+from grokviz.training import memory
 from grokviz.training.device import configure_cpu, matmul_precision, pick_device
 from grokviz.training.graphs import replayable
 from grokviz.training.optim import AdamWState, Hyper
@@ -131,6 +132,10 @@ def train(
     """
     out = Path(out)
     dev = pick_device(device)
+    # Refused in words, before any allocation or file, when it cannot fit in memory.
+    note = memory.check_fits(memory.estimate(cfg), dev)
+    if note and progress:
+        print(f"note: {note}", file=sys.stderr)
     if dev.type == "cpu":
         configure_cpu(threads)
     with matmul_precision(cfg, dev):

@@ -8,7 +8,8 @@ import json
 import pytest
 import torch
 
-from grokviz.ensemble import main, parse_seeds
+from grokviz.ensemble import main
+from grokviz.flags import seeds as parse_seeds
 from grokviz.errors import GrokvizError
 from grokviz.storage.runs import SWEEP_FILE, list_runs, open_run
 from grokviz.storage.sweeps import member_name

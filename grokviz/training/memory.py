@@ -1,0 +1,138 @@
+"""How much memory a training run needs, estimated before anything is allocated, and the refusal
+of one that cannot fit.
+
+The estimate counts, in bytes: the float32 parameters, their gradients and AdamW's two moments;
+the activations that full-batch training keeps for the backward pass (every pair of the training
+set: attention, MLP pre- and post-activations, residual streams, float32 logits and the float64
+copy the loss is computed in), twice over for their gradients; and the no-grad test-set pass.
+An ensemble holds every member's parameters and optimiser state at once, but only one group's
+activations (groups are stepped one after another, ``group_size`` members at a time).
+
+It is an estimate of what the model's tensors need, not of the allocator's slack or of PyTorch
+itself (a few hundred MB): :data:`OVERHEAD` is added for those.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from grokviz.core.config import Config
+from grokviz.core.tasks import TASKS
+from grokviz.errors import GrokvizError
+
+FLOAT32, FLOAT64 = 4, 8
+OVERHEAD = 512 * 2**20  # PyTorch's own memory, the allocator's slack, the datasets
+# Above this share of the free memory a run is "large": it is allowed, and said so.
+LARGE_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes, by what holds them, for ``members`` models trained ``group_size`` at a time."""
+
+    members: int
+    group_size: int
+    parameters: int
+    gradients: int
+    optimiser: int
+    activations: int  # of one group, training and test passes
+
+    @property
+    def total(self) -> int:
+        return self.parameters + self.gradients + self.optimiser + self.activations + OVERHEAD
+
+    def describe(self) -> str:
+        parts = [
+            f"parameters {gib(self.parameters)}",
+            f"gradients {gib(self.gradients)}",
+            f"AdamW state {gib(self.optimiser)}",
+            f"activations {gib(self.activations)}",
+        ]
+        who = "1 model" if self.members == 1 else f"{self.members:,} models, {self.group_size:,} at a time"
+        return f"about {gib(self.total)} for {who} ({', '.join(parts)}, plus {gib(OVERHEAD)} for PyTorch)"
+
+
+def gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def n_parameters(cfg: Config) -> int:
+    """Parameter count of the reference model, from the config alone (equal to ``core.model``'s shapes; tested)."""
+    d, h, dh, m = cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_mlp
+    return cfg.d_vocab * d + cfg.n_ctx * d + 4 * h * d * dh + d * m + m + m * d + d + d * cfg.d_vocab_out
+
+
+def n_pairs(cfg: Config) -> tuple[int, int]:
+    """(train pairs, test pairs) of the config's split, from the sizes alone (as ``make_dataset`` splits)."""
+    total = cfg.p * (cfg.p - 1) if TASKS[cfg.task].needs_nonzero_b else cfg.p * cfg.p
+    n_train = int(cfg.frac_train * total)
+    return n_train, total - n_train
+
+
+def activation_bytes_per_pair(cfg: Config) -> int:
+    """What one pair's forward keeps: position 2's attention, MLP and residuals, and its logits."""
+    attention = cfg.n_heads * (3 * 2 + cfg.d_head)  # scores and pattern over 3 keys, z
+    residual = 4 * cfg.d_model  # attn_out, resid_mid, mlp_out, resid_post
+    mlp = 2 * cfg.d_mlp  # pre and post
+    logits = cfg.d_vocab_out * FLOAT32 + 2 * cfg.d_vocab_out * FLOAT64  # float32, float64 copy, log-softmax
+    return (attention + residual + mlp) * FLOAT32 + logits
+
+
+def estimate(cfg: Config, members: int = 1, group_size: int | None = None) -> MemoryEstimate:
+    """The memory ``members`` models of ``cfg``'s sizes need when trained ``group_size`` at a time."""
+    group = members if group_size is None else max(1, min(group_size, members))
+    weights = n_parameters(cfg) * FLOAT32 * members
+    n_train, n_test = n_pairs(cfg)
+    per_pair = activation_bytes_per_pair(cfg)
+    # Training keeps the forward's activations and holds their gradients during the backward;
+    # the test pass (no grad) frees as it goes, but its largest tensors coexist.
+    activations = group * (2 * n_train * per_pair + n_test * per_pair)
+    return MemoryEstimate(members, group, weights, weights, 2 * weights, activations)
+
+
+def free_memory(dev: torch.device) -> int:
+    """Bytes free for this process now: the GPU's free memory, or the machine's available memory."""
+    if dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        return int(free)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def check_fits(need: MemoryEstimate, dev: torch.device, free: int | None = None) -> str | None:
+    """Refuse (GrokvizError) a run that cannot fit in the free memory of ``dev``; for one that fits
+    but is large, return a sentence saying so (None otherwise). Allocates nothing."""
+    free = free_memory(dev) if free is None else free
+    where = "the GPU's free memory" if dev.type == "cuda" else "this machine's available memory"
+    smaller = ""
+    if need.members > 1:
+        one_at_a_time = estimate_like(need, group_size=1)
+        smaller = (
+            f"; a smaller --group-size lowers the activations (one member at a time needs {gib(one_at_a_time.total)})"
+            if need.group_size > 1
+            else ""
+        )
+    if need.total > free:
+        raise GrokvizError(
+            f"this run needs {need.describe()}, more than {where} ({gib(free)}){smaller}; "
+            "make the model or the ensemble smaller"
+        )
+    if need.total > LARGE_SHARE * free:
+        return f"this run is large: it needs {need.describe()} of {where} ({gib(free)}){smaller}"
+    return None
+
+
+def estimate_like(need: MemoryEstimate, group_size: int) -> MemoryEstimate:
+    """The same estimate with another group size (activations scale with it)."""
+    per_member = need.activations // need.group_size
+    group = max(1, min(group_size, need.members))
+    return MemoryEstimate(need.members, group, need.parameters, need.gradients, need.optimiser, per_member * group)
