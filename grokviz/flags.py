@@ -36,10 +36,18 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
+    def _get_values(self, action, arg_strings):
+        # argparse drops a value of "--" (its end-of-options marker) even in --opt=--, and hands the
+        # option an empty list: refuse it as the value it is (found by tests/test_bad_options.py).
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            raise argparse.ArgumentError(action, "'--' is not a value")
+        return super()._get_values(action, arg_strings)
+
     def error(self, message: str) -> NoReturn:
         # argparse prints the usage too; one line that names the option is what a person needs
         # (the usage is one --help away).
-        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        # One line even when a value holds a newline (argparse quotes most values, not all).
+        print(f"error: {' '.join(message.split())} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
 
 

@@ -641,4 +641,6 @@ def test_cli_refuses_garbage_and_existing_output(tiny_config, tmp_path, capsys):
     busy.mkdir()
     (busy / "something").write_text("x")
     assert convert_main(["progress-measures", str(good), "--out", str(busy)]) == 2
-    assert "folder exists and is not empty" in capsys.readouterr().err  # the trainers' own words (runs.require_new_folder)
+    assert (
+        "folder exists and is not empty" in capsys.readouterr().err
+    )  # the trainers' own words (runs.require_new_folder)

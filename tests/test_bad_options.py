@@ -1,0 +1,258 @@
+"""Every option of every command, given a bad value, is refused the same way: exit status 2, one
+``error:`` line on stderr that names the option, no traceback, and nothing written.
+
+Hypothesis draws the bad values: for each option, text that is not of its type, numbers outside
+its range (the config itself is the oracle of which values are out of range, so only values the
+config refuses are drawn: a valid value would start training), reversed or empty ranges, unknown
+choices. The commands run in-process (their ``main(argv)``), so a draw costs milliseconds.
+``grokviz app`` has no options of its own: it hands them to Streamlit, which checks them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import math
+import shutil
+import tempfile
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from grokviz import analyze, convert, ensemble, train
+from grokviz.core.config import Config, ConfigError
+from grokviz.core.tasks import TASKS
+
+FIELDS = {f.name: str(f.type) for f in fields(Config)}
+LIST_FLAGS = {"--seeds", "--weight-decay", "--frac-train", "--lr"}  # the ensemble's per-member lists
+SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def run(main, argv: list[str]) -> tuple[int, str]:
+    """(exit status, stderr) of ``main(argv)``, argparse's own exits included."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(argv)
+        except SystemExit as exc:
+            code = exc.code
+    return code, err.getvalue()
+
+
+def assert_refused(code: int, err: str, flag: str) -> None:
+    assert code == 2, (flag, code, err)
+    assert err.startswith("error: ") and err.count("\n") == 1, (flag, err)
+    assert "Traceback" not in err
+
+
+def not_an_integer() -> st.SearchStrategy[str]:
+    def is_int(text: str) -> bool:
+        try:
+            int(text)
+        except ValueError:
+            return False
+        return True
+
+    return st.one_of(st.sampled_from(["1.5", "ten", "", "0x10", "nan", "1e3"]), st.text(max_size=8)).filter(
+        lambda t: not is_int(t)
+    )
+
+
+def not_a_number() -> st.SearchStrategy[str]:
+    def is_float(text: str) -> bool:
+        try:
+            float(text)
+        except ValueError:
+            return False
+        return True
+
+    return st.one_of(st.sampled_from(["ten", "", "1,5", "--"]), st.text(max_size=8)).filter(lambda t: not is_float(t))
+
+
+def refused_by_config(name: str, value) -> bool:
+    try:
+        Config(**{name: value})
+    except ConfigError:
+        return True
+    return False
+
+
+def bad_config_value(name: str) -> st.SearchStrategy[str]:
+    """Text for ``--name`` that the parser or the config refuses."""
+    kind = FIELDS[name]
+    if kind in ("int", "int | None"):
+        out_of_range = st.integers(-(10**20), 10**20).filter(lambda v: refused_by_config(name, v)).map(str)
+        return st.one_of(not_an_integer(), out_of_range)
+    if kind == "float":
+        specials = st.sampled_from(["nan", "inf", "-inf", "-1", "1e400"])
+        out_of_range = st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=False).filter(
+            lambda v: refused_by_config(name, v)
+        )
+        return st.one_of(
+            not_a_number(), specials.filter(lambda t: refused_by_config(name, float(t))), out_of_range.map(repr)
+        )
+    return st.text(max_size=12).filter(lambda v: refused_by_config(name, v))
+
+
+def bad_threads() -> st.SearchStrategy[str]:
+    return st.one_of(not_an_integer(), st.integers(-(10**6), 0).map(str))
+
+
+def bad_choice(choices) -> st.SearchStrategy[str]:
+    return st.text(max_size=10).filter(lambda t: t not in choices)
+
+
+def bad_seeds() -> st.SearchStrategy[str]:
+    reversed_range = st.tuples(st.integers(1, 10**6), st.integers(1, 10**6)).filter(lambda ab: ab[0] > ab[1])
+    return st.one_of(
+        reversed_range.map(lambda ab: f"{ab[0]}-{ab[1]}"),
+        st.sampled_from(["", ",", "1,,2", "a-b", "1.5", "3-", "0-99999999"]),
+    )
+
+
+def bad_number_list(name: str) -> st.SearchStrategy[str]:
+    bad_entry = st.one_of(
+        st.sampled_from(["nan", "inf", "", "x"]),
+        st.floats(-1e6, 1e6, allow_subnormal=False).filter(lambda v: refused_by_config(name, v)).map(repr),
+    )
+    return st.lists(bad_entry, min_size=1, max_size=3).map(lambda entries: ",".join(["0.5", *entries]))
+
+
+def option_strategies(parser: argparse.ArgumentParser, extra: dict[str, st.SearchStrategy[str]]):
+    """flag -> strategy of bad values, for every option of ``parser`` (it fails if one is missing)."""
+    table = {}
+    for action in parser._actions:
+        if not action.option_strings or action.nargs == 0 or "--help" in action.option_strings:
+            continue  # switches take no value
+        flag = action.option_strings[-1]
+        if flag in extra:
+            table[flag] = extra[flag]
+        elif action.dest in FIELDS:
+            table[flag] = bad_config_value(action.dest)
+        elif action.choices is not None:
+            table[flag] = bad_choice(action.choices)
+        elif flag == "--threads":
+            table[flag] = bad_threads()
+        else:
+            raise AssertionError(f"{parser.prog}: no bad values drawn for {flag}; add them to this test")
+    return table
+
+
+TRAIN = option_strategies(train.build_parser(), {"--out": st.just("OUT")})
+ENSEMBLE = option_strategies(
+    ensemble.build_parser(),
+    {
+        "--out": st.just("OUT"),
+        "--seeds": bad_seeds(),
+        "--weight-decay": bad_number_list("weight_decay"),
+        "--frac-train": bad_number_list("frac_train"),
+        "--lr": bad_number_list("lr"),
+        "--group-size": st.one_of(not_an_integer(), st.integers(-1000, 0).map(str)),
+    },
+)
+TRAIN.pop("--out")
+ENSEMBLE.pop("--out")
+
+
+@pytest.fixture(scope="module")
+def workdir():
+    path = Path(tempfile.mkdtemp(prefix="grokviz-bad-options-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_train_refuses_every_bad_option(data, workdir: Path) -> None:
+    flag = data.draw(st.sampled_from(sorted(TRAIN)), label="flag")
+    value = data.draw(TRAIN[flag], label="value")
+    out = workdir / "train-out"
+    code, err = run(train.main, ["--out", str(out), f"{flag}={value}", "--no-progress"])
+    assert_refused(code, err, flag)
+    assert not out.exists()
+
+
+@SETTINGS
+@given(data=st.data())
+def test_ensemble_refuses_every_bad_option(data, workdir: Path) -> None:
+    flag = data.draw(st.sampled_from(sorted(ENSEMBLE)), label="flag")
+    value = data.draw(ENSEMBLE[flag], label="value")
+    out = workdir / "ensemble-out"
+    code, err = run(ensemble.main, ["--out", str(out), f"{flag}={value}", "--no-progress"])
+    assert_refused(code, err, flag)
+    assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory, tiny_config_module) -> Path:
+    from grokviz.training.single import train as train_run
+
+    return train_run(tiny_config_module, tmp_path_factory.mktemp("bad-options") / "run", progress=False).path
+
+
+@pytest.fixture(scope="module")
+def tiny_config_module() -> Config:
+    return Config(
+        p=23, d_model=32, d_mlp=64, n_heads=2, d_head=8, steps=40, log_every=10, save_every=20, save_log_points=0
+    )
+
+
+def listing(folder: Path) -> dict[str, float]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime for p in folder.rglob("*")}
+
+
+@SETTINGS
+@given(data=st.data())
+def test_analyze_refuses_every_bad_option(data, small_run: Path) -> None:
+    steps = {0, 20, 40}
+    bad = {
+        "--step": st.one_of(not_an_integer(), st.integers(-(10**9), 10**9).filter(lambda s: s not in steps).map(str)),
+        "--key-freqs": st.one_of(
+            st.sampled_from(["", ",", "x", "1.5", "0", "12", "1,12"]),
+            st.integers(-1000, 1000).filter(lambda k: not 1 <= k <= 11).map(str),
+        ),
+        "--threshold": st.one_of(
+            not_a_number(),
+            st.floats(allow_nan=True, allow_subnormal=False)
+            .filter(lambda v: not (math.isfinite(v) and 0 < v <= 1))
+            .map(repr),
+        ),
+        "--threads": bad_threads(),
+    }
+    table = option_strategies(analyze.build_parser(), bad)
+    flag = data.draw(st.sampled_from(sorted(table)), label="flag")
+    value = data.draw(table[flag], label="value")
+    before = listing(small_run)
+    code, err = run(analyze.main, [str(small_run), f"{flag}={value}", "--json", "--timeline"])
+    assert_refused(code, err, flag)
+    assert listing(small_run) == before  # no timeline cache written, nothing touched
+
+
+@SETTINGS
+@given(data=st.data())
+def test_convert_refuses_every_bad_option(data, small_run: Path, workdir: Path) -> None:
+    out = workdir / "convert-out"
+    export = {
+        "--step": st.one_of(not_an_integer(), st.integers(-(10**9), -1).map(str), st.integers(41, 10**9).map(str)),
+        "--out": st.sampled_from(["x.pt", "x", "x.json", "x.safetensors.bak"]).map(lambda n: str(workdir / n)),
+    }
+    importer = {
+        "--task": bad_choice(TASKS),
+        "--config": st.just(str(workdir / "missing.json")),
+        "--out": st.just(str(small_run)),
+    }  # an existing, non-empty folder
+    command = data.draw(st.sampled_from(["export-tl", "transformer-lens", "progress-measures"]), label="command")
+    sub = next(a for a in convert.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    table = option_strategies(sub.choices[command], export if command == "export-tl" else importer)
+    flag = data.draw(st.sampled_from(sorted(table)), label="flag")
+    value = data.draw(table[flag], label="value")
+    source = str(small_run) if command == "export-tl" else str(small_run / "step_000040.safetensors")
+    argv = [command, source, "--out", str(out), f"{flag}={value}"]
+    before = listing(workdir)
+    code, err = run(convert.main, argv)
+    assert_refused(code, err, flag)
+    assert listing(workdir) == before and not out.exists()
