@@ -33,9 +33,9 @@ def fixtures_dir() -> Path:
     return FIXTURES
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_config() -> Config:
-    """Small enough to train a few hundred steps in about a second on one CPU core."""
+    """Small enough to train a few hundred steps in about a second on one CPU core (frozen: share it)."""
     return Config(
         p=23,
         d_model=64,

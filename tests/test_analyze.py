@@ -31,22 +31,8 @@ CONTRACT_KEYS = {
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    from grokviz.core.config import Config
-
-    cfg = Config(
-        p=23,
-        d_model=64,
-        d_mlp=128,
-        n_heads=4,
-        d_head=16,
-        frac_train=0.5,
-        steps=300,
-        log_every=10,
-        save_every=100,
-        save_log_points=6,
-    )
-    return train(cfg, tmp_path_factory.mktemp("analyze") / "tiny", progress=False)
+def tiny_run(tmp_path_factory, tiny_config):
+    return train(tiny_config, tmp_path_factory.mktemp("analyze") / "tiny", progress=False)
 
 
 def _json(capsys, argv) -> dict:

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from grokviz import analyze, convert, ensemble, train
 from grokviz.core.config import Config, ConfigError
 from grokviz.core.tasks import TASKS
+from grokviz.storage.runs import open_run
 
 FIELDS = {f.name: str(f.type) for f in fields(Config)}
 LIST_FLAGS = {"--seeds", "--weight-decay", "--frac-train", "--lr"}  # the ensemble's per-member lists
@@ -167,38 +168,23 @@ def workdir():
 
 @SETTINGS
 @given(data=st.data())
-def test_train_refuses_every_bad_option(data, workdir: Path) -> None:
-    flag = data.draw(st.sampled_from(sorted(TRAIN)), label="flag")
-    value = data.draw(TRAIN[flag], label="value")
-    out = workdir / "train-out"
-    code, err = run(train.main, ["--out", str(out), f"{flag}={value}", "--no-progress"])
-    assert_refused(code, err, flag)
-    assert not out.exists()
-
-
-@SETTINGS
-@given(data=st.data())
-def test_ensemble_refuses_every_bad_option(data, workdir: Path) -> None:
-    flag = data.draw(st.sampled_from(sorted(ENSEMBLE)), label="flag")
-    value = data.draw(ENSEMBLE[flag], label="value")
-    out = workdir / "ensemble-out"
-    code, err = run(ensemble.main, ["--out", str(out), f"{flag}={value}", "--no-progress"])
+@pytest.mark.parametrize("command", ["train", "ensemble"])
+def test_trainers_refuse_every_bad_option(command: str, data, workdir: Path) -> None:
+    main, table = {"train": (train.main, TRAIN), "ensemble": (ensemble.main, ENSEMBLE)}[command]
+    flag = data.draw(st.sampled_from(sorted(table)), label="flag")
+    value = data.draw(table[flag], label="value")
+    out = workdir / f"{command}-out"
+    code, err = run(main, ["--out", str(out), f"{flag}={value}", "--no-progress"])
     assert_refused(code, err, flag)
     assert not out.exists()
 
 
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory, tiny_config_module) -> Path:
+def small_run(tmp_path_factory, tiny_config) -> Path:
     from grokviz.training.single import train as train_run
 
-    return train_run(tiny_config_module, tmp_path_factory.mktemp("bad-options") / "run", progress=False).path
-
-
-@pytest.fixture(scope="module")
-def tiny_config_module() -> Config:
-    return Config(
-        p=23, d_model=32, d_mlp=64, n_heads=2, d_head=8, steps=40, log_every=10, save_every=20, save_log_points=0
-    )
+    cfg = tiny_config.replace(steps=40, save_every=20, save_log_points=0)
+    return train_run(cfg, tmp_path_factory.mktemp("bad-options") / "run", progress=False).path
 
 
 def listing(folder: Path) -> dict[str, float]:
@@ -208,7 +194,7 @@ def listing(folder: Path) -> dict[str, float]:
 @SETTINGS
 @given(data=st.data())
 def test_analyze_refuses_every_bad_option(data, small_run: Path) -> None:
-    steps = {0, 20, 40}
+    steps = set(open_run(small_run).steps())  # 0, 20, 40 and any accuracy-event checkpoint
     bad = {
         "--step": st.one_of(not_an_integer(), st.integers(-(10**9), 10**9).filter(lambda s: s not in steps).map(str)),
         "--key-freqs": st.one_of(
@@ -237,7 +223,11 @@ def test_analyze_refuses_every_bad_option(data, small_run: Path) -> None:
 def test_convert_refuses_every_bad_option(data, small_run: Path, workdir: Path) -> None:
     out = workdir / "convert-out"
     export = {
-        "--step": st.one_of(not_an_integer(), st.integers(-(10**9), -1).map(str), st.integers(41, 10**9).map(str)),
+        "--step": st.one_of(
+            not_an_integer(),
+            st.integers(-(10**9), -1).map(str),
+            st.integers(max(open_run(small_run).steps()) + 1, 10**9).map(str),
+        ),
         "--out": st.sampled_from(["x.pt", "x", "x.json", "x.safetensors.bak"]).map(lambda n: str(workdir / n)),
     }
     importer = {
