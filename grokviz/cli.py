@@ -67,11 +67,22 @@ def run_app(argv: list[str]) -> int:
             f"defaults: {' '.join(APP_DEFAULTS)}"
         )
         return 0
+    import click
     from streamlit.web import cli as streamlit_cli
 
     script = Path(__file__).resolve().parent / "ui" / "main.py"
-    sys.argv = ["streamlit", "run", str(script), *APP_DEFAULTS, *argv]
-    return streamlit_cli.main()
+    args = ["run", str(script), *APP_DEFAULTS, *argv]
+    try:
+        # Not click's standalone mode: a bad option is one `error:` line here, as for every command.
+        streamlit_cli.main.main(args=args, prog_name="streamlit", standalone_mode=False)
+    except click.ClickException as exc:
+        print(
+            f"error: grokviz app: {' '.join(exc.format_message().split())} (see streamlit run --help)", file=sys.stderr
+        )
+        return 2
+    except click.exceptions.Abort:
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,8 @@ Hypothesis draws the bad values: for each option, text that is not of its type, 
 its range (the config itself is the oracle of which values are out of range, so only values the
 config refuses are drawn: a valid value would start training), reversed or empty ranges, unknown
 choices. The commands run in-process (their ``main(argv)``), so a draw costs milliseconds.
-``grokviz app`` has no options of its own: it hands them to Streamlit, which checks them.
+``grokviz app`` has no options of its own: it hands them to Streamlit, which checks them (a bad one is
+one line too: tests/test_cli.py).
 """
 
 from __future__ import annotations

@@ -79,3 +79,13 @@ def test_module_entry_points(argv: list[str]) -> None:
     done = subprocess.run([sys.executable, *argv], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "usage:" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [(["--bogus"], "No such option '--bogus'"), (["--server.port", "abc"], "'abc' is not a valid integer")],
+)
+def test_app_options_are_streamlits_and_a_bad_one_is_one_line(argv, words, capsys) -> None:
+    assert cli.main(["app", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: grokviz app: ") and words in err and err.count("\n") == 1
