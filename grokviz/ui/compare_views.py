@@ -247,6 +247,28 @@ def milestone_table(runs: Sequence[RunData]) -> pd.DataFrame:
     return frame.rename(columns=MILESTONE_COLUMNS)
 
 
+def _step_text(value) -> str:
+    return "" if pd.isna(value) else f"{int(value):,}"
+
+
+def milestone_display(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`milestone_table` turned for reading: one row per milestone, one column per run, as text
+    (steps '8,560', blank where not reached; accuracy '100.0%'; loss '1.7e-07')."""
+    accuracy, loss = MILESTONE_COLUMNS["final_test_accuracy"], MILESTONE_COLUMNS["final_test_loss"]
+    rows = []
+    for column in table.columns[1:]:
+        if column == accuracy:
+            shown = ["" if pd.isna(v) else f"{v:.1%}" for v in table[column]]
+        elif column == loss:
+            shown = ["" if pd.isna(v) else f"{v:.2g}" for v in table[column]]
+        elif column == MILESTONE_COLUMNS["key"]:
+            shown = list(table[column])
+        else:
+            shown = [_step_text(v) for v in table[column]]
+        rows.append({"milestone": column, **dict(zip(table["run"], shown))})
+    return pd.DataFrame(rows, columns=["milestone", *table["run"]])
+
+
 def speedups(table: pd.DataFrame, column: str = MILESTONE_COLUMNS["full"]) -> list[str]:
     """Sentences comparing each run's ``column`` step with the first run's ('8.3x fewer steps')."""
     if len(table) < 2:

@@ -9,7 +9,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from grokviz.ui.charts.base import FIT_WIDTH, LOG_LABELS, SERIES_PALETTE, decades, phase_layer, title_params
+from grokviz.ui.charts.base import FIT_WIDTH, LOG_LABELS, PHASE_COLORS, SERIES_PALETTE, decades, title_params
 
 DASHES = [[1, 0], [5, 3], [1, 2], [8, 2, 2, 2]]  # solid, dashed, dotted, dash-dot: series in order
 
@@ -17,6 +17,26 @@ DASHES = [[1, 0], [5, 3], [1, 2], [8, 2, 2, 2]]  # solid, dashed, dotted, dash-d
 def run_colors(runs: Sequence[str]) -> alt.Scale:
     """The same run -> colour mapping on every chart of the page."""
     return alt.Scale(domain=list(runs), range=[SERIES_PALETTE[i % len(SERIES_PALETTE)] for i in range(len(runs))])
+
+
+def band_layer(bands: pd.DataFrame) -> alt.Chart:
+    """The reference run's phases as pale bands (columns phase, start, end), legend on top: the
+    runs' legend is below the chart and would share its row."""
+    domain = [p for p in PHASE_COLORS if p in set(bands["phase"])]
+    return (
+        alt.Chart(bands)
+        .mark_rect(opacity=0.55)
+        .encode(
+            x="start:Q",
+            x2="end:Q",
+            color=alt.Color(
+                "phase:N",
+                scale=alt.Scale(domain=domain, range=[PHASE_COLORS[p] for p in domain]),
+                legend=alt.Legend(title=None, orient="top", symbolType="square", columns=2),
+            ),
+            tooltip=["phase:N", alt.Tooltip("start:Q", format=","), alt.Tooltip("end:Q", format=",")],
+        )
+    )
 
 
 def compare_curves(
@@ -72,12 +92,16 @@ def compare_curves(
             color=alt.Color(
                 "run:N",
                 scale=colors,
-                legend=alt.Legend(title=None, orient="top", columns=min(len(runs), 3), labelLimit=420),
+                legend=alt.Legend(title=None, orient="bottom", columns=1, labelLimit=600),
             ),
             strokeDash=alt.StrokeDash(
                 "series:N",
                 scale=alt.Scale(domain=names, range=[DASHES[i % len(DASHES)] for i in range(len(names))]),
-                legend=alt.Legend(title=None, orient="top") if len(names) > 1 else None,
+                legend=alt.Legend(
+                    title=None, orient="top", symbolType="stroke", symbolStrokeWidth=2, symbolStrokeColor="#555"
+                )
+                if len(names) > 1
+                else None,
             ),
             detail="series:N",
             tooltip=tooltip,
@@ -86,7 +110,7 @@ def compare_curves(
     layers = []
     if bands is not None and len(bands):
         shaded = bands[bands["end"] > 0] if log_x else bands
-        layers.append(phase_layer(shaded.assign(start=shaded["start"].clip(lower=1)) if log_x else shaded))
+        layers.append(band_layer(shaded.assign(start=shaded["start"].clip(lower=1)) if log_x else shaded))
     layers.append(lines)
     if boundaries is not None and len(boundaries):
         marks = boundaries[boundaries["x"] > 0] if log_x else boundaries

@@ -200,15 +200,7 @@ def draw(runs: list[cv.RunData], align: str, reference: int | None, log_x: bool)
 
     st.subheader("Milestones")
     table = cv.milestone_table(runs)
-    st.dataframe(
-        table,
-        hide_index=True,
-        width="stretch",
-        column_config={
-            cv.MILESTONE_COLUMNS["final_test_accuracy"]: st.column_config.NumberColumn(format="percent"),
-            cv.MILESTONE_COLUMNS["final_test_loss"]: st.column_config.NumberColumn(format="%.2e"),
-        },
-    )
+    st.dataframe(cv.milestone_display(table), hide_index=True, width="stretch")
     for sentence in cv.speedups(table):
         st.caption(f"Steps to test accuracy ≥ {cv.FULL_ACCURACY:.1%}: {sentence}")
     st.caption("Phase ends by the explorer's rule (Training tab, 'How the phases are found'); blank: not reached.")
