@@ -23,7 +23,11 @@ OLDER_TIMELINES = 4  # timelines kept for runs not compared now (the explorer ke
 PROGRESS_CHARTS = {
     "Restricted loss": ({"restricted_loss": "restricted (all pairs)"}, True, "loss (log scale)"),
     "Excluded loss": ({"excluded_loss": "excluded (train pairs)"}, True, "loss (log scale)"),
-    "Gini of the Fourier spectra": ({"gini_embed": "W_E", "gini_unembed": "W_L"}, False, "Gini coefficient"),
+    "Gini of the Fourier spectra": (
+        {"gini_embed": "W_E", "gini_unembed": "W_L"},
+        False,
+        "Gini coefficient",
+    ),
     "Sum of squared weights": ({"sum_sq_weights": "all parameters"}, False, "sum of squared weights"),
 }
 
@@ -161,14 +165,24 @@ def draw(runs: list[cv.RunData], align: str, reference: int | None, log_x: bool)
     loss = cv.run_curves(runs, "log", {"test_loss": "test", "train_loss": "train"}, mappers)
     left.altair_chart(
         compare_charts.compare_curves(
-            loss, title="Loss", subtitle="from each training log", y_title="loss (log scale)", log_y=True, **common
+            loss,
+            title="Loss",
+            subtitle="from each training log; solid: test, dashed: train",
+            y_title="loss (log scale)",
+            log_y=True,
+            **common,
         ),
         width="stretch",
     )
     accuracy = cv.run_curves(runs, "log", {"test_accuracy": "test", "train_accuracy": "train"}, mappers)
     right.altair_chart(
         compare_charts.compare_curves(
-            accuracy, title="Accuracy", subtitle="from each training log", y_title="accuracy", y_format=".0%", **common
+            accuracy,
+            title="Accuracy",
+            subtitle="from each training log; solid: test, dashed: train",
+            y_title="accuracy",
+            y_format=".0%",
+            **common,
         ),
         width="stretch",
     )
@@ -181,6 +195,8 @@ def draw(runs: list[cv.RunData], align: str, reference: int | None, log_x: bool)
     panels = list(PROGRESS_CHARTS.items())
     for row in (panels[:2], panels[2:]):
         for column, (title, (series, log_y, y_title)) in zip(st.columns(2), row):
+            names = list(series.values())
+            dashes = ", ".join(f"{how}: {name}" for how, name in zip(("solid", "dashed"), names))
             frame = cv.run_curves(runs, "timeline", series, mappers)
             if not len(frame):
                 column.info(f"{title}: no progress measures for these runs.")
@@ -189,10 +205,11 @@ def draw(runs: list[cv.RunData], align: str, reference: int | None, log_x: bool)
                 compare_charts.compare_curves(
                     frame,
                     title=title,
+                    subtitle=dashes if len(names) > 1 else None,
                     y_title=y_title,
                     log_y=log_y,
                     points=True,
-                    series=list(series.values()),
+                    series=names,
                     **common,
                 ),
                 width="stretch",
