@@ -48,6 +48,7 @@ class RunData:
     phases: object  # ``progress.Phases``
     key_counts: Mapping[int, int] | None  # key frequency -> clustered neurons at the last checkpoint
     last_step: int | None  # the last saved checkpoint
+    source: tuple = ()  # what it was loaded from (path, live signature): part of the charts' cache keys
 
 
 # --- choosing runs ------------------------------------------------------------------------------

@@ -83,6 +83,7 @@ def load_run(run: Run, label: str, compared: set[tuple], notes: list[str]) -> cv
         phases=phases,
         key_counts=key_counts,
         last_step=steps[-1] if steps else None,
+        source=(run_path, signature),
     )
 
 
@@ -159,32 +160,38 @@ def draw(runs: list[cv.RunData], align: str, reference: int | None, log_x: bool)
     else:
         bands, x_title = None, "training step"
     common = dict(runs=labels, x_title=x_title, log_x=log_x, boundaries=marks, bands=bands, aligned=aligned)
+    # Building and validating six Altair charts costs ~0.15 s each: a view seen before is drawn from its spec.
+    view_key = (tuple((run.label, run.source) for run in runs), align, reference, log_x)
+
+    def chart(where, title: str, build) -> None:
+        where.vega_lite_chart(loaders.static_chart(("compare", title, *view_key), build), width="stretch")
+
     st.caption("Dotted rules: each run's phase ends, in its colour (hover for the step).")
 
     left, right = st.columns(2)
-    loss = cv.run_curves(runs, "log", {"test_loss": "test", "train_loss": "train"}, mappers)
-    left.altair_chart(
-        compare_charts.compare_curves(
-            loss,
+    chart(
+        left,
+        "Loss",
+        lambda: compare_charts.compare_curves(
+            cv.run_curves(runs, "log", {"test_loss": "test", "train_loss": "train"}, mappers),
             title="Loss",
             subtitle="from each training log; solid: test, dashed: train",
             y_title="loss (log scale)",
             log_y=True,
             **common,
         ),
-        width="stretch",
     )
-    accuracy = cv.run_curves(runs, "log", {"test_accuracy": "test", "train_accuracy": "train"}, mappers)
-    right.altair_chart(
-        compare_charts.compare_curves(
-            accuracy,
+    chart(
+        right,
+        "Accuracy",
+        lambda: compare_charts.compare_curves(
+            cv.run_curves(runs, "log", {"test_accuracy": "test", "train_accuracy": "train"}, mappers),
             title="Accuracy",
             subtitle="from each training log; solid: test, dashed: train",
             y_title="accuracy",
             y_format=".0%",
             **common,
         ),
-        width="stretch",
     )
 
     st.subheader("Progress measures")
@@ -193,17 +200,18 @@ def draw(runs: list[cv.RunData], align: str, reference: int | None, log_x: bool)
         "in the table below). Definitions: the explorer's Training tab."
     )
     panels = list(PROGRESS_CHARTS.items())
+    if not any(run.timeline is not None and len(run.timeline) for run in runs):
+        st.info("No progress measures for these runs (the notes above say why).")
+        panels = []
     for row in (panels[:2], panels[2:]):
         for column, (title, (series, log_y, y_title)) in zip(st.columns(2), row):
             names = list(series.values())
             dashes = ", ".join(f"{how}: {name}" for how, name in zip(("solid", "dashed"), names))
-            frame = cv.run_curves(runs, "timeline", series, mappers)
-            if not len(frame):
-                column.info(f"{title}: no progress measures for these runs.")
-                continue
-            column.altair_chart(
-                compare_charts.compare_curves(
-                    frame,
+            chart(
+                column,
+                title,
+                lambda: compare_charts.compare_curves(
+                    cv.run_curves(runs, "timeline", series, mappers),
                     title=title,
                     subtitle=dashes if len(names) > 1 else None,
                     y_title=y_title,
@@ -212,7 +220,6 @@ def draw(runs: list[cv.RunData], align: str, reference: int | None, log_x: bool)
                     series=names,
                     **common,
                 ),
-                width="stretch",
             )
 
     st.subheader("Milestones")
