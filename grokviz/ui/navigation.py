@@ -1,4 +1,5 @@
-"""The app's pages, for ``st.navigation``: the run explorer, and views whose controls differ.
+"""The app's pages, for ``st.navigation``: the run explorer, and views whose controls differ
+(the Sweeps page, the Compare page).
 
 Each page is a file of ``grokviz.ui`` that Streamlit runs as a script (its ``__main__`` block
 draws it), so ``AppTest.switch_page`` and ``st.switch_page`` can reach every page by its path.
@@ -14,6 +15,7 @@ import streamlit as st
 UI = Path(__file__).resolve().parent
 EXPLORE = UI / "explore.py"
 SWEEPS = UI / "pages" / "sweep.py"
+COMPARE = UI / "pages" / "compare.py"
 
 
 def explore_page() -> st.Page:
@@ -24,4 +26,5 @@ def pages() -> list[st.Page]:
     return [
         explore_page(),
         st.Page(SWEEPS, title="Sweeps", icon=":material/grid_view:", url_path="sweeps"),
+        st.Page(COMPARE, title="Compare runs", icon=":material/compare_arrows:", url_path="compare"),
     ]
