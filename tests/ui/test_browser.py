@@ -7,90 +7,13 @@ downloaded. Screenshots go to screenshots/ (git-ignored) for a person to look at
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-SHOTS = REPO / "screenshots"
+SHOTS = Path(__file__).resolve().parents[2] / "screenshots"
 
 pytestmark = pytest.mark.browser
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("localhost", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(port: int, server: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"streamlit exited early with code {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=1) as reply:
-                if reply.read().strip() == b"ok":
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"streamlit did not answer on port {port} within {timeout} s")
-
-
-@pytest.fixture
-def server(bundled_run_path: Path, tmp_path: Path):
-    if not CHROMIUM.is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM} (CI installs it with apt; browsers are never downloaded)")
-    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    port = _free_port()
-    env = dict(os.environ)
-    env.setdefault("GROKVIZ_RUNS", str(bundled_run_path.parent))
-    log = open(tmp_path / "streamlit.log", "w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait_healthy(port, process)
-        yield f"http://localhost:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def _step_metric(page) -> str:
@@ -98,41 +21,33 @@ def _step_metric(page) -> str:
     return metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
 
 
-def test_open_move_step_and_screenshot(server: str) -> None:
-    from playwright.sync_api import sync_playwright
+def test_open_move_step_and_screenshot(server: str, browser) -> None:
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.goto(server, wait_until="domcontentloaded")
+    page.wait_for_selector('[data-testid="stMetric"]', timeout=45_000)
+    page.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=45_000)
+    page.wait_for_timeout(1500)  # let the charts draw
+    first = _step_metric(page)
+    page.screenshot(path=str(SHOTS / "browser-1-opened.png"))
 
-    SHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1000})
-            page.goto(server, wait_until="domcontentloaded")
-            page.wait_for_selector('[data-testid="stMetric"]', timeout=45_000)
-            page.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=45_000)
-            page.wait_for_timeout(1500)  # let the charts draw
-            first = _step_metric(page)
-            page.screenshot(path=str(SHOTS / "browser-1-opened.png"))
-
-            slider = page.locator('[data-testid="stSidebar"] [data-testid="stSlider"] input[type="range"]').first
-            slider.focus()
-            for _ in range(6):
-                slider.press("ArrowLeft")
-            page.wait_for_function(
-                """(before) => {
-                    const m = [...document.querySelectorAll('[data-testid="stMetric"]')]
-                        .find(e => e.innerText.includes('Step'));
-                    const v = m && m.querySelector('[data-testid="stMetricValue"]');
-                    return v && v.innerText.trim() !== before;
-                }""",
-                arg=first,
-                timeout=30_000,
-            )
-            page.wait_for_timeout(1500)
-            second = _step_metric(page)
-            page.screenshot(path=str(SHOTS / "browser-2-step-moved.png"))
-            assert second != first
-            # The step is part of the URL, so the view can be shared.
-            assert "step=" in page.url, page.url
-            assert page.locator('[data-testid="stException"]').count() == 0
-        finally:
-            browser.close()
+    slider = page.locator('[data-testid="stSidebar"] [data-testid="stSlider"] input[type="range"]').first
+    slider.focus()
+    for _ in range(6):
+        slider.press("ArrowLeft")
+    page.wait_for_function(
+        """(before) => {
+            const m = [...document.querySelectorAll('[data-testid="stMetric"]')]
+                .find(e => e.innerText.includes('Step'));
+            const v = m && m.querySelector('[data-testid="stMetricValue"]');
+            return v && v.innerText.trim() !== before;
+        }""",
+        arg=first,
+        timeout=30_000,
+    )
+    page.wait_for_timeout(1500)
+    second = _step_metric(page)
+    page.screenshot(path=str(SHOTS / "browser-2-step-moved.png"))
+    assert second != first
+    # The step is part of the URL, so the view can be shared.
+    assert "step=" in page.url, page.url
+    assert page.locator('[data-testid="stException"]').count() == 0
