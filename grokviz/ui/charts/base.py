@@ -134,7 +134,8 @@ def static_spec(chart: alt.TopLevelMixin) -> dict:
             digest = hashlib.sha1(pd.util.hash_pandas_object(data, index=False).values.tobytes())
             digest.update(",".join(map(str, data.columns)).encode())
             name = f"data-{digest.hexdigest()[:20]}"
-            datasets[name] = json.loads(data.to_json(orient="records"))
+            # 15 decimals (pandas' most): at the default 10 a loss of 1.7e-7 kept 3 significant digits.
+            datasets[name] = json.loads(data.to_json(orient="records", double_precision=15))
             node.data = alt.NamedData(name=name)
         for child in getattr(node, "layer", None) or []:
             to_named(child)
