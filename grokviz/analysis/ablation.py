@@ -392,7 +392,9 @@ def predict(
         [coefficients[rows] @ basis[rows] for rows in (frequency_rows([k], n) for k in chosen)]
     )  # [len(chosen), n]
     column = frame.element(label)
-    contributions = {k: float(components[i, column]) if column is not None else float("nan") for i, k in enumerate(chosen)}
+    contributions = {
+        k: float(components[i, column]) if column is not None else float("nan") for i, k in enumerate(chosen)
+    }
     return Prediction(
         logits=logits,
         answer=answer,
