@@ -26,8 +26,8 @@ PRIMES = (5, 7, 11, 13, 31, 97, 113)
 def _explicit_logs(p: int, g: int) -> dict[int, int]:
     """token -> log_g token, by multiplying by g until 1 comes back."""
     logs, x = {}, 1
-    for l in range(p - 1):
-        logs[x] = l
+    for log in range(p - 1):
+        logs[x] = log
         x = x * g % p
     return logs
 
@@ -46,9 +46,9 @@ def _explicit_basis(n: int) -> torch.Tensor:
 @pytest.mark.parametrize("p", PRIMES)
 def test_primitive_root_is_the_smallest_generator(p):
     g = primitive_root(p)
-    assert sorted(pow(g, l, p) for l in range(p - 1)) == list(range(1, p))
+    assert sorted(pow(g, log, p) for log in range(p - 1)) == list(range(1, p))
     for smaller in range(2, g):  # no smaller number generates the whole group
-        assert len({pow(smaller, l, p) for l in range(p - 1)}) < p - 1
+        assert len({pow(smaller, log, p) for log in range(p - 1)}) < p - 1
     assert {5: 2, 7: 3, 31: 3, 97: 5, 113: 3}.get(p, g) == g
 
 
@@ -112,7 +112,7 @@ def _explicit_analysis(cfg: Config, params: dict, freqs: list[int]):
     p, n = cfg.p, cfg.p - 1
     g = primitive_root(p)
     logs = _explicit_logs(p, g)
-    token = {l: x for x, l in logs.items()}
+    token = {log: x for x, log in logs.items()}
     basis = _explicit_basis(n)
     cache: dict = {}
     a_all = torch.arange(p).repeat_interleave(p)
@@ -135,9 +135,9 @@ def _explicit_analysis(cfg: Config, params: dict, freqs: list[int]):
         fve.append(block / total)
     fve = torch.stack(fve, dim=1)  # [d_mlp, K]
     # Spectra over the logs.
-    W_E = torch.stack([params["embed.W_E"][token[l]] for l in range(n)])  # [n, d_model]
+    W_E = torch.stack([params["embed.W_E"][token[log]] for log in range(n)])  # [n, d_model]
     W_L = params["blocks.0.mlp.W_out"] @ params["unembed.W_U"]
-    W_L = torch.stack([W_L[:, token[l]] for l in range(n)], dim=1)  # [d_mlp, n]
+    W_L = torch.stack([W_L[:, token[log]] for log in range(n)], dim=1)  # [d_mlp, n]
 
     def norms(coefficients):  # [n, ...] -> [K]
         sq = coefficients.reshape(n, -1).pow(2).sum(dim=1)
