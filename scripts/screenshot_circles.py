@@ -25,7 +25,7 @@ VIEWS = [
     ("add-p113", 7000, (5, 17), "circuit-formation"),
     ("add-p113", 25000, (5, 17), "after-cleanup"),
     ("mul-p97", 1000, (5, 17), "memorisation"),
-    ("mul-p97", 9000, (5, 17), "circuit-formation"),
+    ("mul-p97", 8000, (5, 17), "circuit-formation"),
     ("mul-p97", 20000, (5, 17), "after-cleanup"),
 ]
 

@@ -18,7 +18,9 @@ def render(view: View) -> None:
     """Key frequencies by default (those of the last checkpoint)."""
     group = view.group
     n_freq = fourier.n_frequencies(view.p)
-    default = view.key_freqs[:MAX_CIRCLES] or [1]
+    # The key frequencies with the most clustered neurons, in ascending order.
+    biggest = sorted(view.key_counts, key=lambda k: -view.key_counts[k])[:MAX_CIRCLES]
+    default = sorted(biggest) or [1]
     stored = st.session_state.get("circle_freqs")
     if stored is not None and list(stored) != views.ints_in_range(stored, 1, n_freq)[:MAX_CIRCLES]:
         st.session_state["circle_freqs"] = views.ints_in_range(stored, 1, n_freq)[:MAX_CIRCLES]
@@ -28,7 +30,7 @@ def render(view: View) -> None:
         default=default,
         key="circle_freqs",
         max_selections=MAX_CIRCLES,
-        help="Default: the key frequencies of the last checkpoint.",
+        help=f"Default: the (up to {MAX_CIRCLES}) key frequencies of the last checkpoint with the most neurons.",
     )
     if group.discrete_log:
         order = f"k·log x mod {group.order} (log to base {group.generator}); the token 0 has no log and is left out"
