@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from grokviz.ui.charts.base import title_params
+from grokviz.ui.charts.base import FIXED, title_params
 
 ROLE_COLORS = {"a": "#1f77b4", "b": "#ff7f0e", "answer": "#2ca02c", "a = b": "#9467bd"}
 
@@ -27,7 +27,7 @@ def circle_chart(
             x=x, y=y, tooltip=["token:Q", "order:Q", alt.Tooltip("x:Q", format=".3g"), alt.Tooltip("y:Q", format=".3g")]
         )
     )
-    labels = alt.Chart(frame).mark_text(fontSize=8, dx=7, dy=-6, color="#333333").encode(x=x, y=y, text="token:Q")
+    labels = alt.Chart(frame).mark_text(fontSize=7, dx=7, dy=-6, color="#333333").encode(x=x, y=y, text="token:Q")
     roles = list(dict.fromkeys(marked["role"])) or ["a"]
     highlight = (
         alt.Chart(marked)
@@ -44,5 +44,5 @@ def circle_chart(
         )
     )
     return alt.layer(path, points, labels, highlight).properties(
-        title=title_params(title, subtitle), width=size, height=size
+        title=title_params(title, subtitle), width=size, height=size, autosize=FIXED
     )

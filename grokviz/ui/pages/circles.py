@@ -61,8 +61,8 @@ def render(view: View) -> None:
                     points,
                     marked,
                     title=f"k = {k}",
-                    subtitle=f"{drawn.plane_share:.0%} of the {name} vectors' variance lies in this plane",
-                    size=230 if len(chosen) > 2 else 300,
+                    subtitle=f"{drawn.plane_share:.0%} of {name}'s variance in this plane",
+                    size=200 if len(chosen) > 2 else 300,
                 ),
                 width="content",
             )
