@@ -97,6 +97,11 @@ def _human(path: Path, out: dict) -> str:
         f"test loss {out['test_loss']:.3g}, accuracy {out['test_accuracy']:.2%}"
     )
     counts = ", ".join(f"{k} ({n})" for k, n in out["neuron_frequency_counts"].items()) or "none"
+    if out.get("basis") == "discrete-log":
+        lines.append(
+            f"  basis: discrete-log, generator g = {out['generator']}: frequencies over Z_{out['p'] - 1}, "
+            "pairs containing 0 left out"
+        )
     lines.append(f"  key frequencies (clustered neurons): {counts}")
     lines.append(
         f"  clustered neurons: {out['fraction_neurons_clustered']:.1%} of {out['n_neurons']} "

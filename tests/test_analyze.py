@@ -169,7 +169,7 @@ def test_reference_checkpoint_imported_as_a_run(fixtures_dir, tmp_path, capsys):
     assert out["restricted_loss"] < 1e-7 and out["excluded_loss"] > 8
 
 
-def test_a_non_fourier_task_with_missing_pairs_is_analysed_and_labelled(tmp_path, capsys):
+def test_div_with_missing_pairs_is_analysed_in_the_discrete_log_basis(tmp_path, capsys):
     from grokviz.core.config import Config
 
     cfg = Config(
@@ -187,7 +187,10 @@ def test_a_non_fourier_task_with_missing_pairs_is_analysed_and_labelled(tmp_path
     )
     run = train(cfg, tmp_path / "div", progress=False)
     out = _json(capsys, [str(run.path), "--json", "--timeline"])
-    assert out["task"] == "div" and out["fourier_task"] is False
+    assert out["task"] == "div" and out["fourier_task"] is True
+    assert out["basis"] == "discrete-log" and out["generator"] == 5  # the smallest primitive root of 23
+    assert all(1 <= k <= 11 for k in out["key_frequencies"])  # frequencies over Z_22
     assert out["step"] == 40 and len(out["timeline"]) == len(run.steps())
     assert main([str(run.path)]) == 0
-    assert "not meaningful" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "discrete-log, generator g = 5" in printed and "not meaningful" not in printed

@@ -25,6 +25,12 @@ False on pairs outside it.
 
 For subtraction the directions are cos/sin(w_k(a-b)) (detected from the dataset's labels);
 for every other task a+b is used, which is only meaningful for ``add`` (callers label it).
+
+With a discrete-log :class:`~grokviz.analysis.group.Group` (``mul``, ``div``; ``Baseline.group``)
+every site works on the (p-1)^2 pairs with non-zero operands, re-indexed by log, with the
+directions cos/sin(w_k(log a ± log b)), w_k = 2 pi k / (p-1): the logits and neurons of pairs
+containing 0 are left as they are, token 0's embedding row too, and the metrics are taken on the
+dataset's pairs without 0 (before and after alike).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import torch.nn.functional as F
 from einops import einsum, rearrange
 
 from grokviz.analysis.fourier import check_frequencies, fourier_basis, frequency_rows, unembed_matrix
+from grokviz.analysis.group import Group, additive
 from grokviz.analysis.neurons import all_pairs, block_index, blocks_of, forward_all_pairs, frequency_blocks
 from grokviz.core.model import Params, forward_last
 from grokviz.core.tasks import Dataset
@@ -77,6 +84,7 @@ class Baseline:
     acts: torch.Tensor | None  # [p (a), p (b), d_mlp] post-ReLU at position 2 (the neurons site needs it)
     acts_fourier: torch.Tensor | None = None  # [p, p, d_mlp] full fourier_2d(acts), only if a caller has it
     W_L: torch.Tensor | None = None  # [d_mlp, p] = W_out @ W_U (the neurons site needs it)
+    group: Group | None = None  # None: the additive basis of Z_p, sign read from the dataset
 
     _before: dict = field(default_factory=dict, repr=False)  # id(dataset) -> (dataset, evaluation)
 
@@ -88,26 +96,35 @@ class Baseline:
             self._before[id(dataset)] = stored
         return stored[1]
 
+    @property
+    def frame(self) -> Group:
+        return self.group if self.group is not None else additive(self.p)
+
+    @property
+    def group_acts(self) -> torch.Tensor:
+        """[n (l_a), n (l_b), d_mlp] the activations re-indexed by group element (``acts`` when additive)."""
+        return self.frame.on_group(self.acts)
+
     @cached_property
     def blocks(self) -> torch.Tensor:
-        """[K, 3, 3, d_mlp] every frequency's 3x3 block of the activations' 2-D transform (not centred)."""
+        """[K, 3, 3, d_mlp] every frequency's 3x3 block of the group activations' 2-D transform (not centred)."""
         if self.acts_fourier is not None:
             return blocks_of(self.acts_fourier)
-        return frequency_blocks(self.acts)
+        return frequency_blocks(self.group_acts)
 
     @cached_property
     def mlp_logits(self) -> torch.Tensor:
-        """[p*p, p] the neurons' part of the logits, acts @ W_L (only keep-at-neurons needs it)."""
-        return rearrange(self.acts, "a b neuron -> (a b) neuron") @ self.W_L
+        """[n*n, p] the neurons' part of the group pairs' logits, acts @ W_L (only keep-at-neurons needs it)."""
+        return rearrange(self.group_acts, "a b neuron -> (a b) neuron") @ self.W_L
 
 
-def baseline(params: Params) -> Baseline:
+def baseline(params: Params, group: Group | None = None) -> Baseline:
     """One all-pairs forward: logits and activations (their frequency blocks follow on first use)."""
     p = params["unembed.W_U"].shape[1]
     cache: dict = {}
     logits = forward_all_pairs(params, cache)  # [p*p, p]
     acts = rearrange(cache["blocks.0.mlp.hook_post"], "(a b) neuron -> a b neuron", a=p)
-    return Baseline(p=p, logits=logits, acts=acts, W_L=unembed_matrix(params))
+    return Baseline(p=p, logits=logits, acts=acts, W_L=unembed_matrix(params), group=group)
 
 
 # --- evaluation -------------------------------------------------------------------------------
@@ -144,7 +161,9 @@ def residue_sign(dataset: Dataset) -> int:
 # --- the three sites --------------------------------------------------------------------------
 
 
-def project_logits(logits: torch.Tensor, frequencies, mode: str = "remove", sign: int = 1) -> torch.Tensor:
+def project_logits(
+    logits: torch.Tensor, frequencies, mode: str = "remove", sign: int = 1, group: Group | None = None
+) -> torch.Tensor:
     """The logits-site ablation, ANALYSIS.md's formulas, in O(p^3) instead of O(p^4).
 
     logits [p*p, p]. The directions c_k, s_k depend on (a, b) only through s = (a + sign*b) mod p,
@@ -153,53 +172,73 @@ def project_logits(logits: torch.Tensor, frequencies, mode: str = "remove", sign
     (B_S^T B_S M), and read the result back at each pair's residue.
     Keep-only adds back the per-class mean of L - L' (= the per-class mean of L, as the
     projected part has mean zero over pairs).
+    A discrete-log ``group`` does the same on its n*n pairs (s = log a + sign log b mod n, the
+    basis of Z_n); the rows of pairs containing 0 are returned unchanged. ``sign`` is then the group's.
     """
     _check_mode(mode)
     p = logits.shape[1]
     chosen = check_frequencies(frequencies, p)
-    a, b = all_pairs(p)
-    residue = (a + sign * b) % p  # [p*p]
-    mean_by_residue = torch.zeros(p, p, dtype=logits.dtype).index_add_(0, residue, logits) / p  # [p (s), p]
-    basis = fourier_basis(p, logits.dtype)[frequency_rows(chosen)]  # [2|S|, p (s)]
-    projected = (basis.T @ (basis @ mean_by_residue))[residue]  # [p*p, p]
+    if group is not None and group.discrete_log:
+        n, rows, residue, sign = group.order, group.pair_index, group.residue, group.sign
+        on_group = logits[rows]  # [n*n, p]
+    else:
+        n, rows, on_group = p, None, logits
+        a, b = all_pairs(p)
+        residue = (a + sign * b) % p  # [p*p]
+    mean_by_residue = torch.zeros(n, p, dtype=logits.dtype).index_add_(0, residue, on_group) / n  # [n (s), p]
+    basis = fourier_basis(n, logits.dtype)[frequency_rows(chosen, n)]  # [2|S|, n (s)]
+    projected = (basis.T @ (basis @ mean_by_residue))[residue]  # [n*n, p]
     if mode == "remove":
-        return logits - projected
-    return projected + logits.mean(dim=0, keepdim=True)
+        changed = on_group - projected
+    else:
+        changed = projected + on_group.mean(dim=0, keepdim=True)
+    if rows is None:
+        return changed
+    out = logits.clone()
+    out[rows] = changed
+    return out
 
 
-def project_embedding(params: Params, frequencies, mode: str = "remove") -> Params:
+def project_embedding(params: Params, frequencies, mode: str = "remove", group: Group | None = None) -> Params:
     """Params with W_E[:p] projected off (remove) or onto (keep) the frequencies' cos/sin rows.
 
     Keep-only also keeps the constant (mean) embedding row: it is the same for every token,
     carries no information about it, and keeping it makes keep-all equal to the original.
-    The '=' row is untouched.
+    The '=' row is untouched; with a discrete-log ``group`` the rows of tokens 1..p-1 are
+    projected in log order on the basis of Z_{p-1}, and token 0's row is untouched too.
     """
     _check_mode(mode)
     W_E = params["embed.W_E"]  # [d_vocab, d_model]
     p = W_E.shape[0] - 1
     chosen = check_frequencies(frequencies, p)
-    rows = frequency_rows(chosen) if mode == "remove" else [0] + frequency_rows(chosen)
-    basis = fourier_basis(p, W_E.dtype)[rows]  # [n_rows, p (token)]
-    projected = basis.T @ (basis @ W_E[:p])  # [p, d_model]
-    new_tokens = W_E[:p] - projected if mode == "remove" else projected
+    tokens = group.tokens if group is not None and group.discrete_log else torch.arange(p)  # [n]
+    n = len(tokens)
+    rows = frequency_rows(chosen, n) if mode == "remove" else [0] + frequency_rows(chosen, n)
+    basis = fourier_basis(n, W_E.dtype)[rows]  # [n_rows, n (element)]
+    on_group = W_E[tokens]  # [n, d_model]
+    projected = basis.T @ (basis @ on_group)  # [n, d_model]
     out = dict(params)
-    out["embed.W_E"] = torch.cat([new_tokens, W_E[p:]], dim=0)
+    new = W_E.clone()
+    new[tokens] = on_group - projected if mode == "remove" else projected
+    out["embed.W_E"] = new
     return out
 
 
-def block_entries(frequencies) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def block_entries(frequencies, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The entries of the union of the frequencies' 3x3 blocks, minus (0, 0), as indices
     (frequency - 1, position in block row, position in block column), positions 0..2 standing for
     basis rows (0, 2k-1, 2k).
 
     (0, 0) is each neuron's mean over all pairs: it belongs to no frequency, so remove leaves
     it and keep-only keeps it (as the logits site keeps the per-class mean). The other entries
-    belong to exactly one frequency, so the union has no repeats.
+    belong to exactly one frequency, so the union has no repeats. For an even basis size ``n``
+    frequency n/2 has no sine row, so its block is 2x2 (positions 0 and 1).
     """
     which, rows, cols = [], [], []
     for k in frequencies:
-        for row in range(3):
-            for col in range(3):
+        size = 2 if n is not None and 2 * k == n else 3
+        for row in range(size):
+            for col in range(size):
                 if (row, col) != (0, 0):
                     which.append(k - 1), rows.append(row), cols.append(col)
     as_long = lambda values: torch.tensor(values, dtype=torch.long)  # noqa: E731
@@ -214,23 +253,33 @@ def project_neurons_logits(base: Baseline, frequencies, mode: str = "remove") ->
     F = B N B^T (``base.blocks``): (P N)[a, b] = sum over block entries (i, j) of B[i, a] B[j, b] F[i, j].
     Each neuron's mean is kept in both modes (see :func:`block_entries`).
     Keep-all is not the original here: cross-frequency terms (i of k, j of k' != k) lie in no
-    block, and keep-only drops them too.
+    block, and keep-only drops them too. With a discrete-log group, N is the group pairs'
+    activations (log order) and only their logits change.
     """
     _check_mode(mode)
-    p = base.p
-    chosen = check_frequencies(frequencies, p)
-    which, rows, cols = block_entries(chosen)
-    index = block_index(p)  # [K, 3] basis rows (0, 2k-1, 2k)
+    frame = base.frame
+    n = frame.order
+    chosen = check_frequencies(frequencies, base.p)
+    which, rows, cols = block_entries(chosen, n)
+    index = block_index(n)  # [K, 3] basis rows (0, 2k-1, 2k)
     i, j = index[which, rows], index[which, cols]  # basis rows of each entry, [n_entries]
     entries = base.blocks[which, rows, cols]  # [n_entries, d_mlp] = F[i, j]
-    basis = fourier_basis(p, base.logits.dtype)  # [p, p]
+    basis = fourier_basis(n, base.logits.dtype)  # [n, n]
     entry_logits = entries @ base.W_L  # [n_entries, p (class)]
-    design = einsum(basis[i], basis[j], "entry a, entry b -> a b entry").reshape(p * p, -1)  # [p*p, n_entries]
-    projected = design @ entry_logits  # [p*p, p] = (P N) @ W_L, without the mean
+    design = einsum(basis[i], basis[j], "entry a, entry b -> a b entry").reshape(n * n, -1)  # [n*n, n_entries]
+    projected = design @ entry_logits  # [n*n, p] = (P N) @ W_L, without the mean
+    group_rows = frame.pair_index if frame.discrete_log else None
+    on_group = base.logits if group_rows is None else base.logits[group_rows]  # [n*n, p]
     if mode == "remove":
-        return base.logits - projected
-    mean_logits = (base.blocks[0, 0, 0] / p) @ base.W_L  # [p]: F[0, 0] B[0, a] B[0, b] = mean N
-    return base.logits - base.mlp_logits + mean_logits + projected
+        changed = on_group - projected
+    else:
+        mean_logits = (base.blocks[0, 0, 0] / n) @ base.W_L  # [p]: F[0, 0] B[0, a] B[0, b] = mean N
+        changed = on_group - base.mlp_logits + mean_logits + projected
+    if group_rows is None:
+        return changed
+    out = base.logits.clone()
+    out[group_rows] = changed
+    return out
 
 
 def ablated_logits(
@@ -238,24 +287,30 @@ def ablated_logits(
 ) -> torch.Tensor:
     """[p*p, p] logits after the ablation (``params`` is needed only for ``site="embedding"``)."""
     if site == "logits":
-        return project_logits(base.logits, frequencies, mode, sign)
+        return project_logits(base.logits, frequencies, mode, sign, base.group)
     if site == "neurons":
         return project_neurons_logits(base, frequencies, mode)
     if site == "embedding":
         if params is None:
             raise ValueError("the embedding site runs the model again: pass params")
-        return all_pairs_logits(project_embedding(params, frequencies, mode))
+        return all_pairs_logits(project_embedding(params, frequencies, mode, base.group))
     raise ValueError(f"site={site!r} is unknown; choose one of {SITES}")
 
 
 def ablate_baseline(
     base: Baseline, params: Params | None, dataset: Dataset, frequencies, mode: str = "remove", site: str = "logits"
 ) -> AblationResult:
-    """:func:`ablate` from a precomputed :class:`Baseline` (the fast path the app uses)."""
+    """:func:`ablate` from a precomputed :class:`Baseline` (the fast path the app uses).
+
+    With a discrete-log group the metrics (before and after) are on the pairs without 0.
+    """
     chosen = check_frequencies(frequencies, base.p)
-    after_logits = ablated_logits(base, chosen, mode, site, params, residue_sign(dataset))
-    before, correct_before = base.evaluate(dataset)
-    after, correct_after = evaluate(after_logits, dataset)
+    frame = base.frame
+    analysed = frame.restrict(dataset)
+    sign = frame.sign if base.group is not None else residue_sign(dataset)
+    after_logits = ablated_logits(base, chosen, mode, site, params, sign)
+    before, correct_before = base.evaluate(analysed)
+    after, correct_after = evaluate(after_logits, analysed)
     return AblationResult(
         before=before,
         after=after,
@@ -267,12 +322,19 @@ def ablate_baseline(
     )
 
 
-def ablate(params: Params, dataset: Dataset, frequencies, mode: str = "remove", site: str = "logits") -> AblationResult:
+def ablate(
+    params: Params,
+    dataset: Dataset,
+    frequencies,
+    mode: str = "remove",
+    site: str = "logits",
+    group: Group | None = None,
+) -> AblationResult:
     """Remove (or keep only) ``frequencies`` at ``site``; metrics before/after on train, test, all."""
     _check_mode(mode)
     if site not in SITES:
         raise ValueError(f"site={site!r} is unknown; choose one of {SITES}")
-    return ablate_baseline(baseline(params), params, dataset, frequencies, mode, site)
+    return ablate_baseline(baseline(params, group), params, dataset, frequencies, mode, site)
 
 
 def _check_mode(mode: str) -> None:
@@ -299,14 +361,20 @@ class Prediction:
     label: int
     contributions: dict[int, float]
     frequencies: list[int] = field(default_factory=list)
-    components: torch.Tensor | None = None  # [len(frequencies), p (class c)]
+    components: torch.Tensor | None = None  # [len(frequencies), n (class c = classes[column])]
     mean_logit: float = 0.0
+    classes: torch.Tensor | None = None  # [n] the class of each column (0..p-1, or g^l in log order)
 
 
-def predict(params: Params, a: int, b: int, frequencies, label: int | None = None) -> Prediction:
+def predict(
+    params: Params, a: int, b: int, frequencies, label: int | None = None, group: Group | None = None
+) -> Prediction:
     """Logits for (a, b), the answer, and each frequency's contribution to the ``label`` logit.
 
     ``label`` defaults to the model's answer (for pairs outside the task, e.g. b = 0 in div).
+    With a discrete-log ``group`` the logits of c = g^0 .. g^(p-2) are decomposed in log order on
+    the basis of Z_{p-1} (``components`` columns follow ``classes``); a label of 0 is outside the
+    group, so its contributions are NaN.
     """
     p = params["unembed.W_U"].shape[1]
     chosen = check_frequencies(frequencies, p)
@@ -314,11 +382,19 @@ def predict(params: Params, a: int, b: int, frequencies, label: int | None = Non
         logits = forward_last(params, torch.tensor([a]), torch.tensor([b]))[0]  # [p]
     answer = int(logits.argmax())
     label = answer if label is None else int(label)
-    basis = fourier_basis(p, torch.float64)  # [p (row), p (c)]
-    coefficients = basis @ logits.double()  # [p (row)]
-    rows = torch.tensor(frequency_rows(chosen), dtype=torch.long).reshape(-1, 2)  # [n, 2]
-    components = einsum(coefficients[rows], basis[rows], "freq pair, freq pair c -> freq c")  # [n, p]
-    contributions = {k: float(components[i, label]) for i, k in enumerate(chosen)}
+    frame = group if group is not None else additive(p)
+    classes = frame.tokens  # [n]: the class c of each column
+    n = len(classes)
+    on_group = logits.double()[classes]  # [n]
+    basis = fourier_basis(n, torch.float64)  # [n (row), n (element)]
+    coefficients = basis @ on_group  # [n (row)]
+    components = torch.stack(
+        [coefficients[rows] @ basis[rows] for rows in (frequency_rows([k], n) for k in chosen)]
+    )  # [len(chosen), n]
+    column = frame.element(label)
+    contributions = {
+        k: float(components[i, column]) if column is not None else float("nan") for i, k in enumerate(chosen)
+    }
     return Prediction(
         logits=logits,
         answer=answer,
@@ -326,5 +402,6 @@ def predict(params: Params, a: int, b: int, frequencies, label: int | None = Non
         contributions=contributions,
         frequencies=chosen,
         components=components.float(),
-        mean_logit=float(logits.double().mean()),
+        mean_logit=float(on_group.mean()),
+        classes=classes,
     )

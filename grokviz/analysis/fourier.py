@@ -16,12 +16,14 @@ from functools import lru_cache
 
 import torch
 
+from grokviz.analysis.group import Group
 from grokviz.core.model import Params
 
 
 def n_frequencies(p: int) -> int:
-    """K = (p-1)//2: the number of non-constant frequencies of Z_p for odd p."""
-    return (p - 1) // 2
+    """K = p//2: the non-constant frequencies of Z_p ((p-1)/2 for odd p; for even n, n/2 with the
+    last one, n/2, a cosine only). Z_p and the discrete-log group Z_{p-1} both have (p-1)//2."""
+    return p // 2
 
 
 def frequencies(p: int) -> list[int]:
@@ -35,7 +37,8 @@ def _basis_float64(p: int) -> torch.Tensor:  # [p, p]
     rows = [torch.ones(p, dtype=torch.float64)]
     for k in frequencies(p):
         angle = 2 * math.pi * k * x / p
-        rows += [torch.cos(angle), torch.sin(angle)]
+        # For even p the last frequency p/2 is cos(pi x) = (-1)^x; its sine is zero at every integer.
+        rows += [torch.cos(angle)] if 2 * k == p else [torch.cos(angle), torch.sin(angle)]
     basis = torch.stack(rows)  # [p, p]
     # Built in float64 and normalised there, so the fp32 copy is orthonormal to ~1e-7.
     return basis / basis.norm(dim=1, keepdim=True)
@@ -44,26 +47,31 @@ def _basis_float64(p: int) -> torch.Tensor:  # [p, p]
 def fourier_basis(p: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """B [p (basis row), p (token x)], orthonormal: row 0 = const, row 2k-1 = cos k, row 2k = sin k.
 
-    Only odd p is supported (for even p the sin of frequency p/2 is zero); grokviz uses primes.
+    For even p (the discrete-log group Z_{p-1} of a prime p) the last row is cos(pi x) alone, so
+    the basis stays square and orthonormal.
     """
-    if p < 3 or p % 2 == 0:
-        raise ValueError(f"the Fourier basis needs an odd p >= 3, got {p}")
+    if p < 3:
+        raise ValueError(f"the Fourier basis needs p >= 3, got {p}")
     return _basis_float64(p).to(dtype)  # a copy: callers may modify it
 
 
 def basis_labels(p: int) -> list[str]:
-    """Names of B's rows: ["const", "cos 1", "sin 1", "cos 2", ...]."""
+    """Names of B's rows: ["const", "cos 1", "sin 1", "cos 2", ...] (even p: the last is "cos p/2")."""
     labels = ["const"]
     for k in frequencies(p):
-        labels += [f"cos {k}", f"sin {k}"]
+        labels += [f"cos {k}"] if 2 * k == p else [f"cos {k}", f"sin {k}"]
     return labels
 
 
-def frequency_rows(frequency_list) -> list[int]:
-    """Rows of B belonging to the given frequencies: [2k-1, 2k] for each k, in order."""
+def frequency_rows(frequency_list, p: int | None = None) -> list[int]:
+    """Rows of B belonging to the given frequencies: [2k-1, 2k] for each k, in order.
+
+    ``p`` (the basis size) is needed only when it is even: frequency p/2 then has row p-1 alone.
+    """
     rows = []
     for k in frequency_list:
-        rows += [2 * int(k) - 1, 2 * int(k)]
+        k = int(k)
+        rows += [2 * k - 1] if p is not None and 2 * k == p else [2 * k - 1, 2 * k]
     return rows
 
 
@@ -83,8 +91,9 @@ def frequency_norms(coefficients: torch.Tensor) -> torch.Tensor:
     """
     p = coefficients.shape[0]
     squared = coefficients.reshape(p, -1).pow(2).sum(dim=1)  # [p]
-    per_frequency = squared[1::2] + squared[2::2]  # rows (2k-1, 2k) -> [K]
-    return per_frequency.sqrt()
+    cos_part, sin_part = squared[1::2], squared[2::2]  # [K], and [K - 1] for even p (no sin p/2)
+    sin_part = torch.cat([sin_part, sin_part.new_zeros(len(cos_part) - len(sin_part))])
+    return (cos_part + sin_part).sqrt()  # rows (2k-1, 2k) -> [K]
 
 
 def fourier_2d(x: torch.Tensor) -> torch.Tensor:
@@ -112,16 +121,21 @@ def _transform_2d(x: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     return over_b.reshape(p, p, *channels)
 
 
-def embed_fourier(params: Params) -> torch.Tensor:
-    """B @ W_E[:p]: [p (basis row), d_model], the token embedding in the Fourier basis ('=' excluded)."""
+def embed_fourier(params: Params, group: Group | None = None) -> torch.Tensor:
+    """B @ W_E[tokens]: [n (basis row), d_model], the token embedding in the group's Fourier basis.
+
+    Additive (default): the rows of tokens 0..p-1 ('=' excluded). Discrete-log: the rows of
+    tokens g^0, g^1, ..., g^(p-2), i.e. re-indexed by their log (token 0 excluded).
+    """
     W_E = params["embed.W_E"]  # [d_vocab, d_model]
     p = W_E.shape[0] - 1
-    return fourier_basis(p, W_E.dtype) @ W_E[:p]
+    rows = W_E[:p] if group is None or not group.discrete_log else W_E[group.tokens]  # [n, d_model]
+    return fourier_basis(rows.shape[0], W_E.dtype) @ rows
 
 
-def embed_spectrum(params: Params) -> torch.Tensor:
-    """[K] norm of each frequency in the token embedding, from B @ W_E[:p] (the '=' row excluded)."""
-    return frequency_norms(embed_fourier(params))
+def embed_spectrum(params: Params, group: Group | None = None) -> torch.Tensor:
+    """[K] norm of each frequency in the token embedding (see :func:`embed_fourier`)."""
+    return frequency_norms(embed_fourier(params, group))
 
 
 def unembed_matrix(params: Params) -> torch.Tensor:
@@ -129,12 +143,15 @@ def unembed_matrix(params: Params) -> torch.Tensor:
     return params["blocks.0.mlp.W_out"] @ params["unembed.W_U"]
 
 
-def unembed_fourier(params: Params) -> torch.Tensor:
-    """W_L @ B^T, transposed: [p (basis row), d_mlp], W_L in the Fourier basis of its output axis."""
+def unembed_fourier(params: Params, group: Group | None = None) -> torch.Tensor:
+    """W_L @ B^T, transposed: [n (basis row), d_mlp], W_L in the Fourier basis of its output axis
+    (discrete-log: the outputs c = g^l in log order, c = 0 left out)."""
     W_L = unembed_matrix(params)  # [d_mlp, p]
+    if group is not None and group.discrete_log:
+        W_L = W_L[:, group.tokens]  # [d_mlp, n]
     return (W_L @ fourier_basis(W_L.shape[1], W_L.dtype).T).T
 
 
-def unembed_spectrum(params: Params) -> torch.Tensor:
+def unembed_spectrum(params: Params, group: Group | None = None) -> torch.Tensor:
     """[K] norm of each frequency of W_L over its output (logit) axis: W_L @ B^T."""
-    return frequency_norms(unembed_fourier(params))
+    return frequency_norms(unembed_fourier(params, group))

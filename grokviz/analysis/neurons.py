@@ -98,14 +98,23 @@ class NeuronStats:
 
 
 def block_index(p: int) -> torch.Tensor:
-    """[K, 3] rows/columns of each frequency's block: (0, 2k-1, 2k) for k = 1..K."""
+    """[K, 3] rows/columns of each frequency's block: (0, 2k-1, 2k) for k = 1..K.
+
+    For even p (the discrete-log group) the last frequency p/2 has no sine row: its "2k" is p,
+    one past the basis, which :func:`blocks_of` reads as zeros (a 2x2 block in a 3x3 frame).
+    """
     k = torch.arange(1, n_frequencies(p) + 1)
     return torch.stack([torch.zeros_like(k), 2 * k - 1, 2 * k], dim=1)
 
 
 def blocks_of(coefficients: torch.Tensor) -> torch.Tensor:
     """Full transform F [p, p, n] -> its frequency blocks [K, 3, 3, n] (see :func:`frequency_blocks`)."""
-    index = block_index(coefficients.shape[0])  # [K, 3]
+    p = coefficients.shape[0]
+    index = block_index(p)  # [K, 3]
+    if p % 2 == 0:  # the missing sine row of frequency p/2 reads as zeros
+        padded = coefficients.new_zeros(p + 1, p + 1, *coefficients.shape[2:])
+        padded[:p, :p] = coefficients
+        coefficients = padded
     return coefficients[index[:, :, None], index[:, None, :]]
 
 
@@ -117,6 +126,7 @@ def frequency_blocks(acts: torch.Tensor) -> torch.Tensor:
     diagonals a+b = s and a-b = s, because by the product-to-sum identities
     cos(wa)cos(wb) = (cos w(a+b) + cos w(a-b)) / 2,  sin(wa)sin(wb) = (cos w(a-b) - cos w(a+b)) / 2,
     cos(wa)sin(wb) = (sin w(a+b) - sin w(a-b)) / 2,  sin(wa)cos(wb) = (sin w(a+b) + sin w(a-b)) / 2.
+    Any p >= 3: for even p the last frequency's sine entries are zero (it has no sine row).
     """
     p, n = acts.shape[0], acts.shape[2]
     K = n_frequencies(p)
@@ -129,19 +139,32 @@ def frequency_blocks(acts: torch.Tensor) -> torch.Tensor:
     over_a = basis @ acts.sum(dim=1)  # rows of a, after summing over b
     over_b = basis @ acts.sum(dim=0)  # rows of b, after summing over a
     by_sum, by_difference, over_a, over_b = (t.double() for t in (by_sum, by_difference, over_a, over_b))
-    # sum_{a,b} N cos(w_k(a+b)) = sqrt(p/2) * (row 2k-1 of by_sum), and likewise for sin and a-b.
-    half = math.sqrt(p / 2)
-    cos_sum, sin_sum = half * by_sum[1::2], half * by_sum[2::2]  # [K, n]
-    cos_diff, sin_diff = half * by_difference[1::2], half * by_difference[2::2]
+
+    def cos_rows(t):  # [K, n] rows 2k-1
+        return t[1::2]
+
+    def sin_rows(t):  # [K, n] rows 2k, zeros for the sine-less frequency p/2 of an even p
+        rows = t[2::2]
+        return torch.cat([rows, rows.new_zeros(K - len(rows), n)])
+
+    # Row 2k-1 of B is scale_k cos(w_k x), scale_k = sqrt(2/p) (sqrt(1/p) for k = p/2), so
+    # sum_{a,b} N cos(w_k(a+b)) = (row 2k-1 of by_sum) / scale_k, and F[2k-1, 2k-1] =
+    # scale_k^2 sum N cos(wa)cos(wb) = scale_k / 2 * (row 2k-1 of by_sum + of by_difference).
+    scale = torch.full((K, 1), math.sqrt(2 / p), dtype=torch.float64)
+    if p % 2 == 0:
+        scale[-1] = math.sqrt(1 / p)
+    half = scale / 2
     blocks = torch.empty(K, 3, 3, n, dtype=torch.float64)
     blocks[:, 0, 0] = over_a[0] / math.sqrt(p)  # F[0, 0] = sum(N) / p
-    blocks[:, 0, 1], blocks[:, 0, 2] = over_b[1::2] / math.sqrt(p), over_b[2::2] / math.sqrt(p)
-    blocks[:, 1, 0], blocks[:, 2, 0] = over_a[1::2] / math.sqrt(p), over_a[2::2] / math.sqrt(p)
-    # F[2k-1, 2k-1] = (2/p) sum N cos(wa)cos(wb), etc., by the identities above.
-    blocks[:, 1, 1] = (cos_sum + cos_diff) / p
-    blocks[:, 2, 2] = (cos_diff - cos_sum) / p
-    blocks[:, 1, 2] = (sin_sum - sin_diff) / p  # cos(wa) sin(wb)
-    blocks[:, 2, 1] = (sin_sum + sin_diff) / p  # sin(wa) cos(wb)
+    blocks[:, 0, 1], blocks[:, 0, 2] = cos_rows(over_b) / math.sqrt(p), sin_rows(over_b) / math.sqrt(p)
+    blocks[:, 1, 0], blocks[:, 2, 0] = cos_rows(over_a) / math.sqrt(p), sin_rows(over_a) / math.sqrt(p)
+    blocks[:, 1, 1] = half * (cos_rows(by_sum) + cos_rows(by_difference))
+    blocks[:, 2, 2] = half * (cos_rows(by_difference) - cos_rows(by_sum))
+    blocks[:, 1, 2] = half * (sin_rows(by_sum) - sin_rows(by_difference))  # cos(wa) sin(wb)
+    blocks[:, 2, 1] = half * (sin_rows(by_sum) + sin_rows(by_difference))  # sin(wa) cos(wb)
+    if p % 2 == 0:  # no sine row at all for k = p/2 (the identities above put 0 there, up to rounding)
+        blocks[-1, 2, :] = 0.0
+        blocks[-1, :, 2] = 0.0
     return blocks.to(acts.dtype)
 
 
@@ -226,7 +249,8 @@ def probe_coefficients(acts: torch.Tensor, frequency: int) -> torch.Tensor:
     design = term_values(p, frequency, a, b)  # [p*p, 9]
     N = acts.reshape(p * p, d_mlp).double()  # [p*p, d_mlp]
     projections = einsum(design, N, "pair term, pair neuron -> neuron term")
-    return projections / design.pow(2).sum(dim=0)
+    norms = design.pow(2).sum(dim=0)  # [9]; the sine terms of k = p/2 (even p) are zero everywhere
+    return torch.where(norms > 1e-9, projections / norms.clamp_min(1e-9), torch.zeros_like(projections))
 
 
 def term_correlations(acts: torch.Tensor, frequency: int) -> torch.Tensor:

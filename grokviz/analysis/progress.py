@@ -22,6 +22,7 @@ import torch
 
 from grokviz.analysis.ablation import all_pairs_logits, evaluate, project_logits, residue_sign
 from grokviz.analysis.fourier import embed_spectrum, unembed_spectrum
+from grokviz.analysis.group import Group
 from grokviz.core.model import Params
 from grokviz.core.tasks import Dataset
 
@@ -40,32 +41,37 @@ def gini(x) -> float:
     return float(1 - 2 * ((values / total) * (n - i + 0.5) / n).sum())
 
 
-def progress_measures(params: Params, dataset: Dataset, key_freqs) -> dict[str, float]:
+def progress_measures(params: Params, dataset: Dataset, key_freqs, group: Group | None = None) -> dict[str, float]:
     """Every progress measure of one checkpoint for a fixed set of key frequencies.
 
     Keys: restricted_loss (keep only key_freqs at the logits, all pairs), restricted_loss_train,
     excluded_loss (remove key_freqs at the logits, train pairs), gini_embed, gini_unembed,
     sum_sq_weights, sum_sq.<param name> for each parameter, train_loss, test_loss,
     train_accuracy, test_accuracy.
+
+    With a discrete-log ``group`` (``mul``, ``div``) the key frequencies are over Z_{p-1}, the
+    restricted and excluded losses are taken on the pairs without 0, and the Gini coefficients on
+    the discrete-log spectra; train/test loss and accuracy stay those of the whole dataset.
     """
-    return progress_measures_from_logits(params, all_pairs_logits(params), dataset, key_freqs)
+    return progress_measures_from_logits(params, all_pairs_logits(params), dataset, key_freqs, group)
 
 
 def progress_measures_from_logits(
-    params: Params, logits: torch.Tensor, dataset: Dataset, key_freqs
+    params: Params, logits: torch.Tensor, dataset: Dataset, key_freqs, group: Group | None = None
 ) -> dict[str, float]:
     """:func:`progress_measures` with the all-pairs logits [p*p, p] already computed."""
-    sign = residue_sign(dataset)
+    sign = residue_sign(dataset) if group is None else group.sign
+    analysed = dataset if group is None else group.restrict(dataset)
     metrics, _ = evaluate(logits, dataset)
-    restricted, _ = evaluate(project_logits(logits, key_freqs, "keep", sign), dataset)
-    excluded, _ = evaluate(project_logits(logits, key_freqs, "remove", sign), dataset)
+    restricted, _ = evaluate(project_logits(logits, key_freqs, "keep", sign, group), analysed)
+    excluded, _ = evaluate(project_logits(logits, key_freqs, "remove", sign, group), analysed)
     sum_sq = {f"sum_sq.{name}": float(t.double().pow(2).sum()) for name, t in params.items()}
     out = {
         "restricted_loss": restricted["all"].loss,
         "restricted_loss_train": restricted["train"].loss,
         "excluded_loss": excluded["train"].loss,
-        "gini_embed": gini(embed_spectrum(params)),
-        "gini_unembed": gini(unembed_spectrum(params)),
+        "gini_embed": gini(embed_spectrum(params, group)),
+        "gini_unembed": gini(unembed_spectrum(params, group)),
         "sum_sq_weights": sum(sum_sq.values()),
         **sum_sq,
         "train_loss": metrics["train"].loss,

@@ -2,12 +2,15 @@
 
 The keys are a contract other tools read (docs/cli.md): step, p, task, train/test loss and
 accuracy, key_frequencies, neuron_frequency_counts, fraction_neurons_clustered, excluded_loss,
-restricted_loss, and a few more. Pure: weights in, a dict out.
+restricted_loss, basis ("additive", or "discrete-log" for mul and div, whose key frequencies
+are over Z_{p-1}) and generator (the primitive root g of the logs; null when additive), and a
+few more. Pure: weights in, a dict out.
 """
 
 from __future__ import annotations
 
 from grokviz.analysis.ablation import baseline
+from grokviz.analysis.group import group_for
 from grokviz.analysis.neurons import key_frequencies, neuron_stats
 from grokviz.analysis.progress import progress_measures_from_logits
 from grokviz.core.config import Config, dataset_for
@@ -19,17 +22,20 @@ def summarise(
     cfg: Config, step: int, params: Params, key_freqs: list[int] | None = None, threshold: float = 0.85
 ) -> dict:
     """The JSON object of one checkpoint (see the module docstring)."""
-    base = baseline(params)  # one all-pairs forward serves the neurons and the losses
-    stats = neuron_stats(base.acts, threshold=threshold, blocks=base.blocks)
+    group = group_for(cfg.task, cfg.p)  # discrete-log for mul and div: frequencies over Z_{p-1}
+    base = baseline(params, group)  # one all-pairs forward serves the neurons and the losses
+    stats = neuron_stats(base.group_acts, threshold=threshold, blocks=base.blocks)
     counts = key_frequencies(stats)
     used = sorted(counts) if key_freqs is None else key_freqs
     dataset = dataset_for(cfg)
-    measures = progress_measures_from_logits(params, base.logits, dataset, used)
+    measures = progress_measures_from_logits(params, base.logits, dataset, used, group)
     return {
         "step": step,
         "p": cfg.p,
         "task": cfg.task,
         "fourier_task": cfg.task in FOURIER_TASKS,
+        "basis": group.basis,
+        "generator": group.generator,
         "train_loss": measures["train_loss"],
         "test_loss": measures["test_loss"],
         "train_accuracy": measures["train_accuracy"],

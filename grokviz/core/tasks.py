@@ -2,7 +2,8 @@
 
 The task list is the original grokking paper's (Power et al. 2022). Inputs are the token
 sequence ``[a, b, =]`` with ``=`` as token id ``p``; the label is ``op(a, b) mod p``.
-The Fourier analysis of grokviz is specific to ``add`` (and ``sub``); see ``FOURIER_TASKS``.
+The Fourier analysis of grokviz covers ``add`` and ``sub`` over Z_p, and ``mul`` and ``div`` over the
+discrete logs (Z_{p-1}; grokviz.analysis.group); see ``FOURIER_TASKS``.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ TASKS: dict[str, Task] = {
     )
 }
 
-# Tasks whose solution is a sum of rotations, so the key-frequency story applies.
-FOURIER_TASKS = frozenset({"add", "sub"})
+# Tasks whose solution is a sum of rotations, so the key-frequency story applies: add and sub
+# over Z_p, mul and div over the discrete logs of their non-zero operands.
+FOURIER_TASKS = frozenset({"add", "sub", "mul", "div"})
 
 
 @dataclass(frozen=True)

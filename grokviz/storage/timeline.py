@@ -22,12 +22,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from grokviz.analysis.group import group_for
 from grokviz.analysis.neurons import key_frequencies, neuron_activations, neuron_stats
 from grokviz.analysis.progress import progress_measures
 from grokviz.core.config import dataset_for
 from grokviz.storage.runs import Run, atomic_write
 
-TIMELINE_FORMAT = "grokviz.timeline/2"  # /2: rows stored inside the key file
+TIMELINE_FORMAT = "grokviz.timeline/3"  # /2: rows stored inside the key file; /3: mul, div in the discrete-log basis
 
 
 def default_key_frequencies(run: Run, step: int | None = None) -> list[int]:
@@ -36,7 +37,8 @@ def default_key_frequencies(run: Run, step: int | None = None) -> list[int]:
     if not steps:
         return []
     params = run.load(steps[-1] if step is None else step)
-    return sorted(key_frequencies(neuron_stats(neuron_activations(params))))
+    group = group_for(run.config.task, run.config.p)
+    return sorted(key_frequencies(neuron_stats(group.on_group(neuron_activations(params)))))
 
 
 def _signature(run: Run, step: int) -> list[int] | None:
@@ -118,6 +120,7 @@ def timeline(
                 reusable[int(step)] = record
 
     dataset = dataset_for(run.config)
+    group = group_for(run.config.task, run.config.p)
     todo = [step for step in steps if step not in reusable]
     rows, done = [], 0
     if progress is not None:
@@ -126,7 +129,7 @@ def timeline(
         if step in reusable:
             rows.append(reusable[step])
             continue
-        rows.append({"step": step, **progress_measures(run.load(step), dataset, used)})
+        rows.append({"step": step, **progress_measures(run.load(step), dataset, used, group)})
         done += 1
         if progress is not None:
             progress(done, len(todo))

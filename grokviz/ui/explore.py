@@ -13,7 +13,7 @@ from grokviz.core.config import check_analysable
 from grokviz.core.tasks import TASKS
 from grokviz.errors import GrokvizError
 from grokviz.ui import catalog, loaders, sidebar, views
-from grokviz.ui.pages import ablation, fourier, neurons, prediction, training
+from grokviz.ui.pages import ablation, circles, fourier, neurons, prediction, training
 from grokviz.ui.state import View
 from grokviz.ui.widgets import show_error
 
@@ -24,6 +24,7 @@ TABS = {
     "Ablation": ablation,
     "Neurons": neurons,
     "Prediction & attention": prediction,
+    "Circles": circles,
 }
 
 

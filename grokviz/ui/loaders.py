@@ -10,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from grokviz.analysis import ablation, fourier, neurons
+from grokviz.analysis.group import group_for
 from grokviz.analysis.progress import phase_boundaries
 from grokviz.core.config import Config, dataset_for
 from grokviz.storage import sweeps
@@ -20,6 +21,13 @@ from grokviz.ui import charts, views
 @st.cache_resource(max_entries=64, show_spinner=False)
 def load_params(run_path: str, step: int, mtime: float):
     return open_run(run_path).load(step)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def group_of(run_path: str):
+    """The group of the run's Fourier analyses (discrete-log for mul and div)."""
+    cfg = open_run(run_path).config
+    return group_for(cfg.task, cfg.p)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -46,7 +54,7 @@ def load_phases(run_path: str, size: int, mtime: float, _timeline, has_timeline:
 @st.cache_resource(max_entries=64, show_spinner=False)  # 5.8 MB each at p = 113
 def logits_base(run_path: str, step: int, mtime: float):
     """The all-pairs logits of a checkpoint, with their metrics memoised (no activations kept)."""
-    return views.logits_baseline(ablation.all_pairs_logits(load_params(run_path, step, mtime)))
+    return views.logits_baseline(ablation.all_pairs_logits(load_params(run_path, step, mtime)), group_of(run_path))
 
 
 @st.cache_resource(max_entries=6, show_spinner=False)
@@ -56,19 +64,20 @@ def activations(run_path: str, step: int, mtime: float):
 
 @st.cache_resource(max_entries=3, show_spinner=False)
 def ablation_baseline(run_path: str, step: int, mtime: float):
-    return ablation.baseline(load_params(run_path, step, mtime))
+    return ablation.baseline(load_params(run_path, step, mtime), group_of(run_path))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def key_frequency_counts(run_path: str, step: int, mtime: float) -> dict[int, int]:
     """Frequency -> number of clustered neurons at one checkpoint (the app uses the last one)."""
-    return neurons.key_frequencies(neurons.neuron_stats(activations(run_path, step, mtime)))
+    acts = group_of(run_path).on_group(activations(run_path, step, mtime))  # discrete-log: log order, 0 left out
+    return neurons.key_frequencies(neurons.neuron_stats(acts))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def neuron_table(run_path: str, step: int, mtime: float):
     """Per-neuron frequency table of one checkpoint (neuron, frequency, best_fve, clustered, dead)."""
-    return neurons.neuron_stats(activations(run_path, step, mtime)).table()
+    return neurons.neuron_stats(group_of(run_path).on_group(activations(run_path, step, mtime))).table()
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -77,8 +86,8 @@ def spectra_over_run(run_path: str, steps: tuple[int, ...], mtimes: tuple[float,
     embed, unembed = {}, {}
     for step, mtime in zip(steps, mtimes):
         params = load_params(run_path, step, mtime)
-        embed[step] = fourier.embed_spectrum(params).numpy()
-        unembed[step] = fourier.unembed_spectrum(params).numpy()
+        embed[step] = fourier.embed_spectrum(params, group_of(run_path)).numpy()
+        unembed[step] = fourier.unembed_spectrum(params, group_of(run_path)).numpy()
     return views.spectrum_history(embed), views.spectrum_history(unembed)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from grokviz.analysis.group import Group, group_for
 from grokviz.analysis.progress import Phases
 from grokviz.core.config import Config
 from grokviz.core.model import Params
@@ -47,6 +48,11 @@ class View:
     @property
     def p(self) -> int:
         return self.cfg.p
+
+    @property
+    def group(self) -> Group:
+        """The Fourier analysis's group: additive Z_p, or the discrete logs for mul and div."""
+        return group_for(self.cfg.task, self.cfg.p)
 
     @property
     def run_path(self) -> str:

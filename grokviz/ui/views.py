@@ -17,6 +17,7 @@ import torch
 
 from grokviz.analysis import ablation
 from grokviz.analysis.attention import attention_pattern
+from grokviz.analysis.group import Group, group_for
 from grokviz.core.config import Config
 from grokviz.core.tasks import FOURIER_TASKS, TASKS
 
@@ -35,7 +36,17 @@ def config_table(cfg: Config) -> pd.DataFrame:
 
 
 def fourier_note(cfg: Config) -> str | None:
-    """None for tasks the Fourier story explains; else a sentence the app shows above those analyses."""
+    """None for add and sub; for mul and div what the discrete-log basis is and leaves out; for the
+    other tasks a sentence saying the Fourier analyses need not mean anything there."""
+    group = group_for(cfg.task, cfg.p)
+    if group.discrete_log:
+        return (
+            f"This run's task is {cfg.task} ({TASKS[cfg.task].formula}). Every Fourier analysis here is in the "
+            f"discrete-log basis: tokens 1..{cfg.p - 1} are re-indexed by their log to g = {group.generator} "
+            f"(the smallest primitive root of {cfg.p}), so x = {group.generator}^log x, and frequencies are over "
+            f"Z_{cfg.p - 1} ({cfg.task} is {'addition' if group.sign > 0 else 'subtraction'} of logs). "
+            "The token 0, and every pair that contains it, are left out of these analyses."
+        )
     if cfg.task in FOURIER_TASKS:
         return None
     return (
@@ -201,9 +212,9 @@ def frequency_blocks(coefficients: torch.Tensor, centre: bool = True) -> np.ndar
     if centre:
         F[0, 0] = 0.0
     p = F.shape[0]
-    K = (p - 1) // 2
+    K = p // 2  # for an even p (discrete-log basis) the last frequency has a cosine row only
     group = torch.zeros(p, dtype=torch.int64)
-    group[1:] = torch.arange(1, K + 1).repeat_interleave(2)
+    group[1:] = torch.arange(1, K + 1).repeat_interleave(2)[: p - 1]
     one_hot = torch.nn.functional.one_hot(group, K + 1).double()  # [p, K+1]
     energy = one_hot.T @ F.pow(2) @ one_hot  # [K+1, K+1]
     return energy.sqrt().numpy()
@@ -294,9 +305,12 @@ def neuron_groups(
     )
 
 
-def probe_table(terms: pd.DataFrame) -> pd.DataFrame:
-    """A probe's term table for display: numbers kept, correlation of the constant shown as 'n/a'."""
+def probe_table(terms: pd.DataFrame, discrete_log: bool = False) -> pd.DataFrame:
+    """A probe's term table for display: numbers kept, correlation of the constant shown as 'n/a';
+    for the discrete-log basis the terms read cos(w·log a) and so on."""
     table = terms.copy()
+    if discrete_log:
+        table["term"] = [t.replace("wa", "w·log a").replace("wb", "w·log b") for t in table["term"]]
     table["correlation"] = [("n/a" if value != value else f"{value:+.3f}") for value in table["correlation"]]
     return table
 
@@ -389,10 +403,13 @@ def default_neuron(table: pd.DataFrame) -> int:
     return int(group.sort_values("best_fve", ascending=False)["neuron"].iloc[0])
 
 
-def valid_grid(dataset) -> torch.Tensor:
-    """[p, p] bool: True where (a, b) is a pair of the task (all but b = 0 for div)."""
+def valid_grid(dataset, group: Group | None = None) -> torch.Tensor:
+    """[p, p] bool: True where (a, b) is a pair of the task (all but b = 0 for div), and, with a
+    discrete-log ``group``, of the analysis (neither operand 0)."""
     grid = torch.zeros(dataset.p, dataset.p, dtype=torch.bool)
     grid[dataset.a, dataset.b] = True
+    if group is not None and group.discrete_log:
+        grid[0, :] = grid[:, 0] = False
     return grid
 
 
@@ -414,13 +431,13 @@ def pair_split(dataset, a: int, b: int) -> str:
 # --- ablation over checkpoints ---------------------------------------------------------------
 
 
-def logits_baseline(logits: torch.Tensor) -> ablation.Baseline:
+def logits_baseline(logits: torch.Tensor, group: Group | None = None) -> ablation.Baseline:
     """An ``ablation.Baseline`` holding only the all-pairs logits [p*p, p].
 
     Enough for the logits and embedding sites (and its ``evaluate`` memoises the un-ablated
     metrics); the neurons site needs ``ablation.baseline(params)`` with the activations.
     """
-    return ablation.Baseline(p=logits.shape[1], logits=logits, acts=None)
+    return ablation.Baseline(p=logits.shape[1], logits=logits, acts=None, group=group)
 
 
 def ablation_over_run(steps: Sequence[int], compute, progress=None) -> pd.DataFrame:
@@ -472,3 +489,25 @@ PROGRESS_PANELS = {
         "it falls fastest during cleanup.",
     ),
 }
+
+
+# --- the circle --------------------------------------------------------------------------------
+
+
+def circle_frames(drawn, marks: Mapping[str, int | None]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A :class:`grokviz.analysis.circle.Circle` -> (points: token, x, y, order; marked: token, x, y, role).
+
+    ``marks``: role ("a", "b", "answer") -> token; tokens not on the circle (0 in log order) and
+    None are skipped. a = b is one mark.
+    """
+    xy = drawn.xy.numpy()
+    points = pd.DataFrame({"token": drawn.tokens.numpy(), "x": xy[:, 0], "y": xy[:, 1], "order": np.arange(len(xy))})
+    where = {int(t): i for i, t in enumerate(drawn.tokens.tolist())}
+    rows = []
+    if marks.get("a") is not None and marks.get("a") == marks.get("b"):
+        marks = {"a = b": marks["a"], **{k: v for k, v in marks.items() if k not in ("a", "b")}}
+    for role, token in marks.items():
+        if token is not None and int(token) in where:
+            i = where[int(token)]
+            rows.append({"token": int(token), "x": xy[i, 0], "y": xy[i, 1], "role": role})
+    return points, pd.DataFrame(rows, columns=["token", "x", "y", "role"])

@@ -45,9 +45,10 @@ def test_basis_rows_are_const_then_cos_then_sin():
     assert n_frequencies(113) == 56 and n_frequencies(23) == 11
 
 
-def test_basis_rejects_even_p():
+def test_basis_rejects_sizes_below_3():
+    # Even sizes are allowed since the discrete-log basis of Z_{p-1} (tests/analysis/test_discrete_log.py).
     with pytest.raises(ValueError):
-        fourier_basis(10)
+        fourier_basis(2)
 
 
 def _params_with_embedding(p: int, token_embedding: torch.Tensor) -> dict:

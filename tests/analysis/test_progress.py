@@ -169,9 +169,9 @@ def _count_calls(monkeypatch) -> list[int]:
     calls: list[int] = []
     original = timeline_module.progress_measures
 
-    def counting(params, dataset, key_freqs):
+    def counting(params, dataset, key_freqs, group=None):
         calls.append(1)
-        return original(params, dataset, key_freqs)
+        return original(params, dataset, key_freqs, group)
 
     monkeypatch.setattr(timeline_module, "progress_measures", counting)
     return calls

@@ -21,7 +21,7 @@ from grokviz.storage.runs import open_run
 from grokviz.training.single import train
 
 # The explorer's tabs (sweeps have a page of their own: tests/ui/test_app_sweep.py).
-TABS = ["Training", "Fourier", "Ablation", "Neurons", "Prediction & attention"]
+TABS = ["Training", "Fourier", "Ablation", "Neurons", "Prediction & attention", "Circles"]
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -224,11 +224,24 @@ def test_a_run_still_training_shows_new_checkpoints(runs_dir: Path, tiny_config:
 
 
 def test_tasks_outside_the_fourier_story_are_labelled(runs_dir: Path, tiny_config: Config, new_app, check):
-    train(tiny_config.replace(task="mul", steps=100), runs_dir / "mul", progress=False)
+    train(tiny_config.replace(task="x2_plus_y2", steps=100), runs_dir / "poly", progress=False)
     at = check(new_app().run())
-    assert any("mul" in i.value and "need not mean anything" in i.value for i in at.info)
+    assert any("x2_plus_y2" in i.value and "need not mean anything" in i.value for i in at.info)
     for tab in TABS:
         check(open_tab(at, tab))
+
+
+def test_mul_is_shown_in_the_discrete_log_basis(runs_dir: Path, tiny_config: Config, new_app, check):
+    train(tiny_config.replace(task="mul", steps=100), runs_dir / "mul", progress=False)
+    at = check(new_app(a="0", b="3").run())  # a pair with 0: left out of the Fourier analyses, in words
+    note = next(i.value for i in at.info if "discrete-log" in i.value)
+    assert "left out" in note and "need not mean anything" not in note
+    for tab in TABS:
+        check(open_tab(at, tab))
+    check(open_tab(at, "Neurons"))
+    assert any("has no log" in i.value for i in at.info)
+    check(open_tab(at, "Circles"))
+    assert any("k·log x" in c.value for c in at.caption)
 
 
 def test_a_run_too_big_for_live_analysis_is_refused_in_words(runs_dir: Path, tiny_config: Config, new_app):

@@ -403,3 +403,21 @@ def test_attention_and_ablation_shortcuts_match_the_library():
             assert torch.equal(mine.correct_after, theirs.correct_after)
     frame = views.ablation_over_run([0, 5], lambda step: ablation.ablate(params, dataset, [2]))
     assert len(frame) == 8 and set(frame["when"]) == {"before", "after"}
+
+
+def test_circle_frames_and_chart_mark_a_b_and_the_answer():
+    from grokviz.analysis.circle import circle
+    from grokviz.analysis.group import group_for
+    from grokviz.core.model import init_params
+
+    cfg = Config(task="mul", p=11, d_model=16, d_mlp=32, n_heads=2, d_head=8)
+    drawn = circle(init_params(cfg), 2, "embedding", group_for("mul", 11))
+    points, marked = views.circle_frames(drawn, {"a": 3, "b": 3, "answer": 9})
+    assert list(points["token"]) == drawn.tokens.tolist() and len(points) == 10  # 0 left out
+    assert list(marked["role"]) == ["a = b", "answer"] and list(marked["token"]) == [3, 9]
+    row = points[points["token"] == 9].iloc[0]
+    assert marked.iloc[1]["x"] == row["x"] and marked.iloc[1]["y"] == row["y"]
+    _, none_marked = views.circle_frames(drawn, {"a": 0, "b": None, "answer": 0})  # 0 has no place
+    assert none_marked.empty
+    spec = charts.circle_chart(points, marked, title="k = 2").to_dict()
+    assert len(spec["layer"]) == 4

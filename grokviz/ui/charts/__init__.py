@@ -24,6 +24,7 @@ from grokviz.ui.charts.base import (  # noqa: F401
     title_params,
     with_context,
 )
+from grokviz.ui.charts.circle import circle_chart  # noqa: F401
 from grokviz.ui.charts.inputs import (  # noqa: F401
     GRID_STATUS,
     OUTCOME_COLORS,

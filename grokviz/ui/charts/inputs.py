@@ -250,7 +250,13 @@ def attention_chart(
 
 
 def waves_chart(
-    frame: pd.DataFrame, *, label: int, title: str, subtitle: str | None = None, height: int = 200
+    frame: pd.DataFrame,
+    *,
+    label: int,
+    title: str,
+    subtitle: str | None = None,
+    height: int = 200,
+    x_title: str = "output c",
 ) -> alt.LayerChart:
     """Each frequency's wave over outputs c (long frame c, series, value) and their sum; a rule at the correct c."""
     names = list(dict.fromkeys(frame["series"]))
@@ -261,7 +267,7 @@ def waves_chart(
         .encode(
             x=alt.X(
                 "c:Q",
-                title="output c",
+                title=x_title,
                 scale=alt.Scale(domain=[0, int(frame["c"].max()) if len(frame) else 1], nice=False),
             ),
             y=alt.Y("value:Q", title="contribution to the logit of c"),

@@ -63,7 +63,7 @@ def render(view: View) -> None:
                 base = (
                     loaders.ablation_baseline(view.run_path, at_step, at_mtime)
                     if cached
-                    else ablation.baseline(at_params)
+                    else ablation.baseline(at_params, view.group)
                 )
             else:
                 base = loaders.logits_base(view.run_path, at_step, at_mtime)
@@ -77,6 +77,11 @@ def render(view: View) -> None:
         if result is not None:
             what = f"{MODE_LABELS[mode]} frequencies {{{', '.join(map(str, chosen))}}} at the {site}"
             st.caption(f"Step {view.step:,}: {what} ({SITE_HELP[site]}).")
+            if view.group.discrete_log:
+                st.caption(
+                    "Discrete-log basis: a and b stand for log a and log b, every site works on the pairs without 0, "
+                    "and the metrics are taken on the train and test pairs without 0 (pairs with 0 show as not in the task)."
+                )
             cols = st.columns(4)
             for column, split in zip(cols, ("train", "test")):
                 b_, a_ = result.before[split], result.after[split]
@@ -95,7 +100,9 @@ def render(view: View) -> None:
                 st.altair_chart(
                     charts.correctness_grid(
                         views.grid_status(
-                            result.correct_after, view.dataset.is_train_grid(), views.valid_grid(view.dataset)
+                            result.correct_after,
+                            view.dataset.is_train_grid(),
+                            views.valid_grid(view.dataset, view.group),
                         ),
                         title="Which (a, b) are still answered correctly",
                         subtitle=f"after the ablation; before it {result.before['all'].accuracy:.1%} of all pairs were",

@@ -17,20 +17,22 @@ def render(view: View) -> None:
         f"Key frequencies (orange) are those of the clustered neurons at the last checkpoint "
         f"(step {view.steps[-1]:,}): {view.key_text}."
     )
+    group = view.group
+    over = f" over log x, Z_{group.order} (token 0 left out)" if group.discrete_log else ""
     left, right = st.columns(2)
     left.altair_chart(
         charts.spectrum_chart(
-            views.spectrum_frame(fourier.embed_spectrum(view.params), view.key_freqs),
+            views.spectrum_frame(fourier.embed_spectrum(view.params, group), view.key_freqs),
             title=f"Embedding W_E at step {view.step:,}",
-            subtitle="norm of each frequency of B @ W_E (cos and sin together)",
+            subtitle=f"norm of each frequency of B @ W_E (cos and sin together){over}",
         ),
         width="stretch",
     )
     right.altair_chart(
         charts.spectrum_chart(
-            views.spectrum_frame(fourier.unembed_spectrum(view.params), view.key_freqs),
+            views.spectrum_frame(fourier.unembed_spectrum(view.params, group), view.key_freqs),
             title=f"Neuron-to-logit map W_L = W_out W_U at step {view.step:,}",
-            subtitle="norm of each frequency of W_L over the output c",
+            subtitle="norm of each frequency of W_L over the output c" + (" (log c; c = 0 left out)" if over else ""),
         ),
         width="stretch",
     )

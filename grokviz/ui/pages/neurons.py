@@ -56,26 +56,38 @@ def render(view: View) -> None:
         ),
         width="stretch",
     )
-    try:
-        result = neurons.probe(acts, neuron, view.a, view.b)
-    except ValueError as exc:
-        show_error(exc)
-        result = None
+    group = view.group
+    # Discrete-log basis: the neuron is analysed over (log a, log b); pairs with 0 are left out.
+    group_acts = group.on_group(acts)  # [n, n, d_mlp]
+    la, lb = group.element(view.a), group.element(view.b)
+    result = None
+    if la is None or lb is None:
+        st.info(f"({view.a}, {view.b}) contains 0, which has no log: the probe leaves it out. Choose a, b ≠ 0.")
+    else:
+        try:
+            result = neurons.probe(group_acts, neuron, la, lb)
+        except ValueError as exc:
+            show_error(exc)
+    marker = (view.a, view.b) if not group.discrete_log else (None if result is None else (la, lb))
+    axis = "log " if group.discrete_log else ""
     left, middle = st.columns(2)
     with left:
         st.altair_chart(
             charts.heatmap(
-                acts[:, :, neuron].numpy(),
-                title=f"Neuron {neuron} over all inputs",
-                subtitle=f"activation for every (a, b) at step {view.step:,}; the red square is ({view.a}, {view.b})",
-                marker=(view.a, view.b),
+                group_acts[:, :, neuron].numpy(),
+                title=f"Neuron {neuron} over all inputs" + (" in log order" if axis else ""),
+                subtitle=f"activation for every ({axis}a, {axis}b) at step {view.step:,}"
+                + ("" if marker is None else f"; the red square is ({view.a}, {view.b})"),
+                x_title=f"{axis}b",
+                y_title=f"{axis}a",
+                marker=marker,
                 tick_every=10 if view.p > 40 else 5,
             ),
             width="content",
         )
     with middle:
-        block_norms = views.frequency_blocks(fourier.fourier_2d(acts[:, :, neuron].double()), centre=True)
-        labels = ["const"] + [str(k) for k in range(1, fourier.n_frequencies(view.p) + 1)]
+        block_norms = views.frequency_blocks(fourier.fourier_2d(group_acts[:, :, neuron].double()), centre=True)
+        labels = ["const"] + [str(k) for k in range(1, fourier.n_frequencies(group.order) + 1)]
         st.altair_chart(
             charts.heatmap(
                 block_norms,
@@ -97,7 +109,7 @@ def render(view: View) -> None:
         st.subheader(
             f"Probe: neuron {neuron} at ({view.a}, {view.b}) with the terms of frequency k = {result.frequency}"
         )
-        if view.note:
+        if view.note and not group.discrete_log:
             st.caption("The probe's terms come from the addition circuit; see the note above.")
         cols = st.columns(4)
         cols[0].metric("Activation", f"{result.activation:.4g}")
@@ -105,7 +117,7 @@ def render(view: View) -> None:
         cols[2].metric("Residual", f"{result.residual:.4g}")
         cols[3].metric(f"FVE of k = {result.frequency}", f"{result.fve:.1%}")
         st.dataframe(
-            views.probe_table(result.terms),
+            views.probe_table(result.terms, group.discrete_log),
             hide_index=True,
             width="stretch",
             column_config={
@@ -115,9 +127,18 @@ def render(view: View) -> None:
                 "correlation": st.column_config.TextColumn("correlation over all inputs"),
             },
         )
-        st.caption(
-            f"w = 2π·{result.frequency}/{view.p}. value: the term at (a, b); coefficient: least-squares fit "
-            "over all inputs; contribution = coefficient × value; correlation: Pearson correlation of the "
-            "neuron with the term over all inputs. The model uses cos(w(a+b)) = cos(wa)cos(wb) − sin(wa)sin(wb) "
-            "and sin(w(a+b)) = sin(wa)cos(wb) + cos(wa)sin(wb)."
-        )
+        if group.discrete_log:
+            st.caption(
+                f"w = 2π·{result.frequency}/{group.order}, log to base {group.generator}; (a, b) = ({view.a}, {view.b}) "
+                f"has (log a, log b) = ({la}, {lb}). value: the term at (a, b); coefficient: least-squares fit over the "
+                f"{group.order}² inputs without 0; contribution = coefficient × value; correlation: Pearson correlation "
+                "over those inputs. The model can use cos(w(log a + log b)) = cos(w·log a)cos(w·log b) − "
+                "sin(w·log a)sin(w·log b), and log(ab) = log a + log b."
+            )
+        else:
+            st.caption(
+                f"w = 2π·{result.frequency}/{view.p}. value: the term at (a, b); coefficient: least-squares fit "
+                "over all inputs; contribution = coefficient × value; correlation: Pearson correlation of the "
+                "neuron with the term over all inputs. The model uses cos(w(a+b)) = cos(wa)cos(wb) − sin(wa)sin(wb) "
+                "and sin(w(a+b)) = sin(wa)cos(wb) + cos(wa)sin(wb)."
+            )

@@ -13,7 +13,9 @@ from grokviz.ui.state import View
 def render(view: View) -> None:
     """One input explained at the current step."""
     shown_freqs = view.key_freqs or [1]
-    prediction = ablation.predict(view.params, view.a, view.b, shown_freqs, view.correct_c)
+    group = view.group
+    prediction = ablation.predict(view.params, view.a, view.b, shown_freqs, view.correct_c, group)
+    label_column = group.element(prediction.label)  # where the label sits on the waves' axis
     verdict = "correct" if prediction.answer == prediction.label else "wrong"
     st.caption(
         f"Input ({view.a}, {view.b}), step {view.step:,}: the model answers {prediction.answer}, "
@@ -35,7 +37,8 @@ def render(view: View) -> None:
             charts.contributions_chart(
                 prediction.contributions,
                 title="Each key frequency's contribution to the correct logit",
-                subtitle=f"its wave over c, evaluated at c = {prediction.label}",
+                subtitle=f"its wave over c, evaluated at c = {prediction.label}"
+                + (f" (log c = {label_column})" if group.discrete_log and label_column is not None else ""),
             ),
             width="stretch",
         )
@@ -43,14 +46,18 @@ def render(view: View) -> None:
         st.altair_chart(
             charts.waves_chart(
                 views.waves_frame(prediction.frequencies, prediction.components),
-                label=prediction.label,
-                title="Key-frequency waves over the outputs",
-                subtitle="once grokked, they peak together at the correct answer and cancel elsewhere",
+                label=prediction.label if label_column is None else label_column,
+                title="Key-frequency waves over the outputs" + (" in log order" if group.discrete_log else ""),
+                subtitle="once grokked, they peak together at the correct answer and cancel elsewhere"
+                + (f"; the axis is log_{group.generator} c (c = 0 left out)" if group.discrete_log else ""),
+                x_title="log c" if group.discrete_log else "output c",
             ),
             width="stretch",
         )
-    if view.note:
+    if view.note and not group.discrete_log:
         st.caption("Key frequencies and their waves describe the addition circuit; see the note above.")
+    if group.discrete_log and label_column is None:
+        st.caption("The answer is 0 (an operand is 0): it has no log, so no frequency contributes to it.")
     st.altair_chart(
         charts.attention_chart(
             views.attention_at(view.params, view.a, view.b),
