@@ -32,6 +32,10 @@ def parse_floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
 
 
+# Config fields given as lists (one value per grid point) instead of the single-value flags.
+PER_MEMBER = frozenset({"seed", "weight_decay", "frac_train", "lr", "grokfast_lamb"})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grokviz ensemble",
@@ -49,28 +53,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--lr", type=parse_floats, default=[defaults.lr], help="learning rates, e.g. 1e-3,3e-3")
     parser.add_argument(
+        "--grokfast-lamb",
+        type=parse_floats,
+        default=None,
+        help="Grokfast amplifications, e.g. 0,1,2,5 (with --grokfast; unset: 2.0 for ema, 5.0 for ma)",
+    )
+    parser.add_argument(
         "--save",
         default="ends",
         choices=SAVE_MODES,
         help="checkpoints per member: first and last step, or the single run's full schedule",
     )
     add_runtime_flags(parser)
-    add_config_flags(parser, skip=frozenset({"seed", "weight_decay", "frac_train", "lr"}))
+    add_config_flags(parser, skip=PER_MEMBER)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        base = Config(
-            **{
-                f.name: getattr(args, f.name)
-                for f in fields(Config)
-                if f.name not in {"seed", "weight_decay", "frac_train", "lr"}
-            }
-        )
+        base = Config(**{f.name: getattr(args, f.name) for f in fields(Config) if f.name not in PER_MEMBER})
         configs = grid_configs(
-            base, seeds=args.seeds, weight_decays=args.weight_decay, frac_trains=args.frac_train, lrs=args.lr
+            base,
+            seeds=args.seeds,
+            weight_decays=args.weight_decay,
+            frac_trains=args.frac_train,
+            lrs=args.lr,
+            grokfast_lambs=args.grokfast_lamb,
         )
         axes = {
             "weight_decay": args.weight_decay or [base.weight_decay],
@@ -78,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             "lr": args.lr or [base.lr],
             "seed": args.seeds,
         }
+        if base.grokfast != "none":
+            axes["grokfast_lamb"] = args.grokfast_lamb or [base.grokfast_lamb]
         folders = train_ensemble(
             configs,
             args.out,

@@ -36,7 +36,11 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: frozenset[str] = fro
         if f.name in skip:
             continue
         default = f.default if f.default is not MISSING else None
+        flag = f"--{f.name.replace('_', '-')}"
+        if str(f.type) == "bool":  # --grokfast-divide-lr / --no-grokfast-divide-lr
+            group.add_argument(
+                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=f.metadata.get("help")
+            )
+            continue
         kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" ")[0], int)
-        group.add_argument(
-            f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=default, help=f.metadata.get("help")
-        )
+        group.add_argument(flag, dest=f.name, type=kind, default=default, help=f.metadata.get("help"))

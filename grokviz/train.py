@@ -23,18 +23,32 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--out", required=True, help="run folder to create (or continue with --resume)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last checkpoint; with --steps N, extend it to N steps",
+    )
     add_runtime_flags(parser)
     add_config_flags(parser)
     return parser
+
+
+def given_steps(argv: list[str] | None) -> int | None:
+    """The value of --steps if it is on the command line (not its default)."""
+    parser = build_parser()
+    parser.set_defaults(steps=None)  # a flag given on the command line is never None
+    return parser.parse_args(argv).steps
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.resume:
-            # The run's stored config is authoritative; flags given on the command line are ignored.
+            # The run's stored config is authoritative; other config flags are ignored. An explicit
+            # --steps extends the run (the trainer checks that it can be extended exactly).
             cfg = open_run(args.out).config
+            if given_steps(argv) is not None:
+                cfg = cfg.replace(steps=given_steps(argv))
         else:
             cfg = Config(**{f.name: getattr(args, f.name) for f in fields(Config)})
         run = train(
