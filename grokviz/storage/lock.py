@@ -98,7 +98,9 @@ class FolderLock:
 
 def _holder_line() -> str:
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime())
-    command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "python"
+    # orig_argv: `python -m grokviz.train --out ...` as typed (argv[0] would be the module's path).
+    argv = list(getattr(sys, "orig_argv", sys.argv)) or ["python"]
+    command = shlex.join([Path(argv[0]).name, *argv[1:]])
     return f"pid {os.getpid()} on {socket.gethostname()}, since {started}: {command}\n"
 
 
