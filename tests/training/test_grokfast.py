@@ -13,10 +13,10 @@ from grokviz.core.config import Config, dataset_for
 from grokviz.core.model import forward_last, init_params
 from grokviz.errors import GrokvizError
 from grokviz.storage.runs import RESUME_FILE, load_resume_state, open_run
-from grokviz.training.ensemble import train_ensemble
+from grokviz.training.ensemble import make_groups, step_group, train_ensemble
 from grokviz.training.grokfast import Grokfast
-from grokviz.training.optim import learning_rate
-from grokviz.training.single import train
+from grokviz.training.optim import AdamWState, Hyper, learning_rate
+from grokviz.training.single import SingleStep, train
 from grokviz.training.step import cross_entropy64
 
 # --- the reference: the formulas, written out plainly -----------------------------------------------
@@ -203,3 +203,19 @@ def test_defaults_are_filled_in_and_old_configs_load() -> None:
         del stored[name]  # a run.json written before these fields existed
     assert Config.from_dict(stored) == Config()
     assert Config.from_json(Config(grokfast="ma").to_json()) == ma
+
+
+@pytest.mark.parametrize("settings", FILTERS, ids=["ema", "ma"])
+def test_a_filtered_step_has_no_host_sync(settings) -> None:
+    # On the meta device any host read fails (see test_graphs): the filter runs inside the
+    # CUDA graph with the rest of the step, for a single run and for an ensemble group.
+    meta = torch.device("meta")
+    cfg = Config(p=13, d_model=8, n_heads=2, d_head=4, d_mlp=16, warmup_steps=3, **settings)
+    params = {k: v.to(meta).requires_grad_(True) for k, v in init_params(cfg).items()}
+    data = tuple(torch.zeros(40, dtype=torch.long, device=meta) for _ in range(3))
+    step = SingleStep(params, AdamWState.zeros_like(params), Hyper.of(cfg, meta), data, data, Grokfast.of(cfg, params))
+    assert step(evaluate=True).shape == (4,) and step(evaluate=False) is None
+    assert all(t.device == meta for t in step.state_tensors())
+    assert len(step.state_tensors()) == 3 * len(params) + 1 + len(params)
+    (group,) = make_groups([cfg.replace(seed=0), cfg.replace(seed=1, grokfast_lamb=1.0)], meta)
+    assert group.grokfast.lamb.shape == (2,) and step_group(group, evaluate=False) is None
