@@ -4,6 +4,7 @@ in one process. The batched loop itself is ``grokviz.training.ensemble``."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import fields
 
@@ -14,8 +15,8 @@ from grokviz.training import memory
 from grokviz.training.device import pick_device
 from grokviz.training.ensemble import SAVE_MODES, grid_configs, train_ensemble
 
-# The fields each member sets from its own list flag; all others are shared.
-LIST_FIELDS = {"seed": "seeds", "weight_decay": "weight_decay", "frac_train": "frac_train", "lr": "lr"}
+# Config fields given as lists (one value per grid point) instead of the single-value flags.
+PER_MEMBER = frozenset({"seed", "weight_decay", "frac_train", "lr", "grokfast_lamb"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--lr", type=numbers, default=[defaults.lr], help="learning rates, e.g. 1e-3,3e-3")
     parser.add_argument(
+        "--grokfast-lamb",
+        type=numbers,
+        default=None,
+        help="Grokfast amplifications, e.g. 0,1,2,5 (with --grokfast; unset: 2.0 for ema, 5.0 for ma)",
+    )
+    parser.add_argument(
         "--save",
         default="ends",
         choices=SAVE_MODES,
@@ -46,15 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="members stepped together, at least 1 (None: all members with one train-set size); fewer need less memory",
     )
     add_runtime_flags(parser)
-    add_config_flags(parser, skip=frozenset(LIST_FIELDS))
+    add_config_flags(parser, skip=PER_MEMBER)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        base = Config(**{f.name: getattr(args, f.name) for f in fields(Config) if f.name not in LIST_FIELDS})
+        base = Config(**{f.name: getattr(args, f.name) for f in fields(Config) if f.name not in PER_MEMBER})
         axes = {"weight_decay": args.weight_decay, "frac_train": args.frac_train, "lr": args.lr, "seed": args.seeds}
+        if base.grokfast != "none":
+            axes["grokfast_lamb"] = args.grokfast_lamb or [base.grokfast_lamb]
         # Each axis value on its own first (one small config each), so a bad value is named before
         # the whole grid is built; then the memory the grid needs, before anything is allocated.
         for name, values in axes.items():
@@ -63,11 +72,16 @@ def main(argv: list[str] | None = None) -> int:
                 base.replace(**{name: value})
         if args.group_size is not None and args.group_size < 1:
             raise GrokvizError(f"--group-size={args.group_size} must be at least 1")
-        members = len(args.weight_decay) * len(args.frac_train) * len(args.lr) * len(args.seeds)
+        members = math.prod(len(values) for values in axes.values())
         largest = base.replace(frac_train=max(args.frac_train))
         memory.check_fits(memory.estimate(largest, members, args.group_size), pick_device(args.device))
         configs = grid_configs(
-            base, seeds=args.seeds, weight_decays=args.weight_decay, frac_trains=args.frac_train, lrs=args.lr
+            base,
+            seeds=args.seeds,
+            weight_decays=args.weight_decay,
+            frac_trains=args.frac_train,
+            lrs=args.lr,
+            grokfast_lambs=args.grokfast_lamb,
         )
         folders = train_ensemble(
             configs,

@@ -151,7 +151,7 @@ def add_runtime_flags(parser: argparse.ArgumentParser) -> None:
 
 
 # A config field's declared kind -> the type that reads its flag.
-FLAG_TYPES = {"int": integer, "int | None": integer, "float": number, "str": str}
+FLAG_TYPES = {"int": integer, "int | None": integer, "float": number, "float | None": number, "str": str}
 
 
 def add_config_flags(parser: argparse.ArgumentParser, skip: frozenset[str] = frozenset()) -> None:
@@ -164,6 +164,15 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: frozenset[str] = fro
         if f.name in skip:
             continue
         default = f.default if f.default is not MISSING else None
+        if str(f.type) == "bool":  # --grokfast-divide-lr / --no-grokfast-divide-lr
+            group.add_argument(
+                config_flag(f.name),
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=default,
+                help=f.metadata.get("help"),
+            )
+            continue
         group.add_argument(
             config_flag(f.name), dest=f.name, type=FLAG_TYPES[str(f.type)], default=default, help=f.metadata.get("help")
         )

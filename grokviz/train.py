@@ -22,7 +22,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the 1-layer modular-arithmetic transformer and write a grokviz run folder.",
     )
     parser.add_argument("--out", required=True, help="run folder to create (or continue with --resume)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last checkpoint; with --steps N, extend it to N steps",
+    )
     add_runtime_flags(parser)
     add_config_flags(parser)
     return parser
@@ -34,19 +38,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.resume:
             # The run's stored config is authoritative: a config flag that contradicts it is refused,
-            # never silently ignored.
+            # never silently ignored, except --steps, which extends the run (the trainer checks that
+            # it can be extended exactly).
             cfg = open_run(args.out).config
             clashes = [
                 f"--{name.replace('_', '-')}={getattr(args, name)!r} (the run has {getattr(cfg, name)!r})"
-                for name in given_flags(argv, [f.name for f in fields(Config)])
+                for name in given_flags(argv, [f.name for f in fields(Config) if f.name != "steps"])
                 if getattr(args, name) != getattr(cfg, name)
             ]
             if clashes:
                 raise GrokvizError(
                     f"{args.out}: --resume continues the run with its own config; it differs in "
                     + ", ".join(clashes)
-                    + "; drop those flags (or train a new run)"
+                    + "; drop those flags (or train a new run); only --steps may change, to extend it"
                 )
+            if given_flags(argv, ["steps"]):
+                cfg = cfg.replace(steps=args.steps)
         else:
             cfg = Config(**{f.name: getattr(args, f.name) for f in fields(Config)})
         run = train(

@@ -39,7 +39,7 @@ def test_every_option_shows_its_default(name: str) -> None:
             if not action.option_strings or "--help" in action.option_strings or action.required:
                 continue
             # What a person reads: the option's line, then "(default: ...)" in its help.
-            start = listing.index("\n  " + action.option_strings[-1])
+            start = listing.index("\n  " + action.option_strings[0])
             entry = listing[start : listing.find("\n  -", start + 1)]
             assert "(default:" in entry, (parser.prog, action.option_strings, entry)
 

@@ -28,6 +28,16 @@ SAVE_DTYPES = ("float32", "float16", "bfloat16")
 # How training computes float32 matrix products: exactly, or (CUDA only) with TF32 tensor cores,
 # which the 64-seed ensemble needs on an H100: its fp32 arithmetic alone is ~81 s at peak.
 MATMULS = ("fp32", "tf32")
+# Learning rate after warm-up: constant (the reference recipe; a run extends exactly with
+# --resume --steps N) or a cosine decay to 0 at the last step (it depends on --steps, so it cannot).
+LR_SCHEDULES = ("constant", "cosine")
+# Grokfast (Lee et al. 2024) gradient filters: none, an exponential moving average, or the mean of
+# a window of gradients (grokviz.training.grokfast). Defaults as in the paper's code (ironjr/grokfast).
+GROKFASTS = ("none", "ema", "ma")
+GROKFAST_DEFAULTS = {
+    "ema": {"grokfast_alpha": 0.98, "grokfast_lamb": 2.0},
+    "ma": {"grokfast_window": 100, "grokfast_lamb": 5.0},
+}
 
 
 def is_prime(n: int) -> bool:
@@ -56,8 +66,10 @@ class ConfigError(GrokvizError):
 
 def _has_kind(value: Any, kind: str) -> bool:
     """Whether a field value is of its declared kind (bools are not numbers; floats must be finite)."""
-    if kind == "int | None":
-        return value is None or _has_kind(value, "int")
+    if kind.endswith(" | None"):
+        return value is None or _has_kind(value, kind.removesuffix(" | None"))
+    if kind == "bool":
+        return isinstance(value, bool)
     if kind == "int":
         return isinstance(value, int) and not isinstance(value, bool)
     if kind == "float":
@@ -65,7 +77,14 @@ def _has_kind(value: Any, kind: str) -> bool:
     return isinstance(value, str)
 
 
-_KIND_WORDS = {"int": "an integer", "int | None": "an integer or null", "float": "a finite number", "str": "a string"}
+_KIND_WORDS = {
+    "int": "an integer",
+    "int | None": "an integer or null",
+    "float": "a finite number",
+    "float | None": "a finite number or null",
+    "str": "a string",
+    "bool": "true or false",
+}
 
 
 @dataclass(frozen=True)
@@ -105,6 +124,29 @@ class Config:
             "help": f"float32 matrix products: one of {MATMULS}; tf32 (CUDA only) uses tensor cores at ~10-bit mantissa"
         },
     )
+    lr_schedule: str = field(
+        default="constant",
+        metadata={"help": f"learning rate after warm-up: one of {LR_SCHEDULES} (cosine decays to 0 at --steps)"},
+    )
+    # --- Grokfast gradient filter (after backward, before AdamW) ------------------------------
+    grokfast: str = field(
+        default="none",
+        metadata={"help": f"Grokfast gradient filter, one of {GROKFASTS}: g += lamb * (EMA or window mean of g)"},
+    )
+    grokfast_alpha: float | None = field(
+        default=None, metadata={"help": "EMA filter: mu <- alpha * mu + (1 - alpha) * g; unset: 0.98"}
+    )
+    grokfast_lamb: float | None = field(
+        default=None,
+        metadata={"help": "filter amplification: g <- g + lamb * filtered g; unset: 2.0 for ema, 5.0 for ma"},
+    )
+    grokfast_window: int | None = field(
+        default=None, metadata={"help": "MA filter: gradients averaged (off until the window is full); unset: 100"}
+    )
+    grokfast_divide_lr: bool = field(
+        default=False,
+        metadata={"help": "divide the learning rate by (1 + lamb): the fair-comparison control for a filter"},
+    )
     # --- logging and checkpoints ------------------------------------------------------------
     log_every: int = field(default=20, metadata={"help": "steps between training-log rows (test set evaluated then)"})
     save_every: int = field(default=1000, metadata={"help": "steps between regular checkpoints"})
@@ -128,6 +170,7 @@ class Config:
         ranges and finiteness, then combinations of fields.
         """
         problems: list[tuple[str, str]] = []
+        self._fill_grokfast_defaults(problems)
         bad_type = set()
         for f in fields(self):
             value, kind = getattr(self, f.name), _KINDS[f.name]
@@ -174,7 +217,40 @@ class Config:
             problems.append(("matmul", f"must be one of {MATMULS}"))
         if ok("save_dtype") and self.save_dtype not in SAVE_DTYPES:
             problems.append(("save_dtype", f"must be one of {SAVE_DTYPES}"))
+        if ok("lr_schedule") and self.lr_schedule not in LR_SCHEDULES:
+            problems.append(("lr_schedule", f"must be one of {LR_SCHEDULES}"))
         return problems
+
+    def _fill_grokfast_defaults(self, problems: list[tuple[str, str]]) -> None:
+        """Give the chosen filter its default settings and refuse settings of another filter.
+
+        Stored resolved, so ``run.json`` says exactly what ran and Config(grokfast="ema") equals
+        Config(grokfast="ema", grokfast_lamb=2.0). Types are checked by :meth:`problems` after this.
+        """
+        if not isinstance(self.grokfast, str) or self.grokfast not in GROKFASTS:
+            problems.append(("grokfast", f"must be one of {GROKFASTS}"))
+            return
+        defaults = GROKFAST_DEFAULTS.get(self.grokfast, {})
+        for name in ("grokfast_alpha", "grokfast_lamb", "grokfast_window"):
+            if name not in defaults and getattr(self, name) is not None:
+                owner = "ema" if name == "grokfast_alpha" else "ma" if name == "grokfast_window" else "ema or ma"
+                problems.append((name, f"applies only with grokfast={owner}, not {self.grokfast!r}"))
+            elif getattr(self, name) is None and name in defaults:
+                object.__setattr__(self, name, defaults[name])  # frozen: the one place a field is filled in
+        if self.grokfast_divide_lr is True and self.grokfast == "none":
+            problems.append(("grokfast_divide_lr", "needs a filter (grokfast=ema or ma)"))
+        numeric = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+        if numeric(self.grokfast_alpha) and not 0.0 <= self.grokfast_alpha < 1.0:
+            problems.append(("grokfast_alpha", "must be in [0, 1)"))
+        if numeric(self.grokfast_lamb) and not self.grokfast_lamb >= 0:
+            problems.append(("grokfast_lamb", "must be at least 0"))
+        if numeric(self.grokfast_window) and not self.grokfast_window >= 1:
+            problems.append(("grokfast_window", "must be at least 1"))
+
+    @property
+    def peak_lr(self) -> float:
+        """The learning rate after warm-up: ``lr``, divided by (1 + lamb) with ``grokfast_divide_lr``."""
+        return self.lr / (1.0 + self.grokfast_lamb) if self.grokfast_divide_lr else self.lr
 
     # Derived sizes (TransformerLens names). The '=' token has id p.
     @property

@@ -33,6 +33,7 @@ from safetensors.torch import save_file
 from grokviz.core.config import Config
 from grokviz.core.model import Params, param_shapes
 from grokviz.errors import GrokvizError
+from grokviz.storage.lock import LOCK_FILE
 
 RUN_FORMAT = "grokviz.run/1"
 CHECKPOINT_FORMAT = "grokviz.checkpoint/1"
@@ -91,22 +92,34 @@ def save_checkpoint(run_dir: Path, step: int, params: Params, cfg: Config) -> Pa
     return path
 
 
-def save_resume_state(run_dir: Path, step: int, params: Params, exp_avg: Params, exp_avg_sq: Params) -> None:
-    """fp32 weights and AdamW moments, enough for a bit-exact continuation (one file, latest only)."""
+def save_resume_state(
+    run_dir: Path,
+    step: int,
+    params: Params,
+    exp_avg: Params,
+    exp_avg_sq: Params,
+    extra: dict[str, Params] | None = None,
+) -> None:
+    """fp32 weights and AdamW moments, enough for a bit-exact continuation (one file, latest only).
+
+    ``extra``: more named groups of state (the Grokfast filter's, as ``grokfast/<name>``)."""
     tensors = {}
-    for prefix, group in (("param", params), ("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq)):
+    groups = {"param": params, "exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq, **(extra or {})}
+    for prefix, group in groups.items():
         tensors.update({f"{prefix}/{k}": v.detach().to("cpu", torch.float32).contiguous() for k, v in group.items()})
     atomic_write(Path(run_dir) / RESUME_FILE, lambda tmp: save_file(tensors, tmp, metadata={"step": str(step)}))
 
 
-def load_resume_state(run_dir: Path) -> tuple[int, Params, Params, Params]:
+def load_resume_state(run_dir: Path) -> tuple[int, Params, Params, Params, dict[str, Params]]:
+    """(step, params, exp_avg, exp_avg_sq, extra groups) as :func:`save_resume_state` wrote them."""
     path = Path(run_dir) / RESUME_FILE
     tensors, metadata = read_safetensors(path)
     groups: dict[str, Params] = {"param": {}, "exp_avg": {}, "exp_avg_sq": {}}
     for key, value in tensors.items():
         prefix, _, name = key.partition("/")
-        groups[prefix][name] = value
-    return _parse_step(metadata, path), groups["param"], groups["exp_avg"], groups["exp_avg_sq"]
+        groups.setdefault(prefix, {})[name] = value
+    params, exp_avg, exp_avg_sq = groups.pop("param"), groups.pop("exp_avg"), groups.pop("exp_avg_sq")
+    return _parse_step(metadata, path), params, exp_avg, exp_avg_sq, groups
 
 
 class LogWriter:
@@ -304,7 +317,9 @@ class Run:
         if stored_step != step:
             raise GrokvizError(f"{path}: the file name says step {step} but its metadata says {stored_step}")
         if "config" in metadata:
-            other = Config.from_json(metadata["config"], str(path))
+            # A run extended with --resume --steps N keeps the checkpoints written before, whose
+            # config has the old steps: steps says how long a run goes, not which run it is.
+            other = Config.from_json(metadata["config"], str(path)).replace(steps=self.config.steps)
             if other != self.config:
                 differences = ", ".join(
                     f"{k}={v!r} (run: {getattr(self.config, k)!r})"
@@ -350,7 +365,7 @@ def require_new_folder(out: Path, other_choice: str = "") -> None:
     """Refuse an ``--out`` that is a file or a folder with something in it (nothing is overwritten)."""
     if out.exists() and not out.is_dir():
         raise GrokvizError(f"{out}: exists and is not a folder; --out names the run folder to create")
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(entry.name != LOCK_FILE for entry in out.iterdir()):  # our own lock may be there
         raise GrokvizError(f"{out}: folder exists and is not empty; choose a new --out{other_choice}")
 
 

@@ -30,13 +30,18 @@ THRESHOLD = 0.99
 OUTCOMES = ("never fit", "memorised only", "grokked")
 # The config fields in which the members of one sweep may differ, in the order of a member's
 # folder name and of the app's axes. Everything else is shared by all members.
-MEMBER_FIELDS = ("weight_decay", "frac_train", "lr", "seed", "data_seed")
+MEMBER_FIELDS = ("weight_decay", "frac_train", "lr", "seed", "data_seed", "grokfast_lamb")
 
 
 def member_name(cfg: Config) -> str:
-    """Folder name of a member, from its per-member fields: ``wd1_frac0.3_lr0.001_seed0``."""
+    """Folder name of a member, from its per-member fields: ``wd1_frac0.3_lr0.001_seed0``, with
+    ``_data7`` for a data seed and ``_ema2`` / ``_ma5`` for a Grokfast filter and its lamb."""
     name = f"wd{cfg.weight_decay:g}_frac{cfg.frac_train:g}_lr{cfg.lr:g}_seed{cfg.seed}"
-    return name if cfg.data_seed is None else f"{name}_data{cfg.data_seed}"
+    if cfg.data_seed is not None:
+        name += f"_data{cfg.data_seed}"
+    if cfg.grokfast != "none":
+        name += f"_{cfg.grokfast}{cfg.grokfast_lamb:g}"
+    return name
 
 
 def write_sweep_file(out: Path, configs: list[Config], axes: dict[str, list]) -> None:

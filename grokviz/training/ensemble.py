@@ -7,8 +7,9 @@ of the summed member losses (members share no weights, so each gets exactly its 
 and AdamW is the single run's update with the per-member learning rate and weight decay as
 broadcast tensors.
 
-Members may differ in ``seed``, ``data_seed``, ``lr``, ``weight_decay`` and ``frac_train``;
-everything else is shared. Members with different ``frac_train`` have training sets of
+Members may differ in ``seed``, ``data_seed``, ``lr``, ``weight_decay``, ``frac_train`` and the
+Grokfast filter's ``grokfast_lamb`` (a ``[member]`` tensor in the filter, as lr and weight decay
+are in AdamW); everything else is shared. Members with different ``frac_train`` have training sets of
 different sizes, so they are trained in *groups* of equal size (one batched step per group per
 step) rather than padded with a mask: a masked mean sums in another order than the single run
 and a member would no longer equal the single run with its config (which tests check).
@@ -25,6 +26,7 @@ There is no ``--resume`` for ensembles: rerun a member with ``grokviz.train`` to
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sys
 from collections.abc import Callable
@@ -37,11 +39,13 @@ from torch.func import vmap
 from grokviz.core.config import Config, dataset_for
 from grokviz.core.model import Params, forward_last, init_params
 from grokviz.errors import GrokvizError
+from grokviz.storage.lock import FolderLock
 from grokviz.storage.runs import LogWriter, require_new_folder, save_checkpoint, write_run_file
 from grokviz.storage.sweeps import MEMBER_FIELDS, member_name, write_sweep_file
 from grokviz.training import memory
 from grokviz.training.device import configure_cpu, keep_freed_memory, matmul_precision, pick_device
 from grokviz.training.graphs import replayable
+from grokviz.training.grokfast import Grokfast
 from grokviz.training.optim import AdamWState, Hyper
 from grokviz.training.schedule import CUDA_FLUSH_EVERY, checkpoint_schedule, new_events
 from grokviz.training.step import apply_update, cross_entropy64, log_record, loss_and_accuracy
@@ -50,12 +54,20 @@ from grokviz.training.writer import BackgroundWriter, Clock, ready_event, to_hos
 SAVE_MODES = ("ends", "schedule")
 
 
-def grid_configs(base: Config, *, seeds=None, weight_decays=None, frac_trains=None, lrs=None) -> list[Config]:
+def grid_configs(
+    base: Config, *, seeds=None, weight_decays=None, frac_trains=None, lrs=None, grokfast_lambs=None
+) -> list[Config]:
     """The product of the given axes (an axis left out, None, keeps ``base``'s value), weight decay outermost.
 
     An axis given as an empty list is an error, never the base value: an empty range must not
     quietly train the default member."""
-    given = {"weight_decays": weight_decays, "frac_trains": frac_trains, "lrs": lrs, "seeds": seeds}
+    given = {
+        "weight_decays": weight_decays,
+        "frac_trains": frac_trains,
+        "lrs": lrs,
+        "seeds": seeds,
+        "grokfast_lambs": grokfast_lambs,
+    }
     empty = [name for name, values in given.items() if values is not None and not len(values)]
     if empty:
         raise GrokvizError(f"an ensemble axis has no values: {', '.join(empty)}")
@@ -64,10 +76,11 @@ def grid_configs(base: Config, *, seeds=None, weight_decays=None, frac_trains=No
         [base.frac_train] if frac_trains is None else frac_trains,
         [base.lr] if lrs is None else lrs,
         [base.seed] if seeds is None else seeds,
+        [base.grokfast_lamb] if grokfast_lambs is None else grokfast_lambs,
     )
     return [
-        base.replace(weight_decay=wd, frac_train=frac, lr=lr, seed=seed)
-        for wd, frac, lr, seed in itertools.product(*axes)
+        base.replace(weight_decay=wd, frac_train=frac, lr=lr, seed=seed, grokfast_lamb=lamb)
+        for wd, frac, lr, seed, lamb in itertools.product(*axes)
     ]
 
 
@@ -114,6 +127,7 @@ class Group:
     hyper: Hyper  # AdamW schedule, one column per member: [steps, 3, member]
     train: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # a, b, labels: [member, n_train]
     test: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # a, b, labels: [member, n_test]
+    grokfast: Grokfast | None = None  # the gradient filter, lamb: [member]
 
 
 def make_groups(configs: list[Config], dev: torch.device, group_size: int | None = None) -> list[Group]:
@@ -149,6 +163,7 @@ def make_groups(configs: list[Config], dev: torch.device, group_size: int | None
                 Hyper.of(group_configs, dev),
                 split("train_idx"),
                 split("test_idx"),
+                Grokfast.of(group_configs, params),
             )
         )
     return groups
@@ -172,13 +187,13 @@ def step_group(group: Group, evaluate: bool, update: bool = True) -> torch.Tenso
     if update:
         # Members share no weights: the gradient of the sum is each member's own gradient, and
         # the update is the single run's, with [member] learning rates and weight decays.
-        apply_update(group.params, group.state, train_loss.sum(), group.hyper)
+        apply_update(group.params, group.state, train_loss.sum(), group.hyper, group.grokfast)
     return metrics
 
 
 def group_steps(group: Group, use_graphs: bool) -> tuple[Callable[[], torch.Tensor], Callable[[], None]]:
     """(logged, plain) step functions of ``group``, each replayed as a CUDA graph on CUDA."""
-    state = [*group.params.values(), *group.state.tensors()]
+    state = [*group.params.values(), *group.state.tensors(), *(group.grokfast.tensors() if group.grokfast else [])]
     logged = replayable(lambda: step_group(group, evaluate=True), state, use_graph=use_graphs)
     plain = replayable(lambda: step_group(group, evaluate=False), state, use_graph=use_graphs)
     return logged, plain
@@ -208,7 +223,6 @@ def train_ensemble(
     if group_size is not None and group_size < 1:
         raise GrokvizError(f"group_size={group_size} must be at least 1")
     out = Path(out)
-    require_new_folder(out)
     dev = pick_device(device)
     largest = max(configs, key=lambda cfg: cfg.frac_train)  # the largest training set sets the activations
     note = memory.check_fits(memory.estimate(largest, len(configs), group_size), dev)
@@ -217,8 +231,15 @@ def train_ensemble(
     if dev.type == "cpu":
         configure_cpu(threads)
         keep_freed_memory()
-    with matmul_precision(configs[0], dev):
-        return _train_ensemble(configs, out, dev, axes, save, progress, use_graphs, group_size)
+    # One writer per folder: the sweep folder and every member's run folder are locked, so a
+    # `grokviz.train --resume` of a member refuses while the ensemble trains it.
+    with contextlib.ExitStack() as locks:
+        locks.enter_context(FolderLock(out, create=True))
+        require_new_folder(out)
+        for cfg in configs:
+            locks.enter_context(FolderLock(out / member_name(cfg), create=True))
+        with matmul_precision(configs[0], dev):
+            return _train_ensemble(configs, out, dev, axes, save, progress, use_graphs, group_size)
 
 
 def _train_ensemble(

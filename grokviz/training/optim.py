@@ -51,10 +51,19 @@ class AdamWState:
 
 def learning_rate(cfg: Config, step: int) -> float:
     """lr of update number ``step`` (0-based): linear from 0 over ``warmup_steps``, as LambdaLR
-    ``min(step / warmup, 1)`` in the reference code (so the very first update has lr 0)."""
-    if cfg.warmup_steps == 0:
-        return cfg.lr
-    return cfg.lr * min(step / cfg.warmup_steps, 1.0)
+    ``min(step / warmup, 1)`` in the reference code (so the very first update has lr 0); then
+    constant, or (``lr_schedule="cosine"``) a cosine decay that reaches 0 at ``steps``.
+
+    The peak is ``cfg.peak_lr`` (``lr``, or ``lr / (1 + lamb)`` with ``grokfast_divide_lr``).
+    A constant schedule does not depend on ``steps``: that is what lets ``--resume --steps N``
+    extend a run bit for bit."""
+    peak = cfg.peak_lr
+    if step < cfg.warmup_steps:
+        return peak * (step / cfg.warmup_steps)
+    if cfg.lr_schedule == "cosine":
+        progress = (step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1)
+        return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return peak
 
 
 def schedule(cfg: Config) -> list[tuple[float, float, float]]:
@@ -85,11 +94,13 @@ class Hyper:
         first = group[0]
         if len({(c.steps, c.warmup_steps, c.beta1, c.beta2) for c in group}) > 1:
             raise ValueError("members of one AdamW must share steps, warmup_steps, beta1 and beta2")
+        if len({c.lr_schedule for c in group}) > 1:
+            raise ValueError("members of one AdamW must share lr_schedule")
         tables: dict[tuple[float, float], list] = {}  # members with one (lr, weight decay) share a table
         for cfg in group:
-            tables.setdefault((cfg.lr, cfg.weight_decay), schedule(cfg))
+            tables.setdefault((cfg.peak_lr, cfg.weight_decay), schedule(cfg))
         # Rounded to float32 once, from float64, where the tensor arithmetic meets the scalars.
-        columns = [torch.tensor(tables[(c.lr, c.weight_decay)], dtype=torch.float64).float() for c in group]
+        columns = [torch.tensor(tables[(c.peak_lr, c.weight_decay)], dtype=torch.float64).float() for c in group]
         table = torch.stack(columns, dim=-1) if many else columns[0]  # [steps, 3(, member)]
         return cls(table.to(device), first.beta1, first.beta2)
 

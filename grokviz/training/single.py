@@ -26,6 +26,7 @@ import torch
 from grokviz.core.config import Config, dataset_for
 from grokviz.core.model import Params, forward_last, init_params
 from grokviz.errors import GrokvizError
+from grokviz.storage.lock import FolderLock
 from grokviz.storage.runs import (
     RESUME_FILE,
     LogWriter,
@@ -40,6 +41,8 @@ from grokviz.storage.runs import (
 from grokviz.training import memory
 from grokviz.training.device import configure_cpu, matmul_precision, pick_device
 from grokviz.training.graphs import replayable
+from grokviz.training.grokfast import STATE_PREFIX as GROKFAST_PREFIX
+from grokviz.training.grokfast import Grokfast
 from grokviz.training.optim import AdamWState, Hyper
 from grokviz.training.schedule import CUDA_FLUSH_EVERY, checkpoint_schedule, events_already_fired, new_events
 from grokviz.training.step import apply_update, cross_entropy64, log_record, loss_and_accuracy
@@ -91,6 +94,7 @@ class SingleStep:
     hyper: Hyper
     train: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # a, b, labels: [n_train]
     test: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # a, b, labels: [n_test]
+    grokfast: Grokfast | None = None  # the gradient filter (its state is updated in place)
 
     def __call__(self, *, evaluate: bool, update: bool = True) -> torch.Tensor | None:
         """One full-batch step: [4] metrics of the weights before the update (train loss, train
@@ -105,11 +109,11 @@ class SingleStep:
                 test_loss, test_acc = loss_and_accuracy(forward_last(self.params, *self.test[:2]), self.test[2])
             metrics = torch.stack([train_loss.detach(), train_acc, test_loss, test_acc])
         if update:
-            apply_update(self.params, self.state, train_loss, self.hyper)
+            apply_update(self.params, self.state, train_loss, self.hyper, self.grokfast)
         return metrics
 
     def state_tensors(self) -> list[torch.Tensor]:
-        return [*self.params.values(), *self.state.tensors()]
+        return [*self.params.values(), *self.state.tensors(), *(self.grokfast.tensors() if self.grokfast else [])]
 
 
 def train(
@@ -125,7 +129,9 @@ def train(
 ) -> Run:
     """Train ``cfg`` into the run folder ``out`` and return it opened.
 
-    ``resume`` continues from ``out``'s resume state (the config must match).
+    ``resume`` continues from ``out``'s resume state (the config must match, except that a larger
+    ``steps`` extends the run to that many steps: see :func:`check_extension`).
+    The trainer holds ``out``'s writer lock (``grokviz.storage.lock``) while it runs.
     ``stop_after_steps`` stops early after that many steps of this call, as a kill would
     (used by tests of ``--resume``); the run is left resumable.
     ``use_graphs`` (CUDA only) replays each kind of step as a CUDA graph; False runs eagerly.
@@ -138,7 +144,9 @@ def train(
         print(f"note: {note}", file=sys.stderr)
     if dev.type == "cpu":
         configure_cpu(threads)
-    with matmul_precision(cfg, dev):
+    # Locked before anything in the folder is read: a second trainer must not even start from
+    # a resume state that the first one is about to replace.
+    with FolderLock(out, create=not resume), matmul_precision(cfg, dev):
         return _train(cfg, out, dev, resume, progress, stop_after_steps, use_graphs)
 
 
@@ -155,13 +163,14 @@ def _train(
     train_data = tuple(t[dataset.train_idx].to(dev) for t in (dataset.a, dataset.b, dataset.labels))
     test_data = tuple(t[dataset.test_idx].to(dev) for t in (dataset.a, dataset.b, dataset.labels))
 
-    start_step, params, state = _prepare_run(cfg, out, resume, dev)
-    step_of = SingleStep(params, state, Hyper.of(cfg, dev), train_data, test_data)
+    start_step, params, state, grokfast = _prepare_run(cfg, out, resume, dev)
+    step_of = SingleStep(params, state, Hyper.of(cfg, dev), train_data, test_data, grokfast)
     # Two captured kinds of step; the last step (metrics, no update) runs once, eagerly.
     logged = replayable(lambda: step_of(evaluate=True), step_of.state_tensors(), use_graph=use_graphs)
     plain = replayable(lambda: step_of(evaluate=False), step_of.state_tensors(), use_graph=use_graphs)
-    if not resume:
-        write_run_file(out, cfg)  # only now: a step that cannot be captured leaves no folder behind
+    if not resume or open_run(out).config != cfg:
+        # Only now: a step that cannot be captured leaves no folder behind (or an extension undone).
+        write_run_file(out, cfg)
 
     log = LogWriter(out, keep_below_step=start_step if resume else None)
     fired = events_already_fired(open_run(out)) if resume else set()
@@ -170,7 +179,7 @@ def _train(
     pending: list[_Pending] = []
     clock = Clock(dev)
 
-    def flush(step: int, resume_state: tuple[Params, Params, Params] | None) -> None:
+    def flush(step: int, resume_state: tuple[Params, Params, Params, dict[str, Params]] | None) -> None:
         """Hand pending rows (and the resume state of ``step``) to the writer; no host sync here."""
         rows = [(row.step, row.elapsed, row.params) for row in pending]
         metrics = to_host(torch.stack([row.metrics for row in pending])) if pending else None
@@ -197,8 +206,11 @@ def _train(
 
         writer.submit(write, ready=ready_event(dev))
 
-    def host_state() -> tuple[Params, Params, Params]:
-        return tuple({k: to_host(v) for k, v in group.items()} for group in (params, state.exp_avg, state.exp_avg_sq))
+    def host_state() -> tuple[Params, Params, Params, dict[str, Params]]:
+        groups = [params, state.exp_avg, state.exp_avg_sq]
+        weights, exp_avg, exp_avg_sq = ({k: to_host(v) for k, v in group.items()} for group in groups)
+        extra = {GROKFAST_PREFIX: {k: to_host(v) for k, v in grokfast.state().items()}} if grokfast else {}
+        return weights, exp_avg, exp_avg_sq, extra
 
     from tqdm import tqdm
 
@@ -238,14 +250,41 @@ def _train(
     return open_run(out)
 
 
-def _prepare_run(cfg: Config, out: Path, resume: bool, dev: torch.device) -> tuple[int, Params, AdamWState]:
+def check_extension(stored: Config, wanted: Config, resume_step: int, source: Path) -> None:
+    """Refuse, in words, a resume whose config is not the run's own or an exact extension of it.
+
+    ``--resume --steps N`` may change only ``steps``, to at least the step the run has reached,
+    and only when the learning rate of every update does not depend on ``steps`` (the constant
+    schedule after warm-up): then the extended run is bit-identical to one trained for N steps
+    from the start. A cosine decay would change every learning rate after warm-up.
+    """
+    if stored.replace(steps=wanted.steps) != wanted:
+        raise GrokvizError(f"{source}: --resume needs the run's own config; it differs from the one given")
+    if wanted.steps == stored.steps:
+        return
+    if stored.lr_schedule != "constant":
+        raise GrokvizError(
+            f"{source}: this run's learning rate follows a {stored.lr_schedule} schedule over its "
+            f"{stored.steps:,} steps; training it to {wanted.steps:,} would change the learning rate of every "
+            "update after warm-up, so it cannot be extended exactly. Train a new run with --steps "
+            f"{wanted.steps} instead"
+        )
+    if wanted.steps < resume_step:
+        raise GrokvizError(
+            f"{source}: the run is already at step {resume_step:,}; --steps {wanted.steps} would shorten it "
+            f"(give at least {resume_step})"
+        )
+
+
+def _prepare_run(
+    cfg: Config, out: Path, resume: bool, dev: torch.device
+) -> tuple[int, Params, AdamWState, Grokfast | None]:
     if resume:
         run = open_run(out)
-        if run.config != cfg:
-            raise GrokvizError(f"{out}: --resume needs the run's own config; it differs from the one given")
         if not (out / RESUME_FILE).is_file():
             raise GrokvizError(f"{out}: no {RESUME_FILE}; this run cannot be resumed")
-        step, params, exp_avg, exp_avg_sq = load_resume_state(out)
+        step, params, exp_avg, exp_avg_sq, extra = load_resume_state(out)
+        check_extension(run.config, cfg, step, out)
         # Checkpoints after the resume point stay: the resumed loop is deterministic and rewrites
         # them with the same contents. Temporary files of a killed write are removed.
         for entry in out.glob(".*.tmp"):
@@ -253,7 +292,11 @@ def _prepare_run(cfg: Config, out: Path, resume: bool, dev: torch.device) -> tup
         to_dev = lambda group: {k: v.to(dev) for k, v in group.items()}  # noqa: E731
         params = {k: v.requires_grad_(True) for k, v in to_dev(params).items()}
         step_count = torch.tensor(step, dtype=torch.int64, device=dev)
-        return step, params, AdamWState(step=step_count, exp_avg=to_dev(exp_avg), exp_avg_sq=to_dev(exp_avg_sq))
+        grokfast = Grokfast.of(cfg, params)
+        if grokfast is not None:
+            grokfast.load_state(extra.get(GROKFAST_PREFIX, {}), str(out / RESUME_FILE))
+        state = AdamWState(step=step_count, exp_avg=to_dev(exp_avg), exp_avg_sq=to_dev(exp_avg_sq))
+        return step, params, state, grokfast
     require_new_folder(out, other_choice=" or pass --resume")
     params = {k: v.requires_grad_(True) for k, v in init_params(cfg, dev).items()}
-    return 0, params, AdamWState.zeros_like(params)
+    return 0, params, AdamWState.zeros_like(params), Grokfast.of(cfg, params)

@@ -1,5 +1,5 @@
 """The pieces of a training step that the single run and the ensemble share: the float64 loss,
-accuracy, backward + AdamW update, and the layout of a log row."""
+accuracy, backward + Grokfast filter + AdamW update, and the layout of a log row."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from grokviz.core.model import Params
+from grokviz.training.grokfast import Grokfast
 from grokviz.training.optim import AdamWState, Hyper, adamw_step
 
 
@@ -22,10 +23,14 @@ def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch
     return cross_entropy64(logits, labels), accuracy
 
 
-def apply_update(params: Params, state: AdamWState, loss: torch.Tensor, hyper: Hyper) -> None:
-    """Backward from ``loss`` and one AdamW update of ``params`` in place."""
-    grads = torch.autograd.grad(loss, list(params.values()))
-    adamw_step(params, dict(zip(params, grads)), state, hyper)
+def apply_update(
+    params: Params, state: AdamWState, loss: torch.Tensor, hyper: Hyper, grokfast: Grokfast | None = None
+) -> None:
+    """Backward from ``loss``, the Grokfast filter if any, and one AdamW update of ``params`` in place."""
+    grads = dict(zip(params, torch.autograd.grad(loss, list(params.values()))))
+    if grokfast is not None:
+        grads = grokfast.filter(grads, state.step)  # before adamw_step counts this update
+    adamw_step(params, grads, state, hyper)
 
 
 def log_record(step: int, metrics: list[float], elapsed_s: float) -> dict[str, float]:
