@@ -261,6 +261,8 @@ def _run_on_ray(ray, address, local_cpus, groups, configs, folders, bar, save, d
             raise GrokvizError(f"--device cuda: the Ray cluster at {address} has no GPU")
         on_gpu = gpus >= 1 and device != "cpu"
         resources = {"num_gpus": 1, "num_cpus": 1} if on_gpu else {"num_cpus": threads or 1}
+        if os.environ.get(DIE_ONCE_ENV):  # the test hook reaches workers started before it was set
+            resources["runtime_env"] = {"env_vars": {DIE_ONCE_ENV: os.environ[DIE_ONCE_ENV]}}
         task = ray.remote(_ray_task).options(max_retries=MAX_RETRIES, retry_exceptions=False, **resources)
         pending = {
             task.remote(

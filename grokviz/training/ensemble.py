@@ -223,7 +223,7 @@ def train_ensemble(
     if group_size is not None and group_size < 1:
         raise GrokvizError(f"group_size={group_size} must be at least 1")
     out = Path(out)
-    require_new_folder(out)
+    require_new_folder(out, other_choice=" or pass --resume")
     dev = pick_device(device)
     largest = max(configs, key=lambda cfg: cfg.frac_train)  # the largest training set sets the activations
     note = memory.check_fits(memory.estimate(largest, len(configs), group_size), dev)
