@@ -202,13 +202,18 @@ def run_sweep(
     One progress bar counts members. Returns every member's folder."""
     out = Path(out)
     ray = ray_module() if ray_address is not None else None
-    groups = prepare(configs, out, axes, group_size, resume)
-    folders = [out / member_name(c) for c in configs]
+    # Ray first: a cluster that cannot be reached leaves no sweep folder behind.
+    started = _connect(ray, ray_address, local_cpus) if ray is not None else False
     from tqdm import tqdm
 
-    left = sum(len(g) for g in groups)
-    bar = tqdm(total=len(configs), initial=len(configs) - left, disable=not progress, unit="member", dynamic_ncols=True)
+    bar = None
     try:
+        groups = prepare(configs, out, axes, group_size, resume)
+        folders = [out / member_name(c) for c in configs]
+        left = sum(len(g) for g in groups)
+        bar = tqdm(
+            total=len(configs), initial=len(configs) - left, disable=not progress, unit="member", dynamic_ncols=True
+        )
         if ray is None:
             for group in groups:
                 train_group(
@@ -221,9 +226,12 @@ def run_sweep(
                 )
                 bar.update(len(group))
         elif groups:
-            _run_on_ray(ray, ray_address, local_cpus, groups, configs, folders, bar, save, device, threads, use_graphs)
+            _run_on_ray(ray, ray_address, groups, configs, folders, bar, save, device, threads, use_graphs)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
+        if started:
+            ray.shutdown()
     return folders
 
 
@@ -249,47 +257,52 @@ def _connect(ray, address: str, local_cpus: int | None) -> bool:
         else:
             ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise GrokvizError(f"--ray {address}: could not start or join Ray ({' '.join(str(exc).split())})") from None
+        hint = ""
+        if address not in ("local", "auto") and "RAY_AUTH_MODE" not in os.environ:
+            # Ray (2.60 on) starts clusters with token authentication and, by design, sends the
+            # token to an explicit address only when asked to.
+            hint = (
+                "; a cluster started by `ray start` wants its token: set RAY_AUTH_MODE=token with the token"
+                " in ~/.ray/auth_token or RAY_AUTH_TOKEN, or use --ray auto on one of its nodes"
+            )
+        raise GrokvizError(
+            f"--ray {address}: could not start or join Ray ({' '.join(str(exc).split())}){hint}"
+        ) from None
     return True
 
 
-def _run_on_ray(ray, address, local_cpus, groups, configs, folders, bar, save, device, threads, use_graphs) -> None:
-    started = _connect(ray, address, local_cpus)
+def _run_on_ray(ray, address, groups, configs, folders, bar, save, device, threads, use_graphs) -> None:
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if device == "cuda" and gpus < 1:
+        raise GrokvizError(f"--device cuda: the Ray cluster at {address} has no GPU")
+    on_gpu = gpus >= 1 and device != "cpu"
+    resources = {"num_gpus": 1, "num_cpus": 1} if on_gpu else {"num_cpus": threads or 1}
+    if os.environ.get(DIE_ONCE_ENV):  # the test hook reaches workers started before it was set
+        resources["runtime_env"] = {"env_vars": {DIE_ONCE_ENV: os.environ[DIE_ONCE_ENV]}}
+    task = ray.remote(_ray_task).options(max_retries=MAX_RETRIES, retry_exceptions=False, **resources)
+    pending = {
+        task.remote(
+            [configs[i] for i in group],
+            [str(folders[i]) for i in group],
+            save,
+            "cuda" if on_gpu else "cpu",
+            threads or (None if on_gpu else 1),
+            use_graphs,
+        ): group
+        for group in groups
+    }
     try:
-        gpus = ray.cluster_resources().get("GPU", 0)
-        if device == "cuda" and gpus < 1:
-            raise GrokvizError(f"--device cuda: the Ray cluster at {address} has no GPU")
-        on_gpu = gpus >= 1 and device != "cpu"
-        resources = {"num_gpus": 1, "num_cpus": 1} if on_gpu else {"num_cpus": threads or 1}
-        if os.environ.get(DIE_ONCE_ENV):  # the test hook reaches workers started before it was set
-            resources["runtime_env"] = {"env_vars": {DIE_ONCE_ENV: os.environ[DIE_ONCE_ENV]}}
-        task = ray.remote(_ray_task).options(max_retries=MAX_RETRIES, retry_exceptions=False, **resources)
-        pending = {
-            task.remote(
-                [configs[i] for i in group],
-                [str(folders[i]) for i in group],
-                save,
-                "cuda" if on_gpu else "cpu",
-                threads or (None if on_gpu else 1),
-                use_graphs,
-            ): group
-            for group in groups
-        }
-        try:
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                for ref in done:
-                    group = pending.pop(ref)
-                    _result(ray, ref, [folders[i].name for i in group])
-                    bar.update(len(group))
-        except BaseException:
-            # Ctrl-C (or a failed group): stop the others; what they wrote stays a loadable sweep.
-            for ref in pending:
-                ray.cancel(ref, force=True)
-            raise
-    finally:
-        if started:
-            ray.shutdown()
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                group = pending.pop(ref)
+                _result(ray, ref, [folders[i].name for i in group])
+                bar.update(len(group))
+    except BaseException:
+        # Ctrl-C (or a failed group): stop the others; what they wrote stays a loadable sweep.
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
 
 
 def _ray_task(configs, folders, save, device, threads, use_graphs) -> list[str]:
