@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 from grokviz.core.config import Config
 from grokviz.errors import GrokvizError
 from grokviz.flags import Parser, add_config_flags, add_runtime_flags, fail, integer, numbers, ray_address, seeds
+from grokviz.storage.sweeps import member_name
 from grokviz.training import distributed, memory
 from grokviz.training.device import pick_device
 from grokviz.training.ensemble import SAVE_MODES, grid_configs, train_ensemble
@@ -91,21 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             base, seeds=args.seeds, weight_decays=args.weight_decay, frac_trains=args.frac_train, lrs=args.lr
         )
         if args.ray is not None or args.resume:
-            folders = distributed.run_sweep(
-                configs,
-                args.out,
-                axes=axes,
-                save=args.save,
-                device=args.device,
-                threads=args.threads,
-                progress=not args.no_progress,
-                use_graphs=not args.eager,
-                group_size=args.group_size,
-                resume=args.resume,
-                ray_address=args.ray,
-            )
-            print(f"{args.out}: {len(folders)} members, all trained")
-            return 0
+            return _sweep(args, configs, axes)
         folders = train_ensemble(
             configs,
             args.out,
@@ -120,6 +108,34 @@ def main(argv: list[str] | None = None) -> int:
     except GrokvizError as exc:
         return fail(exc)
     print(f"{args.out}: {len(folders)} members trained")
+    return 0
+
+
+def _sweep(args, configs, axes) -> int:
+    """--ray / --resume: group by group (grokviz.training.distributed); Ctrl-C says how to go on."""
+    try:
+        folders = distributed.run_sweep(
+            configs,
+            args.out,
+            axes=axes,
+            save=args.save,
+            device=args.device,
+            threads=args.threads,
+            progress=not args.no_progress,
+            use_graphs=not args.eager,
+            group_size=args.group_size,
+            resume=args.resume,
+            ray_address=args.ray,
+        )
+    except KeyboardInterrupt:
+        done = sum(distributed.finished(Path(args.out) / member_name(c), c) for c in configs)
+        print(
+            f"stopped: {args.out} holds {done} of {len(configs)} members finished; continue with the same command"
+            " and --resume",
+            file=sys.stderr,
+        )
+        return 130
+    print(f"{args.out}: {len(folders)} members, all trained")
     return 0
 
 
