@@ -158,3 +158,15 @@ def test_cli_resume_without_ray(tmp_path, capsys) -> None:
     assert main(flags) == 2 and "or pass --resume" in capsys.readouterr().err
     assert main([*flags, "--resume"]) == 0  # nothing left: trains nothing
     assert "2 members, all trained" in capsys.readouterr().out
+
+
+def test_ctrl_c_at_the_command_line_says_how_to_go_on(tmp_path, monkeypatch, capsys) -> None:
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(distributed, "run_sweep", interrupted)
+    out = tmp_path / "sweep"
+    assert main(["--out", str(out), "--steps", "10", "--seeds", "0-2", "--resume", "--no-progress"]) == 130
+    assert capsys.readouterr().err == (
+        f"stopped: {out} holds 0 of 3 members finished; continue with the same command and --resume\n"
+    )
