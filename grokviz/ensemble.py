@@ -1,5 +1,7 @@
 """``grokviz ensemble`` / ``python -m grokviz.ensemble --out checkpoints/NAME --seeds 0-7``: many models
-in one process. The batched loop itself is ``grokviz.training.ensemble``."""
+in one process, or over a Ray cluster with ``--ray ADDRESS|local``; ``--resume`` finishes a sweep.
+The batched loop itself is ``grokviz.training.ensemble``; groups as Ray tasks and resuming are
+``grokviz.training.distributed`` (docs/ray.md)."""
 
 from __future__ import annotations
 
@@ -7,11 +9,13 @@ import argparse
 import math
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 from grokviz.core.config import Config
 from grokviz.errors import GrokvizError
-from grokviz.flags import Parser, add_config_flags, add_runtime_flags, fail, integer, numbers, seeds
-from grokviz.training import memory
+from grokviz.flags import Parser, add_config_flags, add_runtime_flags, fail, integer, numbers, ray_address, seeds
+from grokviz.storage.sweeps import member_name
+from grokviz.training import distributed, memory
 from grokviz.training.device import pick_device
 from grokviz.training.ensemble import SAVE_MODES, grid_configs, train_ensemble
 
@@ -52,6 +56,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="members stepped together, at least 1 (None: all members with one train-set size); fewer need less memory",
     )
+    parser.add_argument(
+        "--ray",
+        type=ray_address,
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS|local",
+        help="run the member groups as Ray tasks: local (start Ray for the run; also --ray alone), auto, or a"
+        " cluster's host:port (needs pip install 'grokviz[ray]'; the sweep folder on a filesystem all nodes share)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the sweep in --out (same grid flags): train only its missing or unfinished members",
+    )
     add_runtime_flags(parser)
     add_config_flags(parser, skip=PER_MEMBER)
     return parser
@@ -74,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
             raise GrokvizError(f"--group-size={args.group_size} must be at least 1")
         members = math.prod(len(values) for values in axes.values())
         largest = base.replace(frac_train=max(args.frac_train))
+        if args.ray is not None:
+            # Refused before anything is written; a Ray task holds one group, on its own device.
+            distributed.ray_module()
+            members = min(members, args.group_size or members)
         memory.check_fits(memory.estimate(largest, members, args.group_size), pick_device(args.device))
         configs = grid_configs(
             base,
@@ -83,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             lrs=args.lr,
             grokfast_lambs=args.grokfast_lamb,
         )
+        if args.ray is not None or args.resume:
+            return _sweep(args, configs, axes)
         folders = train_ensemble(
             configs,
             args.out,
@@ -97,6 +122,34 @@ def main(argv: list[str] | None = None) -> int:
     except GrokvizError as exc:
         return fail(exc)
     print(f"{args.out}: {len(folders)} members trained")
+    return 0
+
+
+def _sweep(args, configs, axes) -> int:
+    """--ray / --resume: group by group (grokviz.training.distributed); Ctrl-C says how to go on."""
+    try:
+        folders = distributed.run_sweep(
+            configs,
+            args.out,
+            axes=axes,
+            save=args.save,
+            device=args.device,
+            threads=args.threads,
+            progress=not args.no_progress,
+            use_graphs=not args.eager,
+            group_size=args.group_size,
+            resume=args.resume,
+            ray_address=args.ray,
+        )
+    except KeyboardInterrupt:
+        done = sum(distributed.finished(Path(args.out) / member_name(c), c) for c in configs)
+        print(
+            f"stopped: {args.out} holds {done} of {len(configs)} members finished; continue with the same command"
+            " and --resume",
+            file=sys.stderr,
+        )
+        return 130
+    print(f"{args.out}: {len(folders)} members, all trained")
     return 0
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from dataclasses import MISSING, fields
 from typing import NoReturn
@@ -117,6 +118,21 @@ def seeds(text: str) -> list[int]:
             raise argparse.ArgumentTypeError(f"{text!r} names more than {MAX_SEEDS:,} seeds")
         found.extend(range(first, last + 1))
     return found
+
+
+# A Ray address: "local" (start one for the run), "auto" (the cluster this node belongs to), or
+# [ray://]host:port of a cluster's head.
+_RAY_ADDRESS = re.compile(r"^(ray://)?[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?:(\d{1,5})$")
+
+
+def ray_address(text: str) -> str:
+    """'local', 'auto' or host:port (ray://host:port for Ray Client), the port in 1-65535."""
+    match = _RAY_ADDRESS.match(text)
+    if text in ("local", "auto") or (match and 1 <= int(match.group(3)) <= 65535):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not a Ray address; give local, auto or host:port (like 10.0.0.1:6379 or ray://head:10001)"
+    )
 
 
 def numbers(text: str) -> list[float]:

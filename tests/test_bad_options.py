@@ -124,6 +124,16 @@ def bad_number_list(name: str) -> st.SearchStrategy[str]:
     return st.lists(bad_entry, min_size=1, max_size=3).map(lambda entries: ",".join(["0.5", *entries]))
 
 
+def bad_ray_address() -> st.SearchStrategy[str]:
+    """Not local, auto or host:port with a port in 1-65535 (refused by the parser, Ray installed or not)."""
+    ports = st.one_of(st.integers(65536, 10**7), st.just(0)).map(lambda port: f"head:{port}")
+    return st.one_of(
+        ports,
+        st.sampled_from(["", "head", "head:", ":6379", "ray://", "a b:1", "head:port", "LOCAL", "-x:1", "head:-1"]),
+        st.text(max_size=10).filter(lambda t: ":" not in t and t not in ("local", "auto")),
+    )
+
+
 def option_strategies(parser: argparse.ArgumentParser, extra: dict[str, st.SearchStrategy[str]]):
     """flag -> strategy of bad values, for every option of ``parser`` (it fails if one is missing)."""
     table = {}
@@ -154,6 +164,7 @@ ENSEMBLE = option_strategies(
         "--frac-train": bad_number_list("frac_train"),
         "--lr": bad_number_list("lr"),
         "--group-size": st.one_of(not_an_integer(), st.integers(-1000, 0).map(str)),
+        "--ray": bad_ray_address(),
     },
 )
 TRAIN.pop("--out")

@@ -28,6 +28,10 @@ from grokviz.storage.runs import RUN_FILE, SWEEP_FILE, SWEEP_FORMAT, Run, atomic
 # "Fitted" / "generalised" means accuracy at least this high (the issue's 99%).
 THRESHOLD = 0.99
 OUTCOMES = ("never fit", "memorised only", "grokked")
+# Of a sweep still being trained (``grokviz ensemble --ray``, or one stopped midway): a member with no
+# log row yet, and one whose log stops short of its last step without having grokked (one that has
+# grokked is 'grokked' already: that cannot change).
+LIVE_OUTCOMES = ("waiting", "training")
 # The config fields in which the members of one sweep may differ, in the order of a member's
 # folder name and of the app's axes. Everything else is shared by all members.
 MEMBER_FIELDS = ("weight_decay", "frac_train", "lr", "seed", "data_seed", "grokfast_lamb")
@@ -182,14 +186,20 @@ def outcome_table(sweep: Sweep, threshold: float = THRESHOLD) -> pd.DataFrame:
     """One row per member: its settings, outcome, fit/grok steps and final accuracies.
 
     A member whose run or log cannot be read gets outcome 'unreadable' and the reason in
-    ``problem``; the others are still classified. Reads every member's ``log.csv``.
+    ``problem``; the others are still classified. A member not yet logged, or logged short of its last
+    step, is one of ``LIVE_OUTCOMES`` unless it has grokked. Reads every member's ``log.csv``.
     """
     rows = []
     for member in sweep.members:
         row = {"member": member.name, **{axis: member.values.get(axis) for axis in MEMBER_FIELDS}, "problem": None}
         try:
-            outcome = classify(member.open().log(), threshold)
+            run = member.open()
+            outcome = classify(run.log(), threshold)
             row.update(vars(outcome))
+            if outcome.last_step is None:
+                row["outcome"] = "waiting"
+            elif outcome.last_step < run.config.steps and outcome.outcome != "grokked":
+                row["outcome"] = "training"
         except GrokvizError as exc:
             row.update(outcome="unreadable", problem=str(exc))
         rows.append(row)

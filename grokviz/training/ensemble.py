@@ -21,7 +21,10 @@ Output: a sweep folder ::
 
 Members keep the single run's log; checkpoints are only the first and last step by default
 (``--save ends``) or the single run's full schedule with accuracy events (``--save schedule``).
-There is no ``--resume`` for ensembles: rerun a member with ``grokviz.train`` to continue it.
+With ``resume_every`` each member also keeps the single run's ``resume.safetensors`` (fp32 weights
+and AdamW moments) every that many steps, and a group can start from its members' resume state:
+``grokviz.training.distributed`` uses both for ``--resume`` and for re-running a group whose Ray
+worker died.
 """
 
 from __future__ import annotations
@@ -40,14 +43,21 @@ from grokviz.core.config import Config, dataset_for
 from grokviz.core.model import Params, forward_last, init_params
 from grokviz.errors import GrokvizError
 from grokviz.storage.lock import FolderLock
-from grokviz.storage.runs import LogWriter, require_new_folder, save_checkpoint, write_run_file
+from grokviz.storage.runs import (
+    LogWriter,
+    open_run,
+    require_new_folder,
+    save_checkpoint,
+    save_resume_state,
+    write_run_file,
+)
 from grokviz.storage.sweeps import MEMBER_FIELDS, member_name, write_sweep_file
 from grokviz.training import memory
 from grokviz.training.device import configure_cpu, keep_freed_memory, matmul_precision, pick_device
 from grokviz.training.graphs import replayable
 from grokviz.training.grokfast import Grokfast
 from grokviz.training.optim import AdamWState, Hyper
-from grokviz.training.schedule import CUDA_FLUSH_EVERY, checkpoint_schedule, new_events
+from grokviz.training.schedule import CUDA_FLUSH_EVERY, checkpoint_schedule, events_already_fired, new_events
 from grokviz.training.step import apply_update, cross_entropy64, log_record, loss_and_accuracy
 from grokviz.training.writer import BackgroundWriter, Clock, ready_event, to_host
 
@@ -130,19 +140,24 @@ class Group:
     grokfast: Grokfast | None = None  # the gradient filter, lamb: [member]
 
 
-def make_groups(configs: list[Config], dev: torch.device, group_size: int | None = None) -> list[Group]:
-    """Members with training sets of one size, at most ``group_size`` of them per group (None: all)."""
+def plan_groups(configs: list[Config], group_size: int | None = None, datasets=None) -> list[list[int]]:
+    """Indices of the members of each group: training sets of one size, at most ``group_size`` per group."""
     by_size: dict[int, list[int]] = {}
-    datasets = [dataset_for(cfg) for cfg in configs]
+    datasets = datasets or [dataset_for(cfg) for cfg in configs]
     for i, data in enumerate(datasets):
         by_size.setdefault(len(data.train_idx), []).append(i)
-    chunks = [
+    return [
         same_size[start : start + (group_size or len(same_size))]
         for same_size in by_size.values()
         for start in range(0, len(same_size), group_size or len(same_size))
     ]
+
+
+def make_groups(configs: list[Config], dev: torch.device, group_size: int | None = None) -> list[Group]:
+    """Members with training sets of one size, at most ``group_size`` of them per group (None: all)."""
+    datasets = [dataset_for(cfg) for cfg in configs]
     groups = []
-    for members in chunks:
+    for members in plan_groups(configs, group_size, datasets):
 
         def split(which: str) -> tuple[torch.Tensor, ...]:
             parts = [
@@ -223,6 +238,7 @@ def train_ensemble(
     if group_size is not None and group_size < 1:
         raise GrokvizError(f"group_size={group_size} must be at least 1")
     out = Path(out)
+    require_new_folder(out, other_choice=" or pass --resume")
     dev = pick_device(device)
     largest = max(configs, key=lambda cfg: cfg.frac_train)  # the largest training set sets the activations
     note = memory.check_fits(memory.estimate(largest, len(configs), group_size), dev)
@@ -231,57 +247,103 @@ def train_ensemble(
     if dev.type == "cpu":
         configure_cpu(threads)
         keep_freed_memory()
+    folders = [out / member_name(c) for c in configs]
+
+    def write_sweep() -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        write_sweep_file(out, configs, axes or sweep_axes(configs))
+
     # One writer per folder: the sweep folder and every member's run folder are locked, so a
     # `grokviz.train --resume` of a member refuses while the ensemble trains it.
     with contextlib.ExitStack() as locks:
         locks.enter_context(FolderLock(out, create=True))
-        require_new_folder(out)
-        for cfg in configs:
-            locks.enter_context(FolderLock(out / member_name(cfg), create=True))
+        for folder in folders:
+            locks.enter_context(FolderLock(folder, create=True))
         with matmul_precision(configs[0], dev):
-            return _train_ensemble(configs, out, dev, axes, save, progress, use_graphs, group_size)
+            return train_members(configs, folders, dev, save, progress, use_graphs, group_size, prologue=write_sweep)
 
 
-def _train_ensemble(
-    configs: list[Config],
-    out: Path,
-    dev: torch.device,
-    axes: dict[str, list] | None,
-    save: str,
-    progress: bool,
-    use_graphs: bool,
-    group_size: int | None,
-) -> list[Path]:
-    first = configs[0]
-    groups = make_groups(configs, dev, group_size)
-    steps_of = [group_steps(group, use_graphs) for group in groups]  # before any file: see graphs.replayable
-    out.mkdir(parents=True, exist_ok=True)
-    axes = axes or {
+def sweep_axes(configs: list[Config]) -> dict[str, list]:
+    """The member fields with more than one value among ``configs``, and their values."""
+    return {
         f: sorted({getattr(c, f) for c in configs}, key=str)
         for f in MEMBER_FIELDS
         if len({getattr(c, f) for c in configs}) > 1
     }
-    write_sweep_file(out, configs, axes)
-    folders = [out / member_name(c) for c in configs]
+
+
+# Per member: (fp32 weights, exp_avg, exp_avg_sq) after ``step`` updates, as ``load_resume_state`` reads them.
+MemberState = tuple[Params, Params, Params]
+
+
+def restore(group: Group, step: int, states: list[MemberState]) -> None:
+    """Put the members' saved weights and AdamW moments into ``group``, which continues at ``step``."""
+    with torch.no_grad():
+        for target, index in ((group.params, 0), (group.state.exp_avg, 1), (group.state.exp_avg_sq, 2)):
+            for name, tensor in target.items():
+                tensor.copy_(torch.stack([state[index][name] for state in states]))
+        group.state.step.fill_(step)
+
+
+def train_members(
+    configs: list[Config],
+    folders: list[Path],
+    dev: torch.device,
+    save: str,
+    progress: bool,
+    use_graphs: bool,
+    group_size: int | None,
+    *,
+    prologue: Callable[[], None] | None = None,
+    resume_every: int | None = None,
+    start: tuple[int, list[MemberState]] | None = None,
+    on_state_saved: Callable[[int], None] | None = None,
+) -> list[Path]:
+    """Train ``configs`` into the run folders ``folders`` (``prologue`` runs before the first file).
+
+    ``resume_every``: also write each member's resume state every that many steps (before the step's
+    update, as the single run does). ``start`` = (step, one state per member): continue from there,
+    keeping the log rows and checkpoints before ``step``. ``on_state_saved(step)`` is called in the
+    writer thread once every member's resume state of ``step`` is on disk."""
+    first = configs[0]
+    if (start is not None or resume_every) and first.grokfast != "none":
+        # Member resume states hold weights and AdamW moments, not the filter's state: a resumed
+        # member would not equal its uninterrupted run, so this is refused rather than approximated.
+        raise GrokvizError(
+            "a sweep with a Grokfast filter cannot be resumed or spread over Ray yet "
+            "(its filter state is not saved per member); train it in one process without --resume"
+        )
+    start_step = 0 if start is None else start[0]
+    groups = make_groups(configs, dev, group_size)
+    if start is not None:
+        for group in groups:
+            restore(group, start_step, [start[1][i] for i in group.members])
+    steps_of = [group_steps(group, use_graphs) for group in groups]  # before any file: see graphs.replayable
+    if prologue is not None:
+        prologue()
     for folder, cfg in zip(folders, configs):
         write_run_file(folder, cfg, source="grokviz.ensemble")
-    logs = [LogWriter(folder) for folder in folders]
-    fired: list[set] = [set() for _ in configs]
+    logs = [LogWriter(folder, keep_below_step=start_step if start else None) for folder in folders]
+    fired: list[set] = [events_already_fired(open_run(f)) if start else set() for f in folders]
     schedule = checkpoint_schedule(first) if save == "schedule" else {0, first.steps}
     flush_every = CUDA_FLUSH_EVERY if dev.type == "cuda" else 1
-    pending: list[tuple[int, Group, torch.Tensor, Params | None, float | torch.cuda.Event]] = []
+    pending: list[tuple[int, Group, torch.Tensor, Params | None, float | torch.cuda.Event, tuple | None]] = []
     last_test = [0.0] * len(configs)  # for the progress bar
     clock = Clock(dev)
 
     def flush() -> None:
         """Hand pending log rows, and the checkpoints they may call for, to the writer (no host sync)."""
-        rows = [
-            (step, group, to_host(metrics), snapshot, elapsed) for step, group, metrics, snapshot, elapsed in pending
-        ]
+        rows = [(step, group, to_host(metrics), *rest) for step, group, metrics, *rest in pending]
         pending.clear()
 
         def write() -> None:
-            for step, group, metrics, snapshot, elapsed in rows:
+            for step, group, metrics, snapshot, elapsed, moments in rows:
+                if moments is not None:
+                    # The resume state before the step's checkpoint: a kill between the two leaves
+                    # a step that the resumed group redoes (as in the single run).
+                    for index, member in enumerate(group.members):
+                        member_state = [{k: writer.fetch(v[index]) for k, v in tree.items()} for tree in moments]
+                        save_resume_state(folders[member], step, *member_state)
                 for index, (values, member) in enumerate(zip(metrics.tolist(), group.members)):
                     record = log_record(step, values, clock.seconds(elapsed))
                     logs[member].append(record)
@@ -290,6 +352,8 @@ def _train_ensemble(
                     if snapshot is not None and (crossed or step in schedule):
                         weights = {k: writer.fetch(v[index]) for k, v in snapshot.items()}  # this member only
                         save_checkpoint(folders[member], step, weights, configs[member])
+                if moments is not None and on_state_saved is not None and group is groups[-1]:
+                    on_state_saved(step)
             bar.set_postfix_str(
                 f"test accuracy >= 99%: {sum(a >= 0.99 for a in last_test)}/{len(configs)}", refresh=False
             )
@@ -298,26 +362,49 @@ def _train_ensemble(
 
     from tqdm import tqdm
 
-    bar = tqdm(total=first.steps, disable=not progress, unit="step", dynamic_ncols=True, desc=f"{len(configs)} members")
+    bar = tqdm(
+        total=first.steps,
+        initial=start_step,
+        disable=not progress,
+        unit="step",
+        dynamic_ncols=True,
+        desc=f"{len(configs)} members",
+    )
     try:
         with BackgroundWriter() as writer:
-            for step in range(first.steps + 1):
+            for step in range(start_step, first.steps + 1):
                 last = step == first.steps
                 is_log_step = step % first.log_every == 0 or last or step in schedule
+                # On log steps only (the log stays the in-process one); not at the start step (that
+                # state is on disk already) nor at the end (nothing is left to resume).
+                saves_state = bool(resume_every) and is_log_step and step % resume_every == 0
+                saves_state = saves_state and step != start_step and not last
                 for group, (logged, plain) in zip(groups, steps_of):
                     # Weights before this step's update, only where a checkpoint may be written
                     # (accuracy events can fire at any log step).
-                    keep = is_log_step and (save == "schedule" or step in schedule)
+                    keep = is_log_step and (save == "schedule" or step in schedule or saves_state)
                     snapshot = {k: v.detach().clone() for k, v in group.params.items()} if keep else None
+                    moments = None
+                    if saves_state:
+                        moments = (
+                            snapshot,
+                            *(
+                                {k: v.clone() for k, v in m.items()}
+                                for m in (group.state.exp_avg, group.state.exp_avg_sq)
+                            ),
+                        )
                     if last:
                         metrics = step_group(group, evaluate=True, update=False)
                     else:
                         metrics = (logged if is_log_step else plain)()
                     if is_log_step:
                         # Replays overwrite their outputs in place: keep a copy.
-                        pending.append((step, group, metrics.clone(), snapshot, clock.mark()))
+                        pending.append((step, group, metrics.clone(), snapshot, clock.mark(), moments))
                 if pending and (
-                    step in schedule or last or len(pending) * first.log_every >= flush_every * len(groups)
+                    step in schedule
+                    or last
+                    or saves_state
+                    or len(pending) * first.log_every >= flush_every * len(groups)
                 ):
                     flush()
                 if not last:

@@ -153,18 +153,18 @@ def test_the_ensemble_locks_its_sweep_and_member_folders(tmp_path, tiny_config, 
 
     out = tmp_path / "sweep"
     configs = [tiny_config.replace(steps=5, seed=seed) for seed in (0, 1)]
-    real = ensemble._train_ensemble
+    real = ensemble.train_members
     refused = []
 
-    def while_training(configs, out, *args):
+    def while_training(configs, folders, *args, **kwargs):
         # What a `grokviz.train --resume` of a member (or a second ensemble) meets meanwhile.
-        for folder in (out, *(out / ensemble.member_name(c) for c in configs)):
+        for folder in (out, *folders):
             with pytest.raises(GrokvizError, match=rf"another trainer is writing this folder \(pid {os.getpid()} "):
                 FolderLock(folder, create=False).acquire()
             refused.append(folder.name)
-        return real(configs, out, *args)
+        return real(configs, folders, *args, **kwargs)
 
-    monkeypatch.setattr(ensemble, "_train_ensemble", while_training)
+    monkeypatch.setattr(ensemble, "train_members", while_training)
     folders = train_ensemble(configs, out, progress=False)
     assert len(refused) == 3 and all(open_run(f).log().step.max() == 5 for f in folders)
     assert not list(out.rglob(LOCK_FILE))  # released

@@ -59,3 +59,27 @@ def test_sweeps_page_shows_the_grid_and_opens_a_member(runs_root: Path, monkeypa
     assert at.selectbox(key="run").value == target
     assert at.session_state["tab"] == "Training"
     assert at.header[0].value.startswith(Path(target).name)
+
+
+def test_sweeps_page_follows_a_sweep_being_trained(tmp_path: Path, monkeypatch, new_app, check) -> None:
+    # What `grokviz ensemble --ray` leaves while it trains: every member's run.json at once, then the
+    # logs as the groups go. Here one member is done, one half way, one not started.
+    from grokviz.training.distributed import prepare, train_group
+
+    base = Config(p=23, d_model=16, d_mlp=32, n_heads=2, d_head=8, steps=40, log_every=10, save_every=20)
+    configs = grid_configs(base, seeds=[0, 1, 2])
+    out = tmp_path / "live"
+    prepare(configs, out, None, 1, resume=False)
+    folders = [out / m.name for m in open_sweep(out).members]
+    train_group(configs[:1], folders[:1], save="ends", device="cpu", threads=1, use_graphs=False)
+    half = (folders[0] / "log.csv").read_text().splitlines(keepends=True)[:3]  # header, steps 0 and 10
+    (folders[1] / "log.csv").write_text("".join(half))
+    monkeypatch.setenv("GROKVIZ_RUNS", str(tmp_path))
+    at = check(new_app(timeout=60).run())
+    at.switch_page(SWEEPS_PAGE)
+    check(at.run())
+    captions = " ".join(c.value for c in at.caption)
+    assert "1 training" in captions and "1 waiting" in captions
+    assert "this page follows the sweep" in captions
+    table = at.dataframe[0].value
+    assert table.set_index("member")["outcome"][folders[2].name] == "waiting"

@@ -289,7 +289,15 @@ def waves_chart(
 
 # --- sweeps ----------------------------------------------------------------------------------
 
-OUTCOME_COLORS = {"never fit": "#bdbdbd", "memorised only": "#fdae6b", "grokked": "#31a354", "unreadable": "#ffffff"}
+OUTCOME_COLORS = {
+    "never fit": "#bdbdbd",
+    "memorised only": "#fdae6b",
+    "grokked": "#31a354",
+    "training": "#9ecae1",  # a sweep still being trained (storage.sweeps.LIVE_OUTCOMES)
+    "waiting": "#f0f0f0",
+    "unreadable": "#ffffff",
+}
+ALWAYS_SHOWN = ("never fit", "memorised only", "grokked")
 
 
 def sweep_grid(
@@ -306,7 +314,7 @@ def sweep_grid(
     """One cell per sweep member (columns x, y, outcome, label, member, test_accuracy; see
     ``views.sweep_grid``), coloured by outcome, with the grokking step written in the cell."""
     present = set(grid["outcome"])
-    domain = [o for o in OUTCOME_COLORS if o != "unreadable" or o in present]  # the three outcomes always
+    domain = [o for o in OUTCOME_COLORS if o in ALWAYS_SHOWN or o in present]  # the three outcomes always
     n_x = len(x_order) if x_order is not None else grid["x"].nunique()
     n_y = len(y_order) if y_order is not None else max(grid["y"].nunique(), 1)
     x = alt.X(

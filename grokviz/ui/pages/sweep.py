@@ -10,6 +10,7 @@ from grokviz.storage import sweeps
 from grokviz.ui import catalog, charts, loaders, navigation, sweep_views
 
 FIRST_TAB = "Training"  # where an opened member is shown
+LIVE_SECONDS = 4.0  # how often a sweep still being trained is checked for new log rows
 
 
 def open_member(key: str) -> None:
@@ -19,6 +20,18 @@ def open_member(key: str) -> None:
     st.session_state.pop("step", None)
     st.session_state["tab"] = FIRST_TAB
     st.session_state["_open_explorer"] = True
+
+
+def _follow(sweep: sweeps.Sweep, seen: tuple) -> None:
+    """A sweep still being trained: check its members' logs and rerun the page when one changes."""
+
+    @st.fragment(run_every=LIVE_SECONDS)
+    def watch_sweep() -> None:
+        if tuple(catalog.file_mtime(m.path / "log.csv") for m in sweep.members) != seen:
+            st.rerun()
+        st.caption(":green[●] training: this page follows the sweep as its members' logs land")
+
+    watch_sweep()
 
 
 def render() -> None:
@@ -65,9 +78,15 @@ def render() -> None:
         counts = table["outcome"].value_counts()
         st.caption(
             f"{len(table)} members: "
-            + ", ".join(f"{counts.get(o, 0)} {o}" for o in sweeps.OUTCOMES)
+            + ", ".join(
+                f"{counts.get(o, 0)} {o}"
+                for o in (*sweeps.OUTCOMES, *sweeps.LIVE_OUTCOMES)
+                if o in counts or o in sweeps.OUTCOMES
+            )
             + f". Numbers are the first logged step with test accuracy >= {sweeps.THRESHOLD:.0%}."
         )
+        if table["outcome"].isin(sweeps.LIVE_OUTCOMES).any():
+            _follow(sweep, logs_signature)
         st.altair_chart(
             charts.sweep_grid(
                 grid,
