@@ -1,4 +1,5 @@
-"""The app's pages, for ``st.navigation``: the run explorer, and views whose controls differ.
+"""The app's pages, for ``st.navigation``: the run explorer, and views whose controls differ (the
+Sweeps page; the Adder page, for 10-digit adder runs).
 
 Each page is a file of ``grokviz.ui`` that Streamlit runs as a script (its ``__main__`` block
 draws it), so ``AppTest.switch_page`` and ``st.switch_page`` can reach every page by its path.
@@ -14,14 +15,20 @@ import streamlit as st
 UI = Path(__file__).resolve().parent
 EXPLORE = UI / "explore.py"
 SWEEPS = UI / "pages" / "sweep.py"
+ADDER = UI / "pages" / "adder.py"
 
 
 def explore_page() -> st.Page:
     return st.Page(EXPLORE, title="Explore a run", icon=":material/ssid_chart:", default=True)
 
 
+def adder_page() -> st.Page:
+    return st.Page(ADDER, title="Adder", icon=":material/calculate:", url_path="adder")
+
+
 def pages() -> list[st.Page]:
     return [
         explore_page(),
         st.Page(SWEEPS, title="Sweeps", icon=":material/grid_view:", url_path="sweeps"),
+        adder_page(),
     ]
