@@ -15,17 +15,20 @@ from grokviz.core.digits_config import DigitsConfig
 from grokviz.storage.runs import DIGITS_LOG_COLUMNS, open_run, read_safetensors
 from grokviz.training.digits import clip_by_global_norm, evaluate, hyper_of, train_digits
 
+# Learns 2-digit addition (100% on 1,000 held-out pairs) in 1,000 steps, ~15 s on a busy 2-core CPU;
+# at 500 steps the carry into the tens digit is still ~75% right.
 TINY = DigitsConfig(
     curriculum="2",
-    d_model=24,
-    n_heads=2,
-    d_mlp=48,
+    d_model=32,
+    n_heads=4,
+    d_mlp=64,
     lr=0.01,
+    warmup_frac=0.02,
     batch_size=256,
-    steps=400,
+    steps=1000,
     val_size=64,
-    log_every=50,
-    save_every=200,
+    log_every=100,
+    save_every=500,
     save_log_points=4,
 )
 
@@ -43,7 +46,7 @@ def test_a_tiny_run_learns_two_digit_addition(tiny_run) -> None:
     before = evaluate(tiny_run.load(0), pairs)
     after = evaluate(tiny_run.load(TINY.steps), pairs)
     assert before[1] == 0.0
-    assert after[1] > 0.9, after
+    assert after[1] > 0.95, after
     # Greedy decoding agrees with the teacher-forced exact match.
     prompt = pairs.tokens[:, : digits_tasks.PROMPT_LEN]
     answer, _ = digits_model.greedy_decode(tiny_run.load(TINY.steps), prompt)
@@ -59,9 +62,9 @@ def test_the_run_folder_says_it_is_a_digits_run(tiny_run) -> None:
     assert isinstance(run.config, DigitsConfig) and run.config == TINY
     log = run.log()
     assert list(log.columns) == list(DIGITS_LOG_COLUMNS)
-    assert log["step"].tolist()[:3] == [0, 1, 2] and log["step"].iloc[-1] == TINY.steps
-    assert {0, 200, 400} <= set(run.steps())
-    _, metadata = read_safetensors(run.checkpoint_path(200))
+    assert log["step"].tolist()[:3] == [0, 1, 10] and log["step"].iloc[-1] == TINY.steps
+    assert {0, 500, 1000} <= set(run.steps())
+    _, metadata = read_safetensors(run.checkpoint_path(500))
     assert metadata["family"] == "digits"
     assert log["val_exact"].between(0, 1).all() and (log["train_loss"].iloc[-1] < log["train_loss"].iloc[0])
 
@@ -93,7 +96,7 @@ def test_the_update_is_torch_adamw_with_the_cosine_schedule() -> None:
     cfg = DigitsConfig(steps=40, curriculum="3:10,10", warmup_frac=0.25, weight_decay=0.5)
     hyper = hyper_of(cfg, torch.device("cpu"))
     ours = {k: v.clone().requires_grad_(True) for k, v in digits_model.init_params(cfg).items()}
-    theirs = {k: v.clone().requires_grad_(True) for k, v in ours.items()}
+    theirs = {k: v.detach().clone().requires_grad_(True) for k, v in ours.items()}
     from grokviz.training.digits import training_batch, update
     from grokviz.training.optim import AdamWState
 
