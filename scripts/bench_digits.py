@@ -15,15 +15,19 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from grokviz.core import digits_model
-from grokviz.core.digits_config import DigitsConfig
-from grokviz.training.digits import hyper_of, training_batch, update
-from grokviz.training.optim import AdamWState
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
+
+from grokviz.core import digits_model  # noqa: E402
+from grokviz.core.digits_config import DigitsConfig  # noqa: E402
+from grokviz.training.digits import hyper_of, training_batch, update  # noqa: E402
+from grokviz.training.optim import AdamWState  # noqa: E402
 
 
 class Reference(nn.Module):

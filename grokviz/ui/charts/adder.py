@@ -47,7 +47,7 @@ def digit_heatmap(frame: pd.DataFrame, step: int) -> alt.LayerChart:
             tooltip=["step:Q", "position:N", alt.Tooltip("accuracy:Q", format=".2%")],
         )
     )
-    return (cells + _rule(step)).properties(height=300)
+    return (cells + _rule(step)).properties(height=12 * 26)  # one readable row per answer digit
 
 
 def chain_bars(frame: pd.DataFrame) -> alt.Chart:
@@ -107,7 +107,11 @@ def probe_bars(frame: pd.DataFrame, title: str) -> alt.Chart:
             x=alt.X("digit:N", sort=POSITION_LABELS, title="carry into digit"),
             xOffset="what:N",
             y=alt.Y("value:Q", title="held-out accuracy", scale=alt.Scale(domain=[0, 1])),
-            color=alt.Color("what:N", scale=alt.Scale(range=[SERIES_PALETTE[2], "#bbbbbb"]), title=None),
+            color=alt.Color(
+                "what:N",
+                scale=alt.Scale(domain=["probe accuracy", "majority baseline"], range=[SERIES_PALETTE[2], "#bbbbbb"]),
+                title=None,
+            ),
             tooltip=["digit:N", "what:N", alt.Tooltip("value:Q", format=".2%")],
         )
         .properties(height=260)
@@ -126,5 +130,5 @@ def probe_heatmap(frame: pd.DataFrame, step: int) -> alt.Chart:
             color=alt.Color("accuracy:Q", scale=alt.Scale(scheme=HEATMAP_SCHEME, domain=[0.5, 1])),
             tooltip=["step:O", "digit:N", alt.Tooltip("accuracy:Q", format=".2%")],
         )
-        .properties(height=260)
+        .properties(height=10 * 26)
     )

@@ -102,7 +102,7 @@ def render() -> None:
     cols = st.columns(4)
     cols[0].metric("Exact match (verification set)", f"{scores.exact_match:.2%}")
     cols[1].metric("Loss per answer token", f"{scores.loss:.4f}")
-    cols[2].metric("Step", f"{step:,} of {cfg.steps:,}")
+    cols[2].metric("Step", f"{step:,}", help=f"of {cfg.steps:,} steps; checkpoints are dense early and around jumps")
     cols[3].metric("Curriculum at this step", f"1-{cfg.max_digits_at(min(step, cfg.steps - 1))} digits")
     st.caption(
         f"Verification set: {len(loaders.verification_pairs()):,} pairs (10,000 drawn with seed "
@@ -160,6 +160,7 @@ def _try(run, steps, step, params, scores) -> None:
     st.dataframe(
         adder_views.answer_table(result),
         hide_index=True,
+        height=35 * 13 + 3,  # all 12 positions, no scrolling
         column_config={"probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")},
     )
     read = digits_tasks.encode(torch.tensor([a]), torch.tensor([b]))[0].tolist()
