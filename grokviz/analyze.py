@@ -161,7 +161,8 @@ def _digits(path: Path, checkpoint, args) -> int:
     if modular_only:
         return fail(
             GrokvizError(
-                f"{path}: is a 10-digit adder run; {', '.join(modular_only)} apply to modular-arithmetic runs only"
+                f"{path}: is a 10-digit adder run; {' and '.join(modular_only)} "
+                f"{'is' if len(modular_only) == 1 else 'are'} for modular-arithmetic runs only"
             )
         )
     for problem in checkpoint.skipped:

@@ -52,7 +52,7 @@ def test_each_family_reads_back_as_itself(runs) -> None:
 def test_modular_readers_refuse_a_digits_run(runs, capsys) -> None:
     before = listing(runs["digits"])
     err = one_error(capsys, analyze.main([str(runs["digits"]), "--timeline"]))
-    assert "is a 10-digit adder run; --timeline apply to modular-arithmetic runs only" in err
+    assert "is a 10-digit adder run; --timeline is for modular-arithmetic runs only" in err
     err = one_error(capsys, train.main(["--out", str(runs["digits"]), "--resume", "--no-progress"]))
     assert "is a 10-digit adder run (open it on the Adder page); grokviz train --resume needs a modular" in err
     with pytest.raises(GrokvizError, match="progress measures"):
