@@ -2,14 +2,18 @@
 
 Layers, upstream to downstream (nothing reaches back upstream):
 
-    core/       config, tasks, model (TransformerLens names), errors
-    training/   optimiser, CUDA graphs, file writer, single run, ensemble
-    storage/    run and sweep folders, the timeline cache, "run or checkpoint + step"
-    analysis/   fourier, neurons, ablation, attention, progress measures, the analyze summary
-    interop/    one module per foreign format (the paper's code, TransformerLens)
-    ui/         the Streamlit app: loaders, sidebar, one module per tab, charts, views
+    core/       config, tasks, model (TransformerLens names), errors; digits_config,
+                digits_tasks, digits_model: the 10-digit adder (docs/adder.md)
+    training/   optimiser, CUDA graphs, file writer, single run, ensemble, digits (the adder)
+    storage/    run and sweep folders (two families: modular, digits), the timeline cache,
+                "run or checkpoint + step"
+    analysis/   fourier, neurons, ablation, attention, progress measures, the analyze summary;
+                digits, digits_summary (the adder)
+    interop/    one module per foreign format (the paper's code, TransformerLens, digits_tl)
+    ui/         the Streamlit app: loaders, sidebar, one module per tab, charts, views; the
+                Adder page (pages/adder.py, adder_views, charts/adder)
 
-The commands are ``grokviz.train``, ``grokviz.ensemble``, ``grokviz.analyze``, ``grokviz.convert``
+The commands are ``grokviz.train``, ``grokviz.train_digits``, ``grokviz.ensemble``, ``grokviz.analyze``, ``grokviz.convert``
 (each ``python -m``-able), routed by ``grokviz.cli`` as the ``grokviz`` console script.
 """
 

@@ -1,7 +1,8 @@
 """``grokviz analyze PATH`` / ``python -m grokviz.analyze PATH [--step N] [--json] [--timeline]``: one checkpoint, summarised.
 
 PATH is a run folder (default: its last checkpoint; ``--step N`` picks another) or a single
-checkpoint file. ``--json`` prints one JSON object (the contract in docs/cli.md:
+checkpoint file. A 10-digit adder run gets its own summary (``grokviz.analysis.digits_summary``:
+exact match on the verification set, per-position accuracy, parameter count). ``--json`` prints one JSON object (the contract in docs/cli.md:
 step, p, task, train/test loss and accuracy, key_frequencies, neuron_frequency_counts,
 fraction_neurons_clustered, excluded_loss, restricted_loss, and a few more); without it, a short
 human-readable summary. ``--timeline`` also computes the progress measures of every checkpoint
@@ -26,6 +27,7 @@ from grokviz.core.config import check_analysable
 from grokviz.errors import GrokvizError
 from grokviz.flags import Parser, fail, fraction, threads
 from grokviz.flags import step as step_number
+from grokviz.storage.runs import DIGITS, family_of
 from grokviz.storage.target import open_checkpoint
 
 
@@ -135,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         checkpoint = open_checkpoint(path, args.step)
         cfg, step, params, run = checkpoint.config, checkpoint.step, checkpoint.params, checkpoint.run
+        if family_of(cfg) == DIGITS:
+            return _digits(path, checkpoint, args)
         # Every option is checked before anything is printed or cached beside the run.
         check_analysable(cfg, str(path))
         key_freqs = _parse_key_freqs(args.key_freqs, cfg.p)
@@ -151,6 +155,31 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_clean(out)))
     else:
         print(_human(path, out))
+    return 0
+
+
+def _digits(path: Path, checkpoint, args) -> int:
+    """A digits (10-digit adder) checkpoint: its own summary; the modular-only options are refused."""
+    from grokviz.analysis.digits_summary import human, summarise_digits
+
+    modular_only = [flag for flag, given in (("--timeline", args.timeline), ("--key-freqs", args.key_freqs)) if given]
+    if modular_only:
+        return fail(
+            GrokvizError(
+                f"{path}: is a 10-digit adder run; {' and '.join(modular_only)} "
+                f"{'is' if len(modular_only) == 1 else 'are'} for modular-arithmetic runs only"
+            )
+        )
+    for problem in checkpoint.skipped:
+        print(f"warning: {problem}", file=sys.stderr)
+    log_row = None
+    if checkpoint.run is not None:
+        log = checkpoint.run.log()
+        earlier = log[log["step"] <= checkpoint.step]
+        if len(earlier):
+            log_row = {k: (int(v) if k == "step" else float(v)) for k, v in earlier.iloc[-1].items()}
+    out = summarise_digits(checkpoint.config, checkpoint.step, checkpoint.params, log_row)
+    print(json.dumps(_clean(out)) if args.json else human(str(path), out))
     return 0
 
 

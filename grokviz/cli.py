@@ -1,6 +1,7 @@
 """The ``grokviz`` command: one console script that routes to each subcommand's own module.
 
     grokviz train ...      grokviz.train     (same as python -m grokviz.train ...)
+    grokviz train-digits   grokviz.train_digits (the 10-digit adder)
     grokviz ensemble ...   grokviz.ensemble
     grokviz analyze ...    grokviz.analyze
     grokviz convert ...    grokviz.convert
@@ -20,6 +21,7 @@ from grokviz import __version__
 
 COMMANDS = {
     "train": ("grokviz.train", "train one model and write a run folder (checkpoints and log)"),
+    "train-digits": ("grokviz.train_digits", "train the 10-digit adder (the 777-parameter recipe) into a run folder"),
     "ensemble": ("grokviz.ensemble", "train many models at once (seeds x weight decay x ...) into a sweep folder"),
     "analyze": ("grokviz.analyze", "summarise a checkpoint: losses, key frequencies, neurons, progress measures"),
     "convert": ("grokviz.convert", "import other people's models; export ours to TransformerLens"),

@@ -102,13 +102,19 @@ def export_tl(source: Path, step: int | None, out: Path) -> tuple[Path, Path, in
         raise GrokvizError(f"{out}: is a folder; --out names the .safetensors file to write")
     checkpoint = open_checkpoint(source, step)
     cfg, step, params = checkpoint.config, checkpoint.step, checkpoint.params
-    tl_config, state_dict = to_transformer_lens(params, cfg)
+    if runs.family_of(cfg) == runs.DIGITS:  # the 10-digit adder: LayerNorms, GELU, W_U = W_E^T
+        from grokviz.interop import digits_tl
+
+        tl_config, state_dict = digits_tl.to_transformer_lens(params, cfg)
+    else:
+        tl_config, state_dict = to_transformer_lens(params, cfg)
     config_path = out.with_suffix(".json")
     out.parent.mkdir(parents=True, exist_ok=True)
     metadata = {
         "format": "grokviz.transformer-lens/1",
         "step": str(step),
         "grokviz_config": cfg.to_json(),
+        "grokviz_family": runs.family_of(cfg),
         "hooked_transformer_config": json.dumps(tl_config),
     }
     tensors = {k: v.contiguous() for k, v in state_dict.items()}

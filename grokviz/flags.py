@@ -170,13 +170,14 @@ def add_runtime_flags(parser: argparse.ArgumentParser) -> None:
 FLAG_TYPES = {"int": integer, "int | None": integer, "float": number, "float | None": number, "str": str}
 
 
-def add_config_flags(parser: argparse.ArgumentParser, skip: frozenset[str] = frozenset()) -> None:
-    """One ``--flag`` per Config field (defaults and help from the dataclass), except ``skip``.
+def add_config_flags(parser: argparse.ArgumentParser, skip: frozenset[str] = frozenset(), config_class=Config) -> None:
+    """One ``--flag`` per field of ``config_class`` (defaults and help from the dataclass), except ``skip``.
 
-    Shared with ``grokviz.ensemble``, which replaces the per-member fields by list flags.
+    Shared with ``grokviz.ensemble``, which replaces the per-member fields by list flags, and with
+    ``grokviz.train_digits`` (``DigitsConfig``).
     """
     group = parser.add_argument_group("run config (stored in the run folder)")
-    for f in fields(Config):
+    for f in fields(config_class):
         if f.name in skip:
             continue
         default = f.default if f.default is not MISSING else None

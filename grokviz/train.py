@@ -10,7 +10,7 @@ from dataclasses import fields
 from grokviz.core.config import Config
 from grokviz.errors import GrokvizError
 from grokviz.flags import Parser, add_config_flags, add_runtime_flags, fail, given_flags
-from grokviz.storage.runs import open_run
+from grokviz.storage.runs import MODULAR, open_run, require_family
 from grokviz.training.single import train
 
 __all__ = ["build_parser", "main", "train"]
@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
             # The run's stored config is authoritative: a config flag that contradicts it is refused,
             # never silently ignored, except --steps, which extends the run (the trainer checks that
             # it can be extended exactly).
-            cfg = open_run(args.out).config
+            run = open_run(args.out)
+            require_family(run.config, MODULAR, args.out, "grokviz train --resume")
+            cfg = run.config
             clashes = [
                 f"--{name.replace('_', '-')}={getattr(args, name)!r} (the run has {getattr(cfg, name)!r})"
                 for name in given_flags(argv, [f.name for f in fields(Config) if f.name != "steps"])

@@ -24,8 +24,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from grokviz import analyze, convert, ensemble, train
+from grokviz import analyze, convert, ensemble, train, train_digits
 from grokviz.core.config import Config, ConfigError
+from grokviz.core.digits_config import DigitsConfig
 from grokviz.core.tasks import TASKS
 from grokviz.storage.runs import open_run
 
@@ -258,3 +259,62 @@ def test_convert_refuses_every_bad_option(data, small_run: Path, workdir: Path) 
     code, err = run(convert.main, argv)
     assert_refused(code, err, flag)
     assert listing(workdir) == before and not out.exists()
+
+
+# --- grokviz train-digits (the 10-digit adder): its own config, the same refusals ------------------
+
+DIGITS_FIELDS = {f.name: str(f.type) for f in fields(DigitsConfig)}
+
+
+def refused_by_digits_config(name: str, value) -> bool:
+    try:
+        DigitsConfig(**{name: value})
+    except ConfigError:
+        return True
+    return False
+
+
+def bad_digits_value(name: str) -> st.SearchStrategy[str]:
+    kind = DIGITS_FIELDS[name]
+    if kind in ("int", "int | None"):
+        out_of_range = st.integers(-(10**20), 10**20).filter(lambda v: refused_by_digits_config(name, v)).map(str)
+        return st.one_of(not_an_integer(), out_of_range)
+    if kind == "float":
+        out_of_range = st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=False).filter(
+            lambda v: refused_by_digits_config(name, v)
+        )
+        return st.one_of(not_a_number(), out_of_range.map(repr))
+    return st.text(max_size=12).filter(lambda v: refused_by_digits_config(name, v))
+
+
+def digits_option_strategies() -> dict[str, st.SearchStrategy[str]]:
+    table = {}
+    for action in train_digits.build_parser()._actions:
+        if not action.option_strings or action.nargs == 0 or "--help" in action.option_strings:
+            continue
+        flag = action.option_strings[-1]
+        if flag == "--out":
+            continue
+        if action.dest in DIGITS_FIELDS:
+            table[flag] = bad_digits_value(action.dest)
+        elif action.choices is not None:
+            table[flag] = bad_choice(action.choices)
+        elif flag == "--threads":
+            table[flag] = bad_threads()
+        else:
+            raise AssertionError(f"grokviz train-digits: no bad values drawn for {flag}; add them to this test")
+    return table
+
+
+TRAIN_DIGITS = digits_option_strategies()
+
+
+@SETTINGS
+@given(data=st.data())
+def test_train_digits_refuses_every_bad_option(data, workdir: Path) -> None:
+    flag = data.draw(st.sampled_from(sorted(TRAIN_DIGITS)), label="flag")
+    value = data.draw(TRAIN_DIGITS[flag], label="value")
+    out = workdir / "train-digits-out"
+    code, err = run(train_digits.main, ["--out", str(out), f"{flag}={value}", "--no-progress"])
+    assert_refused(code, err, flag)
+    assert not out.exists()

@@ -263,6 +263,11 @@ def import_transformer_lens(path: str | Path, config_path: str | Path | None = N
             tl_config = None
     if config_path is not None:
         tl_config = read_json(Path(config_path))
+    if grokviz_meta.get("grokviz_family", "modular") != "modular":
+        raise GrokvizError(
+            f"{source}: is a TransformerLens export of a 10-digit adder run; this importer reads "
+            "modular-arithmetic models only (open the adder's own run folder instead)"
+        )
     cfg, final_params, tl_notes = transformer_lens_to_params(state_dict, tl_config, source)
     notes += tl_notes
     if grokviz_meta:

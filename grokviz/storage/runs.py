@@ -2,8 +2,10 @@
 
 A run is one folder::
 
-    run.json                  {"format": "grokviz.run/1", "config": {...}, "source": ...}
-    log.csv                   training log, one row per log step, floats in full precision (repr)
+    run.json                  {"format": "grokviz.run/1", "config": {...}, "source": ...,
+                               "family": "digits"}  (no "family": a modular-arithmetic run)
+    log.csv                   training log, one row per log step, floats in full precision (repr);
+                              its columns are the family's (LOG_COLUMNS or DIGITS_LOG_COLUMNS)
     step_000100.safetensors   weights after 100 updates; TransformerLens names; metadata holds
                               "format", "step" and "config" (JSON) as strings
     resume.safetensors        fp32 weights + AdamW moments of the latest resumable step
@@ -12,10 +14,16 @@ Writers: every file is written to a temporary name and renamed into place, so a 
 or a concurrent reader never sees half a checkpoint. The log is append-only with one complete
 line per ``write``; readers ignore a last line without its newline (a write in flight).
 Readers never unpickle anything.
+
+Families: a run holds either the modular-arithmetic model (``grokviz.core.config.Config``) or
+the 10-digit adder (``grokviz.core.digits_config.DigitsConfig``); run.json and every checkpoint's
+metadata say which, and a reader that needs one family refuses the other in words
+(:func:`require_family`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -30,7 +38,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from grokviz.core import digits_model
 from grokviz.core.config import Config
+from grokviz.core.digits_config import DigitsConfig
 from grokviz.core.model import Params, param_shapes
 from grokviz.errors import GrokvizError
 from grokviz.storage.lock import LOCK_FILE
@@ -46,10 +56,45 @@ SWEEP_FILE = "sweep.json"
 SWEEP_FORMAT = "grokviz.sweep/1"
 CHECKPOINT_RE = re.compile(r"^step_(\d+)\.safetensors$")
 LOG_COLUMNS = ("step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")
+# A digits run's log: the curriculum's digits and the lr of the step, the training batch's loss and
+# exact match, and the validation set's loss, exact match and accuracy at each of the 12 answer positions.
+DIGITS_LOG_COLUMNS = (
+    "step",
+    "max_digits",
+    "lr",
+    "train_loss",
+    "train_exact",
+    "val_loss",
+    "val_exact",
+    *(f"val_acc_{k}" for k in range(12)),
+    "elapsed_s",
+)
+MODULAR, DIGITS = "modular", "digits"
+# family -> (config class, log columns, words for messages)
+FAMILIES = {
+    MODULAR: (Config, LOG_COLUMNS, "a modular-arithmetic run (open it in the run explorer)"),
+    DIGITS: (DigitsConfig, DIGITS_LOG_COLUMNS, "a 10-digit adder run (open it on the Adder page)"),
+}
+AnyConfig = Config | DigitsConfig
 # The process umask, read once (reading it means setting it, which is not thread-safe to repeat).
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def family_of(cfg: AnyConfig) -> str:
+    return getattr(cfg, "family", MODULAR)
+
+
+def require_family(cfg: AnyConfig, family: str, source: str, what: str = "this view") -> None:
+    """Refuse a run of the other family, in words naming it, what it is and where it opens."""
+    found = family_of(cfg)
+    if found != family:
+        raise GrokvizError(f"{source}: is {FAMILIES[found][2]}; {what} needs {FAMILIES[family][2].split(' (')[0]}")
+
+
+def _config_from_json(text: str, family: str, source: str) -> AnyConfig:
+    return FAMILIES[family][0].from_json(text, source=source)
 
 
 # --- writing --------------------------------------------------------------------------------
@@ -77,16 +122,21 @@ def checkpoint_name(step: int) -> str:
     return f"step_{step:06d}.safetensors"
 
 
-def write_run_file(run_dir: Path, cfg: Config, source: str = "grokviz.train") -> None:
+def write_run_file(run_dir: Path, cfg: AnyConfig, source: str = "grokviz.train") -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    body = json.dumps({"format": RUN_FORMAT, "config": cfg.to_dict(), "source": source}, indent=2)
+    body = {"format": RUN_FORMAT, "config": cfg.to_dict(), "source": source}
+    if family_of(cfg) != MODULAR:  # absent = modular, so every older run still reads as one
+        body["family"] = family_of(cfg)
+    body = json.dumps(body, indent=2)
     atomic_write(run_dir / RUN_FILE, lambda tmp: Path(tmp).write_text(body + "\n"))
 
 
-def save_checkpoint(run_dir: Path, step: int, params: Params, cfg: Config) -> Path:
+def save_checkpoint(run_dir: Path, step: int, params: Params, cfg: AnyConfig) -> Path:
     dtype = DTYPES[cfg.save_dtype]
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in params.items()}
     metadata = {"format": CHECKPOINT_FORMAT, "step": str(step), "config": cfg.to_json()}
+    if family_of(cfg) != MODULAR:
+        metadata["family"] = family_of(cfg)
     path = Path(run_dir) / checkpoint_name(step)
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
     return path
@@ -125,30 +175,31 @@ def load_resume_state(run_dir: Path) -> tuple[int, Params, Params, Params, dict[
 class LogWriter:
     """Appends training-log rows; each row is one ``write`` of one complete line."""
 
-    def __init__(self, run_dir: Path, keep_below_step: int | None = None):
+    def __init__(self, run_dir: Path, keep_below_step: int | None = None, columns: tuple[str, ...] = LOG_COLUMNS):
         self.path = Path(run_dir) / LOG_FILE
+        self.columns = columns
         kept = []
         if keep_below_step is not None and self.path.exists():
             # Resuming: keep the rows before the resumed step; the loop writes the rest again.
-            kept = [r for r in _read_log_rows(self.path)[0] if r["step"] < keep_below_step]
-        atomic_write(self.path, lambda tmp: Path(tmp).write_text(_format_rows(kept)))
+            kept = [r for r in _read_log_rows(self.path, columns)[0] if r["step"] < keep_below_step]
+        atomic_write(self.path, lambda tmp: Path(tmp).write_text(_format_rows(kept, columns=columns)))
         self._file = open(self.path, "a", buffering=1, encoding="utf-8")
 
     def append(self, row: dict[str, float]) -> None:
-        self._file.write(_format_rows([row], header=False))
+        self._file.write(_format_rows([row], header=False, columns=self.columns))
 
     def close(self) -> None:
         self._file.close()
 
 
-def _format_rows(rows: list[dict[str, float]], header: bool = True) -> str:
-    lines = [",".join(LOG_COLUMNS)] if header else []
+def _format_rows(rows: list[dict[str, float]], header: bool = True, columns: tuple[str, ...] = LOG_COLUMNS) -> str:
+    lines = [",".join(columns)] if header else []
     for row in rows:
-        lines.append(",".join(str(int(row["step"])) if c == "step" else repr(float(row[c])) for c in LOG_COLUMNS))
+        lines.append(",".join(str(int(row["step"])) if c == "step" else repr(float(row[c])) for c in columns))
     return "".join(line + "\n" for line in lines)
 
 
-def _read_log_rows(path: Path) -> tuple[list[dict[str, float]], list[str]]:
+def _read_log_rows(path: Path, columns: tuple[str, ...] = LOG_COLUMNS) -> tuple[list[dict[str, float]], list[str]]:
     """Rows of a training log, ascending by step, and one message per row that was skipped.
 
     A last line without its newline is a write in flight and is ignored silently. Malformed rows
@@ -161,16 +212,16 @@ def _read_log_rows(path: Path) -> tuple[list[dict[str, float]], list[str]]:
     if not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
     lines = text.splitlines()
-    if not lines or lines[0].split(",") != list(LOG_COLUMNS):
-        raise GrokvizError(f"{path}: not a grokviz training log (expected the header {','.join(LOG_COLUMNS)})")
+    if not lines or lines[0].split(",") != list(columns):
+        raise GrokvizError(f"{path}: not a grokviz training log (expected the header {','.join(columns)})")
     by_step: dict[int, dict[str, float]] = {}
     problems = []
     for number, line in enumerate(lines[1:], start=2):
         values = line.split(",")
         try:
-            if len(values) != len(LOG_COLUMNS):
-                raise ValueError(f"{len(values)} fields, expected {len(LOG_COLUMNS)}")
-            row = {c: float(v) for c, v in zip(LOG_COLUMNS, values)}
+            if len(values) != len(columns):
+                raise ValueError(f"{len(values)} fields, expected {len(columns)}")
+            row = {c: float(v) for c, v in zip(columns, values)}
             if not (row["step"] >= 0 and row["step"].is_integer()):
                 raise ValueError(f"step {values[0]!r} is not a non-negative integer")
         except ValueError as exc:
@@ -205,9 +256,9 @@ def _parse_step(metadata: dict[str, str], path: Path) -> int:
         raise GrokvizError(f"{path}: metadata has no integer 'step'") from None
 
 
-def validate_params(params: Params, cfg: Config, source: str) -> Params:
-    """Names, shapes and finiteness against the config; returns fp32 tensors."""
-    expected = param_shapes(cfg)
+def validate_params(params: Params, cfg: AnyConfig, source: str) -> Params:
+    """Names, shapes and finiteness against the config (of either family); returns fp32 tensors."""
+    expected = digits_model.param_shapes(cfg) if family_of(cfg) == DIGITS else param_shapes(cfg)
     missing = sorted(set(expected) - set(params))
     unexpected = sorted(set(params) - set(expected))
     if missing or unexpected:
@@ -227,20 +278,27 @@ def validate_params(params: Params, cfg: Config, source: str) -> Params:
     return out
 
 
-def load_checkpoint_file(path: Path) -> tuple[Config, int, Params]:
-    """One checkpoint file on its own: (config, step, fp32 params), validated."""
+def _metadata_family(metadata: dict[str, str], path: Path) -> str:
+    family = metadata.get("family", MODULAR)
+    if family not in FAMILIES:
+        raise GrokvizError(f"{path}: unknown model family {family!r}; grokviz knows {sorted(FAMILIES)}")
+    return family
+
+
+def load_checkpoint_file(path: Path) -> tuple[AnyConfig, int, Params]:
+    """One checkpoint file on its own: (config of its family, step, fp32 params), validated."""
     path = Path(path)
     tensors, metadata = read_safetensors(path)
     if "config" not in metadata:
         raise GrokvizError(f"{path}: metadata has no 'config'; is this a grokviz checkpoint?")
-    cfg = Config.from_json(metadata["config"], source=str(path))
+    cfg = _config_from_json(metadata["config"], _metadata_family(metadata, path), str(path))
     return cfg, _parse_step(metadata, path), validate_params(tensors, cfg, str(path))
 
 
 # (absolute path, mtime_ns, size, run config) of a checkpoint file -> (step, None) or (None, problem).
 # Every file is fully checked once per process however many Run objects look at it; a file that
 # is rewritten gets a new mtime or size, and a run whose config changed a new key, and is checked again.
-_VERDICTS: dict[tuple[str, int, int, Config], tuple[int | None, str | None]] = {}
+_VERDICTS: dict[tuple[str, int, int, AnyConfig], tuple[int | None, str | None]] = {}
 
 
 @dataclass
@@ -252,7 +310,7 @@ class Run:
     """
 
     path: Path
-    config: Config
+    config: AnyConfig
     source: str = "grokviz.train"
     _files: dict[int, str] = field(default_factory=dict, repr=False)  # step -> file name
     _file_problems: list[str] = field(default_factory=list, repr=False)
@@ -261,6 +319,10 @@ class Run:
     @property
     def name(self) -> str:
         return self.path.name
+
+    @property
+    def family(self) -> str:
+        return family_of(self.config)
 
     @property
     def problems(self) -> list[str]:
@@ -317,9 +379,16 @@ class Run:
         if stored_step != step:
             raise GrokvizError(f"{path}: the file name says step {step} but its metadata says {stored_step}")
         if "config" in metadata:
+            family = _metadata_family(metadata, path)
+            if family != self.family:
+                raise GrokvizError(
+                    f"{path}: is a checkpoint of {FAMILIES[family][2].split(' (')[0]}, "
+                    f"but {RUN_FILE} says this folder is {FAMILIES[self.family][2].split(' (')[0]}"
+                )
+            other = _config_from_json(metadata["config"], family, str(path))
             # A run extended with --resume --steps N keeps the checkpoints written before, whose
             # config has the old steps: steps says how long a run goes, not which run it is.
-            other = Config.from_json(metadata["config"], str(path)).replace(steps=self.config.steps)
+            other = dataclasses.replace(other, steps=self.config.steps)
             if other != self.config:
                 differences = ", ".join(
                     f"{k}={v!r} (run: {getattr(self.config, k)!r})"
@@ -349,10 +418,11 @@ class Run:
         """
         path = self.path / LOG_FILE
         self._log_problems = []
+        columns = FAMILIES[self.family][1]
         if not path.is_file():
-            return pd.DataFrame({c: pd.Series(dtype="int64" if c == "step" else "float64") for c in LOG_COLUMNS})
-        rows, self._log_problems = _read_log_rows(path)
-        frame = pd.DataFrame(rows, columns=list(LOG_COLUMNS))
+            return pd.DataFrame({c: pd.Series(dtype="int64" if c == "step" else "float64") for c in columns})
+        rows, self._log_problems = _read_log_rows(path, columns)
+        frame = pd.DataFrame(rows, columns=list(columns))
         return frame.astype({"step": "int64"})
 
 
@@ -391,7 +461,10 @@ def open_run(path: str | os.PathLike) -> Run:
     if not run_file.is_file():
         raise GrokvizError(f"{path}: no {RUN_FILE}; this is not a grokviz run folder")
     body = read_format_json(run_file, RUN_FORMAT)
-    cfg = Config.from_dict(body.get("config"), source=str(run_file))
+    family = body.get("family", MODULAR)
+    if family not in FAMILIES:
+        raise GrokvizError(f"{run_file}: unknown model family {family!r}; grokviz knows {sorted(FAMILIES)}")
+    cfg = FAMILIES[family][0].from_dict(body.get("config"), source=str(run_file))
     return Run(path=path, config=cfg, source=str(body.get("source", "unknown")))
 
 

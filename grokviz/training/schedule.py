@@ -25,7 +25,7 @@ CUDA_FLUSH_EVERY = 500
 Fired = set[tuple[str, float]]
 
 
-def checkpoint_schedule(cfg: Config) -> set[int]:
+def checkpoint_schedule(cfg: Config) -> set[int]:  # or a DigitsConfig: the same fields
     """Steps saved whatever happens: 0, the end, every ``save_every`` and log-spaced early ones."""
     log_spaced = {
         min(cfg.steps, max(1, round(math.exp(i * math.log(cfg.steps) / max(cfg.save_log_points - 1, 1)))))
@@ -35,10 +35,11 @@ def checkpoint_schedule(cfg: Config) -> set[int]:
     return {0, cfg.steps} | regular | log_spaced
 
 
-def new_events(record: dict, fired: Fired) -> bool:
-    """Whether the log row ``record`` crosses an accuracy level for the first time (``fired`` is updated)."""
+def new_events(record: dict, fired: Fired, events: dict[str, tuple[float, ...]] = ACCURACY_EVENTS) -> bool:
+    """Whether the log row ``record`` crosses an accuracy level of ``events`` (metric -> levels) for
+    the first time (``fired`` is updated)."""
     crossed = False
-    for metric, levels in ACCURACY_EVENTS.items():
+    for metric, levels in events.items():
         for level in levels:
             if (metric, level) not in fired and record[metric] >= level:
                 fired.add((metric, level))
@@ -46,9 +47,9 @@ def new_events(record: dict, fired: Fired) -> bool:
     return crossed
 
 
-def events_already_fired(run: Run) -> Fired:
+def events_already_fired(run: Run, events: dict[str, tuple[float, ...]] = ACCURACY_EVENTS) -> Fired:
     """The accuracy events a run's log has already crossed (a resumed run must not fire them again)."""
     fired: Fired = set()
     for record in run.log().to_dict("records"):
-        new_events(record, fired)
+        new_events(record, fired, events)
     return fired

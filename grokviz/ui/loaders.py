@@ -129,3 +129,32 @@ def remembered(kind: str, key: tuple, compute, label: str):
             store.pop(stale, None)
         store[full_key] = value
     return store[full_key]
+
+
+# --- the Adder page (digits runs) ------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner=False)
+def verification_pairs(subset: int | None = None):
+    """The verification set (``subset``: its first that many pairs, for over-the-run views)."""
+    from grokviz.core import digits_tasks
+
+    pairs = digits_tasks.verification_set()
+    if subset is None:
+        return pairs
+    return digits_tasks.PairSet(f"verification[:{subset}]", pairs.a[:subset], pairs.b[:subset])
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def digits_scores(run_path: str, step: int, mtime: float, ablation=None, subset: int | None = None):
+    """Scores of one checkpoint on the verification set, optionally ablated (``ablation`` is hashable)."""
+    from grokviz.analysis import digits
+
+    return digits.score(load_params(run_path, step, mtime), verification_pairs(subset), ablation)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def digits_probe(run_path: str, step: int, mtime: float, site: str, subset: int = 4000):
+    from grokviz.analysis import digits
+
+    return digits.carry_probe(load_params(run_path, step, mtime), verification_pairs(subset), site)

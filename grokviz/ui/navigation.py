@@ -1,5 +1,5 @@
 """The app's pages, for ``st.navigation``: the run explorer, and views whose controls differ
-(the Sweeps page, the Compare page).
+(the Sweeps page, the Compare page; the Adder page, for 10-digit adder runs).
 
 Each page is a file of ``grokviz.ui`` that Streamlit runs as a script (its ``__main__`` block
 draws it), so ``AppTest.switch_page`` and ``st.switch_page`` can reach every page by its path.
@@ -16,10 +16,15 @@ UI = Path(__file__).resolve().parent
 EXPLORE = UI / "explore.py"
 SWEEPS = UI / "pages" / "sweep.py"
 COMPARE = UI / "pages" / "compare.py"
+ADDER = UI / "pages" / "adder.py"
 
 
 def explore_page() -> st.Page:
     return st.Page(EXPLORE, title="Explore a run", icon=":material/ssid_chart:", default=True)
+
+
+def adder_page() -> st.Page:
+    return st.Page(ADDER, title="Adder", icon=":material/calculate:", url_path="adder")
 
 
 def pages() -> list[st.Page]:
@@ -27,4 +32,5 @@ def pages() -> list[st.Page]:
         explore_page(),
         st.Page(SWEEPS, title="Sweeps", icon=":material/grid_view:", url_path="sweeps"),
         st.Page(COMPARE, title="Compare runs", icon=":material/compare_arrows:", url_path="compare"),
+        adder_page(),
     ]

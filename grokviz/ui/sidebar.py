@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from grokviz.storage.runs import Run
-from grokviz.ui import catalog, views
+from grokviz.storage.runs import MODULAR, Run
+from grokviz.ui import catalog, navigation, views
 from grokviz.ui.widgets import clamp_state
 
 DEFAULT_RUN = "add-p113"
@@ -77,6 +77,15 @@ def render() -> Choice | None:
         if picked is None:
             return None
         choices, run = picked
+        if run.family != MODULAR:
+            # The explorer's tabs are about modular arithmetic: say where this run opens instead.
+            main_area.error(
+                f"{run.path}: is a 10-digit adder run; the run explorer's tabs apply to modular-arithmetic "
+                "runs only. Open it on the Adder page.",
+                icon=":material/error:",
+            )
+            main_area.page_link(navigation.adder_page(), label="Open the Adder page", icon=":material/calculate:")
+            return None
         cfg = run.config
         with st.expander("Config", icon=":material/settings:"):
             st.dataframe(views.config_table(cfg), hide_index=True, width="stretch")

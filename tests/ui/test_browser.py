@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-SHOTS = Path(__file__).resolve().parents[2] / "screenshots"
+REPO = Path(__file__).resolve().parents[2]
+SHOTS = REPO / "screenshots"
 
 pytestmark = pytest.mark.browser
 
@@ -50,4 +51,35 @@ def test_open_move_step_and_screenshot(server: str, browser) -> None:
     assert second != first
     # The step is part of the URL, so the view can be shared.
     assert "step=" in page.url, page.url
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_adder_page_in_a_browser(server: str, browser) -> None:
+    """The Adder page answers 5 + 7 digit by digit, draws the attention, and follows the step slider."""
+    if not (REPO / "checkpoints" / "adder-777" / "run.json").is_file():
+        pytest.skip("checkpoints/adder-777 is not in this checkout")
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.goto(f"{server}/adder?adder_tab=Try%20a%20%2B%20b&adder_a=5&adder_b=7", wait_until="domcontentloaded")
+    page.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=60_000)
+    page.wait_for_timeout(1500)
+    assert page.get_by_text("5 + 7 = 12: right").count() == 1
+    first = _step_metric(page)
+    page.screenshot(path=str(SHOTS / "browser-adder-1-answer.png"))
+    slider = page.locator('[data-testid="stSidebar"] [data-testid="stSlider"] input[type="range"]').first
+    slider.focus()
+    for _ in range(40):
+        slider.press("ArrowLeft")
+    page.wait_for_function(
+        """(before) => {
+            const m = [...document.querySelectorAll('[data-testid="stMetric"]')]
+                .find(e => e.innerText.includes('Step'));
+            const v = m && m.querySelector('[data-testid="stMetricValue"]');
+            return v && v.innerText.trim() !== before;
+        }""",
+        arg=first,
+        timeout=30_000,
+    )
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(SHOTS / "browser-adder-2-step-moved.png"))
+    assert _step_metric(page) != first and "adder_step=" in page.url
     assert page.locator('[data-testid="stException"]').count() == 0

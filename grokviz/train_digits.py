@@ -1,0 +1,69 @@
+"""``grokviz train-digits`` / ``python -m grokviz.train_digits --out checkpoints/NAME``: the 10-digit
+adder's trainer (seed 001's 777-parameter recipe by default). The loop is ``grokviz.training.digits``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+
+from grokviz.core.digits_config import DigitsConfig
+from grokviz.errors import GrokvizError
+from grokviz.flags import Parser, add_config_flags, fail, given_flags, threads
+from grokviz.storage.runs import open_run, require_family
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="grokviz train-digits",
+        description="Train the 10-digit addition transformer (default: the 777-parameter recipe) into a run folder.",
+    )
+    parser.add_argument("--out", required=True, help="run folder to create (or continue with --resume)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"), help="auto = cuda when present")
+    parser.add_argument("--threads", type=threads, default=None, help="CPU threads, at least 1 (None: torch's)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_flags(parser, config_class=DigitsConfig)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    try:
+        if args.resume:
+            run = open_run(args.out)
+            require_family(run.config, "digits", args.out, "grokviz train-digits --resume")
+            cfg = run.config
+            clashes = [
+                f"--{name.replace('_', '-')}={getattr(args, name)!r} (the run has {getattr(cfg, name)!r})"
+                for name in given_flags(argv, [f.name for f in fields(DigitsConfig)])
+                if getattr(args, name) != getattr(cfg, name)
+            ]
+            if clashes:
+                raise GrokvizError(
+                    f"{args.out}: --resume continues the run with its own config; it differs in "
+                    + ", ".join(clashes)
+                    + "; drop those flags (or train a new run)"
+                )
+        else:
+            cfg = DigitsConfig(**{f.name: getattr(args, f.name) for f in fields(DigitsConfig)})
+        from grokviz.training.digits import train_digits
+
+        run = train_digits(
+            cfg, args.out, resume=args.resume, device=args.device, threads=args.threads, progress=not args.no_progress
+        )
+    except GrokvizError as exc:
+        return fail(exc)
+    final = run.log().iloc[-1]
+    print(
+        f"{run.path}: step {int(final.step)}, validation exact match {final.val_exact:.4f}, "
+        f"loss {final.val_loss:.4f}, {len(run.steps())} checkpoints"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""The digits trainer: ``train_digits(cfg, out)`` trains the 10-digit adder into a run folder.
+
+The recipe of seed 001 / yhavinga/gpt-acc-jax (defaults of ``DigitsConfig``): batches drawn fresh
+every step from the curriculum, loss on the 12 answer positions (float64), gradients clipped at a
+global norm, then AdamW with warm-up and cosine decay. The run folder is the modular trainer's
+format (``grokviz.storage.runs``, ``"family": "digits"``) with the same machinery:
+
+* a log row every ``log_every`` steps: the step's lr and curriculum, the training batch's loss and
+  exact match, and the validation set's loss, exact match and accuracy at each answer position;
+* checkpoints on ``grokviz.training.schedule``'s fixed schedule plus the first log row at which
+  validation exact match crosses each of ``EXACT_EVENTS`` (dense around the jumps);
+* an exact ``resume``: the batch of step ``s`` depends only on the data seed and ``s``, and the
+  AdamW moments are saved with the latest checkpoint;
+* atomic files written by the background writer, a progress bar, Ctrl-C/SIGTERM saves and stops.
+
+The command line is ``grokviz.train_digits``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from grokviz.core import digits_model, digits_tasks
+from grokviz.core.digits_config import DigitsConfig
+from grokviz.errors import GrokvizError
+from grokviz.storage.runs import (
+    DIGITS_LOG_COLUMNS,
+    RESUME_FILE,
+    LogWriter,
+    Run,
+    load_resume_state,
+    open_run,
+    require_family,
+    require_new_folder,
+    save_checkpoint,
+    save_resume_state,
+    write_run_file,
+)
+from grokviz.training.device import configure_cpu, pick_device
+from grokviz.training.optim import AdamWState, Hyper, adamw_step
+from grokviz.training.schedule import checkpoint_schedule, events_already_fired, new_events
+from grokviz.training.single import _StopFlag
+from grokviz.training.writer import BackgroundWriter, Clock
+
+# Validation exact-match levels whose first crossing saves a checkpoint.
+EXACT_EVENTS = {"val_exact": (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995)}
+_MIX = 0x9E3779B97F4A7C15  # spreads (seed, step) over the generator's seed space
+
+
+def batch_generator(cfg: DigitsConfig, step: int) -> torch.Generator:
+    """The generator of step ``step``'s batch: a function of the data seed and the step only."""
+    return torch.Generator().manual_seed((cfg.split_seed * _MIX + step + 1) % 2**63)
+
+
+def training_batch(cfg: DigitsConfig, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input [batch, 33], answer labels [batch, 12]) of update ``step``, on the CPU."""
+    a, b = digits_tasks.sample_operands(cfg.batch_size, cfg.max_digits_at(step), batch_generator(cfg, step))
+    return digits_tasks.split_sequence(digits_tasks.encode(a, b))
+
+
+def validation_pairs(cfg: DigitsConfig) -> digits_tasks.PairSet:
+    return digits_tasks.validation_set(cfg.val_size, (cfg.split_seed * _MIX + 2**62) % 2**63)
+
+
+def hyper_of(cfg: DigitsConfig, device: torch.device) -> Hyper:
+    """The AdamW schedule table of ``grokviz.training.optim`` for the warm-up + cosine lr."""
+    rows = []
+    for step in range(cfg.steps):
+        lr, t = cfg.learning_rate(step), step + 1
+        rows.append((1 - lr * cfg.weight_decay, -lr / (1 - cfg.beta1**t), math.sqrt(1 - cfg.beta2**t)))
+    table = torch.tensor(rows, dtype=torch.float64).float()  # [steps, 3]
+    return Hyper(table.to(device), cfg.beta1, cfg.beta2)
+
+
+def clip_by_global_norm(grads: list[torch.Tensor], max_norm: float) -> None:
+    """optax.clip_by_global_norm in place: scale all gradients by max_norm / max(norm, max_norm)."""
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    torch._foreach_mul_(grads, max_norm / torch.clamp(norm, min=max_norm))
+
+
+def update(params, state: AdamWState, hyper: Hyper, cfg: DigitsConfig, x, labels) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step on a batch: (loss, exact match) of the weights before it, then the AdamW update."""
+    logits = digits_model.forward(params, x, answer_only=True)  # [batch, 12, d_vocab]
+    loss = torch.nn.functional.cross_entropy(logits.double().reshape(-1, logits.shape[-1]), labels.reshape(-1))
+    grads = list(torch.autograd.grad(loss, list(params.values())))
+    if cfg.grad_clip > 0:
+        clip_by_global_norm(grads, cfg.grad_clip)
+    adamw_step(params, dict(zip(params, grads)), state, hyper)
+    exact = (logits.detach().argmax(-1) == labels).all(-1).double().mean()
+    return loss.detach(), exact
+
+
+@torch.no_grad()
+def evaluate(params, pairs: digits_tasks.PairSet, chunk: int = 4096) -> tuple[float, float, list[float]]:
+    """(loss, exact match, accuracy per answer position) of ``params`` on a fixed set."""
+    device = next(iter(params.values())).device
+    x, labels = digits_tasks.split_sequence(pairs.tokens)
+    losses, exact, per_pos = [], [], []
+    for start in range(0, len(pairs), chunk):
+        xs, ys = x[start : start + chunk].to(device), labels[start : start + chunk].to(device)
+        loss, ex, pos = digits_model.answer_scores(digits_model.forward(params, xs, answer_only=True), ys)
+        n = xs.shape[0]
+        losses.append(loss * n), exact.append(ex * n), per_pos.append(pos * n)
+    n = len(pairs)
+    return float(sum(losses) / n), float(sum(exact) / n), (sum(per_pos) / n).tolist()
+
+
+def train_digits(
+    cfg: DigitsConfig,
+    out: str | os.PathLike,
+    *,
+    resume: bool = False,
+    device: str = "cpu",
+    threads: int | None = None,
+    progress: bool = True,
+    stop_after_steps: int | None = None,
+) -> Run:
+    """Train ``cfg`` into the run folder ``out`` and return it opened (``resume``: continue it;
+    ``stop_after_steps``: stop after that many steps of this call, as a kill would, for tests)."""
+    out = Path(out)
+    dev = pick_device(device)
+    if dev.type == "cpu":
+        configure_cpu(threads)
+    start, params, state = _prepare(cfg, out, resume, dev)
+    hyper = hyper_of(cfg, dev)
+    val = validation_pairs(cfg)
+    if not resume:
+        write_run_file(out, cfg, source="grokviz.train_digits")
+    log = LogWriter(out, keep_below_step=start if resume else None, columns=DIGITS_LOG_COLUMNS)
+    fired = events_already_fired(open_run(out), EXACT_EVENTS) if resume else set()
+    schedule = checkpoint_schedule(cfg)
+    clock = Clock(dev)
+    from tqdm import tqdm
+
+    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, unit="step", dynamic_ncols=True)
+    step = start
+    try:
+        with _StopFlag() as stop, BackgroundWriter() as writer:
+            for step in range(start, cfg.steps + 1):
+                stopping = stop.requested or (stop_after_steps is not None and step - start >= stop_after_steps)
+                last = step == cfg.steps
+                if stopping and step > start:
+                    host = _host(params, state)
+                    writer.submit(lambda s=step, h=host: _save_state(out, s, h, cfg, also_checkpoint=True))
+                    break
+                is_log = step % cfg.log_every == 0 or last or step in schedule
+                keep_state = step in schedule or last
+                host = _host(params, state) if (is_log or keep_state) else None
+                row = None
+                if is_log:
+                    val_loss, val_exact, val_acc = evaluate(params, val)
+                    row = {"step": step, "max_digits": cfg.max_digits_at(step), "lr": cfg.learning_rate(step)}
+                    row |= {"val_loss": val_loss, "val_exact": val_exact}
+                    row |= {f"val_acc_{k}": v for k, v in enumerate(val_acc)}
+                x, labels = (t.to(dev) for t in training_batch(cfg, step))
+                if last:
+                    with torch.no_grad():
+                        logits = digits_model.forward(params, x, answer_only=True)
+                        train_loss, train_exact, _ = digits_model.answer_scores(logits, labels)
+                else:
+                    train_loss, train_exact = update(params, state, hyper, cfg, x, labels)
+                    bar.update(1)
+                if row is not None:
+                    row |= {"train_loss": float(train_loss), "train_exact": float(train_exact)}
+                    row["elapsed_s"] = clock.seconds(clock.mark())
+                    save = bool(new_events(row, fired, EXACT_EVENTS)) or step in schedule
+                    writer.submit(lambda r=row, h=host, s=save: _write_row(out, log, r, h, cfg, s))
+                    bar.set_postfix_str(
+                        f"loss {row['train_loss']:.3f}  val exact {row['val_exact']:.2%}  digits 1-{row['max_digits']}",
+                        refresh=False,
+                    )
+                if keep_state:
+                    writer.submit(lambda s=step, h=host: _save_state(out, s, h, cfg, also_checkpoint=False))
+    finally:
+        bar.close()
+        log.close()
+    if stop.requested:
+        print(f"stopped at step {step}; continue with --resume", file=sys.stderr)
+    return open_run(out)
+
+
+def _host(params, state: AdamWState):
+    """CPU copies of the weights and AdamW moments as they are now."""
+    copy = lambda group: {k: v.detach().to("cpu", copy=True) for k, v in group.items()}  # noqa: E731
+    return copy(params), copy(state.exp_avg), copy(state.exp_avg_sq)
+
+
+def _write_row(out: Path, log: LogWriter, row: dict, host, cfg: DigitsConfig, save: bool) -> None:
+    log.append(row)
+    if save:
+        save_checkpoint(out, row["step"], host[0], cfg)
+
+
+def _save_state(out: Path, step: int, host, cfg: DigitsConfig, also_checkpoint: bool) -> None:
+    # The resume state first: a kill between the two leaves a step the resumed run redoes.
+    save_resume_state(out, step, *host)
+    if also_checkpoint or not (out / f"step_{step:06d}.safetensors").exists():
+        save_checkpoint(out, step, host[0], cfg)
+
+
+def _prepare(cfg: DigitsConfig, out: Path, resume: bool, dev: torch.device):
+    if resume:
+        run = open_run(out)
+        require_family(run.config, "digits", str(out), "grokviz train-digits --resume")
+        if run.config != cfg:
+            raise GrokvizError(f"{out}: --resume needs the run's own config; it differs from the one given")
+        if not (out / RESUME_FILE).is_file():
+            raise GrokvizError(f"{out}: no {RESUME_FILE}; this run cannot be resumed")
+        step, params, exp_avg, exp_avg_sq = load_resume_state(out)
+        for entry in out.glob(".*.tmp"):  # a killed write's leftovers
+            entry.unlink(missing_ok=True)
+        to_dev = lambda group: {k: v.to(dev) for k, v in group.items()}  # noqa: E731
+        params = {k: v.requires_grad_(True) for k, v in to_dev(params).items()}
+        count = torch.tensor(step, dtype=torch.int64, device=dev)
+        return step, params, AdamWState(step=count, exp_avg=to_dev(exp_avg), exp_avg_sq=to_dev(exp_avg_sq))
+    require_new_folder(out, other_choice=" or pass --resume")
+    params = {k: v.requires_grad_(True) for k, v in digits_model.init_params(cfg, dev).items()}
+    return 0, params, AdamWState.zeros_like(params)

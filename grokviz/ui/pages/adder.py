@@ -1,0 +1,265 @@
+"""The Adder page: watch the 10-digit adder (a digits run) learn column-and-carry addition.
+
+A page of its own (the explorer's tabs are about modular arithmetic): a digits-run picker and the
+step slider in the sidebar; tabs for the training curves and the per-digit heatmap, accuracy by
+carry chain, any a + b answered digit by digit with its attention, ablations of the head or an FFN
+neuron (at this step and over the run), and a linear probe for the carry. A modular run (typed as
+a folder, or named in the URL) is refused in words, with a link to the explorer.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+import torch
+
+from grokviz.analysis import digits
+from grokviz.core import digits_model, digits_tasks
+from grokviz.errors import GrokvizError
+from grokviz.storage.runs import DIGITS
+from grokviz.ui import adder_views, catalog, loaders, navigation
+from grokviz.ui.charts import adder as charts
+from grokviz.ui.widgets import show_error
+
+TABS = ["Training", "Carry chains", "Try a + b", "Ablation", "Carry probe"]
+OVER_RUN_PAIRS = 2000  # verification pairs per checkpoint for the over-the-run views
+
+
+def pick_run():
+    """(run, steps, step) from the sidebar, or None after a message on the page."""
+    root = catalog.runs_root()
+    with st.sidebar:
+        st.title("grokviz: adder")
+        st.caption("A 777-parameter transformer learns 10-digit addition (seed 001, yhavinga/gpt-acc-jax).")
+        folder = st.text_input(
+            "Another run folder",
+            key="adder_folder",
+            placeholder="path/to/runs or path/to/run",
+            help=f"Digits runs are read from {root} and from this folder.",
+        )
+        choices = catalog.discover_runs(root, folder, catalog.base_dir())
+        for problem in choices.problems:
+            st.warning(problem, icon=":material/warning:")
+        digits_runs = {k: r for k, r in choices.runs.items() if r.family == DIGITS}
+        typed = folder.strip() if folder else ""
+        other = [r for r in choices.runs.values() if r.family != DIGITS]
+        wanted = st.query_params.get("adder_run")
+    refused = [r for r in other if typed and catalog.run_key(r.path, catalog.base_dir()).endswith(typed.rstrip("/"))]
+    named = [k for k in choices.runs if wanted in (k, choices.labels.get(k))] if wanted else []
+    if named and named[0] not in digits_runs:  # a link naming a modular run
+        refused.append(choices.runs[named[0]])
+        st.query_params.pop("adder_run", None)
+    for run in refused:
+        st.error(
+            f"{run.path}: is a modular-arithmetic run; the Adder page needs a 10-digit adder run "
+            "(trained with `grokviz train-digits`). Open it in the run explorer.",
+            icon=":material/error:",
+        )
+        st.page_link(navigation.explore_page(), label="Open the run explorer", icon=":material/ssid_chart:")
+    if not digits_runs:
+        st.header("No adder runs")
+        st.info(
+            f"No 10-digit adder runs in {root}. Train one with `grokviz train-digits --out checkpoints/NAME "
+            "--save-dtype float16` (about 20 minutes on a 2-core CPU), or open a clone of grokviz, which bundles "
+            "checkpoints/adder-777.",
+            icon=":material/folder_open:",
+        )
+        return None
+    keys = list(digits_runs)
+    with st.sidebar:
+        key = st.selectbox("Adder run", keys, format_func=choices.labels.get, key="adder_run", bind="query-params")
+        run = digits_runs[key]
+        steps = run.steps()
+        if run.problems:
+            with st.expander(f"{len(run.problems)} file(s) of this run skipped", icon=":material/warning:"):
+                for problem in run.problems:
+                    st.warning(problem)
+        if not steps:
+            st.info(f"{run.path} has no checkpoints yet.")
+            return None
+        step = st.select_slider("Step", options=steps, value=steps[-1], key="adder_step", bind="query-params")
+        with st.expander("Config", icon=":material/settings:"):
+            st.dataframe(
+                {"setting": list(run.config.to_dict()), "value": [str(v) for v in run.config.to_dict().values()]},
+                hide_index=True,
+            )
+    return run, steps, step
+
+
+def render() -> None:
+    picked = pick_run()
+    if picked is None:
+        return
+    run, steps, step = picked
+    run_path, cfg = str(run.path), run.config
+    mtime = catalog.checkpoint_mtime(run, step)
+    try:
+        params = loaders.load_params(run_path, step, mtime)
+        scores = loaders.digits_scores(run_path, step, mtime)
+    except GrokvizError as exc:
+        show_error(exc)
+        return
+    st.header(f"{run.name}: 10-digit addition with {digits_model.n_params(cfg)} parameters")
+    cols = st.columns(4)
+    cols[0].metric("Exact match (verification set)", f"{scores.exact_match:.2%}")
+    cols[1].metric("Loss per answer token", f"{scores.loss:.4f}")
+    cols[2].metric("Step", f"{step:,}", help=f"of {cfg.steps:,} steps; checkpoints are dense early and around jumps")
+    cols[3].metric("Curriculum at this step", f"1-{cfg.max_digits_at(min(step, cfg.steps - 1))} digits")
+    st.caption(
+        f"Verification set: {len(loaders.verification_pairs()):,} pairs (10,000 drawn with seed "
+        f"{digits_tasks.VERIFY_SEED}, plus edge cases). Exact match = all 11 digits and EOS right."
+    )
+    tabs = st.tabs(TABS, key="adder_tab", bind="query-params")
+    drawers = [_training, _chains, _try, _ablation, _probe]
+    for tab, draw in zip(tabs, drawers):
+        with tab:
+            if tab.open:
+                try:
+                    draw(run, steps, step, params, scores)
+                except GrokvizError as exc:
+                    show_error(exc)
+
+
+def _training(run, steps, step, params, scores) -> None:
+    log = loaders.load_log(str(run.path), *catalog.log_signature(run))[0]
+    if log.empty:
+        st.info("No training log yet.")
+        return
+    left, right = st.columns(2)
+    exact = adder_views.curve_frame(log, {"val_exact": "validation", "train_exact": "training batch"})
+    left.altair_chart(charts.curves(exact, step, "Exact match", "exact match"), width="stretch")
+    loss = adder_views.curve_frame(log, {"val_loss": "validation", "train_loss": "training batch"})
+    right.altair_chart(charts.curves(loss, step, "Loss per answer token", "loss", log_y=True), width="stretch")
+    st.altair_chart(charts.digit_heatmap(adder_views.digit_heatmap_frame(log), step), width="stretch")
+    st.caption(
+        "The training batches follow the curriculum (1-3 digits, then 1-6, then 1-10); the validation set is "
+        "10-digit pairs throughout, so its digits beyond the curriculum stay near chance until the stage opens."
+    )
+    with st.expander("When each digit was learned"):
+        st.dataframe(adder_views.first_learned(log), hide_index=True)
+
+
+def _chains(run, steps, step, params, scores) -> None:
+    rows = digits.by_carry_chain(loaders.verification_pairs(), scores.correct)
+    st.altair_chart(charts.chain_bars(adder_views.chain_frame(rows)), width="stretch")
+    st.dataframe(adder_views.chain_frame(rows), hide_index=True)
+
+
+def _try(run, steps, step, params, scores) -> None:
+    left, right = st.columns(2)
+    a_text = left.text_input("a", value="1234567890", key="adder_a", bind="query-params")
+    b_text = right.text_input("b", value="9876543210", key="adder_b", bind="query-params")
+    try:
+        a = digits_tasks.parse_operand(a_text, "a")
+        b = digits_tasks.parse_operand(b_text, "b")
+    except GrokvizError as exc:
+        show_error(exc)
+        return
+    result = digits.answer(params, a, b)
+    verdict = "right" if result.correct else f"wrong (the sum is {a + b:,})"
+    st.subheader(f"{a:,} + {b:,} = {result.value:,}: {verdict}")
+    st.dataframe(
+        adder_views.answer_table(result),
+        hide_index=True,
+        height=35 * 13 + 3,  # all 12 positions, no scrolling
+        column_config={"probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")},
+    )
+    read = digits_tasks.encode(torch.tensor([a]), torch.tensor([b]))[0].tolist()
+    written = read[: digits_tasks.PROMPT_LEN] + result.tokens[:-1]
+    labels = adder_views.key_labels(written)
+    for layer in range(result.pattern.shape[0]):
+        for head in range(result.pattern.shape[1]):
+            frame = adder_views.attention_frame(result.pattern[layer, head])
+            st.altair_chart(
+                charts.attention_heatmap(frame, labels, f"Attention of head {layer}.{head}"), width="stretch"
+            )
+
+
+def _ablation(run, steps, step, params, scores) -> None:
+    n_heads = params["blocks.0.attn.W_Q"].shape[0]
+    d_mlp = params["blocks.0.mlp.W_in"].shape[1]
+    n_layers = digits_model.n_layers_of(params)
+    cols = st.columns(4)
+    kind = cols[0].radio(
+        "Ablate",
+        ["head", "neuron"],
+        format_func={"head": "attention head", "neuron": "FFN neuron"}.get,
+        key="adder_abl_kind",
+        horizontal=True,
+    )
+    layer = int(cols[1].number_input("Layer", 0, n_layers - 1, 0, key="adder_abl_layer")) if n_layers > 1 else 0
+    size = n_heads if kind == "head" else d_mlp
+    index = int(cols[2].number_input("Head" if kind == "head" else "Neuron", 0, size - 1, 0, key="adder_abl_index"))
+    mode = cols[3].radio("Replace by", ["zero", "mean"], key="adder_abl_mode", horizontal=True)
+    ablation = digits.Ablation(kind, layer, index, mode)
+    mtime = catalog.checkpoint_mtime(run, step)
+    after = loaders.digits_scores(str(run.path), step, mtime, ablation)
+    st.metric(
+        f"Exact match after: {ablation.describe()}",
+        f"{after.exact_match:.2%}",
+        delta=f"{(after.exact_match - scores.exact_match) * 100:+.2f} points",
+    )
+    st.altair_chart(
+        charts.before_after(adder_views.scores_frame(scores, after), f"{ablation.describe()} at step {step:,}"),
+        width="stretch",
+    )
+    signature = tuple((s, catalog.checkpoint_mtime(run, s)) for s in steps)
+
+    def compute(report):
+        history = {}
+        for i, (s, m) in enumerate(signature):
+            history[s] = (
+                loaders.digits_scores(str(run.path), s, m, None, OVER_RUN_PAIRS),
+                loaders.digits_scores(str(run.path), s, m, ablation, OVER_RUN_PAIRS),
+            )
+            report(i + 1, len(signature))
+        return history
+
+    history = loaders.remembered(
+        "adder_ablation", (str(run.path), signature, ablation), compute, "ablating every checkpoint"
+    )
+    frame = adder_views.ablation_history_frame(history)
+    st.altair_chart(
+        charts.curves(
+            frame,
+            step,
+            f"Exact match over the run, {ablation.describe()} (first {OVER_RUN_PAIRS:,} pairs)",
+            "exact match",
+        ),
+        width="stretch",
+    )
+
+
+def _probe(run, steps, step, params, scores) -> None:
+    site = st.radio(
+        "Residual stream at",
+        digits.PROBE_SITES,
+        index=1,
+        key="adder_probe_site",
+        horizontal=True,
+        help="resid_pre: embeddings only; resid_mid: after attention; resid_post: after the FFN.",
+    )
+    mtime = catalog.checkpoint_mtime(run, step)
+    probe = loaders.digits_probe(str(run.path), step, mtime, site)
+    st.altair_chart(
+        charts.probe_bars(adder_views.probe_frame(probe), f"Linear probe for 'carry into this digit' at step {step:,}"),
+        width="stretch",
+    )
+    st.caption(
+        "At the position that predicts digit k, a least-squares linear read-out of the residual stream "
+        "(fit on 2,000 verification pairs, scored on the other 2,000) for whether a carry comes into digit k."
+    )
+    signature = tuple((s, catalog.checkpoint_mtime(run, s)) for s in steps)
+
+    def compute(report):
+        history = {}
+        for i, (s, m) in enumerate(signature):
+            history[s] = loaders.digits_probe(str(run.path), s, m, site)
+            report(i + 1, len(signature))
+        return history
+
+    history = loaders.remembered("adder_probe", (str(run.path), signature, site), compute, "probing every checkpoint")
+    st.altair_chart(charts.probe_heatmap(adder_views.probe_history_frame(history), step), width="stretch")
+
+
+if __name__ == "__main__":  # run by st.navigation as the Adder page (grokviz.ui.navigation)
+    render()
