@@ -177,6 +177,7 @@ def _input_pair(p: int) -> tuple[int, int]:
     clamp_state("a", 0, p - 1)
     clamp_state("b", 0, p - 1)
     col_a, col_b = st.columns(2)
-    a = int(col_a.number_input("a", 0, p - 1, 5, key="a", bind="query-params"))
-    b = int(col_b.number_input("b", 0, p - 1, 17, key="b", bind="query-params"))
+    # The defaults (5, 17) kept inside Z_p: at p = 13 a default of 17 made Streamlit raise.
+    a = int(col_a.number_input("a", 0, p - 1, min(5, p - 1), key="a", bind="query-params"))
+    b = int(col_b.number_input("b", 0, p - 1, min(17, p - 1), key="b", bind="query-params"))
     return a, b

@@ -297,3 +297,10 @@ def test_hostile_url_parameters_are_ignored(tiny_run: Path, tmp_path: Path, new_
     a, b = at.number_input(key="a").value, at.number_input(key="b").value
     assert 0 <= a < 23 and 0 <= b < 23
     assert at.select_slider(key="step").value in open_run(tiny_run).steps()
+
+
+def test_a_small_p_opens_with_its_default_input_in_range(runs_dir: Path, tiny_config: Config, new_app, check):
+    # p = 13: the default b of 17 is outside Z_13 and must not crash the sidebar.
+    train(tiny_config.replace(p=13, steps=20, save_every=10, save_log_points=0), runs_dir / "p13", progress=False)
+    at = check(new_app().run())
+    assert int(at.number_input(key="b").value) <= 12 and int(at.number_input(key="a").value) == 5
