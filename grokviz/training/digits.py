@@ -211,7 +211,7 @@ def _prepare(cfg: DigitsConfig, out: Path, resume: bool, dev: torch.device):
             raise GrokvizError(f"{out}: --resume needs the run's own config; it differs from the one given")
         if not (out / RESUME_FILE).is_file():
             raise GrokvizError(f"{out}: no {RESUME_FILE}; this run cannot be resumed")
-        step, params, exp_avg, exp_avg_sq = load_resume_state(out)
+        step, params, exp_avg, exp_avg_sq, _extra = load_resume_state(out)  # no Grokfast state here
         for entry in out.glob(".*.tmp"):  # a killed write's leftovers
             entry.unlink(missing_ok=True)
         to_dev = lambda group: {k: v.to(dev) for k, v in group.items()}  # noqa: E731
