@@ -18,7 +18,7 @@ from grokviz.analysis.fourier import fourier_2d, fourier_basis
 from grokviz.core.config import Config
 from grokviz.core.tasks import make_dataset
 from grokviz.storage.runs import write_run_file
-from grokviz.ui import catalog, charts, views
+from grokviz.ui import catalog, charts, circle_views, views
 
 
 def spec(chart) -> dict:
@@ -412,12 +412,12 @@ def test_circle_frames_and_chart_mark_a_b_and_the_answer():
 
     cfg = Config(task="mul", p=11, d_model=16, d_mlp=32, n_heads=2, d_head=8)
     drawn = circle(init_params(cfg), 2, "embedding", group_for("mul", 11))
-    points, marked = views.circle_frames(drawn, {"a": 3, "b": 3, "answer": 9})
+    points, marked = circle_views.circle_frames(drawn, {"a": 3, "b": 3, "answer": 9})
     assert list(points["token"]) == drawn.tokens.tolist() and len(points) == 10  # 0 left out
     assert list(marked["role"]) == ["a = b", "answer"] and list(marked["token"]) == [3, 9]
     row = points[points["token"] == 9].iloc[0]
     assert marked.iloc[1]["x"] == row["x"] and marked.iloc[1]["y"] == row["y"]
-    _, none_marked = views.circle_frames(drawn, {"a": 0, "b": None, "answer": 0})  # 0 has no place
+    _, none_marked = circle_views.circle_frames(drawn, {"a": 0, "b": None, "answer": 0})  # 0 has no place
     assert none_marked.empty
     spec = charts.circle_chart(points, marked, title="k = 2").to_dict()
     assert len(spec["layer"]) == 4

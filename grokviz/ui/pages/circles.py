@@ -8,7 +8,7 @@ import streamlit as st
 
 from grokviz.analysis import fourier
 from grokviz.analysis.circle import circle
-from grokviz.ui import charts, views
+from grokviz.ui import charts, circle_views, views
 from grokviz.ui.state import View
 
 MAX_CIRCLES = 4  # per side; more do not fit a row
@@ -55,7 +55,7 @@ def render(view: View) -> None:
         columns = st.columns(len(chosen))
         for column, k in zip(columns, chosen):
             drawn = circle(view.params, k, side, group)
-            points, marked = views.circle_frames(drawn, marks)
+            points, marked = circle_views.circle_frames(drawn, marks)
             column.altair_chart(
                 charts.circle_chart(
                     points,
