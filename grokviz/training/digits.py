@@ -44,7 +44,7 @@ from grokviz.storage.runs import (
 from grokviz.training.device import configure_cpu, pick_device
 from grokviz.training.optim import AdamWState, Hyper, adamw_step
 from grokviz.training.schedule import checkpoint_schedule, events_already_fired, new_events
-from grokviz.training.single import _StopFlag
+from grokviz.training.stop import StopFlag
 from grokviz.training.writer import BackgroundWriter, Clock
 
 # Validation exact-match levels whose first crossing saves a checkpoint.
@@ -140,7 +140,7 @@ def train_digits(
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, unit="step", dynamic_ncols=True)
     step = start
     try:
-        with _StopFlag() as stop, BackgroundWriter() as writer:
+        with StopFlag() as stop, BackgroundWriter() as writer:
             for step in range(start, cfg.steps + 1):
                 stopping = stop.requested or (stop_after_steps is not None and step - start >= stop_after_steps)
                 last = step == cfg.steps

@@ -16,7 +16,6 @@ synchronise with the host on every step. The command line is ``grokviz.train``.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +45,7 @@ from grokviz.training.grokfast import Grokfast
 from grokviz.training.optim import AdamWState, Hyper
 from grokviz.training.schedule import CUDA_FLUSH_EVERY, checkpoint_schedule, events_already_fired, new_events
 from grokviz.training.step import apply_update, cross_entropy64, log_record, loss_and_accuracy
+from grokviz.training.stop import StopFlag
 from grokviz.training.writer import BackgroundWriter, Clock, ready_event, to_host
 
 
@@ -57,32 +57,6 @@ class _Pending:
     metrics: torch.Tensor  # [4]: train_loss, train_accuracy, test_loss, test_accuracy
     params: Params
     elapsed: float | torch.cuda.Event  # a Clock mark
-
-
-class _StopFlag:
-    """SIGINT/SIGTERM ask the loop to stop at the next step boundary (a second Ctrl-C aborts at once,
-    without waiting for pending writes: every file is written atomically, so none is left half-written)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous = {}
-
-    def __enter__(self) -> _StopFlag:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: leave signals alone
-                pass
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 @dataclass
@@ -219,7 +193,7 @@ def _train(
     try:
         # The writer finishes its jobs when the loop ends (and raises their error, if any), while
         # the stop flag still turns SIGTERM into a request rather than a kill.
-        with _StopFlag() as stop, BackgroundWriter() as writer:
+        with StopFlag() as stop, BackgroundWriter() as writer:
             for step in range(start_step, cfg.steps + 1):
                 interrupted = stop.requested or (stop_after_steps is not None and step - start_step >= stop_after_steps)
                 if interrupted and step > start_step:
