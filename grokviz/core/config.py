@@ -7,12 +7,11 @@ reference recipe of *Progress measures for grokking* (docs/analysis.md).
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from grokviz.core.stored import KIND_WORDS, StoredConfig, has_kind
 from grokviz.core.tasks import SPLITS, TASKS, Dataset, make_dataset
 from grokviz.errors import GrokvizError
 
@@ -64,31 +63,8 @@ class ConfigError(GrokvizError):
         return "; ".join(f"--{name.replace('_', '-')}={self.values[name]!r} {text}" for name, text in self.problems)
 
 
-def _has_kind(value: Any, kind: str) -> bool:
-    """Whether a field value is of its declared kind (bools are not numbers; floats must be finite)."""
-    if kind.endswith(" | None"):
-        return value is None or _has_kind(value, kind.removesuffix(" | None"))
-    if kind == "bool":
-        return isinstance(value, bool)
-    if kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "float":
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    return isinstance(value, str)
-
-
-_KIND_WORDS = {
-    "int": "an integer",
-    "int | None": "an integer or null",
-    "float": "a finite number",
-    "float | None": "a finite number or null",
-    "str": "a string",
-    "bool": "true or false",
-}
-
-
 @dataclass(frozen=True)
-class Config:
+class Config(StoredConfig):
     """Everything that defines a run: task, model shape, optimiser, schedule, storage."""
 
     # --- task and data -------------------------------------------------------------------
@@ -174,8 +150,8 @@ class Config:
         bad_type = set()
         for f in fields(self):
             value, kind = getattr(self, f.name), _KINDS[f.name]
-            if not _has_kind(value, kind):
-                problems.append((f.name, f"must be {_KIND_WORDS[kind]}"))
+            if not has_kind(value, kind):
+                problems.append((f.name, f"must be {KIND_WORDS[kind]}"))
                 bad_type.add(f.name)
         ok = lambda *names: not bad_type.intersection(names)  # noqa: E731
         if ok("task") and self.task not in TASKS:
@@ -268,39 +244,6 @@ class Config:
     @property
     def split_seed(self) -> int:
         return self.seed if self.data_seed is None else self.data_seed
-
-    def replace(self, **changes: Any) -> Config:
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> Config:
-        """Build from stored JSON; unknown keys are an error (they signal another format)."""
-        if not isinstance(data, dict):
-            raise GrokvizError(f"{source}: the config is not a JSON object")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise GrokvizError(f"{source}: unknown config keys {unknown}; known keys are {sorted(known)}")
-        try:
-            return cls(**data)
-        except TypeError as exc:  # a missing or unexpected argument
-            raise GrokvizError(f"{source}: {exc}") from None
-        except GrokvizError as exc:
-            raise GrokvizError(f"{source}: {exc}") from None
-
-    @classmethod
-    def from_json(cls, text: str, source: str = "config") -> Config:
-        try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise GrokvizError(f"{source}: the config is not valid JSON ({exc})") from None
-        return cls.from_dict(data, source)
 
 
 def check_analysable(cfg: Config, source: str = "this run") -> None:

@@ -11,15 +11,13 @@ with 5% linear warm-up then cosine decay to 0.1x at the last step (27,000), and 
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import ClassVar
 
 from grokviz.core.config import SAVE_DTYPES, SEED_LIMIT, ConfigError
 from grokviz.core.digits_tasks import D_VOCAB, N_CTX, N_DIGITS
-from grokviz.errors import GrokvizError
+from grokviz.core.stored import KIND_WORDS, StoredConfig, has_kind
 
 FAMILY = "digits"
 NORMALIZATIONS = ("LN", "RMS")
@@ -50,8 +48,10 @@ def parse_curriculum(text: str) -> list[tuple[int, int]]:
 
 
 @dataclass(frozen=True)
-class DigitsConfig:
+class DigitsConfig(StoredConfig):
     """Everything that defines a digits run: data, model shape, optimiser, schedule, storage."""
+
+    KEYS_NAME: ClassVar[str] = "digits-config"  # "unknown digits-config keys [...]" when read back
 
     # --- data ---------------------------------------------------------------------------
     curriculum: str = field(
@@ -102,8 +102,8 @@ class DigitsConfig:
         bad = set()
         for f in fields(self):
             value, kind = getattr(self, f.name), str(f.type)
-            if not _has_kind(value, kind):
-                problems.append((f.name, f"must be {_KIND_WORDS[kind]}"))
+            if not has_kind(value, kind):
+                problems.append((f.name, f"must be {KIND_WORDS[kind]}"))
                 bad.add(f.name)
         ok = lambda *names: not bad.intersection(names)  # noqa: E731
         if ok("curriculum"):
@@ -203,48 +203,3 @@ class DigitsConfig:
         progress = min((step - warmup) / span, 1.0)
         cosine = 0.5 * (1 + math.cos(math.pi * progress))
         return self.lr * ((1 - self.min_lr_ratio) * cosine + self.min_lr_ratio)
-
-    def replace(self, **changes: Any) -> DigitsConfig:
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> DigitsConfig:
-        if not isinstance(data, dict):
-            raise GrokvizError(f"{source}: the config is not a JSON object")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise GrokvizError(f"{source}: unknown digits-config keys {unknown}; known keys are {sorted(known)}")
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise GrokvizError(f"{source}: {exc}") from None
-        except GrokvizError as exc:
-            raise GrokvizError(f"{source}: {exc}") from None
-
-    @classmethod
-    def from_json(cls, text: str, source: str = "config") -> DigitsConfig:
-        try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise GrokvizError(f"{source}: the config is not valid JSON ({exc})") from None
-        return cls.from_dict(data, source)
-
-
-def _has_kind(value: Any, kind: str) -> bool:
-    if kind == "int | None":
-        return value is None or _has_kind(value, "int")
-    if kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "float":
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    return isinstance(value, str)
-
-
-_KIND_WORDS = {"int": "an integer", "int | None": "an integer or null", "float": "a finite number", "str": "a string"}
