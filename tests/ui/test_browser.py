@@ -22,6 +22,25 @@ def _step_metric(page) -> str:
     return metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
 
 
+def _move_step_slider(page, presses: int, before: str) -> None:
+    """Press the sidebar's step slider left ``presses`` times and wait until the Step metric changes."""
+    slider = page.locator('[data-testid="stSidebar"] [data-testid="stSlider"] input[type="range"]').first
+    slider.focus()
+    for _ in range(presses):
+        slider.press("ArrowLeft")
+    page.wait_for_function(
+        """(before) => {
+            const m = [...document.querySelectorAll('[data-testid="stMetric"]')]
+                .find(e => e.innerText.includes('Step'));
+            const v = m && m.querySelector('[data-testid="stMetricValue"]');
+            return v && v.innerText.trim() !== before;
+        }""",
+        arg=before,
+        timeout=30_000,
+    )
+    page.wait_for_timeout(1500)
+
+
 def test_open_move_step_and_screenshot(server: str, browser) -> None:
     page = browser.new_page(viewport={"width": 1500, "height": 1000})
     page.goto(server, wait_until="domcontentloaded")
@@ -31,21 +50,7 @@ def test_open_move_step_and_screenshot(server: str, browser) -> None:
     first = _step_metric(page)
     page.screenshot(path=str(SHOTS / "browser-1-opened.png"))
 
-    slider = page.locator('[data-testid="stSidebar"] [data-testid="stSlider"] input[type="range"]').first
-    slider.focus()
-    for _ in range(6):
-        slider.press("ArrowLeft")
-    page.wait_for_function(
-        """(before) => {
-            const m = [...document.querySelectorAll('[data-testid="stMetric"]')]
-                .find(e => e.innerText.includes('Step'));
-            const v = m && m.querySelector('[data-testid="stMetricValue"]');
-            return v && v.innerText.trim() !== before;
-        }""",
-        arg=first,
-        timeout=30_000,
-    )
-    page.wait_for_timeout(1500)
+    _move_step_slider(page, 6, first)
     second = _step_metric(page)
     page.screenshot(path=str(SHOTS / "browser-2-step-moved.png"))
     assert second != first
@@ -65,21 +70,7 @@ def test_adder_page_in_a_browser(server: str, browser) -> None:
     assert page.get_by_text("5 + 7 = 12: right").count() == 1
     first = _step_metric(page)
     page.screenshot(path=str(SHOTS / "browser-adder-1-answer.png"))
-    slider = page.locator('[data-testid="stSidebar"] [data-testid="stSlider"] input[type="range"]').first
-    slider.focus()
-    for _ in range(40):
-        slider.press("ArrowLeft")
-    page.wait_for_function(
-        """(before) => {
-            const m = [...document.querySelectorAll('[data-testid="stMetric"]')]
-                .find(e => e.innerText.includes('Step'));
-            const v = m && m.querySelector('[data-testid="stMetricValue"]');
-            return v && v.innerText.trim() !== before;
-        }""",
-        arg=first,
-        timeout=30_000,
-    )
-    page.wait_for_timeout(1500)
+    _move_step_slider(page, 40, first)
     page.screenshot(path=str(SHOTS / "browser-adder-2-step-moved.png"))
     assert _step_metric(page) != first and "adder_step=" in page.url
     assert page.locator('[data-testid="stException"]').count() == 0
