@@ -207,3 +207,31 @@ def given_flags(argv: list[str], names) -> list[str]:
         if any(arg == flag or arg.startswith(flag + "=") for arg in argv):
             given.append(name)
     return given
+
+
+def config_on_resume(args: argparse.Namespace, argv: list[str], family: str, command: str, extendable: bool = False):
+    """The config ``--resume`` continues with: the run's own, read from ``args.out``.
+
+    A config flag given on the command line that contradicts it is refused, never silently ignored.
+    With ``extendable``, ``--steps`` may change: the run is extended (the trainer checks it can be).
+    """
+    from grokviz.storage.runs import open_run, require_family  # storage needs the config layer only
+
+    cfg = open_run(args.out).config
+    require_family(cfg, family, args.out, command)
+    names = [f.name for f in fields(cfg) if not (extendable and f.name == "steps")]
+    clashes = [
+        f"--{name.replace('_', '-')}={getattr(args, name)!r} (the run has {getattr(cfg, name)!r})"
+        for name in given_flags(argv, names)
+        if getattr(args, name) != getattr(cfg, name)
+    ]
+    if clashes:
+        raise GrokvizError(
+            f"{args.out}: --resume continues the run with its own config; it differs in "
+            + ", ".join(clashes)
+            + "; drop those flags (or train a new run)"
+            + ("; only --steps may change, to extend it" if extendable else "")
+        )
+    if extendable and given_flags(argv, ["steps"]):
+        cfg = cfg.replace(steps=args.steps)
+    return cfg

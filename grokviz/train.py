@@ -9,8 +9,8 @@ from dataclasses import fields
 
 from grokviz.core.config import Config
 from grokviz.errors import GrokvizError
-from grokviz.flags import Parser, add_config_flags, add_runtime_flags, fail, given_flags
-from grokviz.storage.runs import MODULAR, open_run, require_family
+from grokviz.flags import Parser, add_config_flags, add_runtime_flags, config_on_resume, fail
+from grokviz.storage.runs import MODULAR
 from grokviz.training.single import train
 
 __all__ = ["build_parser", "main", "train"]
@@ -37,25 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.resume:
-            # The run's stored config is authoritative: a config flag that contradicts it is refused,
-            # never silently ignored, except --steps, which extends the run (the trainer checks that
-            # it can be extended exactly).
-            run = open_run(args.out)
-            require_family(run.config, MODULAR, args.out, "grokviz train --resume")
-            cfg = run.config
-            clashes = [
-                f"--{name.replace('_', '-')}={getattr(args, name)!r} (the run has {getattr(cfg, name)!r})"
-                for name in given_flags(argv, [f.name for f in fields(Config) if f.name != "steps"])
-                if getattr(args, name) != getattr(cfg, name)
-            ]
-            if clashes:
-                raise GrokvizError(
-                    f"{args.out}: --resume continues the run with its own config; it differs in "
-                    + ", ".join(clashes)
-                    + "; drop those flags (or train a new run); only --steps may change, to extend it"
-                )
-            if given_flags(argv, ["steps"]):
-                cfg = cfg.replace(steps=args.steps)
+            cfg = config_on_resume(args, argv, MODULAR, "grokviz train --resume", extendable=True)
         else:
             cfg = Config(**{f.name: getattr(args, f.name) for f in fields(Config)})
         run = train(

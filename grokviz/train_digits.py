@@ -9,8 +9,7 @@ from dataclasses import fields
 
 from grokviz.core.digits_config import DigitsConfig
 from grokviz.errors import GrokvizError
-from grokviz.flags import Parser, add_config_flags, fail, given_flags, threads
-from grokviz.storage.runs import open_run, require_family
+from grokviz.flags import Parser, add_config_flags, config_on_resume, fail, threads
 
 __all__ = ["build_parser", "main"]
 
@@ -34,20 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.resume:
-            run = open_run(args.out)
-            require_family(run.config, "digits", args.out, "grokviz train-digits --resume")
-            cfg = run.config
-            clashes = [
-                f"--{name.replace('_', '-')}={getattr(args, name)!r} (the run has {getattr(cfg, name)!r})"
-                for name in given_flags(argv, [f.name for f in fields(DigitsConfig)])
-                if getattr(args, name) != getattr(cfg, name)
-            ]
-            if clashes:
-                raise GrokvizError(
-                    f"{args.out}: --resume continues the run with its own config; it differs in "
-                    + ", ".join(clashes)
-                    + "; drop those flags (or train a new run)"
-                )
+            cfg = config_on_resume(args, argv, "digits", "grokviz train-digits --resume")
         else:
             cfg = DigitsConfig(**{f.name: getattr(args, f.name) for f in fields(DigitsConfig)})
         from grokviz.training.digits import train_digits
