@@ -1,10 +1,12 @@
-"""Bring your own model: ``python -m grokviz.convert {progress-measures,transformer-lens,export-tl} ...``.
+"""Bring your own model: ``python -m grokviz.convert {progress-measures,transformer-lens,torch-encoder,export-tl} ...``.
 
 * ``progress-measures FILE --out DIR``: a checkpoint of the paper's reference code (single model
   or full run) -> a grokviz run folder.
 * ``transformer-lens FILE [--config JSON] [--task add] --out DIR``: a TransformerLens
   ``HookedTransformer`` (a ``.safetensors`` state dict with a JSON config, or the grokking demo's
   ``torch.save``'d dict, ``model.cfg`` included) -> a grokviz run folder.
+* ``torch-encoder FILE --p P [--task add] --out DIR``: a PyTorch ``nn.TransformerEncoder`` model's
+  state dict (seed 000's: post-LayerNorm, biases, no positional embedding) -> a grokviz run folder.
 * ``export-tl RUN_OR_CHECKPOINT [--step N] --out FILE.safetensors``: one of our checkpoints ->
   ``FILE.safetensors`` (a state dict ``HookedTransformer.load_state_dict`` accepts) and ``FILE.json``
   (the ``HookedTransformerConfig`` arguments).
@@ -21,16 +23,18 @@ import json
 import sys
 from pathlib import Path
 
+from grokviz.core.architecture import ACTIVATIONS
 from grokviz.core.tasks import TASKS
 from grokviz.errors import GrokvizError
-from grokviz.flags import Parser, fail
+from grokviz.flags import Parser, fail, integer, number
 from grokviz.flags import step as step_number
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="grokviz convert",
-        description="Import models from the paper's reference code or TransformerLens into grokviz run folders, "
+        description="Import models from the paper's reference code, TransformerLens or PyTorch's nn.TransformerEncoder "
+        "into grokviz run folders, "
         "and export grokviz checkpoints for TransformerLens.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -60,6 +64,32 @@ def build_parser() -> argparse.ArgumentParser:
     tl.add_argument("--task", default="add", choices=sorted(TASKS), help="operation the model was trained on")
     tl.add_argument("--out", type=Path, required=True, help="run folder to create (e.g. checkpoints/NAME)")
 
+    te = commands.add_parser(
+        "torch-encoder",
+        help="import a PyTorch nn.TransformerEncoder model (seed 000's)",
+        description="Import torch.save(model.state_dict()) of nn.Embedding(p + 1, d), an nn.TransformerEncoder of one "
+        "nn.TransformerEncoderLayer(d, nhead, dim_feedforward, batch_first=True) and nn.Linear(d, p + 1) on the last "
+        "position. Sizes come from the shapes; what a state dict does not record (heads, norm order, activation, "
+        "dropout) from the options below, PyTorch's defaults otherwise. Read with torch.load(weights_only=True).",
+    )
+    te.add_argument("file", type=Path, help="the .pt/.pth state dict")
+    te.add_argument("--p", type=integer, required=True, help="the modulus (embedding.weight has p + 1 rows)")
+    te.add_argument("--task", default="add", choices=sorted(TASKS), help="operation the model was trained on")
+    te.add_argument("--n-heads", type=integer, default=4, help="nhead of the encoder layer (not in a state dict)")
+    te.add_argument(
+        "--norm-first",
+        action="store_true",
+        help="the layer was built with norm_first=True (pre-LN; needs the encoder's final norm)",
+    )
+    te.add_argument("--activation", default="relu", choices=ACTIVATIONS, help="the encoder layer's activation")
+    te.add_argument("--dropout", type=number, default=0.1, help="the dropout it was trained with (recorded only)")
+    te.add_argument(
+        "--frac-train", type=number, default=0.5, help="grokviz's own split for train/test metrics (not in the file)"
+    )
+    te.add_argument("--seed", type=integer, default=0, help="seed of that split")
+    te.add_argument("--step", type=step_number, default=0, help="the training step to record for the weights")
+    te.add_argument("--out", type=Path, required=True, help="run folder to create (e.g. checkpoints/NAME)")
+
     ex = commands.add_parser(
         "export-tl",
         help="export one checkpoint for TransformerLens",
@@ -84,6 +114,7 @@ def _print_import(kind: str, imported, out: Path) -> None:
         f"d_model={cfg.d_model} n_heads={cfg.n_heads} d_head={cfg.d_head} d_mlp={cfg.d_mlp} "
         f"lr={cfg.lr:g} weight_decay={cfg.weight_decay:g}"
     )
+    print(f"architecture: {cfg.architecture.describe()}")
     for note in imported.notes:
         print(f"  - {note}")
 
@@ -129,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         from grokviz import interop
         from grokviz.storage.runs import require_new_folder
 
-        if args.command in ("progress-measures", "transformer-lens"):
+        if args.command in ("progress-measures", "transformer-lens", "torch-encoder"):
             require_new_folder(args.out)  # before the file is read: nothing is overwritten
             for name in ("file", "config"):
                 given = getattr(args, name, None)
@@ -143,6 +174,23 @@ def main(argv: list[str] | None = None) -> int:
             imported = interop.import_transformer_lens(args.file, args.config, task=args.task)
             interop.write_run(imported, args.out)
             _print_import("TransformerLens", imported, args.out)
+        elif args.command == "torch-encoder":
+            from grokviz.interop.torch_encoder import import_torch_encoder
+
+            imported = import_torch_encoder(
+                args.file,
+                args.p,
+                task=args.task,
+                n_heads=args.n_heads,
+                norm_first=args.norm_first,
+                activation=args.activation,
+                dropout=args.dropout,
+                frac_train=args.frac_train,
+                seed=args.seed,
+                step=args.step,
+            )
+            interop.write_run(imported, args.out)
+            _print_import("a PyTorch nn.TransformerEncoder", imported, args.out)
         else:
             tensors, config, step = export_tl(args.source, args.step, args.out)
             print(f"step {step} written for TransformerLens: {tensors} (state dict) and {config} (config)")

@@ -11,6 +11,15 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from grokviz.core.architecture import (
+    ACTIVATIONS,
+    ATTENTIONS,
+    BIASES,
+    LAYERNORMS,
+    POS_EMBEDS,
+    UNEMBEDS,
+    Architecture,
+)
 from grokviz.core.stored import KIND_WORDS, StoredConfig, has_kind
 from grokviz.core.tasks import SPLITS, TASKS, Dataset, make_dataset
 from grokviz.errors import GrokvizError
@@ -87,6 +96,25 @@ class Config(StoredConfig):
     n_heads: int = field(default=4, metadata={"help": "attention heads"})
     d_head: int = field(default=32, metadata={"help": "width of each head"})
     d_mlp: int = field(default=512, metadata={"help": "MLP neurons"})
+    # --- architecture (defaults: the paper's; grokviz.core.architecture) ------------------------
+    layernorm: str = field(
+        default="none",
+        metadata={"help": f"LayerNorm, one of {LAYERNORMS}: pre (before attention and MLP, and a final one) or post"},
+    )
+    biases: str = field(
+        default="mlp",
+        metadata={"help": f"one of {BIASES}: mlp (the paper's), all (attention, MLP, unembedding: PyTorch's), none"},
+    )
+    pos_embed: str = field(default="learned", metadata={"help": f"positional embedding, one of {POS_EMBEDS}"})
+    attention: str = field(default="causal", metadata={"help": f"attention mask, one of {ATTENTIONS}"})
+    dropout: float = field(
+        default=0.0,
+        metadata={"help": "dropout while training, where PyTorch's encoder layer has it (attention, both sublayers)"},
+    )
+    unembed: str = field(
+        default="untied", metadata={"help": f"one of {UNEMBEDS}: tied uses W_U = W_E[:p]^T (the '=' row unused)"}
+    )
+    activation: str = field(default="relu", metadata={"help": f"MLP activation, one of {ACTIVATIONS} (exact GELU)"})
     # --- optimiser: full-batch AdamW ---------------------------------------------------------
     lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate after warm-up"})
     weight_decay: float = field(default=1.0, metadata={"help": "AdamW decoupled weight decay"})
@@ -195,6 +223,11 @@ class Config(StoredConfig):
             problems.append(("save_dtype", f"must be one of {SAVE_DTYPES}"))
         if ok("lr_schedule") and self.lr_schedule not in LR_SCHEDULES:
             problems.append(("lr_schedule", f"must be one of {LR_SCHEDULES}"))
+        for name, allowed in _CHOICES.items():
+            if ok(name) and getattr(self, name) not in allowed:
+                problems.append((name, f"must be one of {allowed}"))
+        if ok("dropout") and not 0.0 <= self.dropout < 1.0:
+            problems.append(("dropout", "must be in [0, 1)"))
         return problems
 
     def _fill_grokfast_defaults(self, problems: list[tuple[str, str]]) -> None:
@@ -222,6 +255,11 @@ class Config(StoredConfig):
             problems.append(("grokfast_lamb", "must be at least 0"))
         if numeric(self.grokfast_window) and not self.grokfast_window >= 1:
             problems.append(("grokfast_window", "must be at least 1"))
+
+    @property
+    def architecture(self) -> Architecture:
+        """The function this run's checkpoints compute, apart from their weights."""
+        return Architecture(**{name: getattr(self, name) for name in _CHOICES})
 
     @property
     def peak_lr(self) -> float:
@@ -260,6 +298,16 @@ def dataset_for(cfg: Config) -> Dataset:
     """The dataset a run was trained on (the split is deterministic from the config)."""
     return make_dataset(cfg.task, cfg.p, cfg.frac_train, cfg.split_seed, cfg.split)
 
+
+# The architecture's fields and their allowed values (the names are Architecture's).
+_CHOICES = {
+    "layernorm": LAYERNORMS,
+    "biases": BIASES,
+    "pos_embed": POS_EMBEDS,
+    "attention": ATTENTIONS,
+    "unembed": UNEMBEDS,
+    "activation": ACTIVATIONS,
+}
 
 # The declared kind of every field ("int", "float", "str", "int | None"), read once from the annotations.
 _KINDS = {f.name: str(f.type) for f in fields(Config)}

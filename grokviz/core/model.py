@@ -1,18 +1,21 @@
-"""The reference 1-layer transformer as plain tensors with TransformerLens names.
+"""The modular 1-layer transformer as plain tensors with TransformerLens names.
 
 Parameters live in a ``dict[str, Tensor]`` keyed exactly as TransformerLens names them
-(right-multiplying layout, see docs/analysis.md). There is no LayerNorm and there are no
-attention or unembedding biases (TransformerLens treats the missing ones as zeros).
+(right-multiplying layout, see docs/analysis.md). Which tensors there are follows from the run's
+:class:`~grokviz.core.architecture.Architecture` (:func:`param_shapes`): the paper's reference
+model has no LayerNorm and no attention or unembedding biases; other architectures add
+``blocks.0.ln1.w``, ``blocks.0.attn.b_Q``, ``unembed.b_U``, ... and a tied model stores no
+``unembed.W_U`` (it is ``W_E[:p]^T``: :func:`unembed_matrix`).
 
-Two forwards compute the same logits:
+Two forwards compute the same position-2 logits:
 
 * :func:`forward` — all positions, TransformerLens hook names, an activation cache and
-  interventions at any hook. This is what analysis code reads.
-* :func:`forward_last` — the training/analysis fast path. Only the ``=`` position reaches the
-  loss, and the ``=`` token is the same in every input, so its query is one vector per head and
-  the keys/values of positions 0 and 1 are tables over the ``p`` tokens that are gathered rather
-  than recomputed. The MLP and unembedding run at position 2 only. Its cache holds position-2
-  activations under the same hook names, without the position axis.
+  interventions at any hook (``grokviz.core.general``). This is the definition.
+* :func:`forward_last` — what training and analysis run: position 2 only (nothing else reaches
+  the loss, and in one layer nothing else reaches position 2). On the reference architecture it
+  is the table-driven fast path below; otherwise the general forward with queries, MLP and
+  unembedding at position 2 only. Its cache holds position-2 activations under the same hook
+  names, without the position axis.
 
 Interventions: ``hooks={"blocks.0.mlp.hook_post": fn}`` calls ``fn(activation)`` and continues
 with what it returns (shapes as in the cache of that forward).
@@ -21,17 +24,21 @@ with what it returns (shapes as in the cache of that forward).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import torch
 from einops import einsum
 
+from grokviz.core import general
+from grokviz.core.architecture import REFERENCE, Architecture
 from grokviz.core.config import Config
+from grokviz.core.general import Hooks, hook, mlp_unembed
 
 Params = dict[str, torch.Tensor]
-Hooks = Mapping[str, Callable[[torch.Tensor], torch.Tensor]]
+__all__ = ["Hooks", "Params", "forward", "forward_last", "init_params", "param_shapes", "unembed_matrix"]
 
-# name -> shape as a function of the config; the order is the canonical order of a checkpoint.
+# The reference architecture's tensors: name -> shape as a function of the config, in a
+# checkpoint's canonical order. (Importers of the paper's formats check ranks against it.)
 PARAM_SHAPES: dict[str, Callable[[Config], tuple[int, ...]]] = {
     "embed.W_E": lambda c: (c.d_vocab, c.d_model),
     "pos_embed.W_pos": lambda c: (c.n_ctx, c.d_model),
@@ -48,96 +55,117 @@ PARAM_SHAPES: dict[str, Callable[[Config], tuple[int, ...]]] = {
 
 
 def param_shapes(cfg: Config) -> dict[str, tuple[int, ...]]:
-    return {name: shape(cfg) for name, shape in PARAM_SHAPES.items()}
+    """Name -> shape of every tensor a checkpoint of ``cfg`` stores, in canonical order."""
+    arch = cfg.architecture
+    d, h, dh, m = cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_mlp
+    shapes = {"embed.W_E": (cfg.d_vocab, d)}
+    if arch.pos_embed == "learned":
+        shapes["pos_embed.W_pos"] = (cfg.n_ctx, d)
+    if arch.layernorm == "pre":
+        shapes |= {"blocks.0.ln1.w": (d,), "blocks.0.ln1.b": (d,)}
+    for name in ("Q", "K", "V"):
+        shapes[f"blocks.0.attn.W_{name}"] = (h, d, dh)
+    if arch.biases == "all":
+        shapes |= {f"blocks.0.attn.b_{name}": (h, dh) for name in ("Q", "K", "V")}
+    shapes["blocks.0.attn.W_O"] = (h, dh, d)
+    if arch.biases == "all":
+        shapes["blocks.0.attn.b_O"] = (d,)
+    if arch.layernorm == "post":
+        shapes |= {"blocks.0.ln1.w": (d,), "blocks.0.ln1.b": (d,)}
+    if arch.layernorm == "pre":
+        shapes |= {"blocks.0.ln2.w": (d,), "blocks.0.ln2.b": (d,)}
+    shapes["blocks.0.mlp.W_in"] = (d, m)
+    if arch.biases != "none":
+        shapes["blocks.0.mlp.b_in"] = (m,)
+    shapes["blocks.0.mlp.W_out"] = (m, d)
+    if arch.biases != "none":
+        shapes["blocks.0.mlp.b_out"] = (d,)
+    if arch.layernorm == "post":
+        shapes |= {"blocks.0.ln2.w": (d,), "blocks.0.ln2.b": (d,)}
+    if arch.layernorm == "pre":
+        shapes |= {"ln_final.w": (d,), "ln_final.b": (d,)}
+    if arch.unembed == "untied":
+        shapes["unembed.W_U"] = (d, cfg.d_vocab_out)
+    if arch.biases == "all":
+        shapes["unembed.b_U"] = (cfg.d_vocab_out,)
+    return shapes
 
 
 def init_params(cfg: Config, device: torch.device | str = "cpu") -> Params:
-    """Gaussian initialisation with the reference code's scales (1/sqrt(fan-in))."""
+    """Gaussian weights with the reference code's scales (1/sqrt(fan-in)); biases 0, norm weights 1.
+
+    Weights are drawn in canonical order from ``cfg.seed``, so the reference architecture's
+    initialisation is what it always was.
+    """
     generator = torch.Generator().manual_seed(cfg.seed)
     params: Params = {}
     for name, shape in param_shapes(cfg).items():
-        if name.split(".")[-1].startswith("b_"):
+        leaf = name.split(".")[-1]
+        if leaf.startswith("b"):
             params[name] = torch.zeros(shape)
-            continue
-        scale = 1 / math.sqrt(cfg.d_vocab_out if name == "unembed.W_U" else cfg.d_model)
-        params[name] = torch.randn(shape, generator=generator) * scale
+        elif leaf == "w":
+            params[name] = torch.ones(shape)
+        else:
+            scale = 1 / math.sqrt(cfg.d_vocab_out if name == "unembed.W_U" else cfg.d_model)
+            params[name] = torch.randn(shape, generator=generator) * scale
     return {name: t.to(device) for name, t in params.items()}
 
 
-def _hook(hooks: Hooks | None, cache: dict | None, name: str, act: torch.Tensor) -> torch.Tensor:
-    if hooks is not None and name in hooks:
-        act = hooks[name](act)
-    if cache is not None:
-        cache[name] = act
-    return act
+def p_of(params: Params) -> int:
+    """The modulus: W_E has one row per number and one for '='."""
+    return params["embed.W_E"].shape[0] - 1
 
 
-def _mlp_unembed(params: Params, resid_mid: torch.Tensor, hooks: Hooks | None, cache: dict | None) -> torch.Tensor:
-    """resid_mid [..., d_model] -> logits [..., d_vocab_out] (shared by both forwards)."""
-    pre = _hook(
-        hooks, cache, "blocks.0.mlp.hook_pre", resid_mid @ params["blocks.0.mlp.W_in"] + params["blocks.0.mlp.b_in"]
-    )
-    post = _hook(hooks, cache, "blocks.0.mlp.hook_post", torch.relu(pre))
-    mlp_out = _hook(
-        hooks, cache, "blocks.0.hook_mlp_out", post @ params["blocks.0.mlp.W_out"] + params["blocks.0.mlp.b_out"]
-    )
-    resid_post = _hook(hooks, cache, "blocks.0.hook_resid_post", resid_mid + mlp_out)
-    return resid_post @ params["unembed.W_U"]
+def unembed_matrix(params: Params) -> torch.Tensor:
+    """[d_model, p]: ``unembed.W_U``, or ``W_E[:p]^T`` for a tied model."""
+    return general.unembed_weight(params)
 
 
 def forward(
-    params: Params, tokens: torch.Tensor, hooks: Hooks | None = None, cache: dict | None = None
+    params: Params,
+    tokens: torch.Tensor,
+    hooks: Hooks | None = None,
+    cache: dict | None = None,
+    arch: Architecture = REFERENCE,
 ) -> torch.Tensor:
     """All-position forward. tokens [batch, 3] -> position-2 logits [batch, d_vocab_out].
 
     Pass ``cache={}`` to receive every activation under its TransformerLens hook name.
     """
-    W_E, W_pos = params["embed.W_E"], params["pos_embed.W_pos"]
-    n_ctx = tokens.shape[1]
-    embed = _hook(hooks, cache, "hook_embed", W_E[tokens])  # [batch, pos, d_model]
-    pos_embed = _hook(hooks, cache, "hook_pos_embed", W_pos[:n_ctx].expand_as(embed))  # [batch, pos, d_model]
-    resid_pre = _hook(hooks, cache, "blocks.0.hook_resid_pre", embed + pos_embed)
-
-    def project(name: str) -> torch.Tensor:  # [batch, pos, head, d_head]
-        weight = params[f"blocks.0.attn.W_{name}"]
-        return einsum(resid_pre, weight, "batch pos d_model, head d_model d_head -> batch pos head d_head")
-
-    q = _hook(hooks, cache, "blocks.0.attn.hook_q", project("Q"))
-    k = _hook(hooks, cache, "blocks.0.attn.hook_k", project("K"))
-    v = _hook(hooks, cache, "blocks.0.attn.hook_v", project("V"))
-    d_head = q.shape[-1]
-    scores = einsum(q, k, "batch q_pos head d_head, batch k_pos head d_head -> batch head q_pos k_pos") / math.sqrt(
-        d_head
-    )  # [batch, head, query_pos, key_pos]
-    causal = torch.ones(n_ctx, n_ctx, dtype=torch.bool, device=tokens.device).tril()
-    scores = _hook(hooks, cache, "blocks.0.attn.hook_attn_scores", scores.masked_fill(~causal, float("-inf")))
-    pattern = _hook(hooks, cache, "blocks.0.attn.hook_pattern", scores.softmax(dim=-1))
-    z = _hook(
-        hooks,
-        cache,
-        "blocks.0.attn.hook_z",
-        einsum(pattern, v, "batch head q_pos k_pos, batch k_pos head d_head -> batch q_pos head d_head"),
-    )  # [batch, pos, head, d_head]
-    attn_out = _hook(
-        hooks,
-        cache,
-        "blocks.0.hook_attn_out",
-        einsum(z, params["blocks.0.attn.W_O"], "batch pos head d_head, head d_head d_model -> batch pos d_model"),
-    )
-    resid_mid = _hook(hooks, cache, "blocks.0.hook_resid_mid", resid_pre + attn_out)  # [batch, pos, d_model]
-    logits = _mlp_unembed(params, resid_mid, hooks, cache)  # [batch, pos, d_vocab_out]
-    return logits[:, -1]
+    return general.forward(params, tokens, arch, hooks=hooks, cache=cache)
 
 
 def forward_last(
-    params: Params, a: torch.Tensor, b: torch.Tensor, hooks: Hooks | None = None, cache: dict | None = None
+    params: Params,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    hooks: Hooks | None = None,
+    cache: dict | None = None,
+    arch: Architecture = REFERENCE,
+    dropout: dict[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Fast path: a, b [batch] int64 -> position-2 logits [batch, d_vocab_out].
+    """a, b [batch] int64 -> position-2 logits [batch, d_vocab_out].
 
     Equal to :func:`forward` on ``[a, b, =]`` (tested). The cache holds position-2 activations:
     ``blocks.0.attn.hook_pattern`` [batch, head, key_pos], ``blocks.0.attn.hook_z`` [batch, head,
     d_head], ``blocks.0.hook_resid_mid`` [batch, d_model], ``blocks.0.mlp.hook_pre``/``hook_post``
-    [batch, d_mlp], ...
+    [batch, d_mlp], ... ``dropout`` (training only) holds the scaled masks of
+    :func:`grokviz.core.general.dropout_masks`.
+    """
+    if arch.is_reference and dropout is None:
+        return _reference_last(params, a, b, hooks, cache)
+    p = params["embed.W_E"].shape[0] - 1
+    tokens = torch.stack([a, b, torch.full_like(a, p)], dim=1)  # [batch, 3]
+    return general.forward(params, tokens, arch, hooks=hooks, cache=cache, last_only=True, dropout=dropout)
+
+
+def _reference_last(params: Params, a: torch.Tensor, b: torch.Tensor, hooks: Hooks | None, cache: dict | None):
+    """The reference architecture's fast path (the same numbers as the general forward).
+
+    Only the ``=`` position reaches the loss, and the ``=`` token is the same in every input, so
+    its query is one vector per head and the keys/values of positions 0 and 1 are tables over the
+    ``p`` tokens that are gathered rather than recomputed. The MLP and unembedding run at
+    position 2 only.
     """
     W_E, W_pos = params["embed.W_E"], params["pos_embed.W_pos"]
     W_Q, W_K, W_V = (params[f"blocks.0.attn.W_{n}"] for n in "QKV")
@@ -155,7 +183,7 @@ def forward_last(
     # Each pair's three key positions as rows of the tables.
     rows = torch.stack([a, b + p, torch.full_like(a, 2 * p)], dim=1)  # [batch, key_pos]
     scores = score_table[rows].transpose(1, 2)  # [batch, head, key_pos]
-    pattern = _hook(hooks, cache, "blocks.0.attn.hook_pattern", scores.softmax(dim=-1))
+    pattern = hook(hooks, cache, "blocks.0.attn.hook_pattern", scores.softmax(dim=-1))
     # Mix the d_head-wide values per pair, then one matrix product with W_O for all heads. (Mixing
     # values already mapped through W_O gathers d_model-wide rows per pair and head: 4x the memory
     # traffic, and batched 1 x head products; measured slower.)
@@ -166,11 +194,11 @@ def forward_last(
         + pattern[..., 1, None] * v_table[rows[:, 1]]
         + pattern[..., 2, None] * v_table[2 * p]
     )  # [batch, head, d_head]
-    z = _hook(hooks, cache, "blocks.0.attn.hook_z", z)
+    z = hook(hooks, cache, "blocks.0.attn.hook_z", z)
     attn_out = einsum(z, params["blocks.0.attn.W_O"], "batch head d_head, head d_head d_model -> batch d_model")
-    attn_out = _hook(hooks, cache, "blocks.0.hook_attn_out", attn_out)
-    resid_mid = _hook(hooks, cache, "blocks.0.hook_resid_mid", resid_eq + attn_out)
-    return _mlp_unembed(params, resid_mid, hooks, cache)
+    attn_out = hook(hooks, cache, "blocks.0.hook_attn_out", attn_out)
+    resid_mid = hook(hooks, cache, "blocks.0.hook_resid_mid", resid_eq + attn_out)
+    return mlp_unembed(params, resid_mid, REFERENCE, hooks, cache)
 
 
 def n_parameters(params: Params) -> int:

@@ -134,7 +134,7 @@ def per_pair_losses(params: Params, cfg: Config) -> tuple[torch.Tensor, torch.Te
     b = torch.arange(p).repeat(p)  # [p^2]
     labels = TASKS[cfg.task].op(a, b, p)
     with torch.no_grad():
-        logits = forward_last(params, a, b).double()  # [p^2, p]; float64 as the training loss
+        logits = forward_last(params, a, b, arch=cfg.architecture).double()  # [p^2, p]; float64 as the training loss
     losses = -torch.log_softmax(logits, dim=-1).gather(1, labels[:, None])[:, 0]
     return losses, logits.argmax(dim=-1) == labels
 

@@ -39,6 +39,7 @@ from pathlib import Path
 import torch
 from torch.func import vmap
 
+from grokviz.core.architecture import REFERENCE, Architecture
 from grokviz.core.config import Config, dataset_for
 from grokviz.core.model import Params, forward_last, init_params
 from grokviz.errors import GrokvizError
@@ -54,6 +55,7 @@ from grokviz.storage.runs import (
 from grokviz.storage.sweeps import MEMBER_FIELDS, member_name, write_sweep_file
 from grokviz.training import memory
 from grokviz.training.device import configure_cpu, keep_freed_memory, matmul_precision, pick_device
+from grokviz.training.dropout import DropoutDraw, draw_for, stacked
 from grokviz.training.graphs import replayable
 from grokviz.training.grokfast import Grokfast
 from grokviz.training.optim import AdamWState, Hyper
@@ -112,18 +114,31 @@ def stack(trees: list[Params]) -> Params:
     return {name: torch.stack([tree[name] for tree in trees]) for name in trees[0]}
 
 
-def _member_metrics(params: Params, a: torch.Tensor, b: torch.Tensor, labels: torch.Tensor):
+def _member_metrics(params: Params, a, b, labels, arch: Architecture = REFERENCE, masks=None):
     """One member: (loss, accuracy) of the single run's own forward and loss (vmapped below)."""
-    return loss_and_accuracy(forward_last(params, a, b), labels)
+    return loss_and_accuracy(forward_last(params, a, b, arch=arch, dropout=masks), labels)
 
 
-def _member_loss(params: Params, a: torch.Tensor, b: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return cross_entropy64(forward_last(params, a, b), labels)
+def _member_loss(params: Params, a, b, labels, arch: Architecture = REFERENCE, masks=None) -> torch.Tensor:
+    return cross_entropy64(forward_last(params, a, b, arch=arch, dropout=masks), labels)
 
 
-# params [member, ...], a/b/labels [member, batch] -> (loss [member] float64, accuracy [member]).
-batched_metrics = vmap(_member_metrics)
-batched_loss = vmap(_member_loss)  # -> loss [member]: the steps that log nothing
+# params [member, ...], a/b/labels [member, batch] (masks: site -> [member, ...], or None) ->
+# (loss [member] float64, accuracy [member]); batched_loss: the steps that log nothing.
+# The architecture is shared by every member and is not batched.
+_BATCHED = {
+    (fn, with_masks): vmap(fn, in_dims=(0, 0, 0, 0, None, 0 if with_masks else None))
+    for fn in (_member_metrics, _member_loss)
+    for with_masks in (False, True)
+}
+
+
+def batched_metrics(params: Params, a, b, labels, arch: Architecture = REFERENCE, masks=None):
+    return _BATCHED[_member_metrics, masks is not None](params, a, b, labels, arch, masks)
+
+
+def batched_loss(params: Params, a, b, labels, arch: Architecture = REFERENCE, masks=None) -> torch.Tensor:
+    return _BATCHED[_member_loss, masks is not None](params, a, b, labels, arch, masks)
 
 
 @dataclass
@@ -138,6 +153,11 @@ class Group:
     train: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # a, b, labels: [member, n_train]
     test: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # a, b, labels: [member, n_test]
     grokfast: Grokfast | None = None  # the gradient filter, lamb: [member]
+    dropout: list[DropoutDraw] | None = None  # each member's masks (its single run's), None without dropout
+
+    @property
+    def arch(self) -> Architecture:
+        return self.configs[0].architecture  # members share every non-member field
 
 
 def plan_groups(configs: list[Config], group_size: int | None = None, datasets=None) -> list[list[int]]:
@@ -179,9 +199,15 @@ def make_groups(configs: list[Config], dev: torch.device, group_size: int | None
                 split("train_idx"),
                 split("test_idx"),
                 Grokfast.of(group_configs, params),
+                _dropout_draws(group_configs, len(datasets[members[0]].train_idx), dev),
             )
         )
     return groups
+
+
+def _dropout_draws(configs: list[Config], n_train: int, dev: torch.device) -> list[DropoutDraw] | None:
+    draws = [draw_for(cfg, n_train, dev) for cfg in configs]
+    return None if draws[0] is None else draws
 
 
 def step_group(group: Group, evaluate: bool, update: bool = True) -> torch.Tensor | None:
@@ -191,14 +217,18 @@ def step_group(group: Group, evaluate: bool, update: bool = True) -> torch.Tenso
     test loss, test accuracy) if ``evaluate``, then applies one AdamW update unless ``update`` is
     False (the last step is only evaluated).
     """
-    metrics = None
+    metrics, arch = None, group.arch
+    masks = stacked(group.dropout, int(group.state.step)) if group.dropout else None
     if not evaluate:
-        train_loss = batched_loss(group.params, *group.train)  # [member]
+        train_loss = batched_loss(group.params, *group.train, arch, masks)  # [member]
     else:
-        train_loss, train_acc = batched_metrics(group.params, *group.train)  # [member] each
+        train_loss, train_acc = batched_metrics(group.params, *group.train, arch, masks)  # [member] each
         with torch.no_grad():
-            test_loss, test_acc = batched_metrics(group.params, *group.test)
-        metrics = torch.stack([train_loss.detach(), train_acc, test_loss, test_acc], dim=1)  # [member, 4]
+            logged_loss, logged_acc = train_loss.detach(), train_acc
+            if masks is not None:  # logged: the model's own metrics, as the single run logs them
+                logged_loss, logged_acc = batched_metrics(group.params, *group.train, arch, None)
+            test_loss, test_acc = batched_metrics(group.params, *group.test, arch, None)
+        metrics = torch.stack([logged_loss, logged_acc, test_loss, test_acc], dim=1)  # [member, 4]
     if update:
         # Members share no weights: the gradient of the sum is each member's own gradient, and
         # the update is the single run's, with [member] learning rates and weight decays.
@@ -318,6 +348,10 @@ def train_members(
     if start is not None:
         for group in groups:
             restore(group, start_step, [start[1][i] for i in group.members])
+    if use_graphs and dev.type == "cuda" and any(group.dropout for group in groups):
+        # Masks are drawn from generators reseeded on the host each step (see training.dropout).
+        print("note: dropout: the steps run eagerly, not as CUDA graphs", file=sys.stderr)
+        use_graphs = False
     steps_of = [group_steps(group, use_graphs) for group in groups]  # before any file: see graphs.replayable
     if prologue is not None:
         prologue()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from grokviz.core.architecture import REFERENCE, Architecture
 from grokviz.core.config import Config, dataset_for
 from grokviz.core.model import Params, forward_last, init_params
 from grokviz.errors import GrokvizError
@@ -39,6 +40,7 @@ from grokviz.storage.runs import (
 )
 from grokviz.training import memory
 from grokviz.training.device import configure_cpu, matmul_precision, pick_device
+from grokviz.training.dropout import DropoutDraw, draw_for
 from grokviz.training.graphs import replayable
 from grokviz.training.grokfast import STATE_PREFIX as GROKFAST_PREFIX
 from grokviz.training.grokfast import Grokfast
@@ -69,19 +71,31 @@ class SingleStep:
     train: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # a, b, labels: [n_train]
     test: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # a, b, labels: [n_test]
     grokfast: Grokfast | None = None  # the gradient filter (its state is updated in place)
+    arch: Architecture = REFERENCE
+    dropout: DropoutDraw | None = None  # masks per step (None: no dropout; the step stays capturable)
 
     def __call__(self, *, evaluate: bool, update: bool = True) -> torch.Tensor | None:
         """One full-batch step: [4] metrics of the weights before the update (train loss, train
-        accuracy, test loss, test accuracy) if ``evaluate``, then one AdamW update if ``update``."""
-        logits = forward_last(self.params, *self.train[:2])
+        accuracy, test loss, test accuracy) if ``evaluate``, then one AdamW update if ``update``.
+
+        With dropout the update's loss is the dropped-out one, and the logged train metrics are the
+        model's own (no dropout, as analysis sees it), from one more forward on log steps."""
+        masks = self.dropout.at(int(self.state.step)) if self.dropout is not None else None
+        logits = forward_last(self.params, *self.train[:2], arch=self.arch, dropout=masks)
         metrics = None
         if not evaluate:  # most steps: no accuracy, no test set
             train_loss = cross_entropy64(logits, self.train[2])
         else:
             train_loss, train_acc = loss_and_accuracy(logits, self.train[2])
             with torch.no_grad():
-                test_loss, test_acc = loss_and_accuracy(forward_last(self.params, *self.test[:2]), self.test[2])
-            metrics = torch.stack([train_loss.detach(), train_acc, test_loss, test_acc])
+                logged_loss, logged_acc = train_loss.detach(), train_acc
+                if masks is not None:
+                    logged_loss, logged_acc = loss_and_accuracy(
+                        forward_last(self.params, *self.train[:2], arch=self.arch), self.train[2]
+                    )
+                test_logits = forward_last(self.params, *self.test[:2], arch=self.arch)
+                test_loss, test_acc = loss_and_accuracy(test_logits, self.test[2])
+            metrics = torch.stack([logged_loss, logged_acc, test_loss, test_acc])
         if update:
             apply_update(self.params, self.state, train_loss, self.hyper, self.grokfast)
         return metrics
@@ -138,7 +152,12 @@ def _train(
     test_data = tuple(t[dataset.test_idx].to(dev) for t in (dataset.a, dataset.b, dataset.labels))
 
     start_step, params, state, grokfast = _prepare_run(cfg, out, resume, dev)
-    step_of = SingleStep(params, state, Hyper.of(cfg, dev), train_data, test_data, grokfast)
+    dropout = draw_for(cfg, len(train_data[0]), dev)
+    step_of = SingleStep(params, state, Hyper.of(cfg, dev), train_data, test_data, grokfast, cfg.architecture, dropout)
+    if dropout is not None and use_graphs and dev.type == "cuda":
+        # Each step's masks are drawn from a generator reseeded on the host (exact --resume).
+        print("note: dropout: the steps run eagerly, not as CUDA graphs", file=sys.stderr)
+        use_graphs = False
     # Two captured kinds of step; the last step (metrics, no update) runs once, eagerly.
     logged = replayable(lambda: step_of(evaluate=True), step_of.state_tensors(), use_graph=use_graphs)
     plain = replayable(lambda: step_of(evaluate=False), step_of.state_tensors(), use_graph=use_graphs)

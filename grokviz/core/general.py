@@ -1,0 +1,183 @@
+"""The general forward of a modular 1-layer transformer: every :class:`Architecture`.
+
+One block, written as PyTorch's ``nn.TransformerEncoderLayer`` computes it (its two norm
+orders) and as TransformerLens names it:
+
+* pre-LN:  ``x = x + attn(ln1(x)); x = x + mlp(ln2(x)); logits = ln_final(x) @ W_U + b_U``
+* post-LN: ``x = ln1(x + attn(x)); x = ln2(x + mlp(x)); logits = x @ W_U + b_U``
+* none (the paper's): ``x = x + attn(x); x = x + mlp(x); logits = x @ W_U``
+
+Hook names are TransformerLens' (``blocks.0.attn.hook_pattern``, ``blocks.0.mlp.hook_post``,
+...). In a post-LN block ``blocks.0.hook_resid_mid`` and ``hook_resid_post`` are the normalised
+streams (what the next sublayer reads); ``blocks.0.ln1.hook_normalized`` is the same tensor as
+the stream the LayerNorm writes.
+
+``last_only`` computes queries, MLP and unembedding at the last position only: in one layer
+nothing else reaches the logits there, so the logits equal the all-position forward's. Its
+activations have no position axis (``hook_pattern`` [batch, head, key_pos], ``hook_post``
+[batch, d_mlp]), as the reference fast path's.
+
+Dropout (training only) sits where PyTorch's encoder layer has it: on the attention pattern,
+on the attention output, after the activation, and on the MLP output. Masks are drawn by the
+trainer (:func:`dropout_masks`) and passed in, so a step is a function of its inputs: a run
+resumes exactly and an ensemble draws per-member masks outside ``vmap``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+
+import torch
+import torch.nn.functional as F
+from einops import einsum
+
+from grokviz.core.architecture import LN_EPS, Architecture
+
+Params = dict[str, torch.Tensor]
+Hooks = Mapping[str, Callable[[torch.Tensor], torch.Tensor]]
+# The four places dropout applies, and the activation each mask multiplies.
+DROPOUT_SITES = ("pattern", "attn_out", "mlp_post", "mlp_out")
+
+# einsum equations of attention with a query-position axis (all positions) or without (last only).
+_ATTENTION = {
+    False: {
+        "q": "batch pos d_model, head d_model d_head -> batch pos head d_head",
+        "scores": "batch q_pos head d_head, batch k_pos head d_head -> batch head q_pos k_pos",
+        "z": "batch head q_pos k_pos, batch k_pos head d_head -> batch q_pos head d_head",
+        "out": "batch pos head d_head, head d_head d_model -> batch pos d_model",
+    },
+    True: {
+        "q": "batch d_model, head d_model d_head -> batch head d_head",
+        "scores": "batch head d_head, batch k_pos head d_head -> batch head k_pos",
+        "z": "batch head k_pos, batch k_pos head d_head -> batch head d_head",
+        "out": "batch head d_head, head d_head d_model -> batch d_model",
+    },
+}
+
+
+def hook(hooks: Hooks | None, cache: dict | None, name: str, act: torch.Tensor) -> torch.Tensor:
+    """Apply the intervention at ``name`` (if any), record the result (if caching), return it."""
+    if hooks is not None and name in hooks:
+        act = hooks[name](act)
+    if cache is not None:
+        cache[name] = act
+    return act
+
+
+def unembed_weight(params: Params) -> torch.Tensor:
+    """[d_model, p]: ``unembed.W_U``, or ``W_E[:p]^T`` for a tied model (the '=' row is no output)."""
+    if "unembed.W_U" in params:
+        return params["unembed.W_U"]
+    W_E = params["embed.W_E"]  # [p + 1, d_model]
+    return W_E[:-1].T
+
+
+def layer_norm(params: Params, prefix: str, x: torch.Tensor) -> torch.Tensor:
+    """LayerNorm over d_model with ``prefix.w`` and ``prefix.b``."""
+    return F.layer_norm(x, (x.shape[-1],), params[f"{prefix}.w"], params[f"{prefix}.b"], eps=LN_EPS)
+
+
+def _drop(dropout: Mapping[str, torch.Tensor] | None, site: str, act: torch.Tensor) -> torch.Tensor:
+    return act if dropout is None else act * dropout[site]
+
+
+def _bias(params: Params, name: str, x: torch.Tensor) -> torch.Tensor:
+    bias = params.get(name)
+    return x if bias is None else x + bias
+
+
+def mlp_unembed(
+    params: Params,
+    resid_mid: torch.Tensor,
+    arch: Architecture,
+    hooks: Hooks | None,
+    cache: dict | None,
+    dropout: Mapping[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """resid_mid [..., d_model] -> logits [..., d_vocab_out]: the MLP sublayer and the unembedding."""
+    x = resid_mid
+    if arch.layernorm == "pre":
+        x = hook(hooks, cache, "blocks.0.ln2.hook_normalized", layer_norm(params, "blocks.0.ln2", x))
+    pre = hook(
+        hooks, cache, "blocks.0.mlp.hook_pre", _bias(params, "blocks.0.mlp.b_in", x @ params["blocks.0.mlp.W_in"])
+    )
+    post = torch.relu(pre) if arch.activation == "relu" else F.gelu(pre)
+    post = hook(hooks, cache, "blocks.0.mlp.hook_post", post)
+    mlp_out = _bias(params, "blocks.0.mlp.b_out", _drop(dropout, "mlp_post", post) @ params["blocks.0.mlp.W_out"])
+    mlp_out = hook(hooks, cache, "blocks.0.hook_mlp_out", mlp_out)
+    resid_post = resid_mid + _drop(dropout, "mlp_out", mlp_out)
+    if arch.layernorm == "post":
+        resid_post = hook(hooks, cache, "blocks.0.ln2.hook_normalized", layer_norm(params, "blocks.0.ln2", resid_post))
+    resid_post = hook(hooks, cache, "blocks.0.hook_resid_post", resid_post)
+    if arch.layernorm == "pre":
+        resid_post = hook(hooks, cache, "ln_final.hook_normalized", layer_norm(params, "ln_final", resid_post))
+    return _bias(params, "unembed.b_U", resid_post @ unembed_weight(params))
+
+
+def forward(
+    params: Params,
+    tokens: torch.Tensor,
+    arch: Architecture,
+    *,
+    hooks: Hooks | None = None,
+    cache: dict | None = None,
+    last_only: bool = False,
+    dropout: Mapping[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """tokens [batch, pos] -> last-position logits [batch, d_vocab_out]."""
+    n_ctx = tokens.shape[1]
+    resid = hook(hooks, cache, "hook_embed", params["embed.W_E"][tokens])  # [batch, pos, d_model]
+    if "pos_embed.W_pos" in params:
+        pos = params["pos_embed.W_pos"][:n_ctx].expand_as(resid)
+        resid = resid + hook(hooks, cache, "hook_pos_embed", pos)
+    resid_pre = hook(hooks, cache, "blocks.0.hook_resid_pre", resid)  # [batch, pos, d_model]
+    attn_in = resid_pre
+    if arch.layernorm == "pre":
+        attn_in = hook(hooks, cache, "blocks.0.ln1.hook_normalized", layer_norm(params, "blocks.0.ln1", attn_in))
+    eq = _ATTENTION[last_only]
+    query_in = attn_in[:, -1] if last_only else attn_in  # [batch, (q_pos,) d_model]
+
+    def project(name: str, x: torch.Tensor, equation: str) -> torch.Tensor:
+        out = _bias(params, f"blocks.0.attn.b_{name}", einsum(x, params[f"blocks.0.attn.W_{name}"], equation))
+        return hook(hooks, cache, f"blocks.0.attn.hook_{name.lower()}", out)
+
+    q = project("Q", query_in, eq["q"])  # [batch, (q_pos,) head, d_head]
+    k = project("K", attn_in, _ATTENTION[False]["q"])  # [batch, k_pos, head, d_head]
+    v = project("V", attn_in, _ATTENTION[False]["q"])
+    scores = einsum(q, k, eq["scores"]) / math.sqrt(q.shape[-1])  # [batch, head, (q_pos,) k_pos]
+    if arch.attention == "causal" and not last_only:  # the last query sees every key either way
+        future = torch.ones(n_ctx, n_ctx, dtype=torch.bool, device=tokens.device).triu(1)  # [q_pos, k_pos]
+        scores = scores.masked_fill(future, float("-inf"))
+    scores = hook(hooks, cache, "blocks.0.attn.hook_attn_scores", scores)
+    pattern = hook(hooks, cache, "blocks.0.attn.hook_pattern", scores.softmax(dim=-1))
+    z = hook(hooks, cache, "blocks.0.attn.hook_z", einsum(_drop(dropout, "pattern", pattern), v, eq["z"]))
+    attn_out = _bias(params, "blocks.0.attn.b_O", einsum(z, params["blocks.0.attn.W_O"], eq["out"]))
+    attn_out = hook(hooks, cache, "blocks.0.hook_attn_out", attn_out)  # [batch, (pos,) d_model]
+    resid_mid = (resid_pre[:, -1] if last_only else resid_pre) + _drop(dropout, "attn_out", attn_out)
+    if arch.layernorm == "post":
+        resid_mid = hook(hooks, cache, "blocks.0.ln1.hook_normalized", layer_norm(params, "blocks.0.ln1", resid_mid))
+    resid_mid = hook(hooks, cache, "blocks.0.hook_resid_mid", resid_mid)
+    logits = mlp_unembed(params, resid_mid, arch, hooks, cache, dropout)  # [batch, (pos,) d_vocab_out]
+    return logits if last_only else logits[:, -1]
+
+
+def dropout_shapes(batch: int, n_heads: int, d_model: int, d_mlp: int, n_ctx: int = 3) -> dict[str, tuple[int, ...]]:
+    """The shape of each dropout mask of a last-position forward over ``batch`` inputs."""
+    return {
+        "pattern": (batch, n_heads, n_ctx),
+        "attn_out": (batch, d_model),
+        "mlp_post": (batch, d_mlp),
+        "mlp_out": (batch, d_model),
+    }
+
+
+def dropout_masks(
+    rate: float, shapes: Mapping[str, tuple[int, ...]], generator: torch.Generator, device: torch.device | str
+) -> dict[str, torch.Tensor]:
+    """Inverted-dropout masks (0, or 1 / (1 - rate)) of the given shapes, as ``F.dropout`` scales them."""
+    keep = 1.0 - rate
+    return {
+        site: (torch.rand(shape, generator=generator, device=device) < keep).float() / keep
+        for site, shape in shapes.items()
+    }

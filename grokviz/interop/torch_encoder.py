@@ -1,0 +1,243 @@
+"""PyTorch ``nn.TransformerEncoder`` models (seed 000's blog-post model) imported as run folders.
+
+The model this reads, saved with ``torch.save(model.state_dict(), FILE)``::
+
+    embedding = nn.Embedding(p + 1, d)                      # tokens a, b, '=' (id p)
+    transformer_encoder = nn.TransformerEncoder(
+        nn.TransformerEncoderLayer(d, nhead, dim_feedforward, batch_first=True), num_layers=1)
+    output_head = nn.Linear(d, p + 1)                       # on the last position
+
+PyTorch's defaults: post-LayerNorm (``norm_first=False``), ReLU, dropout 0.1, every bias, no
+positional embedding, and no attention mask (bidirectional). Keys -> our names (TransformerLens'
+layout, right-multiplying, heads split out of PyTorch's packed projections):
+
+=============================================  ============================================
+``embedding.weight`` [p+1, d]                   ``embed.W_E``
+``...self_attn.in_proj_weight`` [3d, d]         ``blocks.0.attn.W_Q/W_K/W_V`` [head, d, d_head]
+``...self_attn.in_proj_bias`` [3d]              ``blocks.0.attn.b_Q/b_K/b_V`` [head, d_head]
+``...self_attn.out_proj.weight`` [d, d]         ``blocks.0.attn.W_O`` [head, d_head, d]
+``...linear1``, ``...linear2``                  ``blocks.0.mlp.W_in/b_in``, ``W_out/b_out``
+``...norm1``, ``...norm2``                      ``blocks.0.ln1``, ``blocks.0.ln2`` (.w, .b)
+``transformer_encoder.norm`` (pre-LN only)      ``ln_final``
+``output_head.weight/bias`` [p+1, d]            ``unembed.W_U`` [d, p], ``unembed.b_U`` [p]
+=============================================  ============================================
+
+A state dict does not record the number of heads, the norm order, the activation or the
+dropout rate: they come from the caller (PyTorch's defaults otherwise) and are printed as notes.
+The '=' output row is dropped, as for the paper's checkpoints (no pair's answer is '=').
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from grokviz.core.architecture import ACTIVATIONS
+from grokviz.core.config import Config, ConfigError
+from grokviz.core.model import Params, param_shapes
+from grokviz.errors import GrokvizError
+from grokviz.interop.files import load_torch_file
+from grokviz.interop.imported import ImportedRun, per_pair_losses
+
+LAYER = "transformer_encoder.layers.0."
+FINAL_NORM = "transformer_encoder.norm."
+WEIGHTS = (
+    "embedding.weight",
+    LAYER + "self_attn.in_proj_weight",
+    LAYER + "self_attn.out_proj.weight",
+    LAYER + "linear1.weight",
+    LAYER + "linear2.weight",
+    LAYER + "norm1.weight",
+    LAYER + "norm2.weight",
+    "output_head.weight",
+)
+LINEAR_BIASES = (
+    LAYER + "self_attn.in_proj_bias",
+    LAYER + "self_attn.out_proj.bias",
+    LAYER + "linear1.bias",
+    LAYER + "linear2.bias",
+    "output_head.bias",
+)
+NORM_BIASES = (LAYER + "norm1.bias", LAYER + "norm2.bias")
+
+
+def import_torch_encoder(
+    path: str | Path,
+    p: int,
+    *,
+    task: str = "add",
+    n_heads: int = 4,
+    norm_first: bool = False,
+    activation: str = "relu",
+    dropout: float = 0.1,
+    frac_train: float = 0.5,
+    seed: int = 0,
+    step: int = 0,
+) -> ImportedRun:
+    """A saved state dict of the model in the module docstring -> :class:`ImportedRun` (one checkpoint).
+
+    ``frac_train`` and ``seed`` choose grokviz's own split for the train/test metrics: the file
+    does not say which pairs the model was trained on (``all_loss``/``all_accuracy`` do not depend
+    on it). ``step`` is recorded as the checkpoint's step.
+    """
+    path = Path(path)
+    source = str(path)
+    state = load_torch_file(path)
+    if not isinstance(state, Mapping) or not all(isinstance(k, str) for k in state):
+        raise GrokvizError(
+            f"{source}: expected a state dict (torch.save(model.state_dict(), FILE)), found a {type(state).__name__}"
+        )
+    state = dict(state)
+    _check_keys(state, source, norm_first)
+    if activation not in ACTIVATIONS:
+        raise GrokvizError(f"{source}: --activation {activation!r} must be one of {ACTIVATIONS}")
+    for name, tensor in state.items():
+        if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
+            kind = f"a {tensor.dtype} tensor" if isinstance(tensor, torch.Tensor) else f"a {type(tensor).__name__}"
+            raise GrokvizError(f"{source}: {name} is {kind}, not a floating-point tensor")
+
+    embedding = state["embedding.weight"]
+    if embedding.dim() != 2:
+        raise GrokvizError(f"{source}: embedding.weight has shape {tuple(embedding.shape)}; expected [p + 1, d_model]")
+    if embedding.shape[0] != p + 1:
+        raise GrokvizError(
+            f"{source}: embedding.weight has {embedding.shape[0]} rows; --p {p} needs p + 1 = {p + 1} "
+            f"(the numbers 0..p-1 and '='). Is --p {embedding.shape[0] - 1} meant?"
+        )
+    d_model = embedding.shape[1]
+    if d_model % n_heads:
+        raise GrokvizError(f"{source}: d_model {d_model} is not divisible by --n-heads {n_heads}")
+    d_mlp = state[LAYER + "linear1.weight"].shape[0]
+    has_bias = LINEAR_BIASES[0] in state
+    try:
+        cfg = Config(
+            task=task,
+            p=p,
+            frac_train=frac_train,
+            seed=seed,
+            d_model=d_model,
+            n_heads=n_heads,
+            d_head=d_model // n_heads,
+            d_mlp=d_mlp,
+            layernorm="pre" if norm_first else "post",
+            biases="all" if has_bias else "none",
+            pos_embed="none",
+            attention="bidirectional",
+            dropout=dropout,
+            activation=activation,
+        )
+    except ConfigError as exc:
+        raise GrokvizError(f"{source}: {exc.as_flags()}") from None
+    params = _to_params(state, cfg, has_bias)
+    expected = param_shapes(cfg)
+    for name, shape in expected.items():
+        if tuple(params[name].shape) != shape:
+            raise GrokvizError(
+                f"{source}: {name} would have shape {tuple(params[name].shape)}; the sizes read from "
+                f"embedding.weight and linear1.weight need {shape}"
+            )
+
+    losses, correct = per_pair_losses(params, cfg)
+    notes = [
+        f"n_heads={n_heads} from --n-heads: a state dict does not record it, and the attention depends on it",
+        f"{'pre' if norm_first else 'post'}-LayerNorm ({'--norm-first' if norm_first else 'PyTorch default'}), "
+        f"{activation} ({'PyTorch default' if activation == 'relu' else '--activation'}), "
+        f"dropout {dropout:g} recorded for training only",
+        "no positional embedding and no attention mask: the last position's output depends on a and b "
+        "only through attention, symmetric in the two",
+        f"the '=' row of output_head dropped; over all {p * p} pairs: loss {losses.mean():.3g}, "
+        f"accuracy {correct.double().mean():.2%}",
+        f"train/test split: grokviz's own (frac_train={frac_train}, seed={seed}); the file does not say "
+        "which pairs trained the model",
+    ]
+    if not has_bias:
+        notes.append("no linear biases in the file (bias=False): LayerNorm biases set to 0")
+    return ImportedRun(cfg, [(step, params)], [], notes, f"torch-encoder: {path.resolve()}")
+
+
+def _check_keys(state: dict[str, Any], source: str, norm_first: bool) -> None:
+    """Refuse, in words, any file that is not exactly the one-layer model this importer knows."""
+    layers = sorted({k.split(".")[2] for k in state if k.startswith("transformer_encoder.layers.")})
+    if len(layers) > 1:
+        raise GrokvizError(
+            f"{source}: has {len(layers)} encoder layers ({', '.join(layers)}); grokviz opens one-layer models only"
+        )
+    missing = [k for k in WEIGHTS if k not in state]
+    if missing:
+        raise GrokvizError(
+            f"{source}: missing keys {missing}: expected the state dict of embedding + a one-layer "
+            "transformer_encoder + output_head (see `grokviz convert torch-encoder --help`)"
+        )
+    biases = [k in state for k in LINEAR_BIASES]
+    if any(biases) and not all(biases):
+        absent = [k for k, present in zip(LINEAR_BIASES, biases) if not present]
+        raise GrokvizError(
+            f"{source}: some biases are missing ({absent}): grokviz reads models where every linear layer has "
+            "one (PyTorch's default) or none does (bias=False on the encoder layer and on output_head)"
+        )
+    has_final = FINAL_NORM + "weight" in state
+    if has_final and not norm_first:
+        raise GrokvizError(
+            f"{source}: has a final norm (transformer_encoder.norm), so the norm order cannot be told from the "
+            "file: a post-LN layer rarely has one and a pre-LN (norm_first=True) layer usually does. If the "
+            "layer was built with norm_first=True, pass --norm-first; grokviz has no post-LN model with a final norm"
+        )
+    if norm_first and not has_final:
+        raise GrokvizError(
+            f"{source}: --norm-first needs the encoder's final norm (transformer_encoder.norm.weight), which "
+            "grokviz's pre-LN model has as ln_final; this file has none"
+        )
+    known = set(WEIGHTS) | set(LINEAR_BIASES) | set(NORM_BIASES) | {FINAL_NORM + "weight", FINAL_NORM + "bias"}
+    unknown = sorted(k for k in state if k not in known)
+    if unknown:
+        raise GrokvizError(
+            f"{source}: unknown keys {unknown[:8]}{' ...' if len(unknown) > 8 else ''}: this importer reads "
+            "embedding + one nn.TransformerEncoderLayer + output_head, without a positional embedding"
+        )
+
+
+def _to_params(state: dict[str, torch.Tensor], cfg: Config, has_bias: bool) -> Params:
+    """PyTorch's left-multiplying, packed tensors -> our right-multiplying, per-head ones.
+
+    Floating-point tensors keep their dtype (a float64 model converts exactly; the run folder
+    stores float32)."""
+    h, dh, d, p = cfg.n_heads, cfg.d_head, cfg.d_model, cfg.p
+    get = lambda name: state[name].detach().clone()  # noqa: E731
+    params: Params = {"embed.W_E": get("embedding.weight")}
+    in_proj = get(LAYER + "self_attn.in_proj_weight")  # [3d (q, k, v; head-major), d]
+    if tuple(in_proj.shape) != (3 * d, d):
+        raise GrokvizError(f"self_attn.in_proj_weight has shape {tuple(in_proj.shape)}; expected {(3 * d, d)}")
+    for i, name in enumerate("QKV"):
+        # q = x @ W^T with output index head * d_head + e: per head, W[head] = rows^T [d, d_head].
+        params[f"blocks.0.attn.W_{name}"] = in_proj[i * d : (i + 1) * d].reshape(h, dh, d).transpose(1, 2)
+        if has_bias:
+            params[f"blocks.0.attn.b_{name}"] = get(LAYER + "self_attn.in_proj_bias")[i * d : (i + 1) * d].reshape(
+                h, dh
+            )
+    # out = concat(z) @ W_o^T: W_o^T's rows are indexed by head * d_head + e.
+    params["blocks.0.attn.W_O"] = get(LAYER + "self_attn.out_proj.weight").T.reshape(h, dh, d)
+    dtype = params["embed.W_E"].dtype
+    norm_bias = lambda name: get(name) if name in state else torch.zeros(d, dtype=dtype)  # noqa: E731
+    params["blocks.0.ln1.w"], params["blocks.0.ln1.b"] = get(LAYER + "norm1.weight"), norm_bias(NORM_BIASES[0])
+    params["blocks.0.ln2.w"], params["blocks.0.ln2.b"] = get(LAYER + "norm2.weight"), norm_bias(NORM_BIASES[1])
+    params["blocks.0.mlp.W_in"] = get(LAYER + "linear1.weight").T  # [d, d_mlp]
+    params["blocks.0.mlp.W_out"] = get(LAYER + "linear2.weight").T  # [d_mlp, d]
+    if has_bias:
+        params["blocks.0.attn.b_O"] = get(LAYER + "self_attn.out_proj.bias")
+        params["blocks.0.mlp.b_in"] = get(LAYER + "linear1.bias")
+        params["blocks.0.mlp.b_out"] = get(LAYER + "linear2.bias")
+    if cfg.layernorm == "pre":
+        params["ln_final.w"] = get(FINAL_NORM + "weight")
+        params["ln_final.b"] = norm_bias(FINAL_NORM + "bias")
+    head = get("output_head.weight")  # [p + 1 (or p), d]
+    if head.shape[0] not in (p, p + 1) or head.shape[1] != d:
+        raise GrokvizError(
+            f"output_head.weight has shape {tuple(head.shape)}; expected [p + 1, d_model] = {(p + 1, d)}"
+        )
+    params["unembed.W_U"] = head[:p].T  # [d, p]: the '=' class dropped
+    if has_bias:
+        params["unembed.b_U"] = get("output_head.bias")[:p]
+    return {name: params[name].contiguous() for name in param_shapes(cfg)}
