@@ -72,4 +72,6 @@ def grokked_run(tmp_path_factory) -> Run:
     """A small model that really groks, trained once per test session."""
     from grokviz.training.single import train
 
-    return train(GROKKED, tmp_path_factory.mktemp("grokked") / "grokked-p29", progress=False)
+    # One thread: the weights (and the margins the tests assert) must not depend on the core count
+    # or on which test set torch's process-wide thread count before.
+    return train(GROKKED, tmp_path_factory.mktemp("grokked") / "grokked-p29", progress=False, threads=1)

@@ -21,6 +21,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -231,6 +232,26 @@ def test_analyze_refuses_every_bad_option(data, small_run: Path) -> None:
     assert listing(small_run) == before  # no timeline cache written, nothing touched
 
 
+def seed000_file(folder: Path) -> Path:
+    """A state dict of seed 000's model (p = 11, d_model 16) for ``convert torch-encoder``."""
+    path = folder / "seed000.pt"
+    if not path.exists():
+        from torch import nn
+
+        torch.manual_seed(0)
+        model = nn.ModuleDict(
+            {
+                "embedding": nn.Embedding(12, 16),
+                "transformer_encoder": nn.TransformerEncoder(
+                    nn.TransformerEncoderLayer(16, 4, 32, batch_first=True), 1, enable_nested_tensor=False
+                ),
+                "output_head": nn.Linear(16, 12),
+            }
+        )
+        torch.save(model.state_dict(), path)
+    return path
+
+
 @SETTINGS
 @given(data=st.data())
 def test_convert_refuses_every_bad_option(data, small_run: Path, workdir: Path) -> None:
@@ -248,13 +269,22 @@ def test_convert_refuses_every_bad_option(data, small_run: Path, workdir: Path) 
         "--config": st.just(str(workdir / "missing.json")),
         "--out": st.just(str(small_run)),
     }  # an existing, non-empty folder
-    command = data.draw(st.sampled_from(["export-tl", "transformer-lens", "progress-measures"]), label="command")
+    encoder = {
+        "--task": bad_choice(TASKS),
+        "--out": st.just(str(small_run)),
+        "--step": st.one_of(not_an_integer(), st.integers(-(10**9), -1).map(str)),
+    }
+    commands = ["export-tl", "transformer-lens", "progress-measures", "torch-encoder"]
+    command = data.draw(st.sampled_from(commands), label="command")
     sub = next(a for a in convert.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    table = option_strategies(sub.choices[command], export if command == "export-tl" else importer)
+    extra = {"export-tl": export, "torch-encoder": encoder}.get(command, importer)
+    table = option_strategies(sub.choices[command], extra)
     flag = data.draw(st.sampled_from(sorted(table)), label="flag")
     value = data.draw(table[flag], label="value")
     source = str(small_run) if command == "export-tl" else str(small_run / "step_000040.safetensors")
     argv = [command, source, "--out", str(out), f"{flag}={value}"]
+    if command == "torch-encoder":  # a file the importer reads: only the drawn option is wrong
+        argv = [command, str(seed000_file(workdir)), "--p", "11", "--out", str(out), f"{flag}={value}"]
     before = listing(workdir)
     code, err = run(convert.main, argv)
     assert_refused(code, err, flag)

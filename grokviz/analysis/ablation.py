@@ -5,7 +5,9 @@ Owns (definitions in docs/analysis.md, "Frequency ablation"):
 * :func:`ablate` — remove, or keep only, a set of frequencies at one of three sites:
   ``logits`` (project the all-pairs logits on/off the cos/sin(w_k(a+b)) directions),
   ``embedding`` (project W_E[:p] and run the model again), ``neurons`` (project each neuron's
-  activations on/off the frequencies' 3x3 blocks and continue through W_out, W_U); returns
+  activations on/off the frequencies' 3x3 blocks and continue through the rest of the model:
+  linearly through W_out, W_U where the architecture has no LayerNorm, else by the model's own
+  forward with the projected activations put in at ``blocks.0.mlp.hook_post``); returns
   loss and accuracy on train, test and all pairs before and after, and the correctness grid.
 * :func:`predict` — one input's logits and each frequency's share of the correct logit.
 
@@ -45,7 +47,8 @@ from einops import einsum, rearrange
 from grokviz.analysis.fourier import check_frequencies, fourier_basis, frequency_rows, unembed_matrix
 from grokviz.analysis.group import Group, additive
 from grokviz.analysis.neurons import all_pairs, block_index, blocks_of, forward_all_pairs, frequency_blocks
-from grokviz.core.model import Params, forward_last
+from grokviz.core.architecture import REFERENCE, Architecture
+from grokviz.core.model import Params, forward_last, p_of
 from grokviz.core.tasks import Dataset
 
 SITES = ("logits", "embedding", "neurons")
@@ -70,9 +73,9 @@ class AblationResult:
     site: str = "logits"
 
 
-def all_pairs_logits(params: Params) -> torch.Tensor:
+def all_pairs_logits(params: Params, arch: Architecture = REFERENCE) -> torch.Tensor:
     """[p*p, p] position-2 logits for every pair, row-major (index a * p + b)."""
-    return forward_all_pairs(params)
+    return forward_all_pairs(params, arch=arch)
 
 
 @dataclass
@@ -85,6 +88,8 @@ class Baseline:
     acts_fourier: torch.Tensor | None = None  # [p, p, d_mlp] full fourier_2d(acts), only if a caller has it
     W_L: torch.Tensor | None = None  # [d_mlp, p] = W_out @ W_U (the neurons site needs it)
     group: Group | None = None  # None: the additive basis of Z_p, sign read from the dataset
+    arch: Architecture = REFERENCE  # the model's; without a linear readout the neurons site reruns it
+    params: Params | None = None  # the weights (the neurons site of a LayerNorm model needs them)
 
     _before: dict = field(default_factory=dict, repr=False)  # id(dataset) -> (dataset, evaluation)
 
@@ -118,13 +123,13 @@ class Baseline:
         return rearrange(self.group_acts, "a b neuron -> (a b) neuron") @ self.W_L
 
 
-def baseline(params: Params, group: Group | None = None) -> Baseline:
+def baseline(params: Params, group: Group | None = None, arch: Architecture = REFERENCE) -> Baseline:
     """One all-pairs forward: logits and activations (their frequency blocks follow on first use)."""
-    p = params["unembed.W_U"].shape[1]
+    p = p_of(params)
     cache: dict = {}
-    logits = forward_all_pairs(params, cache)  # [p*p, p]
+    logits = forward_all_pairs(params, cache, arch)  # [p*p, p]
     acts = rearrange(cache["blocks.0.mlp.hook_post"], "(a b) neuron -> a b neuron", a=p)
-    return Baseline(p=p, logits=logits, acts=acts, W_L=unembed_matrix(params), group=group)
+    return Baseline(p=p, logits=logits, acts=acts, W_L=unembed_matrix(params), group=group, arch=arch, params=params)
 
 
 # --- evaluation -------------------------------------------------------------------------------
@@ -282,18 +287,62 @@ def project_neurons_logits(base: Baseline, frequencies, mode: str = "remove") ->
     return out
 
 
+def projected_activations(base: Baseline, frequencies, mode: str = "remove") -> torch.Tensor:
+    """[p*p, d_mlp] the activations after the neurons-site projection, row-major over all pairs.
+
+    The same projection as :func:`project_neurons_logits`, written out on the activations:
+    remove gives N - P N, keep gives mean(N) + P N; pairs outside a discrete-log group keep theirs.
+    """
+    _check_mode(mode)
+    frame = base.frame
+    n = frame.order
+    chosen = check_frequencies(frequencies, base.p)
+    which, rows, cols = block_entries(chosen, n)
+    index = block_index(n)
+    i, j = index[which, rows], index[which, cols]
+    entries = base.blocks[which, rows, cols]  # [n_entries, d_mlp]
+    basis = fourier_basis(n, base.acts.dtype)
+    design = einsum(basis[i], basis[j], "entry a, entry b -> a b entry").reshape(n * n, -1)  # [n*n, n_entries]
+    projected = design @ entries  # [n*n, d_mlp] = P N without the mean
+    on_group = rearrange(base.group_acts, "a b neuron -> (a b) neuron")
+    changed = on_group - projected if mode == "remove" else base.blocks[0, 0, 0] / n + projected
+    acts = rearrange(base.acts, "a b neuron -> (a b) neuron")
+    if not frame.discrete_log:
+        return changed
+    out = acts.clone()
+    out[frame.pair_index] = changed
+    return out
+
+
+def project_neurons_forward(base: Baseline, frequencies, mode: str = "remove", params: Params | None = None):
+    """The neurons-site ablation as logits [p*p, p], by the model's own forward: the projected
+    activations replace ``blocks.0.mlp.hook_post`` and the rest of the model runs on them.
+
+    Exact for every architecture; on one without LayerNorm it equals :func:`project_neurons_logits`
+    (tested), which needs no forward."""
+    params = base.params if params is None else params
+    if params is None:
+        raise ValueError("the neurons site of this architecture runs the model again: pass params")
+    acts = projected_activations(base, frequencies, mode)
+    return forward_all_pairs(params, arch=base.arch, hooks={"blocks.0.mlp.hook_post": lambda _: acts})
+
+
 def ablated_logits(
     base: Baseline, frequencies, mode: str = "remove", site: str = "logits", params: Params | None = None, sign: int = 1
 ) -> torch.Tensor:
-    """[p*p, p] logits after the ablation (``params`` is needed only for ``site="embedding"``)."""
+    """[p*p, p] logits after the ablation (``params``, or ``base.params``, runs the model again at
+    the embedding site, and at the neurons site of a model with LayerNorm)."""
+    params = base.params if params is None else params
     if site == "logits":
         return project_logits(base.logits, frequencies, mode, sign, base.group)
     if site == "neurons":
-        return project_neurons_logits(base, frequencies, mode)
+        if base.arch.linear_readout:
+            return project_neurons_logits(base, frequencies, mode)
+        return project_neurons_forward(base, frequencies, mode, params)
     if site == "embedding":
         if params is None:
             raise ValueError("the embedding site runs the model again: pass params")
-        return all_pairs_logits(project_embedding(params, frequencies, mode, base.group))
+        return all_pairs_logits(project_embedding(params, frequencies, mode, base.group), base.arch)
     raise ValueError(f"site={site!r} is unknown; choose one of {SITES}")
 
 
@@ -329,12 +378,13 @@ def ablate(
     mode: str = "remove",
     site: str = "logits",
     group: Group | None = None,
+    arch: Architecture = REFERENCE,
 ) -> AblationResult:
     """Remove (or keep only) ``frequencies`` at ``site``; metrics before/after on train, test, all."""
     _check_mode(mode)
     if site not in SITES:
         raise ValueError(f"site={site!r} is unknown; choose one of {SITES}")
-    return ablate_baseline(baseline(params, group), params, dataset, frequencies, mode, site)
+    return ablate_baseline(baseline(params, group, arch), params, dataset, frequencies, mode, site)
 
 
 def _check_mode(mode: str) -> None:
@@ -367,7 +417,13 @@ class Prediction:
 
 
 def predict(
-    params: Params, a: int, b: int, frequencies, label: int | None = None, group: Group | None = None
+    params: Params,
+    a: int,
+    b: int,
+    frequencies,
+    label: int | None = None,
+    group: Group | None = None,
+    arch: Architecture = REFERENCE,
 ) -> Prediction:
     """Logits for (a, b), the answer, and each frequency's contribution to the ``label`` logit.
 
@@ -376,10 +432,10 @@ def predict(
     the basis of Z_{p-1} (``components`` columns follow ``classes``); a label of 0 is outside the
     group, so its contributions are NaN.
     """
-    p = params["unembed.W_U"].shape[1]
+    p = p_of(params)
     chosen = check_frequencies(frequencies, p)
     with torch.no_grad():
-        logits = forward_last(params, torch.tensor([a]), torch.tensor([b]))[0]  # [p]
+        logits = forward_last(params, torch.tensor([a]), torch.tensor([b]), arch=arch)[0]  # [p]
     answer = int(logits.argmax())
     label = answer if label is None else int(label)
     frame = group if group is not None else additive(p)

@@ -10,18 +10,19 @@ import torch
 from einops import rearrange
 
 from grokviz.analysis.neurons import all_pairs
-from grokviz.core.model import Params, forward_last
+from grokviz.core.architecture import REFERENCE, Architecture
+from grokviz.core.model import Params, forward_last, p_of
 
 
-def attention_pattern(params: Params, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def attention_pattern(params: Params, a: torch.Tensor, b: torch.Tensor, arch: Architecture = REFERENCE) -> torch.Tensor:
     """a, b [batch] int64 -> [batch, head, key_pos (a, b, =)]: the '=' query's pattern per head."""
     cache: dict = {}
     with torch.no_grad():
-        forward_last(params, a, b, cache=cache)
+        forward_last(params, a, b, cache=cache, arch=arch)
     return cache["blocks.0.attn.hook_pattern"]
 
 
-def attention_to(params: Params) -> torch.Tensor:
+def attention_to(params: Params, arch: Architecture = REFERENCE) -> torch.Tensor:
     """[n_heads, p (a), p (b), 3 (key: a, b, =)]: the '=' query's attention pattern for every pair."""
-    p = params["unembed.W_U"].shape[1]
-    return rearrange(attention_pattern(params, *all_pairs(p)), "(a b) head key -> head a b key", a=p)
+    p = p_of(params)
+    return rearrange(attention_pattern(params, *all_pairs(p), arch), "(a b) head key -> head a b key", a=p)

@@ -21,7 +21,7 @@ import torch
 
 from grokviz.analysis.fourier import check_frequencies, fourier_basis, frequency_rows
 from grokviz.analysis.group import Group, additive
-from grokviz.core.model import Params
+from grokviz.core.model import Params, p_of, unembed_matrix
 
 SIDES = ("embedding", "unembedding")
 
@@ -43,13 +43,13 @@ def vectors(params: Params, side: str, group: Group) -> torch.Tensor:
     if side == "embedding":
         return params["embed.W_E"][group.tokens].double()
     if side == "unembedding":
-        return params["unembed.W_U"][:, group.tokens].T.double()
+        return unembed_matrix(params)[:, group.tokens].T.double()
     raise ValueError(f"side={side!r} is unknown; choose one of {SIDES}")
 
 
 def circle(params: Params, frequency: int, side: str = "embedding", group: Group | None = None) -> Circle:
     """Project every token of the group onto the plane of its vectors' cos-k and sin-k components."""
-    p = params["unembed.W_U"].shape[1]
+    p = p_of(params)
     group = group if group is not None else additive(p)
     (k,) = check_frequencies([frequency], p)
     rows = vectors(params, side, group)  # [n, d_model]

@@ -18,6 +18,7 @@ import torch
 
 from grokviz.analysis.group import Group
 from grokviz.core.model import Params
+from grokviz.core.model import unembed_matrix as model_unembed
 
 
 def n_frequencies(p: int) -> int:
@@ -139,8 +140,19 @@ def embed_spectrum(params: Params, group: Group | None = None) -> torch.Tensor:
 
 
 def unembed_matrix(params: Params) -> torch.Tensor:
-    """W_L = W_out @ W_U [d_mlp, p]: how each neuron writes to the logits (biases excluded)."""
-    return params["blocks.0.mlp.W_out"] @ params["unembed.W_U"]
+    """W_L [d_mlp, p]: how each neuron writes to the logits (biases excluded).
+
+    Without LayerNorm, ``W_out @ W_U`` exactly. With one, a LayerNorm sits between the MLP and
+    the logits (``ln_final`` in a pre-LN model, ``ln2`` in a post-LN one); it is linear apart from
+    its division by each input's standard deviation, so ``W_L = W_out @ C @ diag(w) @ W_U`` (C
+    removes the mean over d_model) is each neuron's map to the logits up to one positive factor
+    per input (docs/analysis.md). Its spectrum and Gini coefficient do not depend on that factor.
+    """
+    W_out = params["blocks.0.mlp.W_out"]  # [d_mlp, d_model]
+    norm = "ln_final" if "ln_final.w" in params else "blocks.0.ln2" if "blocks.0.ln2.w" in params else None
+    if norm is not None:
+        W_out = (W_out - W_out.mean(dim=1, keepdim=True)) * params[f"{norm}.w"]
+    return W_out @ model_unembed(params)
 
 
 def unembed_fourier(params: Params, group: Group | None = None) -> torch.Tensor:

@@ -23,7 +23,8 @@ import torch
 from einops import einsum, rearrange
 
 from grokviz.analysis.fourier import fourier_basis, n_frequencies
-from grokviz.core.model import Params, forward_last
+from grokviz.core.architecture import REFERENCE, Architecture
+from grokviz.core.model import Hooks, Params, forward_last, p_of
 
 # A neuron whose activations vary by less than this (RMS over all pairs) is dead: a ReLU that
 # never fires (or always gives the same value) has no frequency to report.
@@ -49,22 +50,23 @@ def all_pairs(p: int) -> tuple[torch.Tensor, torch.Tensor]:
     return a, b
 
 
-def forward_all_pairs(params: Params, cache: dict | None = None) -> torch.Tensor:
+def forward_all_pairs(
+    params: Params, cache: dict | None = None, arch: Architecture = REFERENCE, hooks: Hooks | None = None
+) -> torch.Tensor:
     """Logits [p*p, p] of every pair, row-major, by ``model.forward_last`` (no gradients).
 
-    ``cache`` receives forward_last's position-2 activations ([p*p, ...]).
+    ``cache`` receives forward_last's position-2 activations ([p*p, ...]); ``hooks`` intervene.
     """
-    p = params["unembed.W_U"].shape[1]
-    a, b = all_pairs(p)
+    a, b = all_pairs(p_of(params))
     with torch.no_grad():
-        return forward_last(params, a, b, cache=cache)
+        return forward_last(params, a, b, hooks=hooks, cache=cache, arch=arch)
 
 
-def neuron_activations(params: Params) -> torch.Tensor:
-    """N [p (a), p (b), d_mlp]: post-ReLU MLP activations at the '=' position for every pair."""
-    p = params["unembed.W_U"].shape[1]
+def neuron_activations(params: Params, arch: Architecture = REFERENCE) -> torch.Tensor:
+    """N [p (a), p (b), d_mlp]: post-activation MLP neurons at the '=' position for every pair."""
+    p = p_of(params)
     cache: dict = {}
-    forward_all_pairs(params, cache)
+    forward_all_pairs(params, cache, arch)
     post = cache["blocks.0.mlp.hook_post"]  # [p*p, d_mlp]
     return rearrange(post, "(a b) neuron -> a b neuron", a=p)
 

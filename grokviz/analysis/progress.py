@@ -23,6 +23,7 @@ import torch
 from grokviz.analysis.ablation import all_pairs_logits, evaluate, project_logits, residue_sign
 from grokviz.analysis.fourier import embed_spectrum, unembed_spectrum
 from grokviz.analysis.group import Group
+from grokviz.core.architecture import REFERENCE, Architecture
 from grokviz.core.model import Params
 from grokviz.core.tasks import Dataset
 
@@ -41,7 +42,9 @@ def gini(x) -> float:
     return float(1 - 2 * ((values / total) * (n - i + 0.5) / n).sum())
 
 
-def progress_measures(params: Params, dataset: Dataset, key_freqs, group: Group | None = None) -> dict[str, float]:
+def progress_measures(
+    params: Params, dataset: Dataset, key_freqs, group: Group | None = None, arch: Architecture = REFERENCE
+) -> dict[str, float]:
     """Every progress measure of one checkpoint for a fixed set of key frequencies.
 
     Keys: restricted_loss (keep only key_freqs at the logits, all pairs), restricted_loss_train,
@@ -53,7 +56,7 @@ def progress_measures(params: Params, dataset: Dataset, key_freqs, group: Group 
     restricted and excluded losses are taken on the pairs without 0, and the Gini coefficients on
     the discrete-log spectra; train/test loss and accuracy stay those of the whole dataset.
     """
-    return progress_measures_from_logits(params, all_pairs_logits(params), dataset, key_freqs, group)
+    return progress_measures_from_logits(params, all_pairs_logits(params, arch), dataset, key_freqs, group)
 
 
 def progress_measures_from_logits(

@@ -9,7 +9,7 @@ few more. Pure: weights in, a dict out.
 
 from __future__ import annotations
 
-from grokviz.analysis.ablation import baseline
+from grokviz.analysis.ablation import baseline, evaluate
 from grokviz.analysis.group import group_for
 from grokviz.analysis.neurons import key_frequencies, neuron_stats
 from grokviz.analysis.progress import progress_measures_from_logits
@@ -23,12 +23,13 @@ def summarise(
 ) -> dict:
     """The JSON object of one checkpoint (see the module docstring)."""
     group = group_for(cfg.task, cfg.p)  # discrete-log for mul and div: frequencies over Z_{p-1}
-    base = baseline(params, group)  # one all-pairs forward serves the neurons and the losses
+    base = baseline(params, group, cfg.architecture)  # one all-pairs forward serves the neurons and the losses
     stats = neuron_stats(base.group_acts, threshold=threshold, blocks=base.blocks)
     counts = key_frequencies(stats)
     used = sorted(counts) if key_freqs is None else key_freqs
     dataset = dataset_for(cfg)
     measures = progress_measures_from_logits(params, base.logits, dataset, used, group)
+    every = evaluate(base.logits, dataset)[0]["all"]
     return {
         "step": step,
         "p": cfg.p,
@@ -40,6 +41,9 @@ def summarise(
         "test_loss": measures["test_loss"],
         "train_accuracy": measures["train_accuracy"],
         "test_accuracy": measures["test_accuracy"],
+        # Over every pair of the task, whatever the split (an imported model's split may be unknown).
+        "all_loss": every.loss,
+        "all_accuracy": every.accuracy,
         "key_frequencies": sorted(counts),
         "neuron_frequency_counts": {str(k): n for k, n in counts.items()},
         "fraction_neurons_clustered": stats.fraction_clustered,

@@ -108,6 +108,8 @@ def import_torch_encoder(
             f"(the numbers 0..p-1 and '='). Is --p {embedding.shape[0] - 1} meant?"
         )
     d_model = embedding.shape[1]
+    if n_heads < 1:
+        raise GrokvizError(f"--n-heads={n_heads} must be at least 1")
     if d_model % n_heads:
         raise GrokvizError(f"{source}: d_model {d_model} is not divisible by --n-heads {n_heads}")
     d_mlp = state[LAYER + "linear1.weight"].shape[0]

@@ -38,7 +38,8 @@ def default_key_frequencies(run: Run, step: int | None = None) -> list[int]:
         return []
     params = run.load(steps[-1] if step is None else step)
     group = group_for(run.config.task, run.config.p)
-    return sorted(key_frequencies(neuron_stats(group.on_group(neuron_activations(params)))))
+    acts = neuron_activations(params, run.config.architecture)
+    return sorted(key_frequencies(neuron_stats(group.on_group(acts))))
 
 
 def _signature(run: Run, step: int) -> list[int] | None:
@@ -130,7 +131,8 @@ def timeline(
         if step in reusable:
             rows.append(reusable[step])
             continue
-        rows.append({"step": step, **progress_measures(run.load(step), dataset, used, group)})
+        measures = progress_measures(run.load(step), dataset, used, group, run.config.architecture)
+        rows.append({"step": step, **measures})
         done += 1
         if progress is not None:
             progress(done, len(todo))

@@ -30,6 +30,12 @@ def group_of(run_path: str):
     return group_for(cfg.task, cfg.p)
 
 
+@st.cache_resource(max_entries=16, show_spinner=False)
+def arch_of(run_path: str):
+    """The architecture of the run's checkpoints (every forward here passes it)."""
+    return open_run(run_path).config.architecture
+
+
 @st.cache_resource(max_entries=8, show_spinner=False)
 def load_dataset(config_json: str):
     """The run's own train/test split (an imported reference run keeps the reference split)."""
@@ -54,17 +60,19 @@ def load_phases(run_path: str, size: int, mtime: float, _timeline, has_timeline:
 @st.cache_resource(max_entries=64, show_spinner=False)  # 5.8 MB each at p = 113
 def logits_base(run_path: str, step: int, mtime: float):
     """The all-pairs logits of a checkpoint, with their metrics memoised (no activations kept)."""
-    return views.logits_baseline(ablation.all_pairs_logits(load_params(run_path, step, mtime)), group_of(run_path))
+    arch = arch_of(run_path)
+    logits = ablation.all_pairs_logits(load_params(run_path, step, mtime), arch)
+    return views.logits_baseline(logits, group_of(run_path), arch)
 
 
 @st.cache_resource(max_entries=6, show_spinner=False)
 def activations(run_path: str, step: int, mtime: float):
-    return neurons.neuron_activations(load_params(run_path, step, mtime))
+    return neurons.neuron_activations(load_params(run_path, step, mtime), arch_of(run_path))
 
 
 @st.cache_resource(max_entries=3, show_spinner=False)
 def ablation_baseline(run_path: str, step: int, mtime: float):
-    return ablation.baseline(load_params(run_path, step, mtime), group_of(run_path))
+    return ablation.baseline(load_params(run_path, step, mtime), group_of(run_path), arch_of(run_path))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from grokviz.analysis.group import Group, group_for
 from grokviz.analysis.progress import Phases
+from grokviz.core.architecture import Architecture
 from grokviz.core.config import Config
 from grokviz.core.model import Params
 from grokviz.core.tasks import Dataset
@@ -48,6 +49,11 @@ class View:
     @property
     def p(self) -> int:
         return self.cfg.p
+
+    @property
+    def arch(self) -> Architecture:
+        """The function the run's checkpoints compute (every forward of the app passes it)."""
+        return self.cfg.architecture
 
     @property
     def group(self) -> Group:

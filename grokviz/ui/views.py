@@ -18,6 +18,7 @@ import torch
 from grokviz.analysis import ablation
 from grokviz.analysis.attention import attention_pattern
 from grokviz.analysis.group import Group, group_for
+from grokviz.core.architecture import REFERENCE, Architecture
 from grokviz.core.config import Config
 from grokviz.core.tasks import FOURIER_TASKS, TASKS
 
@@ -374,9 +375,10 @@ def next_step(steps: Sequence[int], step: int) -> int | None:
     return later[0] if later else None
 
 
-def attention_at(params, a: int, b: int) -> np.ndarray:
+def attention_at(params, a: int, b: int, arch: Architecture = REFERENCE) -> np.ndarray:
     """[n_heads, 3]: where the '=' position attends (to a, to b, to '=') for the one input (a, b)."""
-    return attention_pattern(params, torch.tensor([int(a)]), torch.tensor([int(b)]))[0].double().numpy()
+    pattern = attention_pattern(params, torch.tensor([int(a)]), torch.tensor([int(b)]), arch)
+    return pattern[0].double().numpy()
 
 
 def waves_frame(frequencies: Sequence[int], components: torch.Tensor | None) -> pd.DataFrame:
@@ -431,13 +433,15 @@ def pair_split(dataset, a: int, b: int) -> str:
 # --- ablation over checkpoints ---------------------------------------------------------------
 
 
-def logits_baseline(logits: torch.Tensor, group: Group | None = None) -> ablation.Baseline:
+def logits_baseline(
+    logits: torch.Tensor, group: Group | None = None, arch: Architecture = REFERENCE
+) -> ablation.Baseline:
     """An ``ablation.Baseline`` holding only the all-pairs logits [p*p, p].
 
     Enough for the logits and embedding sites (and its ``evaluate`` memoises the un-ablated
     metrics); the neurons site needs ``ablation.baseline(params)`` with the activations.
     """
-    return ablation.Baseline(p=logits.shape[1], logits=logits, acts=None, group=group)
+    return ablation.Baseline(p=logits.shape[1], logits=logits, acts=None, group=group, arch=arch)
 
 
 def ablation_over_run(steps: Sequence[int], compute, progress=None) -> pd.DataFrame:

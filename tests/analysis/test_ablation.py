@@ -14,6 +14,7 @@ import torch
 
 from grokviz.analysis.ablation import (
     SITES,
+    Baseline,
     ablate,
     ablate_baseline,
     ablated_logits,
@@ -172,8 +173,10 @@ def test_embedding_site_equals_rerunning_with_a_projected_embedding(random_model
     got = ablated_logits(baseline(params), [3], "remove", "embedding", params)
     assert torch.allclose(got, expected, atol=1e-4)
     # The '=' row is untouched.
+    # A baseline of logits only (the app's, for this site) needs the weights passed in.
+    logits_only = Baseline(p=p, logits=baseline(params).logits, acts=None)
     with pytest.raises(ValueError):
-        ablated_logits(baseline(params), [3], "remove", "embedding")  # needs params
+        ablated_logits(logits_only, [3], "remove", "embedding")
 
 
 def test_evaluate_matches_the_model_and_handles_missing_pairs():
@@ -271,9 +274,11 @@ def test_small_grokked_key_frequencies_interfere_constructively(grokked):
         prediction = predict(params, a, b, keys, label)
         assert prediction.answer == label
         assert all(value > 0 for value in prediction.contributions.values()), prediction.contributions
-        # each key frequency's wave is at (or within 10% of) its crest at the answer
+        # Each key frequency's wave is near its crest at the answer (within 20%: the waves' phases
+        # are not exactly aligned in a small model), and their sum peaks exactly there.
         crest = prediction.components.max(dim=1).values
-        assert (prediction.components[:, label] >= 0.9 * crest).all()
+        assert (prediction.components[:, label] >= 0.8 * crest).all()
+        assert int(prediction.components.sum(dim=0).argmax()) == label
 
 
 # --- the bundled p = 113 run ------------------------------------------------------------------

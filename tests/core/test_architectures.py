@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from grokviz.core.architecture import Architecture
-from grokviz.core.config import Config, dataset_for
+from grokviz.core.config import Config
 from grokviz.core.model import forward, forward_last, init_params, param_shapes
 from grokviz.errors import GrokvizError
 from grokviz.interop.torch_encoder import import_torch_encoder
@@ -117,9 +117,7 @@ def all_tokens(p: int) -> torch.Tensor:
 def random_params(cfg: Config) -> dict[str, torch.Tensor]:
     """float64 weights with non-trivial biases and norm weights, so every term matters."""
     generator = torch.Generator().manual_seed(7)
-    return {
-        k: (v + 0.3 * torch.randn(v.shape, generator=generator)).double() for k, v in init_params(cfg).items()
-    }
+    return {k: (v + 0.3 * torch.randn(v.shape, generator=generator)).double() for k, v in init_params(cfg).items()}
 
 
 @pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "reference")
@@ -154,7 +152,9 @@ def test_last_position_path_equals_full_forward(layernorm, biases, pos_embed, at
     torch.testing.assert_close(last, full, rtol=0, atol=1e-11)
     # The last-position cache is the full cache's last position.
     torch.testing.assert_close(last_cache["blocks.0.mlp.hook_post"], full_cache["blocks.0.mlp.hook_post"][:, -1])
-    torch.testing.assert_close(last_cache["blocks.0.attn.hook_pattern"], full_cache["blocks.0.attn.hook_pattern"][:, :, -1])
+    torch.testing.assert_close(
+        last_cache["blocks.0.attn.hook_pattern"], full_cache["blocks.0.attn.hook_pattern"][:, :, -1]
+    )
 
 
 def test_causal_and_bidirectional_differ_only_before_the_last_position() -> None:

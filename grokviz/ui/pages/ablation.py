@@ -63,7 +63,7 @@ def render(view: View) -> None:
                 base = (
                     loaders.ablation_baseline(view.run_path, at_step, at_mtime)
                     if cached
-                    else ablation.baseline(at_params, view.group)
+                    else ablation.baseline(at_params, view.group, view.arch)
                 )
             else:
                 base = loaders.logits_base(view.run_path, at_step, at_mtime)

@@ -14,7 +14,7 @@ def render(view: View) -> None:
     """One input explained at the current step."""
     shown_freqs = view.key_freqs or [1]
     group = view.group
-    prediction = ablation.predict(view.params, view.a, view.b, shown_freqs, view.correct_c, group)
+    prediction = ablation.predict(view.params, view.a, view.b, shown_freqs, view.correct_c, group, view.arch)
     label_column = group.element(prediction.label)  # where the label sits on the waves' axis
     verdict = "correct" if prediction.answer == prediction.label else "wrong"
     st.caption(
@@ -60,7 +60,7 @@ def render(view: View) -> None:
         st.caption("The answer is 0 (an operand is 0): it has no log, so no frequency contributes to it.")
     st.altair_chart(
         charts.attention_chart(
-            views.attention_at(view.params, view.a, view.b),
+            views.attention_at(view.params, view.a, view.b, view.arch),
             a=view.a,
             b=view.b,
             title=f"Attention from the '=' position for ({view.a}, {view.b})",
