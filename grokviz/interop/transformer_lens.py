@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from grokviz.core.architecture import LN_EPS
 from grokviz.core.config import Config
 from grokviz.core.model import PARAM_SHAPES, Params
 from grokviz.core.tasks import make_dataset
@@ -54,20 +55,37 @@ TL_ZERO_BIASES = {
     "unembed.b_U": lambda c: (c.d_vocab_out,),
 }
 TL_BUFFERS = ("blocks.0.attn.mask", "blocks.0.attn.IGNORE")
+# The MLP biases, which a model trained with biases="none" does not have either.
+TL_MLP_BIASES = {"blocks.0.mlp.b_in": lambda c: (c.d_mlp,), "blocks.0.mlp.b_out": lambda c: (c.d_model,)}
 
 
 def to_transformer_lens(params: Params, cfg: Config) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Our params -> (HookedTransformerConfig kwargs, state dict for ``HookedTransformer.load_state_dict``).
 
-    The state dict has every entry a TransformerLens 3.x ``HookedTransformer`` of this config holds
-    (``strict=True`` loading works): our weights as they are (same names and layout), the zero
-    attention/unembedding biases, and the ``mask`` (causal, bool) and ``IGNORE`` (-inf) buffers.
+    The state dict has every entry a TransformerLens ``HookedTransformer`` of this config holds
+    (``strict=True`` loading works): our weights as they are (same names and layout), zeros for the
+    biases TransformerLens has and the model has not, and the ``mask`` and ``IGNORE`` buffers.
+    TransformerLens expresses every architecture of ours but post-LayerNorm (its ``"LN"`` is
+    pre-LN with a final norm, as ours): a model without positional embedding gets ``W_pos = 0``
+    and a tied one its ``W_U = W_E[:p]^T`` written out, which compute the same function.
+    A post-LN model is refused in words.
     """
+    from grokviz.core.model import unembed_matrix
     from grokviz.storage.runs import validate_params
 
+    arch = cfg.architecture
+    if arch.layernorm == "post":
+        raise GrokvizError(
+            "this run is post-LayerNorm (the norm after each residual sum, as PyTorch's nn.TransformerEncoderLayer "
+            "by default); TransformerLens' HookedTransformer normalises before attention and the MLP "
+            "(normalization_type='LN' is pre-LN), so it cannot express this model. Analyse it in grokviz instead"
+        )
     params = validate_params(params, cfg, "params")
     tl_config = {
         **TL_FIXED,
+        "act_fn": arch.activation,
+        "normalization_type": "LN" if arch.layernorm == "pre" else None,
+        "attention_dir": arch.attention,
         "n_heads": cfg.n_heads,
         "d_model": cfg.d_model,
         "d_head": cfg.d_head,
@@ -78,10 +96,15 @@ def to_transformer_lens(params: Params, cfg: Config) -> tuple[dict[str, Any], di
         "init_weights": True,
         "seed": cfg.seed,
     }
+    if arch.layernorm == "pre":
+        tl_config["eps"] = LN_EPS
     state_dict = {name: tensor.clone() for name, tensor in params.items()}
-    for name, shape in TL_ZERO_BIASES.items():
-        state_dict[name] = torch.zeros(shape(cfg))
-    state_dict["blocks.0.attn.mask"] = torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool).tril()
+    state_dict.setdefault("pos_embed.W_pos", torch.zeros(cfg.n_ctx, cfg.d_model))
+    state_dict["unembed.W_U"] = unembed_matrix(params).clone()
+    for name, shape in {**TL_ZERO_BIASES, **TL_MLP_BIASES}.items():
+        state_dict.setdefault(name, torch.zeros(shape(cfg)))
+    mask = torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool)
+    state_dict["blocks.0.attn.mask"] = mask.tril() if arch.attention == "causal" else mask
     state_dict["blocks.0.attn.IGNORE"] = torch.tensor(-math.inf)
     return tl_config, state_dict
 

@@ -87,6 +87,7 @@ def render() -> Choice | None:
             main_area.page_link(navigation.adder_page(), label="Open the Adder page", icon=":material/calculate:")
             return None
         cfg = run.config
+        st.caption(f"Model: {cfg.architecture.describe()}")
         with st.expander("Config", icon=":material/settings:"):
             st.dataframe(views.config_table(cfg), hide_index=True, width="stretch")
             st.caption(f"Folder: `{run.path}`  \nWritten by: {run.source}")

@@ -375,6 +375,14 @@ def next_step(steps: Sequence[int], step: int) -> int | None:
     return later[0] if later else None
 
 
+def neuron_logit_map_name(arch: Architecture) -> str:
+    """How W_L is formed for this architecture (docs/analysis.md): through a LayerNorm after the MLP."""
+    W_U = "W_E[:p]ᵀ" if arch.unembed == "tied" else "W_U"
+    if arch.layernorm == "none":
+        return f"W_L = W_out {W_U}"
+    return f"W_L = W_out C diag(w) {W_U} (through the {'final' if arch.layernorm == 'pre' else 'second'} LayerNorm)"
+
+
 def attention_at(params, a: int, b: int, arch: Architecture = REFERENCE) -> np.ndarray:
     """[n_heads, 3]: where the '=' position attends (to a, to b, to '=') for the one input (a, b)."""
     pattern = attention_pattern(params, torch.tensor([int(a)]), torch.tensor([int(b)]), arch)

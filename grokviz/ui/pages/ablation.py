@@ -14,7 +14,8 @@ from grokviz.ui.widgets import show_error
 SITE_HELP = {
     "logits": "project the all-pairs logits off / onto cos(w(a+b)) and sin(w(a+b))",
     "embedding": "project W_E's token rows off / onto the frequencies' cos and sin, then run the model",
-    "neurons": "project each neuron's activations over (a, b) off / onto the frequencies' 3x3 blocks",
+    "neurons": "project each neuron's activations over (a, b) off / onto the frequencies' 3x3 blocks, then run the "
+    "rest of the model on them",
 }
 MODE_LABELS = {"remove": "remove", "keep": "keep only"}  # also the URL's values
 

@@ -31,7 +31,7 @@ def render(view: View) -> None:
     right.altair_chart(
         charts.spectrum_chart(
             views.spectrum_frame(fourier.unembed_spectrum(view.params, group), view.key_freqs),
-            title=f"Neuron-to-logit map W_L = W_out W_U at step {view.step:,}",
+            title=f"Neuron-to-logit map {views.neuron_logit_map_name(view.arch)} at step {view.step:,}",
             subtitle="norm of each frequency of W_L over the output c" + (" (log c; c = 0 left out)" if over else ""),
         ),
         width="stretch",

@@ -1,0 +1,53 @@
+"""The bundled run of seed 000's architecture (post-LayerNorm, every bias, no positional embedding,
+bidirectional attention) in the run explorer: every tab and every ablation site, with values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from grokviz.analysis.ablation import ablate
+from grokviz.analysis.summary import summarise
+from grokviz.core.config import dataset_for
+from grokviz.storage.runs import open_run
+
+RUN = Path(__file__).resolve().parents[2] / "checkpoints" / "seed000-p97"
+TABS = ["Training", "Fourier", "Ablation", "Neurons", "Prediction & attention", "Circles"]
+
+
+@pytest.fixture(scope="module")
+def seed000() -> Path:
+    if not (RUN / "run.json").is_file():
+        pytest.skip(f"bundled run missing at {RUN}")
+    return RUN
+
+
+def metric(at, label: str) -> str:
+    values = [m.value for m in at.metric if m.label == label]
+    assert values, f"no metric {label!r}; metrics are {[m.label for m in at.metric]}"
+    return values[0]
+
+
+def test_every_tab_and_site_renders_on_seed000(seed000, monkeypatch, new_app, check) -> None:
+    monkeypatch.setenv("GROKVIZ_RUNS", str(seed000.parent))
+    at = check(new_app(run="seed000-p97").run())
+    assert at.selectbox(key="run").value.endswith("seed000-p97")
+    assert any(
+        "post-LayerNorm, biases: all, no positional embedding, bidirectional attention" in c.value for c in at.caption
+    )
+    for tab in TABS:
+        at.session_state["tab"] = tab
+        check(at.run())
+    at.session_state["tab"] = "Ablation"
+    check(at.run())
+    run = open_run(seed000)
+    cfg, params = run.config, run.load(run.steps()[-1])
+    keys = summarise(cfg, run.steps()[-1], params)["key_frequencies"]
+    for site in ("logits", "embedding", "neurons"):
+        at.radio(key="site").set_value(site)
+        check(at.radio(key="mode").set_value("remove").run())
+        # What the page shows is the library's number for the same ablation.
+        expected = ablate(params, dataset_for(cfg), keys, "remove", site, arch=cfg.architecture)
+        assert metric(at, "Test accuracy after") == f"{expected.after['test'].accuracy:.1%}", site
+        assert expected.after["test"].accuracy < 0.5, site  # removing the key frequencies breaks the model
