@@ -11,6 +11,9 @@
 4. 64 seeds of the recipe by ``grokviz.ensemble`` (tf32, and fp32 unless ``--quick``): the same
    figures and how many members grokked.
 5. The benchmark table of ``scripts/bench_train.py --device cuda``.
+6. The general path (seed 000's architecture: post-LN, every bias, no positions, dropout 0.1) on
+   the GPU: graphs on a run without dropout == eager, the dropout run eager (it says so) with its
+   member == single run, the GPU run near the CPU run, and its step time.
 
 Prints a summary and writes it to ``DIR/check_gpu.json``; exits 1 if a check fails or a step
 cannot be captured as a CUDA graph.
@@ -158,6 +161,29 @@ def checks() -> int:
     print(report["bench_train"])
     if bench.returncode:
         failures.append(f"bench_train.py exited with status {bench.returncode}")
+
+    # 6. the general path (architecture options), on the GPU.
+    general = SMALL.replace(layernorm="post", biases="all", pos_embed="none", attention="bidirectional")
+    g_graphs = train(general, work / "general-graphs", device="cuda", progress=False)
+    g_eager = train(general, work / "general-eager", device="cuda", progress=False, use_graphs=False)
+    dropped = general.replace(dropout=0.1)
+    d_single = train(dropped, work / "dropout-single", device="cuda", progress=False)
+    (d_member,) = [
+        open_run(f) for f in train_ensemble([dropped], work / "dropout-ensemble", device="cuda", progress=False)
+    ]
+    d_cpu = train(dropped, work / "dropout-cpu", device="cpu", progress=False)
+    report["general_path"] = {
+        "graphs_vs_eager_max_weight_diff": max_weight_difference(g_graphs, g_eager),
+        "dropout_member_vs_single_max_log_diff": max_log_difference(d_member, d_single),
+        "dropout_gpu_vs_cpu_final_test_accuracy": [float(r.log().test_accuracy.iloc[-1]) for r in (d_single, d_cpu)],
+        "ms_per_step_graphs": float(g_graphs.log().elapsed_s.iloc[-1]) / general.steps * 1e3,
+        "ms_per_step_dropout_eager": float(d_single.log().elapsed_s.iloc[-1]) / dropped.steps * 1e3,
+    }
+    print("general path:", report["general_path"], flush=True)
+    if report["general_path"]["graphs_vs_eager_max_weight_diff"] > 1e-5:
+        failures.append("general path: CUDA-graph run differs from the eager run")
+    if report["general_path"]["dropout_member_vs_single_max_log_diff"] > 1e-5:
+        failures.append("general path: dropout ensemble member differs from its single run")
 
     report["failures"] = failures
     out = args.out or work

@@ -32,6 +32,7 @@ from einops import einsum
 
 from grokviz.core.digits_config import DigitsConfig
 from grokviz.core.digits_tasks import ANSWER_LEN, PROMPT_LEN
+from grokviz.core.general import hook as _hook  # one intervention/cache rule for both families
 
 Params = dict[str, torch.Tensor]
 Hooks = Mapping[str, Callable[[torch.Tensor], torch.Tensor]]
@@ -97,14 +98,6 @@ def init_params(cfg: DigitsConfig, device: torch.device | str = "cpu") -> Params
         else:
             params[name] = _truncated_normal(shape, 1 / math.sqrt(fan_in[leaf]), generator)
     return {name: t.to(device) for name, t in params.items()}
-
-
-def _hook(hooks: Hooks | None, cache: dict | None, name: str, act: torch.Tensor) -> torch.Tensor:
-    if hooks is not None and name in hooks:
-        act = hooks[name](act)
-    if cache is not None:
-        cache[name] = act
-    return act
 
 
 def _norm(params: Params, prefix: str, x: torch.Tensor) -> torch.Tensor:

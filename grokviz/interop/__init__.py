@@ -2,6 +2,7 @@
 
 * ``progress_measures``: the paper's reference code (left-multiplying weights, ``random.shuffle`` split);
 * ``transformer_lens``: TransformerLens ``HookedTransformer`` state dicts and the grokking demo's file;
+* ``torch_encoder``: PyTorch ``nn.TransformerEncoder`` state dicts (seed 000's blog-post model);
 * ``files``: reading pickles safely; ``imported``: the :class:`ImportedRun` every importer returns
   and :func:`write_run`, which turns it into a run folder.
 
@@ -15,6 +16,7 @@ from grokviz.interop.progress_measures import (
     load_progress_measures_checkpoint,
     reference_split,
 )
+from grokviz.interop.torch_encoder import import_torch_encoder
 from grokviz.interop.transformer_lens import (
     TL_ZERO_BIASES,
     from_transformer_lens,
@@ -28,6 +30,7 @@ __all__ = [
     "from_progress_measures_state_dict",
     "from_transformer_lens",
     "import_progress_measures",
+    "import_torch_encoder",
     "import_transformer_lens",
     "load_progress_measures_checkpoint",
     "merge_histories",

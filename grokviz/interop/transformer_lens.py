@@ -55,6 +55,14 @@ TL_ZERO_BIASES = {
     "unembed.b_U": lambda c: (c.d_vocab_out,),
 }
 TL_BUFFERS = ("blocks.0.attn.mask", "blocks.0.attn.IGNORE")
+# HookedTransformerConfig settings with more than one value grokviz has an architecture for
+# (the first is the paper's), and the LayerNorm tensors of normalization_type="LN".
+TL_CHOICES = {
+    "act_fn": {"relu": None, "gelu": None},
+    "normalization_type": {None: None, "LN": None},
+    "attention_dir": {"causal": None, "bidirectional": None},
+}
+TL_NORMS = ("blocks.0.ln1.w", "blocks.0.ln1.b", "blocks.0.ln2.w", "blocks.0.ln2.b", "ln_final.w", "ln_final.b")
 # The MLP biases, which a model trained with biases="none" does not have either.
 TL_MLP_BIASES = {"blocks.0.mlp.b_in": lambda c: (c.d_mlp,), "blocks.0.mlp.b_out": lambda c: (c.d_model,)}
 
@@ -151,12 +159,16 @@ def transformer_lens_to_params(
                 raise GrokvizError(f"{source}: the config says {name}={stated!r} but the tensors imply {value}")
             tl[name] = value
     problems = []
+    chosen = {}  # the TransformerLens settings that map onto an architecture option of ours
     for name, wanted in TL_FIXED.items():
         value = tl.get(name, wanted)
         if name == "act_fn" and isinstance(value, str):
             value = value.lower()
-        if value != wanted:
-            problems.append(f"{name}={value!r} (grokviz's model needs {wanted!r})")
+        allowed = TL_CHOICES.get(name, {wanted: None})
+        if value not in allowed:
+            problems.append(f"{name}={value!r} (grokviz's models need one of {sorted(map(str, allowed))})")
+        else:
+            chosen[name] = value
     attn_scale = tl.get("attn_scale", -1.0)
     if attn_scale not in (None, -1, -1.0) and not math.isclose(float(attn_scale), math.sqrt(shapes["d_head"])):
         problems.append(
@@ -183,25 +195,28 @@ def transformer_lens_to_params(
     if shapes["n_ctx"] < 3:
         raise GrokvizError(f"{source}: n_ctx={shapes['n_ctx']}; the task needs 3 positions ([a, b, =])")
 
-    # Biases we do not have must be zero; anything else is not silently dropped.
-    expected = set(PARAM_NAMES) | set(TL_ZERO_BIASES) | set(TL_BUFFERS)
+    layernorm = "pre" if chosen.get("normalization_type") == "LN" else "none"
+    attention = chosen.get("attention_dir", "causal")
+    norms = set(TL_NORMS) if layernorm == "pre" else set()
+    # Anything else is not silently dropped.
+    expected = set(PARAM_NAMES) | set(TL_ZERO_BIASES) | set(TL_BUFFERS) | norms
     unexpected = sorted(set(state_dict) - expected)
     if unexpected:
-        raise GrokvizError(
-            f"{source}: unexpected tensors {unexpected}; grokviz imports the 1-layer, no-LayerNorm model only"
-        )
-    for name in TL_ZERO_BIASES:
-        if name in state_dict and state_dict[name].abs().max().item() != 0:
-            raise GrokvizError(
-                f"{source}: {name} is not zero (max |value| {state_dict[name].abs().max().item():.3g}); "
-                "grokviz's model has no such bias, so it cannot represent this model exactly"
-            )
+        raise GrokvizError(f"{source}: unexpected tensors {unexpected}; grokviz imports 1-layer models only")
+    missing = sorted(norms - set(state_dict))
+    if missing:
+        raise GrokvizError(f"{source}: normalization_type='LN' but {missing} are missing")
+    # Attention and unembedding biases: kept if any is non-zero (biases="all"), else dropped (zeros).
+    nonzero = [n for n in TL_ZERO_BIASES if n in state_dict and state_dict[n].abs().max().item() != 0]
+    biases = "all" if nonzero else "mlp"
+    if nonzero:
+        notes.append(f"non-zero {nonzero}: imported with biases='all'")
     mask = state_dict.get("blocks.0.attn.mask")
-    if mask is not None and not torch.equal(mask.bool(), torch.ones_like(mask, dtype=torch.bool).tril()):
-        raise GrokvizError(f"{source}: blocks.0.attn.mask is not causal")
-    params = {
-        name: state_dict[name].detach().to("cpu", torch.float32).clone() for name in PARAM_NAMES if name in state_dict
-    }
+    if attention == "causal" and mask is not None:
+        if not torch.equal(mask.bool(), torch.ones_like(mask, dtype=torch.bool).tril()):
+            raise GrokvizError(f"{source}: blocks.0.attn.mask is not causal")
+    kept = [*PARAM_NAMES, *norms, *(TL_ZERO_BIASES if biases == "all" else ())]
+    params = {name: state_dict[name].detach().to("cpu", torch.float32).clone() for name in kept if name in state_dict}
     if shapes["n_ctx"] > 3:
         params["pos_embed.W_pos"] = params["pos_embed.W_pos"][:3].clone()
         notes.append(
@@ -210,6 +225,12 @@ def transformer_lens_to_params(
     values = {k: shapes[k] for k in ("d_model", "n_heads", "d_head", "d_mlp")}
     if tl.get("seed") is not None:
         values["seed"] = int(tl["seed"])
+    values |= {
+        "layernorm": layernorm,
+        "biases": biases,
+        "attention": attention,
+        "activation": chosen.get("act_fn", "relu"),
+    }
     try:
         cfg = Config(p=p, **values)
     except GrokvizError as exc:
@@ -297,6 +318,14 @@ def import_transformer_lens(path: str | Path, config_path: str | Path | None = N
         ours = Config.from_json(grokviz_meta.get("grokviz_config", "null"), source=source)
         if any(getattr(ours, k) != getattr(cfg, k) for k in ("p", "d_model", "n_heads", "d_head", "d_mlp")):
             raise GrokvizError(f"{source}: the grokviz config in the file's metadata does not match its tensors")
+        # Our own export: its tensors, as the run's architecture stores them (no W_U when tied,
+        # no W_pos without positions, the biases it has).
+        from grokviz.core.model import param_shapes
+        from grokviz.storage.runs import validate_params
+
+        final_params = validate_params(
+            {n: state_dict[n].detach().to("cpu", torch.float32).clone() for n in param_shapes(ours)}, ours, source
+        )
         step = int(grokviz_meta.get("step", 0))
         notes.append(f"a grokviz export: config and step {step} taken from the file's metadata")
         return ImportedRun(ours, [(step, final_params)], [], notes, f"transformer-lens: {path.resolve()}")

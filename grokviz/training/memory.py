@@ -14,12 +14,14 @@ itself (a few hundred MB): :data:`OVERHEAD` is added for those.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
 import torch
 
 from grokviz.core.config import Config
+from grokviz.core.model import param_shapes
 from grokviz.core.tasks import TASKS
 from grokviz.errors import GrokvizError
 
@@ -60,9 +62,8 @@ def gib(n: float) -> str:
 
 
 def n_parameters(cfg: Config) -> int:
-    """Parameter count of the reference model, from the config alone (equal to ``core.model``'s shapes; tested)."""
-    d, h, dh, m = cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_mlp
-    return cfg.d_vocab * d + cfg.n_ctx * d + 4 * h * d * dh + d * m + m + m * d + d + d * cfg.d_vocab_out
+    """Parameter count of the model of ``cfg`` (its architecture's tensors), from the config alone."""
+    return sum(math.prod(shape) for shape in param_shapes(cfg).values())
 
 
 def n_pairs(cfg: Config) -> tuple[int, int]:
@@ -78,7 +79,15 @@ def activation_bytes_per_pair(cfg: Config) -> int:
     residual = 4 * cfg.d_model  # attn_out, resid_mid, mlp_out, resid_post
     mlp = 2 * cfg.d_mlp  # pre and post
     logits = cfg.d_vocab_out * FLOAT32 + 2 * cfg.d_vocab_out * FLOAT64  # float32, float64 copy, log-softmax
-    return (attention + residual + mlp) * FLOAT32 + logits
+    general = 0
+    if not cfg.architecture.is_reference:
+        # The general path embeds all three positions and projects their keys and values per pair
+        # (the fast path gathers them from p-row tables), normalises, and multiplies by masks.
+        arch = cfg.architecture
+        general = 3 * cfg.d_model + 2 * 3 * cfg.n_heads * cfg.d_head
+        general += (3 + 2) * cfg.d_model if arch.layernorm != "none" else 0
+        general += cfg.n_heads * 3 + 2 * cfg.d_model + cfg.d_mlp if cfg.dropout > 0 else 0
+    return (attention + residual + mlp + general) * FLOAT32 + logits
 
 
 def estimate(cfg: Config, members: int = 1, group_size: int | None = None) -> MemoryEstimate:

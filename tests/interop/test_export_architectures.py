@@ -45,16 +45,11 @@ def test_export_config_and_tensors(options) -> None:
 
 
 @pytest.mark.parametrize("options", EXPRESSIBLE, ids=["reference", "pre-ln", "no-pos"])
-def test_transformer_lens_computes_the_same_logits(options) -> None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        installed = version("transformer-lens")
-    except PackageNotFoundError:
-        pytest.skip("TransformerLens is not installed (pip install 'transformer-lens<4' to run this check)")
-    if not installed.startswith("3."):
-        pytest.skip(f"TransformerLens {installed} installed; the export targets 3.x")
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
+def test_transformer_lens_computes_the_same_logits(options, transformer_lens_3) -> None:
+    HookedTransformer, HookedTransformerConfig = (
+        transformer_lens_3.HookedTransformer,
+        transformer_lens_3.HookedTransformerConfig,
+    )
 
     cfg = Config(**SMALL, **options)
     params = weights(cfg)

@@ -478,16 +478,32 @@ def test_tl_config_is_the_grokking_demo_config():
 
 def test_tl_import_refuses_what_it_cannot_represent(tiny_config):
     tl_config, sd = interop.to_transformer_lens(init_params(tiny_config), tiny_config)
-    with pytest.raises(GrokvizError, match="b_U is not zero"):
-        interop.from_transformer_lens(dict(sd, **{"unembed.b_U": torch.ones(tiny_config.p)}), tl_config)
-    with pytest.raises(GrokvizError, match="normalization_type='LN'"):
+    with pytest.raises(GrokvizError, match="normalization_type='LN' but .* missing"):
         interop.from_transformer_lens(sd, dict(tl_config, normalization_type="LN"))
-    with pytest.raises(GrokvizError, match="act_fn='gelu'"):
-        interop.from_transformer_lens(sd, dict(tl_config, act_fn="gelu"))
+    with pytest.raises(GrokvizError, match="normalization_type='RMS'"):
+        interop.from_transformer_lens(sd, dict(tl_config, normalization_type="RMS"))
+    with pytest.raises(GrokvizError, match="act_fn='silu'"):
+        interop.from_transformer_lens(sd, dict(tl_config, act_fn="silu"))
     with pytest.raises(GrokvizError, match="d_model=7"):
         interop.from_transformer_lens(sd, dict(tl_config, d_model=7))
     with pytest.raises(GrokvizError, match="unexpected"):
         interop.from_transformer_lens(dict(sd, **{"blocks.0.ln2.w": torch.ones(3)}), tl_config)
+
+
+def test_tl_import_reads_the_architectures_transformer_lens_has(tiny_config):
+    # A non-zero unembedding bias, GELU and pre-LN are architectures of ours now: imported, not refused.
+    cfg = tiny_config.replace(layernorm="pre", biases="all", activation="gelu", attention="bidirectional")
+    params = {k: v + 0.1 for k, v in init_params(cfg).items()}
+    tl_config, sd = interop.to_transformer_lens(params, cfg)
+    back, imported = interop.from_transformer_lens(sd, tl_config)
+    arch = back.architecture
+    assert (arch.layernorm, arch.biases, arch.activation, arch.attention) == ("pre", "all", "gelu", "bidirectional")
+    assert all(torch.equal(imported[k], params[k]) for k in params)
+    # All-zero attention and unembedding biases are the paper's architecture (the same function).
+    _, plain = interop.to_transformer_lens(init_params(tiny_config), tiny_config)
+    assert interop.from_transformer_lens(plain, interop.to_transformer_lens(init_params(tiny_config), tiny_config)[0])[
+        0
+    ].architecture.is_reference
 
 
 def fake_hooked_transformer_config(monkeypatch, fields: dict):

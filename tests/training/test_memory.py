@@ -24,10 +24,16 @@ CPU = torch.device("cpu")
         Config(),
         Config(p=23, d_model=32, d_mlp=64, n_heads=2, d_head=8),
         Config(task="div", p=31, d_model=48, n_heads=3, d_head=16, d_mlp=100),
+        Config(p=23, d_model=32, d_mlp=64, n_heads=2, d_head=8, layernorm="pre", biases="all", unembed="tied"),
     ],
 )
 def test_parameter_count_from_the_config_equals_the_model(cfg: Config) -> None:
     assert memory.n_parameters(cfg) == n_parameters(init_params(cfg))
+
+
+def test_the_general_path_is_estimated_to_need_more() -> None:
+    reference, seed000 = Config(p=97, frac_train=0.5), Config(p=97, frac_train=0.5, layernorm="post", dropout=0.1)
+    assert memory.estimate(seed000).activations > 1.1 * memory.estimate(reference).activations
 
 
 def test_estimate_scales_with_members_and_group_size() -> None:

@@ -72,7 +72,7 @@ def neuron_strip(
     points = base.mark_circle(size=22, opacity=0.7).encode(
         x=x,
         xOffset=offset,
-        y=alt.Y("activation:Q", title="activation (post-ReLU)"),
+        y=alt.Y("activation:Q", title="activation (after the MLP's nonlinearity)"),
         color=alt.Color(
             "key:N",
             scale=alt.Scale(domain=[True, False], range=[KEY_COLOR, OTHER_COLOR]),
