@@ -140,15 +140,17 @@ def main() -> None:
                 step()
             times[name].append((time.perf_counter() - start) / args.steps * 1000)
 
-    baseline = statistics.median(times[next(iter(variants))])
+    first = times[next(iter(variants))]
     print(
         f"machine: {platform.machine()} {platform.processor() or ''}, torch {torch.__version__}, "
         f"{args.threads} thread(s); weights from {origin}; {args.rounds} rounds x {args.steps} steps, interleaved"
     )
-    print(f"{'variant':<42} {'ms/step (median)':>17} {'min':>7} {'max':>7} {'vs before':>10}")
+    # The ratio is the median of per-round ratios: each round's variants ran back to back, so a
+    # slow patch of the machine cancels out of it.
+    print(f"{'variant':<42} {'ms/step (median)':>17} {'min':>7} {'max':>7} {'vs before (paired)':>19}")
     for name, values in times.items():
-        median = statistics.median(values)
-        print(f"{name:<42} {median:>17.1f} {min(values):>7.1f} {max(values):>7.1f} {median / baseline:>9.2f}x")
+        ratio = statistics.median(v / b for v, b in zip(values, first))
+        print(f"{name:<42} {statistics.median(values):>17.1f} {min(values):>7.1f} {max(values):>7.1f} {ratio:>18.3f}x")
 
 
 if __name__ == "__main__":
