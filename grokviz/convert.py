@@ -138,7 +138,10 @@ def export_tl(source: Path, step: int | None, out: Path) -> tuple[Path, Path, in
 
         tl_config, state_dict = digits_tl.to_transformer_lens(params, cfg)
     else:
-        tl_config, state_dict = to_transformer_lens(params, cfg)
+        try:
+            tl_config, state_dict = to_transformer_lens(params, cfg)
+        except GrokvizError as exc:  # an architecture TransformerLens cannot express: name the run
+            raise GrokvizError(f"{source}: {exc}") from None
     config_path = out.with_suffix(".json")
     out.parent.mkdir(parents=True, exist_ok=True)
     metadata = {

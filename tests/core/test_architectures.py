@@ -267,3 +267,8 @@ def test_convert_command_writes_a_run_that_analyze_opens(tmp_path, capsys) -> No
 
     summary = json.loads(capsys.readouterr().out)
     assert summary["p"] == p and 0 <= summary["all_accuracy"] <= 1 and summary["all_loss"] > 0
+    # TransformerLens cannot express post-LN: refused in one line naming the run, nothing written.
+    out = tmp_path / "tl.safetensors"
+    assert convert(["export-tl", str(tmp_path / "run"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'run'}: this run is post-LayerNorm") and not out.exists()
