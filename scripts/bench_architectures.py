@@ -9,10 +9,12 @@ round in one process, so machine noise hits every row alike:
 1. **before**: the trainer's step with ``grokviz/core/model.py`` as it was at ``--before`` (read
    with ``git show``, loaded as its own module) in place of today's forward;
 2. **reference, fast path**: today's step on the reference architecture (the default);
-3. **reference, general path**: the same weights through the general forward (what the fast path
-   saves);
+3. **reference, general path**: the same weights through ``general.forward(last_only=True)``,
+   which projects all three positions per pair instead of gathering token tables (what the
+   tables save);
 4. **seed 000's architecture** (post-LN, every bias, no positions, bidirectional, dropout 0.1) at
-   p = 97 with half the pairs, the bundled ``seed000-p97`` run's recipe.
+   p = 97 with half the pairs, the bundled ``seed000-p97`` run's recipe, on the table path that
+   every architecture takes, and 5. the same through the general path.
 
 Rows 1-3 train the reference recipe (p = 113, 3,830 pairs) from the same weights (the bundled
 run's step 5,000 when present). The ratio column is against row 1.
@@ -118,7 +120,7 @@ def main() -> None:
         return before.forward_last(params, a, b, hooks, cache)
 
     def general_forward(params, a, b, hooks=None, cache=None, arch=REFERENCE, dropout=None):
-        tokens = torch.stack([a, b, torch.full_like(a, reference.p)], dim=1)
+        tokens = torch.stack([a, b, torch.full_like(a, params["embed.W_E"].shape[0] - 1)], dim=1)
         return general.forward(params, tokens, arch, hooks=hooks, cache=cache, last_only=True, dropout=dropout)
 
     seed000 = Config(
@@ -129,6 +131,7 @@ def main() -> None:
         "now, reference, fast path": make_step(reference, params),
         "now, reference, general path": make_step(reference, params, general_forward),
         "now, seed 000's architecture, p=97": make_step(seed000, init_params(seed000)),
+        "now, seed 000's, p=97, general path": make_step(seed000, init_params(seed000), general_forward),
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
     for step in variants.values():  # warm-up

@@ -12,10 +12,10 @@ Two forwards compute the same position-2 logits:
 * :func:`forward` — all positions, TransformerLens hook names, an activation cache and
   interventions at any hook (``grokviz.core.general``). This is the definition.
 * :func:`forward_last` — what training and analysis run: position 2 only (nothing else reaches
-  the loss, and in one layer nothing else reaches position 2). On the reference architecture it
-  is the table-driven fast path below; otherwise the general forward with queries, MLP and
-  unembedding at position 2 only. Its cache holds position-2 activations under the same hook
-  names, without the position axis.
+  the loss, and in one layer nothing else reaches position 2), with keys and values gathered from
+  per-token tables, for every architecture. Its cache holds position-2 activations under the
+  same hook names, without the position axis. (``grokviz.core.general.forward(last_only=True)``
+  computes the same without tables: the second implementation the tests compare it with.)
 
 Interventions: ``hooks={"blocks.0.mlp.hook_post": fn}`` calls ``fn(activation)`` and continues
 with what it returns (shapes as in the cache of that forward).
@@ -32,7 +32,7 @@ from einops import einsum
 from grokviz.core import general
 from grokviz.core.architecture import REFERENCE, Architecture
 from grokviz.core.config import Config
-from grokviz.core.general import Hooks, hook, mlp_unembed
+from grokviz.core.general import Hooks, hook, layer_norm, mlp_unembed
 
 Params = dict[str, torch.Tensor]
 __all__ = ["Hooks", "Params", "forward", "forward_last", "init_params", "param_shapes", "unembed_matrix"]
@@ -144,46 +144,55 @@ def forward_last(
     arch: Architecture = REFERENCE,
     dropout: dict[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """a, b [batch] int64 -> position-2 logits [batch, d_vocab_out].
+    """Fast path: a, b [batch] int64 -> position-2 logits [batch, d_vocab_out], for every architecture.
 
-    Equal to :func:`forward` on ``[a, b, =]`` (tested). The cache holds position-2 activations:
-    ``blocks.0.attn.hook_pattern`` [batch, head, key_pos], ``blocks.0.attn.hook_z`` [batch, head,
-    d_head], ``blocks.0.hook_resid_mid`` [batch, d_model], ``blocks.0.mlp.hook_pre``/``hook_post``
-    [batch, d_mlp], ... ``dropout`` (training only) holds the scaled masks of
-    :func:`grokviz.core.general.dropout_masks`.
-    """
-    if arch.is_reference and dropout is None:
-        return _reference_last(params, a, b, hooks, cache)
-    p = params["embed.W_E"].shape[0] - 1
-    tokens = torch.stack([a, b, torch.full_like(a, p)], dim=1)  # [batch, 3]
-    return general.forward(params, tokens, arch, hooks=hooks, cache=cache, last_only=True, dropout=dropout)
-
-
-def _reference_last(params: Params, a: torch.Tensor, b: torch.Tensor, hooks: Hooks | None, cache: dict | None):
-    """The reference architecture's fast path (the same numbers as the general forward).
+    Equal to :func:`forward` on ``[a, b, =]`` (tested for every architecture). The cache holds
+    position-2 activations: ``blocks.0.attn.hook_pattern`` [batch, head, key_pos],
+    ``blocks.0.attn.hook_z`` [batch, head, d_head], ``blocks.0.hook_resid_mid`` [batch, d_model],
+    ``blocks.0.mlp.hook_pre``/``hook_post`` [batch, d_mlp], ... ``dropout`` (training only) holds
+    the scaled masks of :func:`grokviz.core.general.dropout_masks`.
 
     Only the ``=`` position reaches the loss, and the ``=`` token is the same in every input, so
-    its query is one vector per head and the keys/values of positions 0 and 1 are tables over the
-    ``p`` tokens that are gathered rather than recomputed. The MLP and unembedding run at
-    position 2 only.
+    its query is one vector per head, and what attention reads at positions 0 and 1 depends only
+    on (position, token): keys and values are tables over the ``p`` tokens, gathered rather than
+    recomputed. That holds for every architecture: a pre-LN model normalises each (position,
+    token) row once, a post-LN one normalises after attention. The MLP and unembedding run at
+    position 2 only. On the reference architecture every optional branch below is skipped, and
+    the step is what it was before the options (docs/architectures.md).
     """
-    W_E, W_pos = params["embed.W_E"], params["pos_embed.W_pos"]
+    W_E, W_pos = params["embed.W_E"], params.get("pos_embed.W_pos")
     W_Q, W_K, W_V = (params[f"blocks.0.attn.W_{n}"] for n in "QKV")
     p = W_E.shape[0] - 1  # the '=' token is the last row of W_E
     d_head = W_Q.shape[-1]
     # The residual stream before attention as one table of every (position, token) that occurs:
     # rows [0, p) token t at position 0, rows [p, 2p) token t at position 1, row 2p '=' at 2.
-    resid_eq = W_E[p] + W_pos[2]  # [d_model]
-    table = torch.cat([(W_E[:p] + W_pos[:2, None]).reshape(2 * p, -1), resid_eq[None]])  # [2p+1, d_model]
-    q_eq = einsum(resid_eq, W_Q, "d_model, head d_model d_head -> head d_head") / math.sqrt(d_head)  # [head, d_head]
+    if W_pos is not None:
+        resid_eq = W_E[p] + W_pos[2]  # [d_model]
+        table = torch.cat([(W_E[:p] + W_pos[:2, None]).reshape(2 * p, -1), resid_eq[None]])  # [2p+1, d_model]
+    else:
+        resid_eq = W_E[p]
+        table = torch.cat([W_E[:p], W_E[:p], resid_eq[None]])
+    if arch.layernorm == "pre":
+        table = layer_norm(params, "blocks.0.ln1", table)  # each row is one position's stream
+    attn_eq = table[2 * p]  # [d_model]: what the '=' query reads
+    q_eq = einsum(attn_eq, W_Q, "d_model, head d_model d_head -> head d_head")  # [head, d_head]
+    if "blocks.0.attn.b_Q" in params:
+        q_eq = q_eq + params["blocks.0.attn.b_Q"]
+    q_eq = q_eq / math.sqrt(d_head)
     # Every row's score against the '=' query, and its value vector: one product each.
     score_table = einsum(table, W_K, q_eq, "row d_model, head d_model d_head, head d_head -> row head")  # [2p+1, head]
     v_table = einsum(table, W_V, "row d_model, head d_model d_head -> row head d_head")  # [2p+1, head, d_head]
+    if "blocks.0.attn.b_K" in params:
+        score_table = score_table + einsum(params["blocks.0.attn.b_K"], q_eq, "head d_head, head d_head -> head")
+    if "blocks.0.attn.b_V" in params:
+        v_table = v_table + params["blocks.0.attn.b_V"]
 
     # Each pair's three key positions as rows of the tables.
     rows = torch.stack([a, b + p, torch.full_like(a, 2 * p)], dim=1)  # [batch, key_pos]
     scores = score_table[rows].transpose(1, 2)  # [batch, head, key_pos]
     pattern = hook(hooks, cache, "blocks.0.attn.hook_pattern", scores.softmax(dim=-1))
+    if dropout is not None:
+        pattern = pattern * dropout["pattern"]
     # Mix the d_head-wide values per pair, then one matrix product with W_O for all heads. (Mixing
     # values already mapped through W_O gathers d_model-wide rows per pair and head: 4x the memory
     # traffic, and batched 1 x head products; measured slower.)
@@ -196,9 +205,16 @@ def _reference_last(params: Params, a: torch.Tensor, b: torch.Tensor, hooks: Hoo
     )  # [batch, head, d_head]
     z = hook(hooks, cache, "blocks.0.attn.hook_z", z)
     attn_out = einsum(z, params["blocks.0.attn.W_O"], "batch head d_head, head d_head d_model -> batch d_model")
+    if "blocks.0.attn.b_O" in params:
+        attn_out = attn_out + params["blocks.0.attn.b_O"]
     attn_out = hook(hooks, cache, "blocks.0.hook_attn_out", attn_out)
-    resid_mid = hook(hooks, cache, "blocks.0.hook_resid_mid", resid_eq + attn_out)
-    return mlp_unembed(params, resid_mid, REFERENCE, hooks, cache)
+    if dropout is not None:
+        attn_out = attn_out * dropout["attn_out"]
+    resid_mid = resid_eq + attn_out
+    if arch.layernorm == "post":
+        resid_mid = hook(hooks, cache, "blocks.0.ln1.hook_normalized", layer_norm(params, "blocks.0.ln1", resid_mid))
+    resid_mid = hook(hooks, cache, "blocks.0.hook_resid_mid", resid_mid)
+    return mlp_unembed(params, resid_mid, arch, hooks, cache, dropout)
 
 
 def n_parameters(params: Params) -> int:
