@@ -174,7 +174,9 @@ def forward_last(
         table = torch.cat([W_E[:p], W_E[:p], resid_eq[None]])
     if arch.layernorm == "pre":
         table = layer_norm(params, "blocks.0.ln1", table)  # each row is one position's stream
-    attn_eq = table[2 * p]  # [d_model]: what the '=' query reads
+    # What the '=' query reads. Without a pre-LN it is resid_eq itself, taken directly rather than
+    # as the table's last row: the reference model's gradients stay bit-identical to what they were.
+    attn_eq = table[2 * p] if arch.layernorm == "pre" else resid_eq  # [d_model]
     q_eq = einsum(attn_eq, W_Q, "d_model, head d_model d_head -> head d_head")  # [head, d_head]
     if "blocks.0.attn.b_Q" in params:
         q_eq = q_eq + params["blocks.0.attn.b_Q"]
