@@ -97,6 +97,23 @@ def make_step(cfg: Config, params, forward=None):
     return run
 
 
+def identical(before, cfg: Config, params) -> bool:
+    """Whether the old and the new fast path give the same logits and gradients, bit for bit."""
+    from grokviz.core.model import forward_last
+    from grokviz.training.step import cross_entropy64
+
+    dataset = dataset_for(cfg)
+    a, b, labels = (t[dataset.train_idx] for t in (dataset.a, dataset.b, dataset.labels))
+    results = []
+    for forward in (before.forward_last, forward_last):
+        weights = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+        logits = forward(weights, a, b)
+        cross_entropy64(logits, labels).backward()
+        results.append((logits.detach(), {k: v.grad for k, v in weights.items()}))
+    (old_logits, old_grads), (new_logits, new_grads) = results
+    return torch.equal(old_logits, new_logits) and all(torch.equal(old_grads[k], new_grads[k]) for k in old_grads)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", default="409e317", help="git revision of the model before the options")
@@ -143,6 +160,7 @@ def main() -> None:
                 step()
             times[name].append((time.perf_counter() - start) / args.steps * 1000)
 
+    print(f"reference logits and gradients bit-identical to {args.before}'s: {identical(before, reference, params)}")
     first = times[next(iter(variants))]
     print(
         f"machine: {platform.machine()} {platform.processor() or ''}, torch {torch.__version__}, "
