@@ -51,3 +51,14 @@ def test_every_tab_and_site_renders_on_seed000(seed000, monkeypatch, new_app, ch
         expected = ablate(params, dataset_for(cfg), keys, "remove", site, arch=cfg.architecture)
         assert metric(at, "Test accuracy after") == f"{expected.after['test'].accuracy:.1%}", site
         assert expected.after["test"].accuracy < 0.5, site  # removing the key frequencies breaks the model
+
+
+def test_neurons_ablation_over_the_whole_run_on_seed000(seed000, monkeypatch, new_app, check) -> None:
+    # The timeline ablation reruns seed 000's model at every checkpoint (its neurons site goes
+    # through the forward, as a LayerNorm follows the MLP).
+    monkeypatch.setenv("GROKVIZ_RUNS", str(seed000.parent))
+    at = check(new_app(run="seed000-p97", tab="Ablation", freqs=["8", "18", "41"], site="neurons").run())
+    apply = [b for b in at.button if b.label == "Apply to every checkpoint"]
+    assert apply, "the timeline ablation is offered"
+    check(apply[0].click().run())
+    assert any("Solid: before; dashed: after" in c.value for c in at.caption)
