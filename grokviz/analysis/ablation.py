@@ -183,11 +183,12 @@ def project_logits(
     _check_mode(mode)
     p = logits.shape[1]
     chosen = check_frequencies(frequencies, p)
-    if group is not None and group.discrete_log:
-        n, rows, residue, sign = group.order, group.pair_index, group.residue, group.sign
-        on_group = logits[rows]  # [n*n, p]
+    discrete_log = group is not None and group.discrete_log
+    if discrete_log:
+        n, residue, sign = group.order, group.residue, group.sign
+        on_group = group.on_group_rows(logits)  # [n*n, p]
     else:
-        n, rows, on_group = p, None, logits
+        n, on_group = p, logits
         a, b = all_pairs(p)
         residue = (a + sign * b) % p  # [p*p]
     mean_by_residue = torch.zeros(n, p, dtype=logits.dtype).index_add_(0, residue, on_group) / n  # [n (s), p]
@@ -197,11 +198,7 @@ def project_logits(
         changed = on_group - projected
     else:
         changed = projected + on_group.mean(dim=0, keepdim=True)
-    if rows is None:
-        return changed
-    out = logits.clone()
-    out[rows] = changed
-    return out
+    return group.onto_all_pairs(logits, changed) if discrete_log else changed
 
 
 def project_embedding(params: Params, frequencies, mode: str = "remove", group: Group | None = None) -> Params:
@@ -262,29 +259,16 @@ def project_neurons_logits(base: Baseline, frequencies, mode: str = "remove") ->
     activations (log order) and only their logits change.
     """
     _check_mode(mode)
-    frame = base.frame
-    n = frame.order
-    chosen = check_frequencies(frequencies, base.p)
-    which, rows, cols = block_entries(chosen, n)
-    index = block_index(n)  # [K, 3] basis rows (0, 2k-1, 2k)
-    i, j = index[which, rows], index[which, cols]  # basis rows of each entry, [n_entries]
-    entries = base.blocks[which, rows, cols]  # [n_entries, d_mlp] = F[i, j]
-    basis = fourier_basis(n, base.logits.dtype)  # [n, n]
-    entry_logits = entries @ base.W_L  # [n_entries, p (class)]
-    design = einsum(basis[i], basis[j], "entry a, entry b -> a b entry").reshape(n * n, -1)  # [n*n, n_entries]
-    projected = design @ entry_logits  # [n*n, p] = (P N) @ W_L, without the mean
-    group_rows = frame.pair_index if frame.discrete_log else None
-    on_group = base.logits if group_rows is None else base.logits[group_rows]  # [n*n, p]
+    n = base.frame.order
+    design, entries = _block_projection(base, frequencies, base.logits.dtype)
+    projected = design @ (entries @ base.W_L)  # [n*n, p] = (P N) @ W_L, without the mean
+    on_group = base.frame.on_group_rows(base.logits)  # [n*n, p]
     if mode == "remove":
         changed = on_group - projected
     else:
         mean_logits = (base.blocks[0, 0, 0] / n) @ base.W_L  # [p]: F[0, 0] B[0, a] B[0, b] = mean N
         changed = on_group - base.mlp_logits + mean_logits + projected
-    if group_rows is None:
-        return changed
-    out = base.logits.clone()
-    out[group_rows] = changed
-    return out
+    return base.frame.onto_all_pairs(base.logits, changed)
 
 
 def projected_activations(base: Baseline, frequencies, mode: str = "remove") -> torch.Tensor:
@@ -294,24 +278,24 @@ def projected_activations(base: Baseline, frequencies, mode: str = "remove") -> 
     remove gives N - P N, keep gives mean(N) + P N; pairs outside a discrete-log group keep theirs.
     """
     _check_mode(mode)
-    frame = base.frame
-    n = frame.order
-    chosen = check_frequencies(frequencies, base.p)
-    which, rows, cols = block_entries(chosen, n)
-    index = block_index(n)
-    i, j = index[which, rows], index[which, cols]
-    entries = base.blocks[which, rows, cols]  # [n_entries, d_mlp]
-    basis = fourier_basis(n, base.acts.dtype)
-    design = einsum(basis[i], basis[j], "entry a, entry b -> a b entry").reshape(n * n, -1)  # [n*n, n_entries]
+    design, entries = _block_projection(base, frequencies, base.acts.dtype)
     projected = design @ entries  # [n*n, d_mlp] = P N without the mean
     on_group = rearrange(base.group_acts, "a b neuron -> (a b) neuron")
-    changed = on_group - projected if mode == "remove" else base.blocks[0, 0, 0] / n + projected
-    acts = rearrange(base.acts, "a b neuron -> (a b) neuron")
-    if not frame.discrete_log:
-        return changed
-    out = acts.clone()
-    out[frame.pair_index] = changed
-    return out
+    changed = on_group - projected if mode == "remove" else base.blocks[0, 0, 0] / base.frame.order + projected
+    return base.frame.onto_all_pairs(rearrange(base.acts, "a b neuron -> (a b) neuron"), changed)
+
+
+def _block_projection(base: Baseline, frequencies, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The neurons-site projection P N = design @ entries (without each neuron's mean), as
+    (design [n*n, n_entries], entries [n_entries, d_mlp] = F[i, j]) over the chosen block entries."""
+    n = base.frame.order
+    chosen = check_frequencies(frequencies, base.p)
+    which, rows, cols = block_entries(chosen, n)
+    index = block_index(n)  # [K, 3] basis rows (0, 2k-1, 2k)
+    i, j = index[which, rows], index[which, cols]  # basis rows of each entry, [n_entries]
+    basis = fourier_basis(n, dtype)  # [n, n]
+    design = einsum(basis[i], basis[j], "entry a, entry b -> a b entry").reshape(n * n, -1)  # [n*n, n_entries]
+    return design, base.blocks[which, rows, cols]
 
 
 def project_neurons_forward(base: Baseline, frequencies, mode: str = "remove", params: Params | None = None):

@@ -115,6 +115,19 @@ class Group:
             return grid
         return grid[self.tokens][:, self.tokens]
 
+    def on_group_rows(self, flat: torch.Tensor) -> torch.Tensor:
+        """flat [p*p, ...] over all pairs, row-major -> [n*n, ...] the group pairs' rows (itself when additive)."""
+        return flat if not self.discrete_log else flat[self.pair_index]
+
+    def onto_all_pairs(self, flat: torch.Tensor, changed: torch.Tensor) -> torch.Tensor:
+        """``flat`` [p*p, ...] with the group pairs' rows replaced by ``changed`` [n*n, ...]
+        (``changed`` itself when additive): pairs with an operand outside the group keep theirs."""
+        if not self.discrete_log:
+            return changed
+        out = flat.clone()
+        out[self.pair_index] = changed
+        return out
+
     def restrict(self, dataset: Dataset) -> Dataset:
         """The dataset's pairs with both operands in the group (itself when additive; memoised per object)."""
         if not self.discrete_log:

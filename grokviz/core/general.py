@@ -36,8 +36,6 @@ from grokviz.core.architecture import LN_EPS, Architecture
 
 Params = dict[str, torch.Tensor]
 Hooks = Mapping[str, Callable[[torch.Tensor], torch.Tensor]]
-# The four places dropout applies, and the activation each mask multiplies.
-DROPOUT_SITES = ("pattern", "attn_out", "mlp_post", "mlp_out")
 
 # einsum equations of attention with a query-position axis (all positions) or without (last only).
 _ATTENTION = {
@@ -65,7 +63,7 @@ def hook(hooks: Hooks | None, cache: dict | None, name: str, act: torch.Tensor) 
     return act
 
 
-def unembed_weight(params: Params) -> torch.Tensor:
+def unembed_matrix(params: Params) -> torch.Tensor:
     """[d_model, p]: ``unembed.W_U``, or ``W_E[:p]^T`` for a tied model (the '=' row is no output)."""
     if "unembed.W_U" in params:
         return params["unembed.W_U"]
@@ -78,11 +76,13 @@ def layer_norm(params: Params, prefix: str, x: torch.Tensor) -> torch.Tensor:
     return F.layer_norm(x, (x.shape[-1],), params[f"{prefix}.w"], params[f"{prefix}.b"], eps=LN_EPS)
 
 
-def _drop(dropout: Mapping[str, torch.Tensor] | None, site: str, act: torch.Tensor) -> torch.Tensor:
+def drop(dropout: Mapping[str, torch.Tensor] | None, site: str, act: torch.Tensor) -> torch.Tensor:
+    """``act`` times its dropout mask (training), or ``act`` itself (no masks)."""
     return act if dropout is None else act * dropout[site]
 
 
-def _bias(params: Params, name: str, x: torch.Tensor) -> torch.Tensor:
+def add_bias(params: Params, name: str, x: torch.Tensor) -> torch.Tensor:
+    """``x + params[name]``, or ``x`` for an architecture without that bias."""
     bias = params.get(name)
     return x if bias is None else x + bias
 
@@ -100,19 +100,19 @@ def mlp_unembed(
     if arch.layernorm == "pre":
         x = hook(hooks, cache, "blocks.0.ln2.hook_normalized", layer_norm(params, "blocks.0.ln2", x))
     pre = hook(
-        hooks, cache, "blocks.0.mlp.hook_pre", _bias(params, "blocks.0.mlp.b_in", x @ params["blocks.0.mlp.W_in"])
+        hooks, cache, "blocks.0.mlp.hook_pre", add_bias(params, "blocks.0.mlp.b_in", x @ params["blocks.0.mlp.W_in"])
     )
     post = torch.relu(pre) if arch.activation == "relu" else F.gelu(pre)
     post = hook(hooks, cache, "blocks.0.mlp.hook_post", post)
-    mlp_out = _bias(params, "blocks.0.mlp.b_out", _drop(dropout, "mlp_post", post) @ params["blocks.0.mlp.W_out"])
+    mlp_out = add_bias(params, "blocks.0.mlp.b_out", drop(dropout, "mlp_post", post) @ params["blocks.0.mlp.W_out"])
     mlp_out = hook(hooks, cache, "blocks.0.hook_mlp_out", mlp_out)
-    resid_post = resid_mid + _drop(dropout, "mlp_out", mlp_out)
+    resid_post = resid_mid + drop(dropout, "mlp_out", mlp_out)
     if arch.layernorm == "post":
         resid_post = hook(hooks, cache, "blocks.0.ln2.hook_normalized", layer_norm(params, "blocks.0.ln2", resid_post))
     resid_post = hook(hooks, cache, "blocks.0.hook_resid_post", resid_post)
     if arch.layernorm == "pre":
         resid_post = hook(hooks, cache, "ln_final.hook_normalized", layer_norm(params, "ln_final", resid_post))
-    return _bias(params, "unembed.b_U", resid_post @ unembed_weight(params))
+    return add_bias(params, "unembed.b_U", resid_post @ unembed_matrix(params))
 
 
 def forward(
@@ -139,7 +139,7 @@ def forward(
     query_in = attn_in[:, -1] if last_only else attn_in  # [batch, (q_pos,) d_model]
 
     def project(name: str, x: torch.Tensor, equation: str) -> torch.Tensor:
-        out = _bias(params, f"blocks.0.attn.b_{name}", einsum(x, params[f"blocks.0.attn.W_{name}"], equation))
+        out = add_bias(params, f"blocks.0.attn.b_{name}", einsum(x, params[f"blocks.0.attn.W_{name}"], equation))
         return hook(hooks, cache, f"blocks.0.attn.hook_{name.lower()}", out)
 
     q = project("Q", query_in, eq["q"])  # [batch, (q_pos,) head, d_head]
@@ -151,10 +151,10 @@ def forward(
         scores = scores.masked_fill(future, float("-inf"))
     scores = hook(hooks, cache, "blocks.0.attn.hook_attn_scores", scores)
     pattern = hook(hooks, cache, "blocks.0.attn.hook_pattern", scores.softmax(dim=-1))
-    z = hook(hooks, cache, "blocks.0.attn.hook_z", einsum(_drop(dropout, "pattern", pattern), v, eq["z"]))
-    attn_out = _bias(params, "blocks.0.attn.b_O", einsum(z, params["blocks.0.attn.W_O"], eq["out"]))
+    z = hook(hooks, cache, "blocks.0.attn.hook_z", einsum(drop(dropout, "pattern", pattern), v, eq["z"]))
+    attn_out = add_bias(params, "blocks.0.attn.b_O", einsum(z, params["blocks.0.attn.W_O"], eq["out"]))
     attn_out = hook(hooks, cache, "blocks.0.hook_attn_out", attn_out)  # [batch, (pos,) d_model]
-    resid_mid = (resid_pre[:, -1] if last_only else resid_pre) + _drop(dropout, "attn_out", attn_out)
+    resid_mid = (resid_pre[:, -1] if last_only else resid_pre) + drop(dropout, "attn_out", attn_out)
     if arch.layernorm == "post":
         resid_mid = hook(hooks, cache, "blocks.0.ln1.hook_normalized", layer_norm(params, "blocks.0.ln1", resid_mid))
     resid_mid = hook(hooks, cache, "blocks.0.hook_resid_mid", resid_mid)

@@ -32,7 +32,7 @@ from einops import einsum
 from grokviz.core import general
 from grokviz.core.architecture import REFERENCE, Architecture
 from grokviz.core.config import Config
-from grokviz.core.general import Hooks, hook, layer_norm, mlp_unembed
+from grokviz.core.general import Hooks, add_bias, drop, hook, layer_norm, mlp_unembed, unembed_matrix
 
 Params = dict[str, torch.Tensor]
 __all__ = ["Hooks", "Params", "forward", "forward_last", "init_params", "param_shapes", "unembed_matrix"]
@@ -116,11 +116,6 @@ def p_of(params: Params) -> int:
     return params["embed.W_E"].shape[0] - 1
 
 
-def unembed_matrix(params: Params) -> torch.Tensor:
-    """[d_model, p]: ``unembed.W_U``, or ``W_E[:p]^T`` for a tied model."""
-    return general.unembed_weight(params)
-
-
 def forward(
     params: Params,
     tokens: torch.Tensor,
@@ -178,23 +173,18 @@ def forward_last(
     # as the table's last row: the reference model's gradients stay bit-identical to what they were.
     attn_eq = table[2 * p] if arch.layernorm == "pre" else resid_eq  # [d_model]
     q_eq = einsum(attn_eq, W_Q, "d_model, head d_model d_head -> head d_head")  # [head, d_head]
-    if "blocks.0.attn.b_Q" in params:
-        q_eq = q_eq + params["blocks.0.attn.b_Q"]
-    q_eq = q_eq / math.sqrt(d_head)
+    q_eq = add_bias(params, "blocks.0.attn.b_Q", q_eq) / math.sqrt(d_head)
     # Every row's score against the '=' query, and its value vector: one product each.
     score_table = einsum(table, W_K, q_eq, "row d_model, head d_model d_head, head d_head -> row head")  # [2p+1, head]
     v_table = einsum(table, W_V, "row d_model, head d_model d_head -> row head d_head")  # [2p+1, head, d_head]
     if "blocks.0.attn.b_K" in params:
         score_table = score_table + einsum(params["blocks.0.attn.b_K"], q_eq, "head d_head, head d_head -> head")
-    if "blocks.0.attn.b_V" in params:
-        v_table = v_table + params["blocks.0.attn.b_V"]
+    v_table = add_bias(params, "blocks.0.attn.b_V", v_table)
 
     # Each pair's three key positions as rows of the tables.
     rows = torch.stack([a, b + p, torch.full_like(a, 2 * p)], dim=1)  # [batch, key_pos]
     scores = score_table[rows].transpose(1, 2)  # [batch, head, key_pos]
-    pattern = hook(hooks, cache, "blocks.0.attn.hook_pattern", scores.softmax(dim=-1))
-    if dropout is not None:
-        pattern = pattern * dropout["pattern"]
+    pattern = drop(dropout, "pattern", hook(hooks, cache, "blocks.0.attn.hook_pattern", scores.softmax(dim=-1)))
     # Mix the d_head-wide values per pair, then one matrix product with W_O for all heads. (Mixing
     # values already mapped through W_O gathers d_model-wide rows per pair and head: 4x the memory
     # traffic, and batched 1 x head products; measured slower.)
@@ -207,12 +197,8 @@ def forward_last(
     )  # [batch, head, d_head]
     z = hook(hooks, cache, "blocks.0.attn.hook_z", z)
     attn_out = einsum(z, params["blocks.0.attn.W_O"], "batch head d_head, head d_head d_model -> batch d_model")
-    if "blocks.0.attn.b_O" in params:
-        attn_out = attn_out + params["blocks.0.attn.b_O"]
-    attn_out = hook(hooks, cache, "blocks.0.hook_attn_out", attn_out)
-    if dropout is not None:
-        attn_out = attn_out * dropout["attn_out"]
-    resid_mid = resid_eq + attn_out
+    attn_out = hook(hooks, cache, "blocks.0.hook_attn_out", add_bias(params, "blocks.0.attn.b_O", attn_out))
+    resid_mid = resid_eq + drop(dropout, "attn_out", attn_out)
     if arch.layernorm == "post":
         resid_mid = hook(hooks, cache, "blocks.0.ln1.hook_normalized", layer_norm(params, "blocks.0.ln1", resid_mid))
     resid_mid = hook(hooks, cache, "blocks.0.hook_resid_mid", resid_mid)
