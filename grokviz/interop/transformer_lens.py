@@ -58,9 +58,9 @@ TL_BUFFERS = ("blocks.0.attn.mask", "blocks.0.attn.IGNORE")
 # HookedTransformerConfig settings with more than one value grokviz has an architecture for
 # (the first is the paper's), and the LayerNorm tensors of normalization_type="LN".
 TL_CHOICES = {
-    "act_fn": {"relu": None, "gelu": None},
-    "normalization_type": {None: None, "LN": None},
-    "attention_dir": {"causal": None, "bidirectional": None},
+    "act_fn": ("relu", "gelu"),
+    "normalization_type": (None, "LN"),
+    "attention_dir": ("causal", "bidirectional"),
 }
 TL_NORMS = ("blocks.0.ln1.w", "blocks.0.ln1.b", "blocks.0.ln2.w", "blocks.0.ln2.b", "ln_final.w", "ln_final.b")
 # The MLP biases, which a model trained with biases="none" does not have either.
@@ -164,7 +164,7 @@ def transformer_lens_to_params(
         value = tl.get(name, wanted)
         if name == "act_fn" and isinstance(value, str):
             value = value.lower()
-        allowed = TL_CHOICES.get(name, {wanted: None})
+        allowed = TL_CHOICES.get(name, (wanted,))
         if value not in allowed:
             problems.append(f"{name}={value!r} (grokviz's models need one of {sorted(map(str, allowed))})")
         else:

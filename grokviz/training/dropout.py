@@ -9,6 +9,8 @@ step is why a run with dropout is not captured as a CUDA graph.
 
 from __future__ import annotations
 
+import sys
+
 import torch
 
 from grokviz.core.config import Config
@@ -35,6 +37,15 @@ class DropoutDraw:
 def draw_for(cfg: Config, n_train: int, device: torch.device) -> DropoutDraw | None:
     """The run's mask source, or None without dropout (then the step draws nothing)."""
     return DropoutDraw(cfg, n_train, device) if cfg.dropout > 0 else None
+
+
+def capturable(use_graphs: bool, dev: torch.device, with_dropout: bool) -> bool:
+    """Whether the steps may be captured as CUDA graphs: not with dropout (its generator is reseeded
+    on the host each step), which is then said on stderr."""
+    if use_graphs and with_dropout and dev.type == "cuda":
+        print("note: dropout: the steps run eagerly, not as CUDA graphs", file=sys.stderr)
+        return False
+    return use_graphs
 
 
 def stacked(draws: list[DropoutDraw], step: int) -> dict[str, torch.Tensor]:

@@ -55,7 +55,7 @@ from grokviz.storage.runs import (
 from grokviz.storage.sweeps import MEMBER_FIELDS, member_name, write_sweep_file
 from grokviz.training import memory
 from grokviz.training.device import configure_cpu, keep_freed_memory, matmul_precision, pick_device
-from grokviz.training.dropout import DropoutDraw, draw_for, stacked
+from grokviz.training.dropout import DropoutDraw, capturable, draw_for, stacked
 from grokviz.training.graphs import replayable
 from grokviz.training.grokfast import Grokfast
 from grokviz.training.optim import AdamWState, Hyper
@@ -348,10 +348,7 @@ def train_members(
     if start is not None:
         for group in groups:
             restore(group, start_step, [start[1][i] for i in group.members])
-    if use_graphs and dev.type == "cuda" and any(group.dropout for group in groups):
-        # Masks are drawn from generators reseeded on the host each step (see training.dropout).
-        print("note: dropout: the steps run eagerly, not as CUDA graphs", file=sys.stderr)
-        use_graphs = False
+    use_graphs = capturable(use_graphs, dev, any(group.dropout for group in groups))
     steps_of = [group_steps(group, use_graphs) for group in groups]  # before any file: see graphs.replayable
     if prologue is not None:
         prologue()

@@ -40,7 +40,7 @@ from grokviz.storage.runs import (
 )
 from grokviz.training import memory
 from grokviz.training.device import configure_cpu, matmul_precision, pick_device
-from grokviz.training.dropout import DropoutDraw, draw_for
+from grokviz.training.dropout import DropoutDraw, capturable, draw_for
 from grokviz.training.graphs import replayable
 from grokviz.training.grokfast import STATE_PREFIX as GROKFAST_PREFIX
 from grokviz.training.grokfast import Grokfast
@@ -154,10 +154,7 @@ def _train(
     start_step, params, state, grokfast = _prepare_run(cfg, out, resume, dev)
     dropout = draw_for(cfg, len(train_data[0]), dev)
     step_of = SingleStep(params, state, Hyper.of(cfg, dev), train_data, test_data, grokfast, cfg.architecture, dropout)
-    if dropout is not None and use_graphs and dev.type == "cuda":
-        # Each step's masks are drawn from a generator reseeded on the host (exact --resume).
-        print("note: dropout: the steps run eagerly, not as CUDA graphs", file=sys.stderr)
-        use_graphs = False
+    use_graphs = capturable(use_graphs, dev, dropout is not None)
     # Two captured kinds of step; the last step (metrics, no update) runs once, eagerly.
     logged = replayable(lambda: step_of(evaluate=True), step_of.state_tensors(), use_graph=use_graphs)
     plain = replayable(lambda: step_of(evaluate=False), step_of.state_tensors(), use_graph=use_graphs)
