@@ -108,38 +108,31 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.ray is not None or args.resume:
             return _sweep(args, configs, axes)
-        folders = train_ensemble(
-            configs,
-            args.out,
-            axes=axes,
-            save=args.save,
-            device=args.device,
-            threads=args.threads,
-            progress=not args.no_progress,
-            use_graphs=not args.eager,
-            group_size=args.group_size,
-        )
+        folders = train_ensemble(configs, args.out, **_training_options(args, axes))
     except GrokvizError as exc:
         return fail(exc)
     print(f"{args.out}: {len(folders)} members trained")
     return 0
 
 
+def _training_options(args, axes) -> dict:
+    """The keyword arguments the in-process trainer and the group-by-group sweep both take."""
+    return {
+        "axes": axes,
+        "save": args.save,
+        "device": args.device,
+        "threads": args.threads,
+        "progress": not args.no_progress,
+        "use_graphs": not args.eager,
+        "group_size": args.group_size,
+    }
+
+
 def _sweep(args, configs, axes) -> int:
     """--ray / --resume: group by group (grokviz.training.distributed); Ctrl-C says how to go on."""
     try:
         folders = distributed.run_sweep(
-            configs,
-            args.out,
-            axes=axes,
-            save=args.save,
-            device=args.device,
-            threads=args.threads,
-            progress=not args.no_progress,
-            use_graphs=not args.eager,
-            group_size=args.group_size,
-            resume=args.resume,
-            ray_address=args.ray,
+            configs, args.out, **_training_options(args, axes), resume=args.resume, ray_address=args.ray
         )
     except KeyboardInterrupt:
         done = sum(distributed.finished(Path(args.out) / member_name(c), c) for c in configs)
