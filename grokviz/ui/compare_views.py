@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from grokviz.storage.sweeps import THRESHOLD
-from grokviz.ui.views import MAX_CURVE_POINTS, downsample
+from grokviz.ui.views import MAX_CURVE_POINTS, long_curves
 
 MIN_RUNS, MAX_RUNS = 2, 6
 # The bundled pair the page opens on when both are there (baseline first: speed-ups are against it).
@@ -139,27 +139,21 @@ def run_curves(
         frame = getattr(run, source)
         if frame is None or not len(frame):
             continue
-        ordered = frame.sort_values("step")
-        for column, series in columns.items():
-            if column not in ordered.columns:
-                continue
-            values = ordered[["step", column]]
-            values = values[np.isfinite(values[column].astype(float))]
-            if not len(values):
-                continue
-            small = downsample(values, max_points)
-            steps = small["step"].to_numpy()
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "run": run.label,
-                        "series": series,
-                        "step": steps.astype("int64"),
-                        "x": mappers[run.label](steps),
-                        "value": small[column].astype(float).to_numpy(),
-                    }
-                )
+        curves = long_curves(frame, columns, max_points)  # (step, series, value), each curve downsampled
+        if not len(curves):
+            continue
+        steps = curves["step"].to_numpy()
+        parts.append(
+            pd.DataFrame(
+                {
+                    "run": run.label,
+                    "series": curves["series"].to_numpy(),
+                    "step": steps.astype("int64"),
+                    "x": mappers[run.label](steps),  # elementwise: identity or piecewise linear
+                    "value": curves["value"].to_numpy(),
+                }
             )
+        )
     if not parts:
         return pd.DataFrame(
             {
