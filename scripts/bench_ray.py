@@ -42,7 +42,7 @@ def sweep_flags(out: Path, members: int, group_size: int, steps: int) -> list[st
 def timed(argv: list[str], env: dict) -> float:
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "grokviz.ensemble", *argv], cwd=REPO, env=env, check=True, capture_output=True
+        [sys.executable, "-m", "grokviz", "ensemble", *argv], cwd=REPO, env=env, check=True, capture_output=True
     )
     return time.perf_counter() - start
 

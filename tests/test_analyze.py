@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from grokviz.analyze import main
+from grokviz.commands.analyze import main
 from grokviz.storage.runs import open_run
 from grokviz.training.single import train
 
@@ -124,7 +124,7 @@ def test_timeline_option(tiny_run, capsys):
 
 
 def test_module_entry_point_prints_json_and_errors(tiny_run):
-    env_python = [sys.executable, "-m", "grokviz.analyze"]
+    env_python = [sys.executable, "-m", "grokviz", "analyze"]
     done = subprocess.run(
         env_python + [str(tiny_run.path), "--json"], cwd=REPO, capture_output=True, text=True, timeout=120
     )

@@ -25,7 +25,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from grokviz import analyze, convert, ensemble, train, train_digits
+from grokviz.commands import analyze, convert, ensemble, train, train_digits
 from grokviz.core.config import Config, ConfigError
 from grokviz.core.digits_config import DigitsConfig
 from grokviz.core.tasks import TASKS

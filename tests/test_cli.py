@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from grokviz import analyze, cli, convert, ensemble, train
+from grokviz import cli
+from grokviz.commands import analyze, convert, ensemble, train
 
 REPO = Path(__file__).resolve().parents[1]
 PARSERS = {
@@ -70,9 +71,9 @@ def test_subcommands_route_to_their_modules(tmp_path, capsys) -> None:
     "argv",
     [
         ["-m", "grokviz", "--help"],
-        ["-m", "grokviz.train", "--help"],
-        ["-m", "grokviz.ensemble", "--help"],
-        ["-m", "grokviz.convert", "--help"],
+        ["-m", "grokviz", "train", "--help"],
+        ["-m", "grokviz", "ensemble", "--help"],
+        ["-m", "grokviz", "convert", "--help"],
     ],
 )
 def test_module_entry_points(argv: list[str]) -> None:

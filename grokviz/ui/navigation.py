@@ -13,18 +13,18 @@ from pathlib import Path
 import streamlit as st
 
 UI = Path(__file__).resolve().parent
-EXPLORE = UI / "explore.py"
-SWEEPS = UI / "pages" / "sweep.py"
+EXPLORE = UI / "pages" / "explore.py"
+SWEEPS = UI / "pages" / "sweeps.py"
 COMPARE = UI / "pages" / "compare.py"
-ADDER = UI / "pages" / "adder.py"
+DIGITS = UI / "pages" / "digits.py"
 
 
 def explore_page() -> st.Page:
     return st.Page(EXPLORE, title="Explore a run", icon=":material/ssid_chart:", default=True)
 
 
-def adder_page() -> st.Page:
-    return st.Page(ADDER, title="Adder", icon=":material/calculate:", url_path="adder")
+def digits_page() -> st.Page:
+    return st.Page(DIGITS, title="Adder", icon=":material/calculate:", url_path="adder")
 
 
 def pages() -> list[st.Page]:
@@ -32,5 +32,5 @@ def pages() -> list[st.Page]:
         explore_page(),
         st.Page(SWEEPS, title="Sweeps", icon=":material/grid_view:", url_path="sweeps"),
         st.Page(COMPARE, title="Compare runs", icon=":material/compare_arrows:", url_path="compare"),
-        adder_page(),
+        digits_page(),
     ]

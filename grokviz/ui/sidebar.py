@@ -84,7 +84,7 @@ def render() -> Choice | None:
                 "runs only. Open it on the Adder page.",
                 icon=":material/error:",
             )
-            main_area.page_link(navigation.adder_page(), label="Open the Adder page", icon=":material/calculate:")
+            main_area.page_link(navigation.digits_page(), label="Open the Adder page", icon=":material/calculate:")
             return None
         cfg = run.config
         st.caption(f"Model: {cfg.architecture.describe()}")

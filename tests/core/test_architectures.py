@@ -252,8 +252,8 @@ def test_importer_refuses_what_it_cannot_read(tmp_path) -> None:
 
 
 def test_convert_command_writes_a_run_that_analyze_opens(tmp_path, capsys) -> None:
-    from grokviz.analyze import main as analyze
-    from grokviz.convert import main as convert
+    from grokviz.commands.analyze import main as analyze
+    from grokviz.commands.convert import main as convert
 
     p = 11
     torch.manual_seed(1)

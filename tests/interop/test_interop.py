@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from grokviz import interop
-from grokviz.convert import main as convert_main
+from grokviz.commands.convert import main as convert_main
 from grokviz.core.config import Config
 from grokviz.core.model import forward, forward_last, init_params
 from grokviz.core.tasks import make_dataset

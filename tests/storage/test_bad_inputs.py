@@ -258,7 +258,7 @@ def run_cli(capsys, main, argv: list[str]) -> tuple[int, str]:
 
 @pytest.mark.parametrize("case", CASES)
 def test_analyze_names_a_broken_checkpoint_file(run_copy, capsys, case) -> None:
-    from grokviz.analyze import main as analyze
+    from grokviz.commands.analyze import main as analyze
 
     data, _ = corrupt_files(run_copy)[case]
     broken = run_copy / checkpoint_name(30)
@@ -284,9 +284,9 @@ def test_analyze_names_a_broken_checkpoint_file(run_copy, capsys, case) -> None:
     ids=["missing", "empty folder", "text file", "pickle"],
 )
 def test_clis_refuse_paths_that_are_not_runs(tmp_path, capsys, make) -> None:
-    from grokviz.analyze import main as analyze
-    from grokviz.convert import main as convert
-    from grokviz.train import main as train_cli
+    from grokviz.commands.analyze import main as analyze
+    from grokviz.commands.convert import main as convert
+    from grokviz.commands.train import main as train_cli
 
     path = make(tmp_path)
     for cli, argv in (
@@ -299,7 +299,7 @@ def test_clis_refuse_paths_that_are_not_runs(tmp_path, capsys, make) -> None:
 
 
 def test_analyze_refuses_p_above_the_live_analysis_limit(tmp_path, capsys) -> None:
-    from grokviz.analyze import main as analyze
+    from grokviz.commands.analyze import main as analyze
     from grokviz.core.config import ANALYSIS_P_MAX
     from grokviz.core.model import init_params
     from grokviz.storage.runs import write_run_file

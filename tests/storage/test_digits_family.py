@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from grokviz import analyze, train, train_digits
+from grokviz.commands import analyze, train, train_digits
 from grokviz.core.config import Config
 from grokviz.core.digits_config import DigitsConfig
 from grokviz.errors import GrokvizError

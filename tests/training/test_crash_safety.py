@@ -14,8 +14,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from grokviz.commands.train import main
 from grokviz.storage.runs import RESUME_FILE, open_run
-from grokviz.train import main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,7 +53,7 @@ FLAGS = tiny_flags()
 DYING_TRAINER = textwrap.dedent("""
     import os, signal, sys
     import grokviz.storage.runs as runs
-    from grokviz.train import main
+    from grokviz.commands.train import main
 
     target, seen = int(os.environ["KILL_AT_WRITE"]), [0]
     real_save = runs.save_file
@@ -121,7 +121,7 @@ def test_sigkill_at_random_moments(tmp_path, uninterrupted) -> None:
     for attempt, wait_lines in enumerate((5, 15, 30)):
         args = ["--out", str(out), *FLAGS] + (["--resume"] if attempt else [])
         proc = subprocess.Popen(
-            [sys.executable, "-m", "grokviz.train", *args],
+            [sys.executable, "-m", "grokviz", "train", *args],
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -144,13 +144,13 @@ def test_sigkill_at_random_moments(tmp_path, uninterrupted) -> None:
 def test_readers_never_see_half_written_checkpoints_or_torn_log_lines(tmp_path) -> None:
     out = tmp_path / "run"
     trainer = subprocess.Popen(
-        [sys.executable, "-m", "grokviz.train", "--out", str(out), *tiny_flags(2000, 25)],
+        [sys.executable, "-m", "grokviz", "train", "--out", str(out), *tiny_flags(2000, 25)],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
-    analyze_cmd = [sys.executable, "-m", "grokviz.analyze", str(out), "--json"]
+    analyze_cmd = [sys.executable, "-m", "grokviz", "analyze", str(out), "--json"]
     analyzers: list[subprocess.Popen] = []
     loads = reads = 0
     seen_steps: set[int] = set()

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from grokviz.commands.ensemble import main
 from grokviz.core.config import Config
-from grokviz.ensemble import main
 from grokviz.errors import GrokvizError
 from grokviz.storage.runs import LOG_FILE, checkpoint_name, open_run
 from grokviz.storage.sweeps import open_sweep, outcome_table

@@ -8,9 +8,9 @@ import json
 import pytest
 import torch
 
-from grokviz.ensemble import main
+from grokviz.commands.ensemble import main
+from grokviz.commands.flags import seeds as parse_seeds
 from grokviz.errors import GrokvizError
-from grokviz.flags import seeds as parse_seeds
 from grokviz.storage.runs import SWEEP_FILE, list_runs, open_run
 from grokviz.storage.sweeps import member_name
 from grokviz.training.ensemble import grid_configs, train_ensemble

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from grokviz.commands.train import main
 from grokviz.errors import GrokvizError
 from grokviz.storage.lock import LOCK_FILE, FolderLock
 from grokviz.storage.runs import load_resume_state, open_run
-from grokviz.train import main
 from grokviz.training.ensemble import train_ensemble
 from grokviz.training.single import train
 
@@ -105,7 +105,8 @@ def start_trainer(out: Path, *flags: str) -> subprocess.Popen:
         [
             sys.executable,
             "-m",
-            "grokviz.train",
+            "grokviz",
+            "train",
             "--out",
             str(out),
             *TINY_FLAGS,
@@ -139,7 +140,7 @@ def test_a_second_trainer_is_refused_and_a_killed_trainers_lock_is_stale(tmp_pat
             assert main([*argv, "--no-progress"]) == 2
             err = capsys.readouterr().err
             assert err.count("\n") == 1 and "another trainer is writing this folder" in err
-            assert f"pid {proc.pid} " in err and "grokviz.train" in err and "Traceback" not in err
+            assert f"pid {proc.pid} " in err and "grokviz train" in err and "Traceback" not in err
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)

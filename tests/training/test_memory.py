@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from grokviz import ensemble, train
+from grokviz.commands import ensemble, train
 from grokviz.core.config import Config
 from grokviz.core.model import init_params, n_parameters
 from grokviz.errors import GrokvizError

@@ -14,9 +14,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from grokviz.commands.train import main
 from grokviz.errors import GrokvizError
 from grokviz.storage.runs import RESUME_FILE, load_checkpoint_file, open_run
-from grokviz.train import main
 from grokviz.training.schedule import ACCURACY_EVENTS, checkpoint_schedule
 from grokviz.training.single import train
 
@@ -116,7 +116,7 @@ def test_ctrl_c_saves_a_resumable_run(tmp_path) -> None:
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "grokviz.train", "--out", str(out), *TINY_FLAGS],
+        [sys.executable, "-m", "grokviz", "train", "--out", str(out), *TINY_FLAGS],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

@@ -15,7 +15,7 @@ from grokviz.training.digits import train_digits
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "checkpoints" / "adder-777"
 MODULAR = REPO / "checkpoints" / "add-p113"
-ADDER_PAGE = "grokviz/ui/pages/adder.py"
+ADDER_PAGE = "grokviz/ui/pages/digits.py"
 
 
 @pytest.fixture(scope="module")

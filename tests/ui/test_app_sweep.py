@@ -14,7 +14,7 @@ from grokviz.storage.sweeps import open_sweep
 from grokviz.training.ensemble import grid_configs, train_ensemble
 
 SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "sweep-p31"
-SWEEPS_PAGE = "grokviz/ui/pages/sweep.py"  # relative to app.py, as AppTest.switch_page wants it
+SWEEPS_PAGE = "grokviz/ui/pages/sweeps.py"  # relative to app.py, as AppTest.switch_page wants it
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """The run explorer (the app's default page): the sidebar's choice becomes a :class:`View`, the headline shows where the run
-stands at the chosen step, and one tab of ``grokviz.ui.pages`` draws the rest.
+stands at the chosen step, and one tab of ``grokviz.ui.tabs`` draws the rest.
 
 The tab lives in the URL (``?tab=Fourier``) like the run, step and (a, b), so a link reopens the view.
 """
@@ -13,8 +13,8 @@ from grokviz.core.config import check_analysable
 from grokviz.core.tasks import TASKS
 from grokviz.errors import GrokvizError
 from grokviz.ui import catalog, loaders, sidebar, views
-from grokviz.ui.pages import ablation, circles, fourier, neurons, prediction, training
 from grokviz.ui.state import View
+from grokviz.ui.tabs import ablation, circles, fourier, neurons, prediction, training
 from grokviz.ui.widgets import show_error
 
 # Tab label -> the page module that draws it (each has ``render(view)``).

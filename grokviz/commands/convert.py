@@ -23,11 +23,11 @@ import json
 import sys
 from pathlib import Path
 
+from grokviz.commands.flags import Parser, fail, integer, number
+from grokviz.commands.flags import step as step_number
 from grokviz.core.architecture import ACTIVATIONS
 from grokviz.core.tasks import TASKS
 from grokviz.errors import GrokvizError
-from grokviz.flags import Parser, fail, integer, number
-from grokviz.flags import step as step_number
 
 
 def build_parser() -> argparse.ArgumentParser:

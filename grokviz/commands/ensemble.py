@@ -11,9 +11,18 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from grokviz.commands.flags import (
+    Parser,
+    add_config_flags,
+    add_runtime_flags,
+    fail,
+    integer,
+    numbers,
+    ray_address,
+    seeds,
+)
 from grokviz.core.config import Config
 from grokviz.errors import GrokvizError
-from grokviz.flags import Parser, add_config_flags, add_runtime_flags, fail, integer, numbers, ray_address, seeds
 from grokviz.storage.sweeps import member_name
 from grokviz.training import distributed, memory
 from grokviz.training.device import pick_device

@@ -23,10 +23,10 @@ import torch
 
 from grokviz.analysis.progress import phase_boundaries
 from grokviz.analysis.summary import summarise
+from grokviz.commands.flags import Parser, fail, fraction, threads
+from grokviz.commands.flags import step as step_number
 from grokviz.core.config import check_analysable
 from grokviz.errors import GrokvizError
-from grokviz.flags import Parser, fail, fraction, threads
-from grokviz.flags import step as step_number
 from grokviz.storage.runs import DIGITS, family_of
 from grokviz.storage.target import open_checkpoint
 

@@ -7,9 +7,9 @@ import argparse
 import sys
 from dataclasses import fields
 
+from grokviz.commands.flags import Parser, add_config_flags, config_on_resume, fail, threads
 from grokviz.core.digits_config import DigitsConfig
 from grokviz.errors import GrokvizError
-from grokviz.flags import Parser, add_config_flags, config_on_resume, fail, threads
 
 __all__ = ["build_parser", "main"]
 

@@ -16,8 +16,8 @@ from grokviz.analysis import digits
 from grokviz.core import digits_model, digits_tasks
 from grokviz.errors import GrokvizError
 from grokviz.storage.runs import DIGITS
-from grokviz.ui import adder_views, catalog, loaders, navigation
-from grokviz.ui.charts import adder as charts
+from grokviz.ui import catalog, digits_views, loaders, navigation
+from grokviz.ui.charts import digits as charts
 from grokviz.ui.widgets import show_error
 
 TABS = ["Training", "Carry chains", "Try a + b", "Ablation", "Carry probe"]
@@ -125,23 +125,23 @@ def _training(run, steps, step, params, scores) -> None:
         st.info("No training log yet.")
         return
     left, right = st.columns(2)
-    exact = adder_views.curve_frame(log, {"val_exact": "validation", "train_exact": "training batch"})
+    exact = digits_views.curve_frame(log, {"val_exact": "validation", "train_exact": "training batch"})
     left.altair_chart(charts.curves(exact, step, "Exact match", "exact match"), width="stretch")
-    loss = adder_views.curve_frame(log, {"val_loss": "validation", "train_loss": "training batch"})
+    loss = digits_views.curve_frame(log, {"val_loss": "validation", "train_loss": "training batch"})
     right.altair_chart(charts.curves(loss, step, "Loss per answer token", "loss", log_y=True), width="stretch")
-    st.altair_chart(charts.digit_heatmap(adder_views.digit_heatmap_frame(log), step), width="stretch")
+    st.altair_chart(charts.digit_heatmap(digits_views.digit_heatmap_frame(log), step), width="stretch")
     st.caption(
         "The training batches follow the curriculum (1-3 digits, then 1-6, then 1-10); the validation set is "
         "10-digit pairs throughout, so its digits beyond the curriculum stay near chance until the stage opens."
     )
     with st.expander("When each digit was learned"):
-        st.dataframe(adder_views.first_learned(log), hide_index=True)
+        st.dataframe(digits_views.first_learned(log), hide_index=True)
 
 
 def _chains(run, steps, step, params, scores) -> None:
     rows = digits.by_carry_chain(loaders.verification_pairs(), scores.correct)
-    st.altair_chart(charts.chain_bars(adder_views.chain_frame(rows)), width="stretch")
-    st.dataframe(adder_views.chain_frame(rows), hide_index=True)
+    st.altair_chart(charts.chain_bars(digits_views.chain_frame(rows)), width="stretch")
+    st.dataframe(digits_views.chain_frame(rows), hide_index=True)
 
 
 def _try(run, steps, step, params, scores) -> None:
@@ -158,17 +158,17 @@ def _try(run, steps, step, params, scores) -> None:
     verdict = "right" if result.correct else f"wrong (the sum is {a + b:,})"
     st.subheader(f"{a:,} + {b:,} = {result.value:,}: {verdict}")
     st.dataframe(
-        adder_views.answer_table(result),
+        digits_views.answer_table(result),
         hide_index=True,
         height=35 * 13 + 3,  # all 12 positions, no scrolling
         column_config={"probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")},
     )
     read = digits_tasks.encode(torch.tensor([a]), torch.tensor([b]))[0].tolist()
     written = read[: digits_tasks.PROMPT_LEN] + result.tokens[:-1]
-    labels = adder_views.key_labels(written)
+    labels = digits_views.key_labels(written)
     for layer in range(result.pattern.shape[0]):
         for head in range(result.pattern.shape[1]):
-            frame = adder_views.attention_frame(result.pattern[layer, head])
+            frame = digits_views.attention_frame(result.pattern[layer, head])
             st.altair_chart(
                 charts.attention_heatmap(frame, labels, f"Attention of head {layer}.{head}"), width="stretch"
             )
@@ -199,7 +199,7 @@ def _ablation(run, steps, step, params, scores) -> None:
         delta=f"{(after.exact_match - scores.exact_match) * 100:+.2f} points",
     )
     st.altair_chart(
-        charts.before_after(adder_views.scores_frame(scores, after), f"{ablation.describe()} at step {step:,}"),
+        charts.before_after(digits_views.scores_frame(scores, after), f"{ablation.describe()} at step {step:,}"),
         width="stretch",
     )
     signature = tuple((s, catalog.checkpoint_mtime(run, s)) for s in steps)
@@ -217,7 +217,7 @@ def _ablation(run, steps, step, params, scores) -> None:
     history = loaders.remembered(
         "adder_ablation", (str(run.path), signature, ablation), compute, "ablating every checkpoint"
     )
-    frame = adder_views.ablation_history_frame(history)
+    frame = digits_views.ablation_history_frame(history)
     st.altair_chart(
         charts.curves(
             frame,
@@ -241,7 +241,9 @@ def _probe(run, steps, step, params, scores) -> None:
     mtime = catalog.checkpoint_mtime(run, step)
     probe = loaders.digits_probe(str(run.path), step, mtime, site)
     st.altair_chart(
-        charts.probe_bars(adder_views.probe_frame(probe), f"Linear probe for 'carry into this digit' at step {step:,}"),
+        charts.probe_bars(
+            digits_views.probe_frame(probe), f"Linear probe for 'carry into this digit' at step {step:,}"
+        ),
         width="stretch",
     )
     st.caption(
@@ -258,7 +260,7 @@ def _probe(run, steps, step, params, scores) -> None:
         return history
 
     history = loaders.remembered("adder_probe", (str(run.path), signature, site), compute, "probing every checkpoint")
-    st.altair_chart(charts.probe_heatmap(adder_views.probe_history_frame(history), step), width="stretch")
+    st.altair_chart(charts.probe_heatmap(digits_views.probe_history_frame(history), step), width="stretch")
 
 
 if __name__ == "__main__":  # run by st.navigation as the Adder page (grokviz.ui.navigation)

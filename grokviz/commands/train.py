@@ -7,9 +7,9 @@ import argparse
 import sys
 from dataclasses import fields
 
+from grokviz.commands.flags import Parser, add_config_flags, add_runtime_flags, config_on_resume, fail
 from grokviz.core.config import Config
 from grokviz.errors import GrokvizError
-from grokviz.flags import Parser, add_config_flags, add_runtime_flags, config_on_resume, fail
 from grokviz.storage.runs import MODULAR
 from grokviz.training.single import train
 
