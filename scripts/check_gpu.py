@@ -36,7 +36,8 @@ sys.path.insert(0, str(REPO))  # run from anywhere without installing
 
 from grokviz.core.config import Config
 from grokviz.errors import GrokvizError
-from grokviz.storage.runs import RESUME_FILE, open_run
+from grokviz.storage.resume import RESUME_FILE
+from grokviz.storage.runs import open_run
 from grokviz.training.ensemble import train_ensemble
 from grokviz.training.single import train
 

@@ -9,13 +9,18 @@ few more. Pure: weights in, a dict out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pandas as pd
+
 from grokviz.analysis.ablation import baseline, evaluate
 from grokviz.analysis.group import group_for
 from grokviz.analysis.neurons import key_frequencies, neuron_stats
 from grokviz.analysis.progress import progress_measures_from_logits
-from grokviz.core.config import Config, dataset_for
+from grokviz.core.config import Config, check_analysable, dataset_for
 from grokviz.core.model import Params
 from grokviz.core.tasks import FOURIER_TASKS
+from grokviz.errors import GrokvizError
 
 
 def summarise(
@@ -58,3 +63,69 @@ def summarise(
         "gini_unembed": measures["gini_unembed"],
         "sum_sq_weights": measures["sum_sq_weights"],
     }
+
+
+def summarise_checkpoint(
+    cfg: Config,
+    step: int,
+    params: Params,
+    log: Callable[[], pd.DataFrame] | None = None,
+    key_freqs: str | None = None,
+    threshold: float = 0.85,
+    source: str = "this run",
+) -> dict:
+    """What ``grokviz analyze`` reports of a modular checkpoint (the family table's summary): the
+    options checked in words first (too large to analyse live, bad ``--key-freqs``), then
+    :func:`summarise`. ``log`` is not read (the modular summary comes from the weights)."""
+    check_analysable(cfg, source)
+    return summarise(cfg, step, params, parse_key_frequencies(key_freqs, cfg.p), threshold)
+
+
+def parse_key_frequencies(text: str | None, p: int) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        values = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise GrokvizError(f"--key-freqs={text!r}: expected comma-separated integers, e.g. 14,35,41") from None
+    if not values:
+        raise GrokvizError(f"--key-freqs={text!r} names no frequency; give comma-separated integers, e.g. 14,35,41")
+    bad = [k for k in values if not 1 <= k <= (p - 1) // 2]
+    if bad:
+        raise GrokvizError(f"--key-freqs: {bad} outside 1..{(p - 1) // 2} (the frequencies of p={p})")
+    return values
+
+
+def human(path: str, out: dict) -> str:
+    """The short human-readable summary ``grokviz analyze`` prints without ``--json``."""
+    lines = [f"{path}: step {out['step']} of {out['task']} (p={out['p']})"]
+    lines.append(
+        f"  train loss {out['train_loss']:.3g}, accuracy {out['train_accuracy']:.2%}   "
+        f"test loss {out['test_loss']:.3g}, accuracy {out['test_accuracy']:.2%}"
+    )
+    counts = ", ".join(f"{k} ({n})" for k, n in out["neuron_frequency_counts"].items()) or "none"
+    if out.get("basis") == "discrete-log":
+        lines.append(
+            f"  basis: discrete-log, generator g = {out['generator']}: frequencies over Z_{out['p'] - 1}, "
+            "pairs containing 0 left out"
+        )
+    lines.append(f"  key frequencies (clustered neurons): {counts}")
+    lines.append(
+        f"  clustered neurons: {out['fraction_neurons_clustered']:.1%} of {out['n_neurons']} "
+        f"(FVE >= {out['clustered_threshold']}), {out['n_dead_neurons']} dead"
+    )
+    lines.append(
+        f"  restricted loss {out['restricted_loss']:.3g} (keep only {out['ablation_frequencies']}), "
+        f"excluded loss {out['excluded_loss']:.3g} (remove them; train pairs)"
+    )
+    if not out["fourier_task"]:
+        lines.append(
+            f"  note: the Fourier measures describe addition; for task {out['task']!r} they are shown, not meaningful"
+        )
+    if "phases" in out:
+        ph = out["phases"]
+        lines.append(
+            f"  timeline: {len(out['timeline'])} checkpoints; phases end at memorisation "
+            f"{ph['memorisation_end']}, circuit formation {ph['circuit_formation_end']}, cleanup {ph['cleanup_end']}"
+        )
+    return "\n".join(lines)

@@ -22,12 +22,10 @@ from pathlib import Path
 import torch
 
 from grokviz.analysis.progress import phase_boundaries
-from grokviz.analysis.summary import summarise
 from grokviz.commands.flags import Parser, fail, fraction, threads
 from grokviz.commands.flags import step as step_number
-from grokviz.core.config import check_analysable
+from grokviz.core.families import FAMILIES, family_of
 from grokviz.errors import GrokvizError
-from grokviz.storage.runs import DIGITS, family_of
 from grokviz.storage.target import open_checkpoint
 
 
@@ -66,21 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _parse_key_freqs(text: str | None, p: int) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        values = sorted({int(part) for part in text.split(",") if part.strip()})
-    except ValueError:
-        raise GrokvizError(f"--key-freqs={text!r}: expected comma-separated integers, e.g. 14,35,41") from None
-    if not values:
-        raise GrokvizError(f"--key-freqs={text!r} names no frequency; give comma-separated integers, e.g. 14,35,41")
-    bad = [k for k in values if not 1 <= k <= (p - 1) // 2]
-    if bad:
-        raise GrokvizError(f"--key-freqs: {bad} outside 1..{(p - 1) // 2} (the frequencies of p={p})")
-    return values
-
-
 def _clean(value):
     """JSON has no NaN/inf: write null instead."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -90,40 +73,6 @@ def _clean(value):
     if isinstance(value, list):
         return [_clean(v) for v in value]
     return value
-
-
-def _human(path: Path, out: dict) -> str:
-    lines = [f"{path}: step {out['step']} of {out['task']} (p={out['p']})"]
-    lines.append(
-        f"  train loss {out['train_loss']:.3g}, accuracy {out['train_accuracy']:.2%}   "
-        f"test loss {out['test_loss']:.3g}, accuracy {out['test_accuracy']:.2%}"
-    )
-    counts = ", ".join(f"{k} ({n})" for k, n in out["neuron_frequency_counts"].items()) or "none"
-    if out.get("basis") == "discrete-log":
-        lines.append(
-            f"  basis: discrete-log, generator g = {out['generator']}: frequencies over Z_{out['p'] - 1}, "
-            "pairs containing 0 left out"
-        )
-    lines.append(f"  key frequencies (clustered neurons): {counts}")
-    lines.append(
-        f"  clustered neurons: {out['fraction_neurons_clustered']:.1%} of {out['n_neurons']} "
-        f"(FVE >= {out['clustered_threshold']}), {out['n_dead_neurons']} dead"
-    )
-    lines.append(
-        f"  restricted loss {out['restricted_loss']:.3g} (keep only {out['ablation_frequencies']}), "
-        f"excluded loss {out['excluded_loss']:.3g} (remove them; train pairs)"
-    )
-    if not out["fourier_task"]:
-        lines.append(
-            f"  note: the Fourier measures describe addition; for task {out['task']!r} they are shown, not meaningful"
-        )
-    if "phases" in out:
-        ph = out["phases"]
-        lines.append(
-            f"  timeline: {len(out['timeline'])} checkpoints; phases end at memorisation "
-            f"{ph['memorisation_end']}, circuit formation {ph['circuit_formation_end']}, cleanup {ph['cleanup_end']}"
-        )
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,50 +85,36 @@ def main(argv: list[str] | None = None) -> int:
     path = Path(args.path)
     try:
         checkpoint = open_checkpoint(path, args.step)
-        cfg, step, params, run = checkpoint.config, checkpoint.step, checkpoint.params, checkpoint.run
-        if family_of(cfg) == DIGITS:
-            return _digits(path, checkpoint, args)
+        family = family_of(checkpoint.config)
         # Every option is checked before anything is printed or cached beside the run.
-        check_analysable(cfg, str(path))
-        key_freqs = _parse_key_freqs(args.key_freqs, cfg.p)
-        if args.timeline and run is None:
+        given = [flag for flag, value in (("--timeline", args.timeline), ("--key-freqs", args.key_freqs)) if value]
+        unsupported = [flag for flag in given if flag not in family.analyze_flags]
+        if unsupported:
+            # The families whose runs take these options, in words ("modular-arithmetic").
+            takers = [f for f in FAMILIES.values() if set(unsupported) <= set(f.analyze_flags)]
+            others = " or ".join(f.label.removeprefix("a ").removesuffix(" run") for f in takers)
+            verb = "is" if len(unsupported) == 1 else "are"
+            raise GrokvizError(f"{path}: is {family.label}; {' and '.join(unsupported)} {verb} for {others} runs only")
+        if args.timeline and checkpoint.run is None:
             raise GrokvizError(f"{path}: --timeline needs a run folder, not a single checkpoint file")
+        summary = family.load(family.summary_path)
+        run = checkpoint.run
+        out = summary.summarise_checkpoint(
+            checkpoint.config,
+            checkpoint.step,
+            checkpoint.params,
+            log=None if run is None else run.log,  # read only by a summary that shows the log
+            key_freqs=args.key_freqs,
+            threshold=args.threshold,
+            source=str(path),
+        )
         for problem in checkpoint.skipped:  # broken files are skipped, and said so
             print(f"warning: {problem}", file=sys.stderr)
-        out = summarise(cfg, step, params, key_freqs, args.threshold)
         if args.timeline:
-            out.update(_timeline(run, key_freqs))
+            out.update(_timeline(checkpoint.run, out["ablation_frequencies"] if args.key_freqs else None))
     except GrokvizError as exc:
         return fail(exc)
-    if args.json:
-        print(json.dumps(_clean(out)))
-    else:
-        print(_human(path, out))
-    return 0
-
-
-def _digits(path: Path, checkpoint, args) -> int:
-    """A digits (10-digit adder) checkpoint: its own summary; the modular-only options are refused."""
-    from grokviz.analysis.digits_summary import human, summarise_digits
-
-    modular_only = [flag for flag, given in (("--timeline", args.timeline), ("--key-freqs", args.key_freqs)) if given]
-    if modular_only:
-        return fail(
-            GrokvizError(
-                f"{path}: is a 10-digit adder run; {' and '.join(modular_only)} "
-                f"{'is' if len(modular_only) == 1 else 'are'} for modular-arithmetic runs only"
-            )
-        )
-    for problem in checkpoint.skipped:
-        print(f"warning: {problem}", file=sys.stderr)
-    log_row = None
-    if checkpoint.run is not None:
-        log = checkpoint.run.log()
-        earlier = log[log["step"] <= checkpoint.step]
-        if len(earlier):
-            log_row = {k: (int(v) if k == "step" else float(v)) for k, v in earlier.iloc[-1].items()}
-    out = summarise_digits(checkpoint.config, checkpoint.step, checkpoint.params, log_row)
-    print(json.dumps(_clean(out)) if args.json else human(str(path), out))
+    print(json.dumps(_clean(out)) if args.json else summary.human(str(path), out))
     return 0
 
 

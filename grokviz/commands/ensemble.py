@@ -8,13 +8,13 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 from grokviz.commands.flags import (
     Parser,
     add_config_flags,
     add_runtime_flags,
+    config_from_args,
     fail,
     integer,
     numbers,
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        base = Config(**{f.name: getattr(args, f.name) for f in fields(Config) if f.name not in PER_MEMBER})
+        base = config_from_args(args, Config, skip=PER_MEMBER)
         axes = {"weight_decay": args.weight_decay, "frac_train": args.frac_train, "lr": args.lr, "seed": args.seeds}
         if base.grokfast != "none":
             axes["grokfast_lamb"] = args.grokfast_lamb or [base.grokfast_lamb]

@@ -149,9 +149,18 @@ def numbers(text: str) -> list[float]:
 # --- shared groups of flags ----------------------------------------------------------------------
 
 
-def add_runtime_flags(parser: argparse.ArgumentParser) -> None:
-    """How to train, not what (not stored in the run): shared by the trainer and the ensemble."""
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto = cuda when present")
+def add_run_folder_flags(parser: argparse.ArgumentParser, resume_help: str) -> None:
+    """``--out`` and ``--resume``: the run folder a trainer writes (shared by both ``train`` commands)."""
+    parser.add_argument("--out", required=True, help="run folder to create (or continue with --resume)")
+    parser.add_argument("--resume", action="store_true", help=resume_help)
+
+
+def add_runtime_flags(parser: argparse.ArgumentParser, device: str = "auto", eager: bool = True) -> None:
+    """How to train, not what (not stored in the run): shared by every trainer's command.
+
+    ``device``: the default of ``--device`` (the adder trains on the CPU unless asked: its tiny
+    model is launch-bound on a GPU). ``eager``: offer ``--eager`` (trainers that replay CUDA graphs)."""
+    parser.add_argument("--device", default=device, choices=("auto", "cpu", "cuda"), help="auto = cuda when present")
     parser.add_argument(
         "--threads",
         type=threads,
@@ -159,11 +168,12 @@ def add_runtime_flags(parser: argparse.ArgumentParser) -> None:
         help="CPU threads, at least 1 (None: torch's, all cores; 1 is faster on a machine busy with other work)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument(
-        "--eager",
-        action="store_true",
-        help="on CUDA, launch each kernel from Python instead of replaying CUDA graphs (for checks)",
-    )
+    if eager:
+        parser.add_argument(
+            "--eager",
+            action="store_true",
+            help="on CUDA, launch each kernel from Python instead of replaying CUDA graphs (for checks)",
+        )
 
 
 # A config field's declared kind -> the type that reads its flag.
@@ -209,13 +219,21 @@ def given_flags(argv: list[str], names) -> list[str]:
     return given
 
 
+def config_from_args(args: argparse.Namespace, config_class, skip: frozenset[str] = frozenset(), **values):
+    """``config_class`` built from the flags of :func:`add_config_flags` (``values`` for the skipped ones)."""
+    given = {f.name: getattr(args, f.name) for f in fields(config_class) if f.name not in skip}
+    return config_class(**given, **values)
+
+
 def config_on_resume(args: argparse.Namespace, argv: list[str], family: str, command: str, extendable: bool = False):
-    """The config ``--resume`` continues with: the run's own, read from ``args.out``.
+    """The config ``--resume`` continues with: the run's own, read from ``args.out``, which must be
+    a run of ``family`` (a name of ``grokviz.core.families``).
 
     A config flag given on the command line that contradicts it is refused, never silently ignored.
     With ``extendable``, ``--steps`` may change: the run is extended (the trainer checks it can be).
     """
-    from grokviz.storage.runs import open_run, require_family  # storage needs the config layer only
+    from grokviz.core.families import require_family
+    from grokviz.storage.runs import open_run  # imported here: storage loads torch, --help must not
 
     cfg = open_run(args.out).config
     require_family(cfg, family, args.out, command)

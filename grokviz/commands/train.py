@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import fields
 
-from grokviz.commands.flags import Parser, add_config_flags, add_runtime_flags, config_on_resume, fail
+from grokviz.commands.flags import (
+    Parser,
+    add_config_flags,
+    add_run_folder_flags,
+    add_runtime_flags,
+    config_from_args,
+    config_on_resume,
+    fail,
+)
 from grokviz.core.config import Config
 from grokviz.errors import GrokvizError
-from grokviz.storage.runs import MODULAR
 from grokviz.training.single import train
 
 __all__ = ["build_parser", "main", "train"]
@@ -21,11 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="grokviz train",
         description="Train the 1-layer modular-arithmetic transformer and write a grokviz run folder.",
     )
-    parser.add_argument("--out", required=True, help="run folder to create (or continue with --resume)")
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in --out from its last checkpoint; with --steps N, extend it to N steps",
+    add_run_folder_flags(
+        parser, "continue the run in --out from its last checkpoint; with --steps N, extend it to N steps"
     )
     add_runtime_flags(parser)
     add_config_flags(parser)
@@ -37,9 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.resume:
-            cfg = config_on_resume(args, argv, MODULAR, "grokviz train --resume", extendable=True)
+            cfg = config_on_resume(args, argv, Config.family, "grokviz train --resume", extendable=True)
         else:
-            cfg = Config(**{f.name: getattr(args, f.name) for f in fields(Config)})
+            cfg = config_from_args(args, Config)
         run = train(
             cfg,
             args.out,

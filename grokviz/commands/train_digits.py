@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import fields
 
-from grokviz.commands.flags import Parser, add_config_flags, config_on_resume, fail, threads
+from grokviz.commands.flags import (
+    Parser,
+    add_config_flags,
+    add_run_folder_flags,
+    add_runtime_flags,
+    config_from_args,
+    config_on_resume,
+    fail,
+)
 from grokviz.core.digits_config import DigitsConfig
 from grokviz.errors import GrokvizError
 
@@ -19,11 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="grokviz train-digits",
         description="Train the 10-digit addition transformer (default: the 777-parameter recipe) into a run folder.",
     )
-    parser.add_argument("--out", required=True, help="run folder to create (or continue with --resume)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"), help="auto = cuda when present")
-    parser.add_argument("--threads", type=threads, default=None, help="CPU threads, at least 1 (None: torch's)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_folder_flags(parser, "continue the run in --out from its last checkpoint")
+    add_runtime_flags(parser, device="cpu", eager=False)
     add_config_flags(parser, config_class=DigitsConfig)
     return parser
 
@@ -33,9 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.resume:
-            cfg = config_on_resume(args, argv, "digits", "grokviz train-digits --resume")
+            cfg = config_on_resume(args, argv, DigitsConfig.family, "grokviz train-digits --resume")
         else:
-            cfg = DigitsConfig(**{f.name: getattr(args, f.name) for f in fields(DigitsConfig)})
+            cfg = config_from_args(args, DigitsConfig)
         from grokviz.training.digits import train_digits
 
         run = train_digits(

@@ -95,7 +95,9 @@ def write_run(imported: ImportedRun, out: str | Path) -> Path:
 
     ``run.json``'s ``source`` holds where it came from and every note, so the app can show them.
     """
-    from grokviz.storage.runs import LogWriter, require_new_folder, save_checkpoint, write_run_file
+    from grokviz.core.families import family_of
+    from grokviz.storage.log import LogWriter
+    from grokviz.storage.runs import require_new_folder, save_checkpoint, write_run_file
 
     out = Path(out)
     require_new_folder(out)
@@ -103,7 +105,7 @@ def write_run(imported: ImportedRun, out: str | Path) -> Path:
     write_run_file(out, imported.config, source=source)
     for step, params in imported.checkpoints:
         save_checkpoint(out, step, params, imported.config)
-    log = LogWriter(out)
+    log = LogWriter(out, family_of(imported.config).log_columns)
     try:
         for row in imported.log_rows:
             log.append(row)

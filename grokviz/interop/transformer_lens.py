@@ -271,7 +271,7 @@ def import_transformer_lens(path: str | Path, config_path: str | Path | None = N
     ``HookedTransformerConfig`` object: it is read as a dict of its fields without TransformerLens
     (see :func:`load_torch_file`).
     """
-    from grokviz.storage.runs import read_safetensors
+    from grokviz.storage.files import read_safetensors
 
     path = Path(path)
     source = str(path)

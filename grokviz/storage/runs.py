@@ -28,237 +28,70 @@ import json
 import os
 import re
 import stat
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from grokviz.core import digits_model
-from grokviz.core.config import Config
-from grokviz.core.digits_config import DigitsConfig
-from grokviz.core.model import Params, param_shapes
+from grokviz.core.families import DEFAULT_FAMILY, FAMILIES, family_of, get_family
+from grokviz.core.model import Params
+from grokviz.core.stored import StoredConfig
 from grokviz.errors import GrokvizError
+from grokviz.storage.files import atomic_write, parse_step, read_format_json, read_safetensors
 from grokviz.storage.lock import LOCK_FILE
+from grokviz.storage.log import LOG_FILE, read_log_rows
 
 RUN_FORMAT = "grokviz.run/1"
 CHECKPOINT_FORMAT = "grokviz.checkpoint/1"
 RUN_FILE = "run.json"
-LOG_FILE = "log.csv"
-RESUME_FILE = "resume.safetensors"
-# A sweep folder (``grokviz.ensemble``) holds sweep.json and one run folder per member; it is
+# A sweep folder (``grokviz ensemble``) holds sweep.json and one run folder per member; it is
 # not a run itself (see ``grokviz.storage.sweeps``).
 SWEEP_FILE = "sweep.json"
 SWEEP_FORMAT = "grokviz.sweep/1"
 CHECKPOINT_RE = re.compile(r"^step_(\d+)\.safetensors$")
-LOG_COLUMNS = ("step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")
-# A digits run's log: the curriculum's digits and the lr of the step, the training batch's loss and
-# exact match, and the validation set's loss, exact match and accuracy at each of the 12 answer positions.
-DIGITS_LOG_COLUMNS = (
-    "step",
-    "max_digits",
-    "lr",
-    "train_loss",
-    "train_exact",
-    "val_loss",
-    "val_exact",
-    *(f"val_acc_{k}" for k in range(12)),
-    "elapsed_s",
-)
-MODULAR, DIGITS = "modular", "digits"
-# family -> (config class, log columns, words for messages)
-FAMILIES = {
-    MODULAR: (Config, LOG_COLUMNS, "a modular-arithmetic run (open it in the run explorer)"),
-    DIGITS: (DigitsConfig, DIGITS_LOG_COLUMNS, "a 10-digit adder run (open it on the Adder page)"),
-}
-AnyConfig = Config | DigitsConfig
-# The process umask, read once (reading it means setting it, which is not thread-safe to repeat).
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-def family_of(cfg: AnyConfig) -> str:
-    return getattr(cfg, "family", MODULAR)
-
-
-def require_family(cfg: AnyConfig, family: str, source: str, what: str = "this view") -> None:
-    """Refuse a run of the other family, in words naming it, what it is and where it opens."""
-    found = family_of(cfg)
-    if found != family:
-        raise GrokvizError(f"{source}: is {FAMILIES[found][2]}; {what} needs {FAMILIES[family][2].split(' (')[0]}")
-
-
-def _config_from_json(text: str, family: str, source: str) -> AnyConfig:
-    return FAMILIES[family][0].from_json(text, source=source)
+def _config_from_json(text: str, family: str, source: str) -> StoredConfig:
+    return FAMILIES[family].config_class.from_json(text, source=source)
 
 
 # --- writing --------------------------------------------------------------------------------
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path``: readers see the old or the new file.
-
-    No fsync: rename is atomic against a killed process (our failure model); a power cut may
-    still lose the newest file, never corrupt an older one.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def checkpoint_name(step: int) -> str:
     return f"step_{step:06d}.safetensors"
 
 
-def write_run_file(run_dir: Path, cfg: AnyConfig, source: str = "grokviz.train") -> None:
+def write_run_file(run_dir: Path, cfg: StoredConfig, source: str = "grokviz.train") -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     body = {"format": RUN_FORMAT, "config": cfg.to_dict(), "source": source}
-    if family_of(cfg) != MODULAR:  # absent = modular, so every older run still reads as one
-        body["family"] = family_of(cfg)
+    if cfg.family != DEFAULT_FAMILY:  # absent = modular, so every older run still reads as one
+        body["family"] = cfg.family
     body = json.dumps(body, indent=2)
     atomic_write(run_dir / RUN_FILE, lambda tmp: Path(tmp).write_text(body + "\n"))
 
 
-def save_checkpoint(run_dir: Path, step: int, params: Params, cfg: AnyConfig) -> Path:
+def save_checkpoint(run_dir: Path, step: int, params: Params, cfg: StoredConfig) -> Path:
     dtype = DTYPES[cfg.save_dtype]
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in params.items()}
     metadata = {"format": CHECKPOINT_FORMAT, "step": str(step), "config": cfg.to_json()}
-    if family_of(cfg) != MODULAR:
-        metadata["family"] = family_of(cfg)
+    if cfg.family != DEFAULT_FAMILY:
+        metadata["family"] = cfg.family
     path = Path(run_dir) / checkpoint_name(step)
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
     return path
 
 
-def save_resume_state(
-    run_dir: Path,
-    step: int,
-    params: Params,
-    exp_avg: Params,
-    exp_avg_sq: Params,
-    extra: dict[str, Params] | None = None,
-) -> None:
-    """fp32 weights and AdamW moments, enough for a bit-exact continuation (one file, latest only).
-
-    ``extra``: more named groups of state (the Grokfast filter's, as ``grokfast/<name>``)."""
-    tensors = {}
-    groups = {"param": params, "exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq, **(extra or {})}
-    for prefix, group in groups.items():
-        tensors.update({f"{prefix}/{k}": v.detach().to("cpu", torch.float32).contiguous() for k, v in group.items()})
-    atomic_write(Path(run_dir) / RESUME_FILE, lambda tmp: save_file(tensors, tmp, metadata={"step": str(step)}))
-
-
-def load_resume_state(run_dir: Path) -> tuple[int, Params, Params, Params, dict[str, Params]]:
-    """(step, params, exp_avg, exp_avg_sq, extra groups) as :func:`save_resume_state` wrote them."""
-    path = Path(run_dir) / RESUME_FILE
-    tensors, metadata = read_safetensors(path)
-    groups: dict[str, Params] = {"param": {}, "exp_avg": {}, "exp_avg_sq": {}}
-    for key, value in tensors.items():
-        prefix, _, name = key.partition("/")
-        groups.setdefault(prefix, {})[name] = value
-    params, exp_avg, exp_avg_sq = groups.pop("param"), groups.pop("exp_avg"), groups.pop("exp_avg_sq")
-    return _parse_step(metadata, path), params, exp_avg, exp_avg_sq, groups
-
-
-class LogWriter:
-    """Appends training-log rows; each row is one ``write`` of one complete line."""
-
-    def __init__(self, run_dir: Path, keep_below_step: int | None = None, columns: tuple[str, ...] = LOG_COLUMNS):
-        self.path = Path(run_dir) / LOG_FILE
-        self.columns = columns
-        kept = []
-        if keep_below_step is not None and self.path.exists():
-            # Resuming: keep the rows before the resumed step; the loop writes the rest again.
-            kept = [r for r in _read_log_rows(self.path, columns)[0] if r["step"] < keep_below_step]
-        atomic_write(self.path, lambda tmp: Path(tmp).write_text(_format_rows(kept, columns=columns)))
-        self._file = open(self.path, "a", buffering=1, encoding="utf-8")
-
-    def append(self, row: dict[str, float]) -> None:
-        self._file.write(_format_rows([row], header=False, columns=self.columns))
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def _format_rows(rows: list[dict[str, float]], header: bool = True, columns: tuple[str, ...] = LOG_COLUMNS) -> str:
-    lines = [",".join(columns)] if header else []
-    for row in rows:
-        lines.append(",".join(str(int(row["step"])) if c == "step" else repr(float(row[c])) for c in columns))
-    return "".join(line + "\n" for line in lines)
-
-
-def _read_log_rows(path: Path, columns: tuple[str, ...] = LOG_COLUMNS) -> tuple[list[dict[str, float]], list[str]]:
-    """Rows of a training log, ascending by step, and one message per row that was skipped.
-
-    A last line without its newline is a write in flight and is ignored silently. Malformed rows
-    are skipped and reported; a step logged twice keeps its last row (what a resumed run wrote).
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GrokvizError(f"{path}: unreadable training log ({exc})") from None
-    if not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-    lines = text.splitlines()
-    if not lines or lines[0].split(",") != list(columns):
-        raise GrokvizError(f"{path}: not a grokviz training log (expected the header {','.join(columns)})")
-    by_step: dict[int, dict[str, float]] = {}
-    problems = []
-    for number, line in enumerate(lines[1:], start=2):
-        values = line.split(",")
-        try:
-            if len(values) != len(columns):
-                raise ValueError(f"{len(values)} fields, expected {len(columns)}")
-            row = {c: float(v) for c, v in zip(columns, values)}
-            if not (row["step"] >= 0 and row["step"].is_integer()):
-                raise ValueError(f"step {values[0]!r} is not a non-negative integer")
-        except ValueError as exc:
-            problems.append(f"{path}, line {number}: malformed row skipped ({exc})")
-            continue
-        row["step"] = int(row["step"])
-        if row["step"] in by_step:
-            problems.append(f"{path}, line {number}: step {row['step']} logged again; the later row is kept")
-        by_step[row["step"]] = row
-    return [by_step[step] for step in sorted(by_step)], problems
-
-
 # --- reading --------------------------------------------------------------------------------
 
 
-def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and metadata of a safetensors file, every failure as a GrokvizError naming it."""
-    if not path.is_file():
-        raise GrokvizError(f"{path}: no such file")
-    try:
-        # One open for metadata and tensors: a file renamed over in between cannot mix versions.
-        with safe_open(str(path), framework="pt") as handle:
-            return {name: handle.get_tensor(name) for name in handle.keys()}, handle.metadata() or {}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise GrokvizError(f"{path}: not a readable safetensors file ({exc})") from None
-
-
-def _parse_step(metadata: dict[str, str], path: Path) -> int:
-    try:
-        return int(metadata["step"])
-    except (KeyError, ValueError):
-        raise GrokvizError(f"{path}: metadata has no integer 'step'") from None
-
-
-def validate_params(params: Params, cfg: AnyConfig, source: str) -> Params:
+def validate_params(params: Params, cfg: StoredConfig, source: str) -> Params:
     """Names, shapes and finiteness against the config (of either family); returns fp32 tensors."""
-    expected = digits_model.param_shapes(cfg) if family_of(cfg) == DIGITS else param_shapes(cfg)
+    expected = family_of(cfg).param_shapes(cfg)
     missing = sorted(set(expected) - set(params))
     unexpected = sorted(set(params) - set(expected))
     if missing or unexpected:
@@ -279,26 +112,23 @@ def validate_params(params: Params, cfg: AnyConfig, source: str) -> Params:
 
 
 def _metadata_family(metadata: dict[str, str], path: Path) -> str:
-    family = metadata.get("family", MODULAR)
-    if family not in FAMILIES:
-        raise GrokvizError(f"{path}: unknown model family {family!r}; grokviz knows {sorted(FAMILIES)}")
-    return family
+    return get_family(metadata.get("family", DEFAULT_FAMILY), str(path)).name
 
 
-def load_checkpoint_file(path: Path) -> tuple[AnyConfig, int, Params]:
+def load_checkpoint_file(path: Path) -> tuple[StoredConfig, int, Params]:
     """One checkpoint file on its own: (config of its family, step, fp32 params), validated."""
     path = Path(path)
     tensors, metadata = read_safetensors(path)
     if "config" not in metadata:
         raise GrokvizError(f"{path}: metadata has no 'config'; is this a grokviz checkpoint?")
     cfg = _config_from_json(metadata["config"], _metadata_family(metadata, path), str(path))
-    return cfg, _parse_step(metadata, path), validate_params(tensors, cfg, str(path))
+    return cfg, parse_step(metadata, path), validate_params(tensors, cfg, str(path))
 
 
 # (absolute path, mtime_ns, size, run config) of a checkpoint file -> (step, None) or (None, problem).
 # Every file is fully checked once per process however many Run objects look at it; a file that
 # is rewritten gets a new mtime or size, and a run whose config changed a new key, and is checked again.
-_VERDICTS: dict[tuple[str, int, int, AnyConfig], tuple[int | None, str | None]] = {}
+_VERDICTS: dict[tuple[str, int, int, StoredConfig], tuple[int | None, str | None]] = {}
 
 
 @dataclass
@@ -310,7 +140,7 @@ class Run:
     """
 
     path: Path
-    config: AnyConfig
+    config: StoredConfig
     source: str = "grokviz.train"
     _files: dict[int, str] = field(default_factory=dict, repr=False)  # step -> file name
     _file_problems: list[str] = field(default_factory=list, repr=False)
@@ -322,7 +152,7 @@ class Run:
 
     @property
     def family(self) -> str:
-        return family_of(self.config)
+        return self.config.family
 
     @property
     def problems(self) -> list[str]:
@@ -375,15 +205,15 @@ class Run:
 
     def _load_file(self, path: Path, step: int) -> Params:
         tensors, metadata = read_safetensors(path)
-        stored_step = _parse_step(metadata, path)
+        stored_step = parse_step(metadata, path)
         if stored_step != step:
             raise GrokvizError(f"{path}: the file name says step {step} but its metadata says {stored_step}")
         if "config" in metadata:
             family = _metadata_family(metadata, path)
             if family != self.family:
                 raise GrokvizError(
-                    f"{path}: is a checkpoint of {FAMILIES[family][2].split(' (')[0]}, "
-                    f"but {RUN_FILE} says this folder is {FAMILIES[self.family][2].split(' (')[0]}"
+                    f"{path}: is a checkpoint of {FAMILIES[family].label}, "
+                    f"but {RUN_FILE} says this folder is {FAMILIES[self.family].label}"
                 )
             other = _config_from_json(metadata["config"], family, str(path))
             # A run extended with --resume --steps N keeps the checkpoints written before, whose
@@ -418,10 +248,10 @@ class Run:
         """
         path = self.path / LOG_FILE
         self._log_problems = []
-        columns = FAMILIES[self.family][1]
+        columns = FAMILIES[self.family].log_columns
         if not path.is_file():
             return pd.DataFrame({c: pd.Series(dtype="int64" if c == "step" else "float64") for c in columns})
-        rows, self._log_problems = _read_log_rows(path, columns)
+        rows, self._log_problems = read_log_rows(path, columns)
         frame = pd.DataFrame(rows, columns=list(columns))
         return frame.astype({"step": "int64"})
 
@@ -439,18 +269,6 @@ def require_new_folder(out: Path, other_choice: str = "") -> None:
         raise GrokvizError(f"{out}: folder exists and is not empty; choose a new --out{other_choice}")
 
 
-def read_format_json(path: Path, expected_format: str) -> dict:
-    """A JSON object whose "format" is ``expected_format``; any other content is a GrokvizError naming the file."""
-    try:
-        body = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GrokvizError(f"{path}: not readable JSON ({exc})") from None
-    found = body.get("format") if isinstance(body, dict) else None
-    if found != expected_format:
-        raise GrokvizError(f"{path}: unknown format {found!r}; expected {expected_format!r}")
-    return body
-
-
 def open_run(path: str | os.PathLike) -> Run:
     path = Path(path)
     if not path.exists():
@@ -461,10 +279,8 @@ def open_run(path: str | os.PathLike) -> Run:
     if not run_file.is_file():
         raise GrokvizError(f"{path}: no {RUN_FILE}; this is not a grokviz run folder")
     body = read_format_json(run_file, RUN_FORMAT)
-    family = body.get("family", MODULAR)
-    if family not in FAMILIES:
-        raise GrokvizError(f"{run_file}: unknown model family {family!r}; grokviz knows {sorted(FAMILIES)}")
-    cfg = FAMILIES[family][0].from_dict(body.get("config"), source=str(run_file))
+    family = get_family(body.get("family", DEFAULT_FAMILY), str(run_file))
+    cfg = family.config_class.from_dict(body.get("config"), source=str(run_file))
     return Run(path=path, config=cfg, source=str(body.get("source", "unknown")))
 
 

@@ -23,7 +23,8 @@ import pandas as pd
 
 from grokviz.core.config import Config
 from grokviz.errors import GrokvizError
-from grokviz.storage.runs import RUN_FILE, SWEEP_FILE, SWEEP_FORMAT, Run, atomic_write, open_run, read_format_json
+from grokviz.storage.files import atomic_write, read_format_json
+from grokviz.storage.runs import RUN_FILE, SWEEP_FILE, SWEEP_FORMAT, Run, open_run
 
 # "Fitted" / "generalised" means accuracy at least this high (the 99%).
 THRESHOLD = 0.99

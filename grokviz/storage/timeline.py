@@ -26,7 +26,9 @@ from grokviz.analysis.group import group_for
 from grokviz.analysis.neurons import key_frequencies, neuron_activations, neuron_stats
 from grokviz.analysis.progress import progress_measures
 from grokviz.core.config import dataset_for
-from grokviz.storage.runs import MODULAR, Run, atomic_write, require_family
+from grokviz.core.families import require_family
+from grokviz.storage.files import atomic_write
+from grokviz.storage.runs import Run
 
 TIMELINE_FORMAT = "grokviz.timeline/3"  # /2: rows stored inside the key file; /3: mul, div in the discrete-log basis
 
@@ -95,7 +97,7 @@ def timeline(
     are computed (not for rows taken from the cache). The frame's ``attrs["key_freqs"]`` holds
     the frequencies used.
     """
-    require_family(run.config, MODULAR, str(run.path), "the progress measures (--timeline)")
+    require_family(run.config, "modular", str(run.path), "the progress measures (--timeline)")
     chosen = None if key_freqs is None else sorted({int(k) for k in key_freqs})
     cache_path = _cache_path(run, chosen)
     signatures = {str(step): _signature(run, step) for step in run.steps()}

@@ -27,20 +27,11 @@ import torch
 
 from grokviz.core import digits_model, digits_tasks
 from grokviz.core.digits_config import DigitsConfig
+from grokviz.core.families import family_of, require_family
 from grokviz.errors import GrokvizError
-from grokviz.storage.runs import (
-    DIGITS_LOG_COLUMNS,
-    RESUME_FILE,
-    LogWriter,
-    Run,
-    load_resume_state,
-    open_run,
-    require_family,
-    require_new_folder,
-    save_checkpoint,
-    save_resume_state,
-    write_run_file,
-)
+from grokviz.storage.log import LogWriter
+from grokviz.storage.resume import RESUME_FILE, load_resume_state, save_resume_state
+from grokviz.storage.runs import Run, open_run, require_new_folder, save_checkpoint, write_run_file
 from grokviz.training.device import configure_cpu, pick_device
 from grokviz.training.optim import AdamWState, Hyper, adamw_step
 from grokviz.training.schedule import checkpoint_schedule, events_already_fired, new_events
@@ -131,7 +122,7 @@ def train_digits(
     val = validation_pairs(cfg)
     if not resume:
         write_run_file(out, cfg, source="grokviz.train_digits")
-    log = LogWriter(out, keep_below_step=start if resume else None, columns=DIGITS_LOG_COLUMNS)
+    log = LogWriter(out, family_of(cfg).log_columns, keep_below_step=start if resume else None)
     fired = events_already_fired(open_run(out), EXACT_EVENTS) if resume else set()
     schedule = checkpoint_schedule(cfg)
     clock = Clock(dev)

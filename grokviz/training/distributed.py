@@ -26,14 +26,8 @@ from pathlib import Path
 
 from grokviz.core.config import Config
 from grokviz.errors import GrokvizError
-from grokviz.storage.runs import (
-    RESUME_FILE,
-    SWEEP_FILE,
-    load_resume_state,
-    open_run,
-    require_new_folder,
-    write_run_file,
-)
+from grokviz.storage.resume import RESUME_FILE, load_resume_state
+from grokviz.storage.runs import SWEEP_FILE, open_run, require_new_folder, write_run_file
 from grokviz.storage.sweeps import member_name, open_sweep, write_sweep_file
 from grokviz.training.device import configure_cpu, keep_freed_memory, matmul_precision, pick_device
 from grokviz.training.ensemble import MemberState, _check_members, plan_groups, sweep_axes, train_members

@@ -41,17 +41,13 @@ from torch.func import vmap
 
 from grokviz.core.architecture import REFERENCE, Architecture
 from grokviz.core.config import Config, dataset_for
+from grokviz.core.families import family_of
 from grokviz.core.model import Params, forward_last, init_params
 from grokviz.errors import GrokvizError
 from grokviz.storage.lock import FolderLock
-from grokviz.storage.runs import (
-    LogWriter,
-    open_run,
-    require_new_folder,
-    save_checkpoint,
-    save_resume_state,
-    write_run_file,
-)
+from grokviz.storage.log import LogWriter
+from grokviz.storage.resume import save_resume_state
+from grokviz.storage.runs import open_run, require_new_folder, save_checkpoint, write_run_file
 from grokviz.storage.sweeps import MEMBER_FIELDS, member_name, write_sweep_file
 from grokviz.training import memory
 from grokviz.training.device import configure_cpu, keep_freed_memory, matmul_precision, pick_device
@@ -354,7 +350,10 @@ def train_members(
         prologue()
     for folder, cfg in zip(folders, configs):
         write_run_file(folder, cfg, source="grokviz.ensemble")
-    logs = [LogWriter(folder, keep_below_step=start_step if start else None) for folder in folders]
+    logs = [
+        LogWriter(folder, family_of(configs[0]).log_columns, keep_below_step=start_step if start else None)
+        for folder in folders
+    ]
     fired: list[set] = [events_already_fired(open_run(f)) if start else set() for f in folders]
     schedule = checkpoint_schedule(first) if save == "schedule" else {0, first.steps}
     flush_every = CUDA_FLUSH_EVERY if dev.type == "cuda" else 1

@@ -24,20 +24,13 @@ import torch
 
 from grokviz.core.architecture import REFERENCE, Architecture
 from grokviz.core.config import Config, dataset_for
+from grokviz.core.families import family_of
 from grokviz.core.model import Params, forward_last, init_params
 from grokviz.errors import GrokvizError
 from grokviz.storage.lock import FolderLock
-from grokviz.storage.runs import (
-    RESUME_FILE,
-    LogWriter,
-    Run,
-    load_resume_state,
-    open_run,
-    require_new_folder,
-    save_checkpoint,
-    save_resume_state,
-    write_run_file,
-)
+from grokviz.storage.log import LogWriter
+from grokviz.storage.resume import RESUME_FILE, load_resume_state, save_resume_state
+from grokviz.storage.runs import Run, open_run, require_new_folder, save_checkpoint, write_run_file
 from grokviz.training import memory
 from grokviz.training.device import configure_cpu, matmul_precision, pick_device
 from grokviz.training.dropout import DropoutDraw, capturable, draw_for
@@ -162,7 +155,7 @@ def _train(
         # Only now: a step that cannot be captured leaves no folder behind (or an extension undone).
         write_run_file(out, cfg)
 
-    log = LogWriter(out, keep_below_step=start_step if resume else None)
+    log = LogWriter(out, family_of(cfg).log_columns, keep_below_step=start_step if resume else None)
     fired = events_already_fired(open_run(out)) if resume else set()
     schedule = checkpoint_schedule(cfg)
     flush_every = CUDA_FLUSH_EVERY if dev.type == "cuda" else 1

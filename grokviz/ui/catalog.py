@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grokviz.errors import GrokvizError
-from grokviz.storage.runs import LOG_FILE, RUN_FILE, Run, list_runs, open_run
+from grokviz.storage.log import LOG_FILE
+from grokviz.storage.runs import RUN_FILE, Run, list_runs, open_run
 from grokviz.storage.sweeps import list_sweeps
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from grokviz.storage.runs import MODULAR, Run
+from grokviz.storage.runs import Run
 from grokviz.ui import catalog, navigation, views
 from grokviz.ui.widgets import clamp_state
 
@@ -77,7 +77,7 @@ def render() -> Choice | None:
         if picked is None:
             return None
         choices, run = picked
-        if run.family != MODULAR:
+        if run.family != "modular":
             # The explorer's tabs are about modular arithmetic: say where this run opens instead.
             main_area.error(
                 f"{run.path}: is a 10-digit adder run; the run explorer's tabs apply to modular-arithmetic "

@@ -20,15 +20,8 @@ from safetensors.torch import save_file
 
 from grokviz.core.config import Config
 from grokviz.errors import GrokvizError
-from grokviz.storage.runs import (
-    LOG_FILE,
-    RUN_FILE,
-    checkpoint_name,
-    list_runs,
-    load_checkpoint_file,
-    open_run,
-    save_checkpoint,
-)
+from grokviz.storage.log import LOG_FILE
+from grokviz.storage.runs import RUN_FILE, checkpoint_name, list_runs, load_checkpoint_file, open_run, save_checkpoint
 from grokviz.training.single import train
 
 

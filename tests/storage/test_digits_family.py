@@ -14,8 +14,9 @@ from safetensors.torch import save_file
 from grokviz.commands import analyze, train, train_digits
 from grokviz.core.config import Config
 from grokviz.core.digits_config import DigitsConfig
+from grokviz.core.families import require_family
 from grokviz.errors import GrokvizError
-from grokviz.storage.runs import load_checkpoint_file, open_run, require_family
+from grokviz.storage.runs import load_checkpoint_file, open_run
 from grokviz.storage.timeline import timeline
 from grokviz.training.digits import train_digits as train_digits_run
 from grokviz.training.single import train as train_modular

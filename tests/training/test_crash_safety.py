@@ -15,7 +15,8 @@ import torch
 from safetensors.torch import load_file
 
 from grokviz.commands.train import main
-from grokviz.storage.runs import RESUME_FILE, open_run
+from grokviz.storage.resume import RESUME_FILE
+from grokviz.storage.runs import open_run
 
 REPO = Path(__file__).resolve().parents[2]
 

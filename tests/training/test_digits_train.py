@@ -12,7 +12,9 @@ import torch
 
 from grokviz.core import digits_model, digits_tasks
 from grokviz.core.digits_config import DigitsConfig
-from grokviz.storage.runs import DIGITS_LOG_COLUMNS, open_run, read_safetensors
+from grokviz.core.families import DIGITS_LOG_COLUMNS
+from grokviz.storage.files import read_safetensors
+from grokviz.storage.runs import open_run
 from grokviz.training.digits import clip_by_global_norm, evaluate, hyper_of, train_digits
 
 # Learns 2-digit addition (100% on 1,000 held-out pairs) in 1,000 steps, ~15 s on a busy 2-core CPU;

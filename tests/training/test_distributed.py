@@ -15,7 +15,8 @@ import torch
 from grokviz.commands.ensemble import main
 from grokviz.core.config import Config
 from grokviz.errors import GrokvizError
-from grokviz.storage.runs import LOG_FILE, checkpoint_name, open_run
+from grokviz.storage.log import LOG_FILE
+from grokviz.storage.runs import checkpoint_name, open_run
 from grokviz.storage.sweeps import open_sweep, outcome_table
 from grokviz.training import distributed
 from grokviz.training.ensemble import grid_configs, train_ensemble

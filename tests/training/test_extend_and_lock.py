@@ -16,7 +16,8 @@ import torch
 from grokviz.commands.train import main
 from grokviz.errors import GrokvizError
 from grokviz.storage.lock import LOCK_FILE, FolderLock
-from grokviz.storage.runs import load_resume_state, open_run
+from grokviz.storage.resume import load_resume_state
+from grokviz.storage.runs import open_run
 from grokviz.training.ensemble import train_ensemble
 from grokviz.training.single import train
 

@@ -12,7 +12,8 @@ import torch
 from grokviz.core.config import Config, dataset_for
 from grokviz.core.model import forward_last, init_params
 from grokviz.errors import GrokvizError
-from grokviz.storage.runs import RESUME_FILE, load_resume_state, open_run
+from grokviz.storage.resume import RESUME_FILE, load_resume_state
+from grokviz.storage.runs import open_run
 from grokviz.training.ensemble import make_groups, step_group, train_ensemble
 from grokviz.training.grokfast import Grokfast
 from grokviz.training.optim import AdamWState, Hyper, learning_rate

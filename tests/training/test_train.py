@@ -16,7 +16,8 @@ from safetensors.torch import load_file
 
 from grokviz.commands.train import main
 from grokviz.errors import GrokvizError
-from grokviz.storage.runs import RESUME_FILE, load_checkpoint_file, open_run
+from grokviz.storage.resume import RESUME_FILE
+from grokviz.storage.runs import load_checkpoint_file, open_run
 from grokviz.training.schedule import ACCURACY_EVENTS, checkpoint_schedule
 from grokviz.training.single import train
 

@@ -15,7 +15,6 @@ import torch
 from grokviz.analysis import digits
 from grokviz.core import digits_model, digits_tasks
 from grokviz.errors import GrokvizError
-from grokviz.storage.runs import DIGITS
 from grokviz.ui import catalog, digits_views, loaders, navigation
 from grokviz.ui.charts import digits as charts
 from grokviz.ui.widgets import show_error
@@ -39,9 +38,9 @@ def pick_run():
         choices = catalog.discover_runs(root, folder, catalog.base_dir())
         for problem in choices.problems:
             st.warning(problem, icon=":material/warning:")
-        digits_runs = {k: r for k, r in choices.runs.items() if r.family == DIGITS}
+        digits_runs = {k: r for k, r in choices.runs.items() if r.family == "digits"}
         typed = folder.strip() if folder else ""
-        other = [r for r in choices.runs.values() if r.family != DIGITS]
+        other = [r for r in choices.runs.values() if r.family != "digits"]
         wanted = st.query_params.get("adder_run")
     refused = [r for r in other if typed and catalog.run_key(r.path, catalog.base_dir()).endswith(typed.rstrip("/"))]
     named = [k for k in choices.runs if wanted in (k, choices.labels.get(k))] if wanted else []
