@@ -26,8 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 from grokviz.core import digits_model  # noqa: E402
 from grokviz.core.digits_config import DigitsConfig  # noqa: E402
-from grokviz.training.digits import hyper_of, training_batch, update  # noqa: E402
-from grokviz.training.optim import AdamWState  # noqa: E402
+from grokviz.training.digits import training_batch, update  # noqa: E402
+from grokviz.training.optim import (  # noqa: E402
+    AdamWState,  # noqa: E402
+    Hyper,
+    adder_learning_rate,
+)
 
 
 class Reference(nn.Module):
@@ -63,11 +67,11 @@ def main() -> None:
     torch.set_num_threads(1)
     cfg = DigitsConfig()
     params = {k: v.requires_grad_(True) for k, v in digits_model.init_params(cfg).items()}
-    state, hyper = AdamWState.zeros_like(params), hyper_of(cfg, torch.device("cpu"))
+    state, hyper = AdamWState.zeros_like(params), Hyper.of(cfg, torch.device("cpu"))
     ref = Reference(cfg)
     assert sum(p.numel() for p in ref.parameters()) == 777
     opt = torch.optim.AdamW(ref.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cfg.learning_rate(s) / cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: adder_learning_rate(cfg, s) / cfg.lr)
 
     def ours(step: int) -> None:
         x, labels = training_batch(cfg, step)

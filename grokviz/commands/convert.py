@@ -123,8 +123,8 @@ def export_tl(source: Path, step: int | None, out: Path) -> tuple[Path, Path, in
     """Write the TransformerLens state dict and config of one checkpoint; returns (tensors, config, step)."""
     from safetensors.torch import save_file
 
-    from grokviz.interop.transformer_lens import to_transformer_lens
-    from grokviz.storage import runs
+    from grokviz.core.families import family_of
+    from grokviz.storage.files import atomic_write
     from grokviz.storage.target import open_checkpoint
 
     if out.suffix != ".safetensors":
@@ -133,27 +133,23 @@ def export_tl(source: Path, step: int | None, out: Path) -> tuple[Path, Path, in
         raise GrokvizError(f"{out}: is a folder; --out names the .safetensors file to write")
     checkpoint = open_checkpoint(source, step)
     cfg, step, params = checkpoint.config, checkpoint.step, checkpoint.params
-    if runs.family_of(cfg) == runs.DIGITS:  # the 10-digit adder: LayerNorms, GELU, W_U = W_E^T
-        from grokviz.interop import digits_tl
-
-        tl_config, state_dict = digits_tl.to_transformer_lens(params, cfg)
-    else:
-        try:
-            tl_config, state_dict = to_transformer_lens(params, cfg)
-        except GrokvizError as exc:  # an architecture TransformerLens cannot express: name the run
-            raise GrokvizError(f"{source}: {exc}") from None
+    to_transformer_lens = family_of(cfg).exporter("transformer-lens", str(source))
+    try:
+        tl_config, state_dict = to_transformer_lens(params, cfg)
+    except GrokvizError as exc:  # an architecture TransformerLens cannot express: name the run
+        raise GrokvizError(f"{source}: {exc}") from None
     config_path = out.with_suffix(".json")
     out.parent.mkdir(parents=True, exist_ok=True)
     metadata = {
         "format": "grokviz.transformer-lens/1",
         "step": str(step),
         "grokviz_config": cfg.to_json(),
-        "grokviz_family": runs.family_of(cfg),
+        "grokviz_family": cfg.family,
         "hooked_transformer_config": json.dumps(tl_config),
     }
     tensors = {k: v.contiguous() for k, v in state_dict.items()}
-    runs.atomic_write(out, lambda tmp: save_file(tensors, tmp, metadata=metadata))
-    runs.atomic_write(config_path, lambda tmp: Path(tmp).write_text(json.dumps(tl_config, indent=2) + "\n"))
+    atomic_write(out, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    atomic_write(config_path, lambda tmp: Path(tmp).write_text(json.dumps(tl_config, indent=2) + "\n"))
     return out, config_path, step
 
 

@@ -11,7 +11,6 @@ with 5% linear warm-up then cosine decay to 0.1x at the last step (27,000), and 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
@@ -191,14 +190,3 @@ class DigitsConfig(StoredConfig):
             if end is None or step < end:
                 return digits
         raise AssertionError("the last stage has no end")
-
-    def learning_rate(self, step: int) -> float:
-        """lr of update ``step`` (0-based), optax.warmup_cosine_decay_schedule's formula: linear
-        from 0 over the warm-up, then a cosine from the peak to ``min_lr_ratio`` x peak at ``steps``."""
-        warmup = self.warmup_steps
-        if step < warmup:
-            return self.lr * step / warmup
-        span = max(self.steps - warmup, 1)
-        progress = min((step - warmup) / span, 1.0)
-        cosine = 0.5 * (1 + math.cos(math.pi * progress))
-        return self.lr * ((1 - self.min_lr_ratio) * cosine + self.min_lr_ratio)

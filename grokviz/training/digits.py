@@ -18,7 +18,6 @@ The command line is ``grokviz.train_digits``.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from pathlib import Path
@@ -33,7 +32,7 @@ from grokviz.storage.log import LogWriter
 from grokviz.storage.resume import RESUME_FILE, load_resume_state, save_resume_state
 from grokviz.storage.runs import Run, open_run, require_new_folder, save_checkpoint, write_run_file
 from grokviz.training.device import configure_cpu, pick_device
-from grokviz.training.optim import AdamWState, Hyper, adamw_step
+from grokviz.training.optim import AdamWState, Hyper, adamw_step, adder_learning_rate
 from grokviz.training.schedule import checkpoint_schedule, events_already_fired, new_events
 from grokviz.training.stop import StopFlag
 from grokviz.training.writer import BackgroundWriter, Clock
@@ -56,16 +55,6 @@ def training_batch(cfg: DigitsConfig, step: int) -> tuple[torch.Tensor, torch.Te
 
 def validation_pairs(cfg: DigitsConfig) -> digits_tasks.PairSet:
     return digits_tasks.validation_set(cfg.val_size, (cfg.split_seed * _MIX + 2**62) % 2**63)
-
-
-def hyper_of(cfg: DigitsConfig, device: torch.device) -> Hyper:
-    """The AdamW schedule table of ``grokviz.training.optim`` for the warm-up + cosine lr."""
-    rows = []
-    for step in range(cfg.steps):
-        lr, t = cfg.learning_rate(step), step + 1
-        rows.append((1 - lr * cfg.weight_decay, -lr / (1 - cfg.beta1**t), math.sqrt(1 - cfg.beta2**t)))
-    table = torch.tensor(rows, dtype=torch.float64).float()  # [steps, 3]
-    return Hyper(table.to(device), cfg.beta1, cfg.beta2)
 
 
 def clip_by_global_norm(grads: list[torch.Tensor], max_norm: float) -> None:
@@ -118,7 +107,7 @@ def train_digits(
     if dev.type == "cpu":
         configure_cpu(threads)
     start, params, state = _prepare(cfg, out, resume, dev)
-    hyper = hyper_of(cfg, dev)
+    hyper = Hyper.of(cfg, dev)
     val = validation_pairs(cfg)
     if not resume:
         write_run_file(out, cfg, source="grokviz.train_digits")
@@ -145,7 +134,7 @@ def train_digits(
                 row = None
                 if is_log:
                     val_loss, val_exact, val_acc = evaluate(params, val)
-                    row = {"step": step, "max_digits": cfg.max_digits_at(step), "lr": cfg.learning_rate(step)}
+                    row = {"step": step, "max_digits": cfg.max_digits_at(step), "lr": adder_learning_rate(cfg, step)}
                     row |= {"val_loss": val_loss, "val_exact": val_exact}
                     row |= {f"val_acc_{k}": v for k, v in enumerate(val_acc)}
                 x, labels = (t.to(dev) for t in training_batch(cfg, step))

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from grokviz.core.config import Config
+from grokviz.core.digits_config import DigitsConfig
 from grokviz.core.model import Params
 
 
@@ -66,14 +67,34 @@ def learning_rate(cfg: Config, step: int) -> float:
     return peak
 
 
-def schedule(cfg: Config) -> list[tuple[float, float, float]]:
+def adder_learning_rate(cfg: DigitsConfig, step: int) -> float:
+    """The adder's lr of update ``step`` (0-based), optax.warmup_cosine_decay_schedule's formula:
+    linear from 0 over the warm-up, then a cosine from the peak to ``min_lr_ratio`` x peak at ``steps``."""
+    warmup = cfg.warmup_steps
+    if step < warmup:
+        return cfg.lr * step / warmup
+    span = max(cfg.steps - warmup, 1)
+    progress = min((step - warmup) / span, 1.0)
+    cosine = 0.5 * (1 + math.cos(math.pi * progress))
+    return cfg.lr * ((1 - cfg.min_lr_ratio) * cosine + cfg.min_lr_ratio)
+
+
+# Each family's learning rate (the arithmetic of each is kept as it was, so its runs stay bit-exact).
+LEARNING_RATES = {Config.family: learning_rate, DigitsConfig.family: adder_learning_rate}
+
+
+def schedule(cfg: Config | DigitsConfig) -> list[tuple[float, float, float]]:
     """Per update number: (1 - lr * weight_decay, -lr / (1 - beta1^t), sqrt(1 - beta2^t)), t = step + 1,
-    in Python floats: the scalars a plain AdamW loop computes."""
+    in Python floats: the scalars a plain AdamW loop computes, under the family's learning rate."""
+    lr_of = LEARNING_RATES[cfg.family]
     rows = []
     for step in range(cfg.steps):
-        lr, t = learning_rate(cfg, step), step + 1
+        lr, t = lr_of(cfg, step), step + 1
         rows.append((1 - lr * cfg.weight_decay, -lr / (1 - cfg.beta1**t), math.sqrt(1 - cfg.beta2**t)))
     return rows
+
+
+AnyConfig = Config | DigitsConfig
 
 
 @dataclass(frozen=True)
@@ -87,20 +108,23 @@ class Hyper:
     eps: float = 1e-8
 
     @classmethod
-    def of(cls, configs: Config | list[Config], device: torch.device | str = "cpu") -> Hyper:
-        """From one config (scalars per step) or from an ensemble's configs (one column per member)."""
+    def of(cls, configs: AnyConfig | list[AnyConfig], device: torch.device | str = "cpu") -> Hyper:
+        """From one config (scalars per step) or from an ensemble's configs (one column per member),
+        of either family (the adder's warm-up + cosine schedule, or the modular one)."""
         many = isinstance(configs, list)
         group = configs if many else [configs]
         first = group[0]
         if len({(c.steps, c.warmup_steps, c.beta1, c.beta2) for c in group}) > 1:
             raise ValueError("members of one AdamW must share steps, warmup_steps, beta1 and beta2")
-        if len({c.lr_schedule for c in group}) > 1:
-            raise ValueError("members of one AdamW must share lr_schedule")
-        tables: dict[tuple[float, float], list] = {}  # members with one (lr, weight decay) share a table
+        if len({(c.family, getattr(c, "lr_schedule", None)) for c in group}) > 1:
+            raise ValueError("members of one AdamW must share their family and lr_schedule")
+        # Members that differ only in seeds share a table (its rows do not depend on them).
+        key = lambda cfg: cfg.replace(seed=0, data_seed=None)  # noqa: E731
+        tables: dict = {}
         for cfg in group:
-            tables.setdefault((cfg.peak_lr, cfg.weight_decay), schedule(cfg))
+            tables.setdefault(key(cfg), schedule(cfg))
         # Rounded to float32 once, from float64, where the tensor arithmetic meets the scalars.
-        columns = [torch.tensor(tables[(c.peak_lr, c.weight_decay)], dtype=torch.float64).float() for c in group]
+        columns = [torch.tensor(tables[key(c)], dtype=torch.float64).float() for c in group]
         table = torch.stack(columns, dim=-1) if many else columns[0]  # [steps, 3(, member)]
         return cls(table.to(device), first.beta1, first.beta2)
 

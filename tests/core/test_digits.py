@@ -13,6 +13,7 @@ from grokviz.core import digits_model, digits_tasks
 from grokviz.core.config import ConfigError
 from grokviz.core.digits_config import DigitsConfig, parse_curriculum
 from grokviz.errors import GrokvizError
+from grokviz.training.optim import adder_learning_rate
 
 
 def test_the_recipe_shape_has_777_parameters() -> None:
@@ -127,14 +128,14 @@ def test_config_problems_are_named_by_field() -> None:
 def test_learning_rate_is_optax_warmup_cosine() -> None:
     cfg = DigitsConfig()
     assert cfg.warmup_steps == 1350
-    assert cfg.learning_rate(0) == 0.0
-    assert cfg.learning_rate(675) == pytest.approx(0.01)
-    assert cfg.learning_rate(1350) == pytest.approx(0.02)
+    assert adder_learning_rate(cfg, 0) == 0.0
+    assert adder_learning_rate(cfg, 675) == pytest.approx(0.01)
+    assert adder_learning_rate(cfg, 1350) == pytest.approx(0.02)
     middle = 1350 + (27_000 - 1350) // 2
-    assert cfg.learning_rate(middle) == pytest.approx(
+    assert adder_learning_rate(cfg, middle) == pytest.approx(
         0.02 * (0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)) + 0.1), rel=1e-4
     )
-    assert cfg.learning_rate(27_000) == pytest.approx(0.002)
+    assert adder_learning_rate(cfg, 27_000) == pytest.approx(0.002)
 
 
 # --- the model against an independent implementation ---------------------------------------------

@@ -15,7 +15,8 @@ from grokviz.core.digits_config import DigitsConfig
 from grokviz.core.families import DIGITS_LOG_COLUMNS
 from grokviz.storage.files import read_safetensors
 from grokviz.storage.runs import open_run
-from grokviz.training.digits import clip_by_global_norm, evaluate, hyper_of, train_digits
+from grokviz.training.digits import clip_by_global_norm, evaluate, train_digits
+from grokviz.training.optim import Hyper, adder_learning_rate
 
 # Learns 2-digit addition (100% on 1,000 held-out pairs) in 1,000 steps, ~15 s on a busy 2-core CPU;
 # at 500 steps the carry into the tens digit is still ~75% right.
@@ -96,7 +97,7 @@ def test_clipping_is_optax_clip_by_global_norm() -> None:
 def test_the_update_is_torch_adamw_with_the_cosine_schedule() -> None:
     """Three steps of our update against torch.optim.AdamW with the same lr per step."""
     cfg = DigitsConfig(steps=40, curriculum="3:10,10", warmup_frac=0.25, weight_decay=0.5)
-    hyper = hyper_of(cfg, torch.device("cpu"))
+    hyper = Hyper.of(cfg, torch.device("cpu"))
     ours = {k: v.clone().requires_grad_(True) for k, v in digits_model.init_params(cfg).items()}
     theirs = {k: v.detach().clone().requires_grad_(True) for k, v in ours.items()}
     from grokviz.training.digits import training_batch, update
@@ -113,7 +114,7 @@ def test_the_update_is_torch_adamw_with_the_cosine_schedule() -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(theirs.values()), 1.0)
         for group in opt.param_groups:
-            group["lr"] = cfg.learning_rate(step)
+            group["lr"] = adder_learning_rate(cfg, step)
         opt.step()
     for name in ours:
         torch.testing.assert_close(ours[name], theirs[name], rtol=1e-4, atol=1e-6)
