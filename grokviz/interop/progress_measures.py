@@ -5,7 +5,7 @@ Its layout is left-multiplying: ``embed.W_E [d_model, d_vocab]``, ``blocks.0.att
 head-major as ``(head d_head)``, ``W_in [d_mlp, d_model]``, ``W_out [d_model, d_mlp]``,
 ``unembed.W_U [d_model, d_vocab]`` (an output column for the ``=`` token, dropped here), and a
 ``mask`` buffer (must be the causal lower triangle). Ours is TransformerLens's, right-multiplying
-(``grokviz.core.model.PARAM_SHAPES``). The reference splits pairs with ``random.shuffle``; a file
+(``grokviz.core.params.PARAM_SHAPES``). The reference splits pairs with ``random.shuffle``; a file
 that does not say its split has it inferred from its stored losses (docs/interop.md).
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from grokviz.core.config import Config
-from grokviz.core.model import Params
+from grokviz.core.params import Params
 from grokviz.core.tasks import make_dataset
 from grokviz.errors import GrokvizError
 from grokviz.interop.files import load_torch_file

@@ -16,7 +16,7 @@ import torch
 
 from grokviz.core.architecture import LN_EPS
 from grokviz.core.config import Config
-from grokviz.core.model import PARAM_SHAPES, Params
+from grokviz.core.params import PARAM_SHAPES, Params
 from grokviz.core.tasks import make_dataset
 from grokviz.errors import GrokvizError
 from grokviz.interop.files import load_torch_file, read_json
@@ -78,7 +78,7 @@ def to_transformer_lens(params: Params, cfg: Config) -> tuple[dict[str, Any], di
     and a tied one its ``W_U = W_E[:p]^T`` written out, which compute the same function.
     A post-LN model is refused in words.
     """
-    from grokviz.core.model import unembed_matrix
+    from grokviz.core.forward import unembed_matrix
     from grokviz.storage.runs import validate_params
 
     arch = cfg.architecture
@@ -320,7 +320,7 @@ def import_transformer_lens(path: str | Path, config_path: str | Path | None = N
             raise GrokvizError(f"{source}: the grokviz config in the file's metadata does not match its tensors")
         # Our own export: its tensors, as the run's architecture stores them (no W_U when tied,
         # no W_pos without positions, the biases it has).
-        from grokviz.core.model import param_shapes
+        from grokviz.core.params import param_shapes
         from grokviz.storage.runs import validate_params
 
         final_params = validate_params(

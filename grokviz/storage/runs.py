@@ -41,7 +41,7 @@ from safetensors.torch import save_file
 from grokviz.core import digits_model
 from grokviz.core.config import Config
 from grokviz.core.digits_config import DigitsConfig
-from grokviz.core.model import Params, param_shapes
+from grokviz.core.params import Params, param_shapes
 from grokviz.errors import GrokvizError
 from grokviz.storage.lock import LOCK_FILE
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from grokviz.core.config import Config
-from grokviz.core.model import Params
+from grokviz.core.params import Params
 
 
 @dataclass
