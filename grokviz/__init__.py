@@ -12,7 +12,7 @@ Layers, upstream to downstream (nothing reaches back upstream):
     analysis/   fourier, neurons, ablation (with baseline, projections), attention, progress
                 measures, the analyze summary; digits, digits_summary (the adder)
     interop/    one module per foreign format (the paper's code, TransformerLens, PyTorch's
-                nn.TransformerEncoder, digits_tl)
+                nn.TransformerEncoder, digits_tl), and one for the files of the first two
     ui/         the Streamlit app: loaders, sidebar, one module per tab, charts, views; the
                 Adder page (pages/adder.py, adder_views, charts/adder)
 

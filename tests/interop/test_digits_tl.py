@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from grokviz import convert
+from grokviz.commands import convert
 from grokviz.core import digits_model, digits_tasks
 from grokviz.storage.runs import open_run
 
