@@ -22,15 +22,16 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from grokviz.analysis.ablation import ablate_baseline, baseline, predict
+from grokviz.analysis.ablation import ablate_baseline, predict
 from grokviz.analysis.attention import attention_to
+from grokviz.analysis.baseline import baseline
 from grokviz.analysis.fourier import embed_spectrum, unembed_spectrum
 from grokviz.analysis.neurons import key_frequencies, neuron_stats, probe, term_correlations
 from grokviz.core.config import (
     Config,
     dataset_for,
 )
-from grokviz.core.model import init_params
+from grokviz.core.params import init_params
 from grokviz.storage.runs import open_run, save_checkpoint, write_run_file
 from grokviz.storage.timeline import timeline
 

@@ -9,7 +9,7 @@ round in one process, so machine noise hits every row alike:
 1. **before**: the trainer's step with ``grokviz/core/model.py`` as it was at ``--before`` (read
    with ``git show``, loaded as its own module) in place of today's forward;
 2. **reference, fast path**: today's step on the reference architecture (the default);
-3. **reference, general path**: the same weights through ``general.forward(last_only=True)``,
+3. **reference, general path**: the same weights through ``grokviz.core.forward.forward(last_only=True)``,
    which projects all three positions per pair instead of gathering token tables (what the
    tables save);
 4. **seed 000's architecture** (post-LN, every bias, no positions, bidirectional, dropout 0.1) at
@@ -36,10 +36,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
-from grokviz.core import general
+from grokviz.core import forward as definition  # the all-position forward (the "general path")
 from grokviz.core.architecture import REFERENCE
 from grokviz.core.config import Config, dataset_for
-from grokviz.core.model import init_params
+from grokviz.core.params import init_params
 from grokviz.storage.runs import nearest_step, open_run
 from grokviz.training import single
 from grokviz.training.device import configure_cpu
@@ -99,7 +99,7 @@ def make_step(cfg: Config, params, forward=None):
 
 def identical(before, cfg: Config, params) -> bool:
     """Whether the old and the new fast path give the same logits and gradients, bit for bit."""
-    from grokviz.core.model import forward_last
+    from grokviz.core.fast_path import forward_last
     from grokviz.training.step import cross_entropy64
 
     dataset = dataset_for(cfg)
@@ -138,7 +138,7 @@ def main() -> None:
 
     def general_forward(params, a, b, hooks=None, cache=None, arch=REFERENCE, dropout=None):
         tokens = torch.stack([a, b, torch.full_like(a, params["embed.W_E"].shape[0] - 1)], dim=1)
-        return general.forward(params, tokens, arch, hooks=hooks, cache=cache, last_only=True, dropout=dropout)
+        return definition.forward(params, tokens, arch, hooks=hooks, cache=cache, last_only=True, dropout=dropout)
 
     seed000 = Config(
         p=97, frac_train=0.5, layernorm="post", biases="all", pos_embed="none", attention="bidirectional", dropout=0.1

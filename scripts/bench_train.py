@@ -38,7 +38,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
 from grokviz.core.config import Config, dataset_for
-from grokviz.core.model import forward, init_params
+from grokviz.core.forward import forward
+from grokviz.core.params import init_params
 from grokviz.storage.runs import nearest_step, open_run
 from grokviz.training.device import keep_freed_memory, pick_device
 from grokviz.training.ensemble import group_steps, make_groups, stack

@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 from einops import rearrange
 
-from grokviz.analysis.neurons import all_pairs
 from grokviz.core.architecture import REFERENCE, Architecture
-from grokviz.core.model import Params, forward_last, p_of
+from grokviz.core.fast_path import all_pairs, forward_last
+from grokviz.core.params import Params, p_of
 
 
 def attention_pattern(params: Params, a: torch.Tensor, b: torch.Tensor, arch: Architecture = REFERENCE) -> torch.Tensor:

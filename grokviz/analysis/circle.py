@@ -21,7 +21,8 @@ import torch
 
 from grokviz.analysis.fourier import check_frequencies, fourier_basis, frequency_rows
 from grokviz.analysis.group import Group, additive
-from grokviz.core.model import Params, p_of, unembed_matrix
+from grokviz.core.forward import unembed_matrix
+from grokviz.core.params import Params, p_of
 
 SIDES = ("embedding", "unembedding")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from grokviz.core import digits_model, digits_tasks
-from grokviz.core.digits_model import Params
+from grokviz.core.params import Params
 from grokviz.errors import GrokvizError
 
 ABLATION_MODES = ("zero", "mean")

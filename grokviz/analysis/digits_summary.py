@@ -14,7 +14,7 @@ import pandas as pd
 from grokviz.analysis import digits
 from grokviz.core import digits_model, digits_tasks
 from grokviz.core.digits_config import DigitsConfig
-from grokviz.core.digits_model import Params
+from grokviz.core.params import Params, n_params
 
 
 def summarise_digits(cfg: DigitsConfig, step: int, params: Params, log_row: dict | None = None) -> dict:
@@ -23,7 +23,7 @@ def summarise_digits(cfg: DigitsConfig, step: int, params: Params, log_row: dict
     out = {
         "family": "digits",
         "step": step,
-        "n_params": digits_model.n_params(cfg),
+        "n_params": n_params(digits_model.param_shapes(cfg)),
         "shape": {
             "n_layers": cfg.n_layers,
             "d_model": cfg.d_model,

@@ -8,7 +8,8 @@ Owns (definitions in docs/analysis.md, "Neurons"):
 * :func:`probe` — the cos·cos / sin·sin least-squares picture of one neuron at one input;
   :func:`term_correlations` — every neuron's Pearson correlation with the nine terms.
 
-All pure functions of tensors. ``N`` is always evaluated on every one of the p^2 pairs, also
+The Fourier blocks the FVEs are read from are ``grokviz.analysis.fourier``'s
+(:func:`~grokviz.analysis.fourier.frequency_blocks`). All pure functions of tensors. ``N`` is always evaluated on every one of the p^2 pairs, also
 for tasks whose dataset omits some (``div`` has no b = 0): the model is defined there, and the
 Fourier basis is orthogonal only over the full grid.
 """
@@ -22,9 +23,10 @@ import pandas as pd
 import torch
 from einops import einsum, rearrange
 
-from grokviz.analysis.fourier import fourier_basis, n_frequencies
+from grokviz.analysis.fourier import blocks_of, frequency_blocks, n_frequencies
 from grokviz.core.architecture import REFERENCE, Architecture
-from grokviz.core.model import Hooks, Params, forward_last, p_of
+from grokviz.core.fast_path import forward_all_pairs
+from grokviz.core.params import Params, p_of
 
 # A neuron whose activations vary by less than this (RMS over all pairs) is dead: a ReLU that
 # never fires (or always gives the same value) has no frequency to report.
@@ -41,25 +43,6 @@ TERMS = (
     "sin(wa)cos(wb)",
     "sin(wa)sin(wb)",
 )
-
-
-def all_pairs(p: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """a, b [p*p] int64 in row-major order (index = a * p + b), every pair of Z_p x Z_p."""
-    a = torch.arange(p).repeat_interleave(p)
-    b = torch.arange(p).repeat(p)
-    return a, b
-
-
-def forward_all_pairs(
-    params: Params, cache: dict | None = None, arch: Architecture = REFERENCE, hooks: Hooks | None = None
-) -> torch.Tensor:
-    """Logits [p*p, p] of every pair, row-major, by ``model.forward_last`` (no gradients).
-
-    ``cache`` receives forward_last's position-2 activations ([p*p, ...]); ``hooks`` intervene.
-    """
-    a, b = all_pairs(p_of(params))
-    with torch.no_grad():
-        return forward_last(params, a, b, hooks=hooks, cache=cache, arch=arch)
 
 
 def neuron_activations(params: Params, arch: Architecture = REFERENCE) -> torch.Tensor:
@@ -99,77 +82,6 @@ class NeuronStats:
         )
 
 
-def block_index(p: int) -> torch.Tensor:
-    """[K, 3] rows/columns of each frequency's block: (0, 2k-1, 2k) for k = 1..K.
-
-    For even p (the discrete-log group) the last frequency p/2 has no sine row: its "2k" is p,
-    one past the basis, which :func:`blocks_of` reads as zeros (a 2x2 block in a 3x3 frame).
-    """
-    k = torch.arange(1, n_frequencies(p) + 1)
-    return torch.stack([torch.zeros_like(k), 2 * k - 1, 2 * k], dim=1)
-
-
-def blocks_of(coefficients: torch.Tensor) -> torch.Tensor:
-    """Full transform F [p, p, n] -> its frequency blocks [K, 3, 3, n] (see :func:`frequency_blocks`)."""
-    p = coefficients.shape[0]
-    index = block_index(p)  # [K, 3]
-    if p % 2 == 0:  # the missing sine row of frequency p/2 reads as zeros
-        padded = coefficients.new_zeros(p + 1, p + 1, *coefficients.shape[2:])
-        padded[:p, :p] = coefficients
-        coefficients = padded
-    return coefficients[index[:, :, None], index[:, None, :]]
-
-
-def frequency_blocks(acts: torch.Tensor) -> torch.Tensor:
-    """acts N [p, p, n] -> [K, 3, 3, n]: F[i, j] for i, j in (0, 2k-1, 2k), F = B N B^T.
-
-    Equal to ``blocks_of(fourier_2d(acts))`` in O(p^2 n) instead of O(p^3 n) (~8x faster at
-    p = 113): the block entries only need N summed along rows, along columns, and along the
-    diagonals a+b = s and a-b = s, because by the product-to-sum identities
-    cos(wa)cos(wb) = (cos w(a+b) + cos w(a-b)) / 2,  sin(wa)sin(wb) = (cos w(a-b) - cos w(a+b)) / 2,
-    cos(wa)sin(wb) = (sin w(a+b) - sin w(a-b)) / 2,  sin(wa)cos(wb) = (sin w(a+b) + sin w(a-b)) / 2.
-    Any p >= 3: for even p the last frequency's sine entries are zero (it has no sine row).
-    """
-    p, n = acts.shape[0], acts.shape[2]
-    K = n_frequencies(p)
-    flat = acts.reshape(p * p, n)
-    a, b = all_pairs(p)
-    basis = fourier_basis(p, acts.dtype)  # [p (row), p]
-    # 1-D transforms of the four sums, [p (row), n]; products in acts' dtype, entries then float64.
-    by_sum = basis @ torch.zeros(p, n, dtype=acts.dtype).index_add_(0, (a + b) % p, flat)
-    by_difference = basis @ torch.zeros(p, n, dtype=acts.dtype).index_add_(0, (a - b) % p, flat)
-    over_a = basis @ acts.sum(dim=1)  # rows of a, after summing over b
-    over_b = basis @ acts.sum(dim=0)  # rows of b, after summing over a
-    by_sum, by_difference, over_a, over_b = (t.double() for t in (by_sum, by_difference, over_a, over_b))
-
-    def cos_rows(t):  # [K, n] rows 2k-1
-        return t[1::2]
-
-    def sin_rows(t):  # [K, n] rows 2k, zeros for the sine-less frequency p/2 of an even p
-        rows = t[2::2]
-        return torch.cat([rows, rows.new_zeros(K - len(rows), n)])
-
-    # Row 2k-1 of B is scale_k cos(w_k x), scale_k = sqrt(2/p) (sqrt(1/p) for k = p/2), so
-    # sum_{a,b} N cos(w_k(a+b)) = (row 2k-1 of by_sum) / scale_k, and F[2k-1, 2k-1] =
-    # scale_k^2 sum N cos(wa)cos(wb) = scale_k / 2 * (row 2k-1 of by_sum + of by_difference).
-    scale = torch.full((K, 1), math.sqrt(2 / p), dtype=torch.float64)
-    if p % 2 == 0:
-        scale[-1] = math.sqrt(1 / p)
-    half = scale / 2
-    blocks = torch.empty(K, 3, 3, n, dtype=torch.float64)
-    blocks[:, 0, 0] = over_a[0] / math.sqrt(p)  # F[0, 0] = sum(N) / p
-    blocks[:, 0, 1], blocks[:, 0, 2] = cos_rows(over_b) / math.sqrt(p), sin_rows(over_b) / math.sqrt(p)
-    blocks[:, 1, 0], blocks[:, 2, 0] = cos_rows(over_a) / math.sqrt(p), sin_rows(over_a) / math.sqrt(p)
-    blocks[:, 1, 1] = half * (cos_rows(by_sum) + cos_rows(by_difference))
-    blocks[:, 2, 2] = half * (cos_rows(by_difference) - cos_rows(by_sum))
-    blocks[:, 1, 2] = half * (sin_rows(by_sum) - sin_rows(by_difference))  # cos(wa) sin(wb)
-    blocks[:, 2, 1] = half * (sin_rows(by_sum) + sin_rows(by_difference))  # sin(wa) cos(wb)
-    if p % 2 == 0:  # no sine row at all for k = p/2 (the identities above put 0 there, up to rounding)
-        blocks[-1, 2, :] = 0.0
-        blocks[-1, :, 2] = 0.0
-    return blocks.to(acts.dtype)
-
-
 def neuron_stats(
     acts: torch.Tensor,
     threshold: float = 0.85,
@@ -181,7 +93,7 @@ def neuron_stats(
     FVE_k = energy of frequency k's 3x3 block of the centred transform / total centred energy.
     Centring over (a, b) only changes F[0, 0] (every other basis row sums to zero), so it is
     done by leaving that entry out. ``blocks`` (from :func:`frequency_blocks`, e.g. a cached
-    ``ablation.Baseline.blocks``) or ``coefficients`` (a full ``fourier_2d(acts)``) skip
+    ``baseline.Baseline.blocks``) or ``coefficients`` (a full ``fourier_2d(acts)``) skip
     recomputing them.
     """
     p = acts.shape[0]

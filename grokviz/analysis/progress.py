@@ -20,11 +20,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from grokviz.analysis.ablation import all_pairs_logits, evaluate, project_logits, residue_sign
+from grokviz.analysis.baseline import evaluate
 from grokviz.analysis.fourier import embed_spectrum, unembed_spectrum
 from grokviz.analysis.group import Group
+from grokviz.analysis.projections import project_logits, residue_sign
 from grokviz.core.architecture import REFERENCE, Architecture
-from grokviz.core.model import Params
+from grokviz.core.fast_path import forward_all_pairs
+from grokviz.core.params import Params
 from grokviz.core.tasks import Dataset
 
 
@@ -56,7 +58,7 @@ def progress_measures(
     restricted and excluded losses are taken on the pairs without 0, and the Gini coefficients on
     the discrete-log spectra; train/test loss and accuracy stay those of the whole dataset.
     """
-    return progress_measures_from_logits(params, all_pairs_logits(params, arch), dataset, key_freqs, group)
+    return progress_measures_from_logits(params, forward_all_pairs(params, arch=arch), dataset, key_freqs, group)
 
 
 def progress_measures_from_logits(

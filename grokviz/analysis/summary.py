@@ -13,12 +13,12 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from grokviz.analysis.ablation import baseline, evaluate
+from grokviz.analysis.baseline import baseline, evaluate
 from grokviz.analysis.group import group_for
 from grokviz.analysis.neurons import key_frequencies, neuron_stats
 from grokviz.analysis.progress import progress_measures_from_logits
 from grokviz.core.config import Config, check_analysable, dataset_for
-from grokviz.core.model import Params
+from grokviz.core.params import Params
 from grokviz.core.tasks import FOURIER_TASKS
 from grokviz.errors import GrokvizError
 

@@ -7,7 +7,7 @@ embedding and bidirectional attention. An :class:`Architecture` names one point 
 ``Config.architecture`` builds it from a run's config. Dropout is a training setting, not part of
 the function a checkpoint computes, so it lives only in the config.
 
-The parameters a checkpoint stores follow from it (``grokviz.core.model.param_shapes``), in
+The parameters a checkpoint stores follow from it (``grokviz.core.params.param_shapes``), in
 TransformerLens' names where TransformerLens has the component: ``blocks.0.ln1.w``/``.b``,
 ``blocks.0.attn.b_Q``, ``unembed.b_U``, ``ln_final.w``. A post-LayerNorm block, which
 TransformerLens cannot express, uses ``ln1`` after attention and ``ln2`` after the MLP.

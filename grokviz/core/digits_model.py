@@ -24,7 +24,6 @@ norms' weights 1, biases 0.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -32,10 +31,10 @@ from einops import einsum
 
 from grokviz.core.digits_config import DigitsConfig
 from grokviz.core.digits_tasks import ANSWER_LEN, PROMPT_LEN
-from grokviz.core.general import hook as _hook  # one intervention/cache rule for both families
+from grokviz.core.forward import Hooks
+from grokviz.core.forward import hook as _hook  # one intervention/cache rule for both families
+from grokviz.core.params import Params
 
-Params = dict[str, torch.Tensor]
-Hooks = Mapping[str, Callable[[torch.Tensor], torch.Tensor]]
 EPS = 1e-6  # Flax LayerNorm's default
 
 
@@ -66,10 +65,6 @@ def param_shapes(cfg: DigitsConfig) -> dict[str, tuple[int, ...]]:
     if not cfg.tied:
         shapes["unembed.W_U"] = (d, cfg.d_vocab)
     return shapes
-
-
-def n_params(cfg: DigitsConfig) -> int:
-    return sum(math.prod(shape) for shape in param_shapes(cfg).values())
 
 
 def _truncated_normal(shape: tuple[int, ...], std: float, generator: torch.Generator) -> torch.Tensor:

@@ -17,7 +17,7 @@ import torch
 
 from grokviz.core import digits_model
 from grokviz.core.digits_config import DigitsConfig
-from grokviz.core.digits_model import Params
+from grokviz.core.params import Params
 
 
 def tl_config(cfg: DigitsConfig) -> dict[str, Any]:

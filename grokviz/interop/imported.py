@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from grokviz.core.config import Config
-from grokviz.core.model import PARAM_SHAPES, Params
+from grokviz.core.params import PARAM_SHAPES, Params
 from grokviz.errors import GrokvizError
 
 # --- importing a whole reference file -------------------------------------------------------------
@@ -128,15 +128,13 @@ def check_ranks(state_dict: Mapping[str, Any], names, source: str, reference: bo
 
 def per_pair_losses(params: Params, cfg: Config) -> tuple[torch.Tensor, torch.Tensor]:
     """Float64 cross-entropy and correctness of every pair, row-major ``a * p + b``: ([p^2], [p^2])."""
-    from grokviz.core.model import forward_last
+    from grokviz.core.fast_path import all_pairs, forward_all_pairs
     from grokviz.core.tasks import TASKS
 
     p = cfg.p
-    a = torch.arange(p).repeat_interleave(p)  # [p^2]
-    b = torch.arange(p).repeat(p)  # [p^2]
+    a, b = all_pairs(p)  # [p^2] each
     labels = TASKS[cfg.task].op(a, b, p)
-    with torch.no_grad():
-        logits = forward_last(params, a, b, arch=cfg.architecture).double()  # [p^2, p]; float64 as the training loss
+    logits = forward_all_pairs(params, arch=cfg.architecture).double()  # [p^2, p]; float64 as the training loss
     losses = -torch.log_softmax(logits, dim=-1).gather(1, labels[:, None])[:, 0]
     return losses, logits.argmax(dim=-1) == labels
 

@@ -37,7 +37,7 @@ import torch
 
 from grokviz.core.architecture import ACTIVATIONS
 from grokviz.core.config import Config, ConfigError
-from grokviz.core.model import Params, param_shapes
+from grokviz.core.params import Params, param_shapes
 from grokviz.errors import GrokvizError
 from grokviz.interop.files import load_torch_file
 from grokviz.interop.imported import ImportedRun, per_pair_losses

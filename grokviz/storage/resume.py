@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from grokviz.core.model import Params
+from grokviz.core.params import Params
 from grokviz.storage.files import atomic_write, parse_step, read_safetensors
 
 RESUME_FILE = "resume.safetensors"

@@ -37,7 +37,7 @@ import torch
 from safetensors.torch import save_file
 
 from grokviz.core.families import DEFAULT_FAMILY, FAMILIES, family_of, get_family
-from grokviz.core.model import Params
+from grokviz.core.params import Params
 from grokviz.core.stored import StoredConfig
 from grokviz.errors import GrokvizError
 from grokviz.storage.files import atomic_write, parse_step, read_format_json, read_safetensors

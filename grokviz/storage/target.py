@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grokviz.core.config import Config
-from grokviz.core.model import Params
+from grokviz.core.params import Params
 from grokviz.errors import GrokvizError
 from grokviz.storage.runs import Run, load_checkpoint_file, open_run, shown_steps
 

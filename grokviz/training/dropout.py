@@ -1,6 +1,6 @@
 """Dropout masks for a training step, drawn from the run's seed and the step number.
 
-The forward takes its masks as inputs (``grokviz.core.general``), so a step stays a function of
+The forward takes its masks as inputs (``grokviz.core.forward``), so a step stays a function of
 what it is given. Each step's masks come from a generator seeded by ``(seed, step)``: a resumed
 run draws the masks it would have drawn, and an ensemble member draws exactly its single run's
 masks (same seed, shapes and device), stacked along the member axis. Reseeding on the host each
@@ -14,7 +14,7 @@ import sys
 import torch
 
 from grokviz.core.config import Config
-from grokviz.core.general import dropout_masks, dropout_shapes
+from grokviz.core.forward import dropout_masks, dropout_shapes
 
 # A large odd multiplier spreads (seed, step) over the generator's seed space without collisions
 # for any step count a run can have.

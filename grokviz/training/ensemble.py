@@ -1,7 +1,7 @@
 """Many models in one process: ``train_ensemble(configs, out)`` (command line: ``grokviz.ensemble``).
 
 Every parameter gets a leading member axis (``[member, ...]``) and one step trains all members
-at once: the forward is ``torch.func.vmap`` over :func:`grokviz.core.model.forward_last` (the single
+at once: the forward is ``torch.func.vmap`` over :func:`grokviz.core.fast_path.forward_last` (the single
 run's own fast path, so there is one model definition), the backward is one ``autograd.grad``
 of the summed member losses (members share no weights, so each gets exactly its own gradient),
 and AdamW is the single run's update with the per-member learning rate and weight decay as
@@ -42,7 +42,8 @@ from torch.func import vmap
 from grokviz.core.architecture import REFERENCE, Architecture
 from grokviz.core.config import Config, dataset_for
 from grokviz.core.families import family_of
-from grokviz.core.model import Params, forward_last, init_params
+from grokviz.core.fast_path import forward_last
+from grokviz.core.params import Params, init_params
 from grokviz.errors import GrokvizError
 from grokviz.storage.lock import FolderLock
 from grokviz.storage.log import LogWriter

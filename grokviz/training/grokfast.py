@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from grokviz.core.config import Config
-from grokviz.core.model import Params
+from grokviz.core.params import Params
 from grokviz.errors import GrokvizError
 
 # Resume-file prefix of the filter's tensors (``grokfast/<parameter name>``).

@@ -14,14 +14,13 @@ itself (a few hundred MB): :data:`OVERHEAD` is added for those.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 
 import torch
 
 from grokviz.core.config import Config
-from grokviz.core.model import param_shapes
+from grokviz.core.params import n_params, param_shapes
 from grokviz.core.tasks import TASKS
 from grokviz.errors import GrokvizError
 
@@ -61,11 +60,6 @@ def gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
-def n_parameters(cfg: Config) -> int:
-    """Parameter count of the model of ``cfg`` (its architecture's tensors), from the config alone."""
-    return sum(math.prod(shape) for shape in param_shapes(cfg).values())
-
-
 def n_pairs(cfg: Config) -> tuple[int, int]:
     """(train pairs, test pairs) of the config's split, from the sizes alone (as ``make_dataset`` splits)."""
     total = cfg.p * (cfg.p - 1) if TASKS[cfg.task].needs_nonzero_b else cfg.p * cfg.p
@@ -93,7 +87,7 @@ def activation_bytes_per_pair(cfg: Config) -> int:
 def estimate(cfg: Config, members: int = 1, group_size: int | None = None) -> MemoryEstimate:
     """The memory ``members`` models of ``cfg``'s sizes need when trained ``group_size`` at a time."""
     group = members if group_size is None else max(1, min(group_size, members))
-    weights = n_parameters(cfg) * FLOAT32 * members
+    weights = n_params(param_shapes(cfg)) * FLOAT32 * members  # from the config alone
     n_train, n_test = n_pairs(cfg)
     per_pair = activation_bytes_per_pair(cfg)
     # Training keeps the forward's activations and holds their gradients during the backward;

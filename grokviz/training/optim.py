@@ -24,7 +24,7 @@ import torch
 
 from grokviz.core.config import Config
 from grokviz.core.digits_config import DigitsConfig
-from grokviz.core.model import Params
+from grokviz.core.params import Params
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The single-run trainer: ``train(cfg, out)``.
 
-Full-batch AdamW on the fast path of ``grokviz.core.model`` (position 2 only, token tables),
+Full-batch AdamW on the fast path of ``grokviz.core.fast_path`` (position 2 only, token tables),
 float64 loss, on CUDA when present. Writes a run folder (see ``grokviz.storage.runs``) as it goes:
 
 * a log row every ``log_every`` steps (train and test loss/accuracy, test set evaluated then);
@@ -25,7 +25,8 @@ import torch
 from grokviz.core.architecture import REFERENCE, Architecture
 from grokviz.core.config import Config, dataset_for
 from grokviz.core.families import family_of
-from grokviz.core.model import Params, forward_last, init_params
+from grokviz.core.fast_path import forward_last
+from grokviz.core.params import Params, init_params
 from grokviz.errors import GrokvizError
 from grokviz.storage.lock import FolderLock
 from grokviz.storage.log import LogWriter

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from grokviz.core.model import Params
+from grokviz.core.params import Params
 from grokviz.training.grokfast import Grokfast
 from grokviz.training.optim import AdamWState, Hyper, adamw_step
 

@@ -1,4 +1,4 @@
-"""Frequency ablation at three sites, prediction, attention (grokviz.ablation).
+"""Frequency ablation at three sites, prediction, attention (grokviz.analysis.ablation, baseline, projections).
 
 Mathematical facts on small random models and synthetic logits; the grokked-model facts on a
 p = 29 model that this module trains once (about 7 s on one core; it really groks: test
@@ -12,24 +12,16 @@ import math
 import pytest
 import torch
 
-from grokviz.analysis.ablation import (
-    SITES,
-    Baseline,
-    ablate,
-    ablate_baseline,
-    ablated_logits,
-    all_pairs_logits,
-    baseline,
-    evaluate,
-    predict,
-    project_logits,
-    residue_sign,
-)
+from grokviz.analysis.ablation import ablate, ablate_baseline, predict, site_baseline
 from grokviz.analysis.attention import attention_to
+from grokviz.analysis.baseline import Baseline, baseline, evaluate
 from grokviz.analysis.fourier import fourier_2d, fourier_basis, inverse_fourier_2d, n_frequencies
-from grokviz.analysis.neurons import all_pairs, key_frequencies, neuron_activations, neuron_stats
+from grokviz.analysis.neurons import key_frequencies, neuron_activations, neuron_stats
+from grokviz.analysis.projections import SITES, ablated_logits, project_logits, residue_sign
 from grokviz.core.config import Config, dataset_for
-from grokviz.core.model import forward, forward_last, init_params
+from grokviz.core.fast_path import all_pairs, forward_all_pairs, forward_last
+from grokviz.core.forward import forward
+from grokviz.core.params import init_params
 from grokviz.core.tasks import make_dataset
 from grokviz.storage.runs import open_run
 
@@ -169,7 +161,7 @@ def test_embedding_site_equals_rerunning_with_a_projected_embedding(random_model
     removed[[5, 6]] = 0  # frequency 3's cos and sin rows
     changed = dict(params)
     changed["embed.W_E"] = torch.cat([basis.T @ removed, params["embed.W_E"][p:]])
-    expected = all_pairs_logits(changed)
+    expected = forward_all_pairs(changed)
     got = ablated_logits(baseline(params), [3], "remove", "embedding", params)
     assert torch.allclose(got, expected, atol=1e-4)
     # The '=' row is untouched.
@@ -279,6 +271,36 @@ def test_small_grokked_key_frequencies_interfere_constructively(grokked):
         crest = prediction.components.max(dim=1).values
         assert (prediction.components[:, label] >= 0.8 * crest).all()
         assert int(prediction.components.sum(dim=0).argmax()) == label
+
+
+@pytest.mark.parametrize("mode", ["remove", "keep"])
+@pytest.mark.parametrize("site", SITES)
+def test_ablate_in_one_call_equals_the_two_step_path(grokked, site, mode):
+    # The app's two steps: the full baseline at the neurons site (it needs the activations), a
+    # logits-only one elsewhere, then ablate_baseline. ablate builds that baseline itself, or takes one.
+    params, dataset, keys = grokked
+    p = dataset.p
+    logits_only = Baseline(p=p, logits=forward_all_pairs(params), acts=None)
+    chosen_base = baseline(params) if site == "neurons" else logits_only
+    expected = ablate_baseline(chosen_base, params, dataset, keys, mode, site)
+    assert expected.before["test"].accuracy == 1.0 and expected.before["train"].accuracy == 1.0
+    if mode == "remove":
+        assert expected.after["test"].accuracy < 4 / p and expected.after["train"].loss > math.log(p)
+    else:
+        assert expected.after["test"].accuracy == 1.0
+    for got in (
+        ablate(params, dataset, keys, mode, site),
+        ablate(params, dataset, keys, mode, site, base=chosen_base),
+        ablate(params, dataset, keys, mode, site, base=site_baseline(params, site)),
+    ):
+        assert (got.frequencies, got.mode, got.site) == (sorted(keys), mode, site)
+        for split in ("train", "test", "all"):
+            assert got.before[split] == expected.before[split]  # the same numbers, bit for bit
+            assert got.after[split] == expected.after[split]
+        assert torch.equal(got.correct_before, expected.correct_before)
+        assert torch.equal(got.correct_after, expected.correct_after)
+    # Only the neurons site needs (and gets) the activations.
+    assert (site_baseline(params, site).acts is not None) == (site == "neurons")
 
 
 # --- the bundled p = 113 run ------------------------------------------------------------------

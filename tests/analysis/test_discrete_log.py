@@ -13,12 +13,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from grokviz.analysis import ablation, fourier, neurons, progress
+from grokviz.analysis import baseline, fourier, neurons, progress, projections
 from grokviz.analysis.circle import circle
 from grokviz.analysis.group import group_for, primitive_root
 from grokviz.analysis.summary import summarise
 from grokviz.core.config import Config, dataset_for
-from grokviz.core.model import forward_last, init_params
+from grokviz.core.fast_path import forward_last
+from grokviz.core.params import init_params
 
 PRIMES = (5, 7, 11, 13, 31, 97, 113)
 
@@ -172,15 +173,15 @@ def test_mul_model_analysis_equals_an_explicit_computation():
     group = group_for("mul", 13)
     freqs = [2, 6]  # 6 = (p-1)/2: the cosine-only frequency
     want = _explicit_analysis(cfg, params, freqs)
-    base = ablation.baseline(params, group)
+    base = baseline.baseline(params, group)
     stats = neurons.neuron_stats(base.group_acts, blocks=base.blocks)
     assert torch.allclose(base.group_acts, want["N"])
     live = ~stats.dead  # a dead neuron has no variance (explicit: 0/0); grokviz reports FVE 0 for it
     assert live.sum() > 10 and torch.allclose(stats.fve.double()[live], want["fve"][live], atol=1e-6)
     assert torch.allclose(fourier.embed_spectrum(params, group), want["W_E"], atol=1e-10)
     assert torch.allclose(fourier.unembed_spectrum(params, group), want["W_L"], atol=1e-10)
-    removed = ablation.project_logits(base.logits, freqs, "remove", group.sign, group)
-    kept = ablation.project_logits(base.logits, freqs, "keep", group.sign, group)
+    removed = projections.project_logits(base.logits, freqs, "remove", group.sign, group)
+    kept = projections.project_logits(base.logits, freqs, "keep", group.sign, group)
     assert torch.allclose(removed, want["removed"], atol=1e-10)
     assert torch.allclose(kept, want["kept"], atol=1e-10)
     # Restricted and excluded loss: on the dataset's pairs without 0, from the explicit logits.
@@ -207,7 +208,7 @@ def test_neuron_and_embedding_ablations_equal_explicit_projections():
     group = group_for("mul", 11)
     n, p = 10, 11
     basis = _explicit_basis(n)
-    base = ablation.baseline(params, group)
+    base = baseline.baseline(params, group)
     for freqs in ([1], [3, 5]):  # 5 = n/2
         # Neurons: project each neuron's log-indexed activations on the blocks, then through W_L.
         idx = [i for k in freqs for i in ([2 * k - 1] if 2 * k == n else [2 * k - 1, 2 * k])]
@@ -220,10 +221,10 @@ def test_neuron_and_embedding_ablations_equal_explicit_projections():
         part = torch.einsum("ia,jb,ijc->abc", basis, basis, coefficients * mask[:, :, None])
         want = base.logits.clone()
         want[group.pair_index] -= part.reshape(n * n, -1) @ base.W_L
-        got = ablation.project_neurons_logits(base, freqs, "remove")
+        got = projections.project_neurons_logits(base, freqs, "remove")
         assert torch.allclose(got, want, atol=1e-9)
         # Embedding: tokens 1..p-1 in log order projected off the rows; token 0 and '=' untouched.
-        projected = ablation.project_embedding(params, freqs, "remove", group)["embed.W_E"]
+        projected = projections.project_embedding(params, freqs, "remove", group)["embed.W_E"]
         rows = basis[idx]
         W_log = params["embed.W_E"][group.tokens]
         assert torch.allclose(projected[group.tokens], W_log - rows.T @ (rows @ W_log), atol=1e-12)

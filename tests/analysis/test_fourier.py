@@ -18,7 +18,7 @@ from grokviz.analysis.fourier import (
     unembed_spectrum,
 )
 from grokviz.core.config import Config
-from grokviz.core.model import init_params
+from grokviz.core.params import init_params
 
 
 @pytest.mark.parametrize("p", [5, 23, 113])

@@ -6,21 +6,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from grokviz.analysis.ablation import (
-    SITES,
-    ablate_baseline,
-    baseline,
-    predict,
-    project_neurons_forward,
-    project_neurons_logits,
-)
+from grokviz.analysis.ablation import ablate_baseline, predict
 from grokviz.analysis.attention import attention_to
-from grokviz.analysis.fourier import unembed_matrix
+from grokviz.analysis.baseline import baseline
+from grokviz.analysis.fourier import neuron_logit_map
 from grokviz.analysis.group import group_for
 from grokviz.analysis.neurons import neuron_activations
+from grokviz.analysis.projections import SITES, project_neurons_forward, project_neurons_logits
 from grokviz.analysis.summary import summarise
 from grokviz.core.config import Config, dataset_for
-from grokviz.core.model import forward, init_params
+from grokviz.core.forward import forward
+from grokviz.core.params import init_params
 
 SEED000 = dict(layernorm="post", biases="all", pos_embed="none", attention="bidirectional")
 
@@ -62,7 +58,7 @@ def test_neuron_logit_map_of_a_layernorm_model_is_its_jacobian_direction() -> No
         return forward(params, tokens, hooks={"blocks.0.mlp.hook_post": nudge}, arch=cfg.architecture)[0]
 
     jacobian_row = (logits_with(eps) - logits_with(-eps)) / (2 * eps)  # [p]
-    row = unembed_matrix(params)[neuron]
+    row = neuron_logit_map(params)[neuron]
     # The logits' mean over classes is unaffected by direction; compare centred directions.
     cosine = torch.nn.functional.cosine_similarity(jacobian_row - jacobian_row.mean(), row - row.mean(), dim=0)
     assert cosine > 0.99

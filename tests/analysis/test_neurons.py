@@ -20,7 +20,8 @@ from grokviz.analysis.neurons import (
     term_values,
 )
 from grokviz.core.config import Config
-from grokviz.core.model import forward, init_params
+from grokviz.core.forward import forward
+from grokviz.core.params import init_params
 
 P = 23
 
@@ -198,8 +199,7 @@ def test_probe_rejects_bad_inputs():
 
 
 def test_frequency_blocks_equal_the_blocks_of_the_full_transform(tiny_params):
-    from grokviz.analysis.fourier import fourier_2d
-    from grokviz.analysis.neurons import blocks_of, frequency_blocks
+    from grokviz.analysis.fourier import blocks_of, fourier_2d, frequency_blocks
 
     _, params = tiny_params
     for acts in (

@@ -11,11 +11,12 @@ import pytest
 import torch
 
 import grokviz.storage.timeline as timeline_module
-from grokviz.analysis.ablation import all_pairs_logits, evaluate
+from grokviz.analysis.baseline import evaluate
 from grokviz.analysis.fourier import embed_spectrum, unembed_spectrum
 from grokviz.analysis.progress import PHASE_RULE, Phases, gini, phase_boundaries, progress_measures
 from grokviz.core.config import Config, dataset_for
-from grokviz.core.model import init_params
+from grokviz.core.fast_path import forward_all_pairs
+from grokviz.core.params import init_params
 from grokviz.storage.runs import open_run, save_checkpoint
 from grokviz.storage.timeline import timeline
 from grokviz.training.single import train
@@ -71,7 +72,7 @@ def test_progress_measures_keys_and_values():
     assert measures["sum_sq.embed.W_E"] == pytest.approx(float(params["embed.W_E"].pow(2).sum()), rel=1e-6)
     assert measures["gini_embed"] == pytest.approx(gini(embed_spectrum(params)))
     assert measures["gini_unembed"] == pytest.approx(gini(unembed_spectrum(params)))
-    metrics, _ = evaluate(all_pairs_logits(params), dataset)
+    metrics, _ = evaluate(forward_all_pairs(params), dataset)
     assert measures["train_loss"] == metrics["train"].loss and measures["test_accuracy"] == metrics["test"].accuracy
     # Removing no frequency excludes nothing.
     assert progress_measures(params, dataset, [])["excluded_loss"] == pytest.approx(measures["train_loss"])

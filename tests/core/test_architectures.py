@@ -16,7 +16,9 @@ from torch import nn
 
 from grokviz.core.architecture import Architecture
 from grokviz.core.config import Config
-from grokviz.core.model import forward, forward_last, init_params, param_shapes
+from grokviz.core.fast_path import forward_last
+from grokviz.core.forward import forward
+from grokviz.core.params import init_params, param_shapes
 from grokviz.errors import GrokvizError
 from grokviz.interop.torch_encoder import import_torch_encoder
 from grokviz.training.single import train

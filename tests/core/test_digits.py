@@ -12,6 +12,7 @@ import torch
 from grokviz.core import digits_model, digits_tasks
 from grokviz.core.config import ConfigError
 from grokviz.core.digits_config import DigitsConfig, parse_curriculum
+from grokviz.core.params import n_params
 from grokviz.errors import GrokvizError
 from grokviz.training.optim import adder_learning_rate
 
@@ -19,13 +20,13 @@ from grokviz.training.optim import adder_learning_rate
 def test_the_recipe_shape_has_777_parameters() -> None:
     cfg = DigitsConfig()
     assert (cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.d_mlp) == (1, 7, 1, 14)
-    assert digits_model.n_params(cfg) == 777
+    assert n_params(digits_model.param_shapes(cfg)) == 777
     assert sum(t.numel() for t in digits_model.init_params(cfg).values()) == 777
     # gpt-acc-jax's table: 973 with FFN width 28; untied adds vocab x d_model; FFN biases d_mlp + d_model.
-    assert digits_model.n_params(cfg.replace(d_mlp=28)) == 973
-    assert digits_model.n_params(cfg.replace(unembed="untied")) == 777 + 14 * 7
-    assert digits_model.n_params(cfg.replace(mlp_bias="yes")) == 777 + 14 + 7
-    assert digits_model.n_params(cfg.replace(normalization="RMS")) == 777 - 3 * 7
+    assert n_params(digits_model.param_shapes(cfg.replace(d_mlp=28))) == 973
+    assert n_params(digits_model.param_shapes(cfg.replace(unembed="untied"))) == 777 + 14 * 7
+    assert n_params(digits_model.param_shapes(cfg.replace(mlp_bias="yes"))) == 777 + 14 + 7
+    assert n_params(digits_model.param_shapes(cfg.replace(normalization="RMS"))) == 777 - 3 * 7
 
 
 def test_token_format_round_trips() -> None:

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from grokviz.core.config import Config, dataset_for
-from grokviz.core.model import forward, forward_last, init_params, param_shapes
+from grokviz.core.fast_path import forward_last
+from grokviz.core.forward import forward
+from grokviz.core.params import init_params, param_shapes
 from grokviz.training.optim import AdamWState, Hyper, adamw_step, learning_rate
 
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from grokviz.core.config import Config
-from grokviz.core.model import forward_last, init_params
+from grokviz.core.fast_path import forward_last
+from grokviz.core.params import init_params
 from grokviz.errors import GrokvizError
 from grokviz.interop.transformer_lens import to_transformer_lens
 

@@ -20,7 +20,9 @@ import torch.nn.functional as F
 from grokviz import interop
 from grokviz.commands.convert import main as convert_main
 from grokviz.core.config import Config
-from grokviz.core.model import forward, forward_last, init_params
+from grokviz.core.fast_path import forward_last
+from grokviz.core.forward import forward
+from grokviz.core.params import init_params
 from grokviz.core.tasks import make_dataset
 from grokviz.errors import GrokvizError
 from grokviz.storage.runs import list_runs, open_run, save_checkpoint, write_run_file

@@ -294,7 +294,7 @@ def test_clis_refuse_paths_that_are_not_runs(tmp_path, capsys, make) -> None:
 def test_analyze_refuses_p_above_the_live_analysis_limit(tmp_path, capsys) -> None:
     from grokviz.commands.analyze import main as analyze
     from grokviz.core.config import ANALYSIS_P_MAX
-    from grokviz.core.model import init_params
+    from grokviz.core.params import init_params
     from grokviz.storage.runs import write_run_file
 
     cfg = Config(p=263, d_model=8, d_mlp=8, n_heads=1, d_head=8)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from grokviz.core.general import dropout_masks, dropout_shapes
+from grokviz.core.forward import dropout_masks, dropout_shapes
 from grokviz.storage.resume import load_resume_state
 from grokviz.storage.runs import open_run
 from grokviz.training.ensemble import train_ensemble

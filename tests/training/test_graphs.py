@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from grokviz.core.config import Config
-from grokviz.core.model import init_params
+from grokviz.core.params import init_params
 from grokviz.errors import GrokvizError
 from grokviz.training.ensemble import make_groups, step_group
 from grokviz.training.graphs import replayable

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from grokviz.core.config import Config, dataset_for
-from grokviz.core.model import forward_last, init_params
+from grokviz.core.fast_path import forward_last
+from grokviz.core.params import init_params
 from grokviz.errors import GrokvizError
 from grokviz.storage.resume import RESUME_FILE, load_resume_state
 from grokviz.storage.runs import open_run

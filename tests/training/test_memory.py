@@ -10,7 +10,7 @@ import torch
 
 from grokviz.commands import ensemble, train
 from grokviz.core.config import Config
-from grokviz.core.model import init_params, n_parameters
+from grokviz.core.params import init_params, n_params, param_shapes
 from grokviz.errors import GrokvizError
 from grokviz.training import memory
 from grokviz.training.ensemble import grid_configs
@@ -28,7 +28,7 @@ CPU = torch.device("cpu")
     ],
 )
 def test_parameter_count_from_the_config_equals_the_model(cfg: Config) -> None:
-    assert memory.n_parameters(cfg) == n_parameters(init_params(cfg))
+    assert n_params(param_shapes(cfg)) == n_params(init_params(cfg))
 
 
 def test_the_general_path_is_estimated_to_need_more() -> None:
@@ -38,7 +38,7 @@ def test_the_general_path_is_estimated_to_need_more() -> None:
 
 def test_estimate_scales_with_members_and_group_size() -> None:
     one = memory.estimate(Config())
-    assert one.parameters == memory.n_parameters(Config()) * 4 and one.optimiser == 2 * one.parameters
+    assert one.parameters == n_params(param_shapes(Config())) * 4 and one.optimiser == 2 * one.parameters
     eight = memory.estimate(Config(), members=8)
     assert eight.parameters == 8 * one.parameters and eight.activations == 8 * one.activations
     two_at_a_time = memory.estimate(Config(), members=8, group_size=2)

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-from grokviz.analysis.ablation import SplitMetrics
 from grokviz.analysis.attention import attention_to
+from grokviz.analysis.baseline import SplitMetrics
 from grokviz.analysis.fourier import fourier_2d, fourier_basis
 from grokviz.core.config import Config
 from grokviz.core.tasks import make_dataset
@@ -383,8 +383,9 @@ def test_spectrum_frame_shape():
 
 
 def test_attention_and_ablation_shortcuts_match_the_library():
-    from grokviz.analysis import ablation
-    from grokviz.core.model import init_params
+    from grokviz.analysis import ablation, baseline, projections
+    from grokviz.core.fast_path import forward_all_pairs
+    from grokviz.core.params import init_params
 
     cfg = Config(p=11, d_model=16, d_mlp=32, n_heads=2, d_head=8)
     params = init_params(cfg)
@@ -392,10 +393,10 @@ def test_attention_and_ablation_shortcuts_match_the_library():
     assert pattern.shape == (2, 3) and np.allclose(pattern.sum(axis=1), 1.0)
     assert np.allclose(pattern, attention_to(params)[:, 3, 4].numpy(), atol=1e-6)
     dataset = make_dataset("add", 11, 0.5, 0)
-    shell = views.logits_baseline(ablation.all_pairs_logits(params))
-    full = ablation.baseline(params)
-    for site in ablation.SITES:
-        for mode in ablation.MODES:
+    shell = views.logits_baseline(forward_all_pairs(params))
+    full = baseline.baseline(params)
+    for site in projections.SITES:
+        for mode in projections.MODES:
             base = full if site == "neurons" else shell
             mine = ablation.ablate_baseline(base, params, dataset, [1, 3], mode, site)
             theirs = ablation.ablate(params, dataset, [1, 3], mode, site)
@@ -408,7 +409,7 @@ def test_attention_and_ablation_shortcuts_match_the_library():
 def test_circle_frames_and_chart_mark_a_b_and_the_answer():
     from grokviz.analysis.circle import circle
     from grokviz.analysis.group import group_for
-    from grokviz.core.model import init_params
+    from grokviz.core.params import init_params
 
     cfg = Config(task="mul", p=11, d_model=16, d_mlp=32, n_heads=2, d_head=8)
     drawn = circle(init_params(cfg), 2, "embedding", group_for("mul", 11))

@@ -1,4 +1,4 @@
-"""The general forward of a modular 1-layer transformer: every :class:`Architecture`.
+"""The forward of the modular 1-layer transformer: the definition, all positions, every :class:`Architecture`.
 
 One block, written as PyTorch's ``nn.TransformerEncoderLayer`` computes it (its two norm
 orders) and as TransformerLens names it:
@@ -10,7 +10,8 @@ orders) and as TransformerLens names it:
 Hook names are TransformerLens' (``blocks.0.attn.hook_pattern``, ``blocks.0.mlp.hook_post``,
 ...). In a post-LN block ``blocks.0.hook_resid_mid`` and ``hook_resid_post`` are the normalised
 streams (what the next sublayer reads); ``blocks.0.ln1.hook_normalized`` is the same tensor as
-the stream the LayerNorm writes.
+the stream the LayerNorm writes. Interventions: ``hooks={"blocks.0.mlp.hook_post": fn}`` calls
+``fn(activation)`` and continues with what it returns (shapes as in the cache of that forward).
 
 ``last_only`` computes queries, MLP and unembedding at the last position only: in one layer
 nothing else reaches the logits there, so the logits equal the all-position forward's. Its
@@ -21,6 +22,11 @@ Dropout (training only) sits where PyTorch's encoder layer has it: on the attent
 on the attention output, after the activation, and on the MLP output. Masks are drawn by the
 trainer (:func:`dropout_masks`) and passed in, so a step is a function of its inputs: a run
 resumes exactly and an ensemble draws per-member masks outside ``vmap``.
+
+Owns :func:`forward`, the hook and cache rule (:func:`hook`, also the adder's), the pieces the
+fast path shares with it (:func:`layer_norm`, :func:`add_bias`, :func:`drop`,
+:func:`mlp_unembed`), :func:`unembed_matrix` (W_U) and the dropout masks. What training and
+analysis run is ``grokviz.core.fast_path.forward_last``, equal to this forward's logits (tested).
 """
 
 from __future__ import annotations
@@ -32,9 +38,9 @@ import torch
 import torch.nn.functional as F
 from einops import einsum
 
-from grokviz.core.architecture import LN_EPS, Architecture
+from grokviz.core.architecture import LN_EPS, REFERENCE, Architecture
+from grokviz.core.params import Params
 
-Params = dict[str, torch.Tensor]
 Hooks = Mapping[str, Callable[[torch.Tensor], torch.Tensor]]
 
 # einsum equations of attention with a query-position axis (all positions) or without (last only).
@@ -118,14 +124,17 @@ def mlp_unembed(
 def forward(
     params: Params,
     tokens: torch.Tensor,
-    arch: Architecture,
+    arch: Architecture = REFERENCE,
     *,
     hooks: Hooks | None = None,
     cache: dict | None = None,
     last_only: bool = False,
     dropout: Mapping[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """tokens [batch, pos] -> last-position logits [batch, d_vocab_out]."""
+    """tokens [batch, pos] -> last-position logits [batch, d_vocab_out].
+
+    Pass ``cache={}`` to receive every activation under its TransformerLens hook name.
+    """
     n_ctx = tokens.shape[1]
     resid = hook(hooks, cache, "hook_embed", params["embed.W_E"][tokens])  # [batch, pos, d_model]
     if "pos_embed.W_pos" in params:
