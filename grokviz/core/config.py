@@ -76,6 +76,8 @@ class ConfigError(GrokvizError):
 class Config(StoredConfig):
     """Everything that defines a run: task, model shape, optimiser, schedule, storage."""
 
+    family = "modular"  # a class attribute, not a field: the task family (grokviz.core.families)
+
     # --- task and data -------------------------------------------------------------------
     task: str = field(default="add", metadata={"help": f"operation over Z_p, one of {sorted(TASKS)}"})
     p: int = field(default=113, metadata={"help": f"modulus, a prime in [{P_MIN}, {P_MAX}]"})

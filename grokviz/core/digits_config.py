@@ -19,7 +19,6 @@ from grokviz.core.config import SAVE_DTYPES, SEED_LIMIT, ConfigError
 from grokviz.core.digits_tasks import D_VOCAB, N_CTX, N_DIGITS
 from grokviz.core.stored import KIND_WORDS, StoredConfig, has_kind
 
-FAMILY = "digits"
 NORMALIZATIONS = ("LN", "RMS")
 UNEMBEDS = ("tied", "untied")
 
@@ -89,7 +88,7 @@ class DigitsConfig(StoredConfig):
     save_log_points: int = field(default=16, metadata={"help": "extra log-spaced checkpoints (dense early)"})
     save_dtype: str = field(default="float32", metadata={"help": f"stored weights' dtype, one of {SAVE_DTYPES}"})
 
-    family = FAMILY  # a class attribute, not a field: what run.json's "family" says
+    family = "digits"  # a class attribute, not a field: the task family (grokviz.core.families)
 
     def __post_init__(self) -> None:
         problems = self.problems()
