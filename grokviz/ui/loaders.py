@@ -15,7 +15,8 @@ from grokviz.analysis.progress import phase_boundaries
 from grokviz.core.config import Config, dataset_for
 from grokviz.storage import sweeps
 from grokviz.storage.runs import open_run
-from grokviz.ui import charts, views
+from grokviz.ui import charts
+from grokviz.ui.views import metrics, spectra
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -62,7 +63,7 @@ def logits_base(run_path: str, step: int, mtime: float):
     """The all-pairs logits of a checkpoint, with their metrics memoised (no activations kept)."""
     arch = arch_of(run_path)
     logits = ablation.all_pairs_logits(load_params(run_path, step, mtime), arch)
-    return views.logits_baseline(logits, group_of(run_path), arch)
+    return metrics.logits_baseline(logits, group_of(run_path), arch)
 
 
 @st.cache_resource(max_entries=6, show_spinner=False)
@@ -96,7 +97,7 @@ def spectra_over_run(run_path: str, steps: tuple[int, ...], mtimes: tuple[float,
         params = load_params(run_path, step, mtime)
         embed[step] = fourier.embed_spectrum(params, group_of(run_path)).numpy()
         unembed[step] = fourier.unembed_spectrum(params, group_of(run_path)).numpy()
-    return views.spectrum_history(embed), views.spectrum_history(unembed)
+    return spectra.spectrum_history(embed), spectra.spectrum_history(unembed)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import streamlit as st
 
 from grokviz.storage.runs import MODULAR, Run
-from grokviz.ui import catalog, navigation, views
+from grokviz.ui import catalog, navigation
+from grokviz.ui.views import config, stepping
 from grokviz.ui.widgets import clamp_state
 
 DEFAULT_RUN = "add-p113"
@@ -89,7 +90,7 @@ def render() -> Choice | None:
         cfg = run.config
         st.caption(f"Model: {cfg.architecture.describe()}")
         with st.expander("Config", icon=":material/settings:"):
-            st.dataframe(views.config_table(cfg), hide_index=True, width="stretch")
+            st.dataframe(config.config_table(cfg), hide_index=True, width="stretch")
             st.caption(f"Folder: `{run.path}`  \nWritten by: {run.source}")
 
         steps = run.steps()  # only checkpoints that load; the others are in run.problems
@@ -161,7 +162,7 @@ def _step_slider(steps: list[int]) -> int:
                 st.session_state["_play_armed"] = True
                 return
             st.session_state["_play_armed"] = False
-            following = views.next_step(steps, st.session_state.get("step", steps[-1]))
+            following = stepping.next_step(steps, st.session_state.get("step", steps[-1]))
             if following is None:
                 st.session_state["playing"] = False
             else:

@@ -16,8 +16,9 @@ from grokviz.analysis import digits
 from grokviz.core import digits_model, digits_tasks
 from grokviz.errors import GrokvizError
 from grokviz.storage.runs import DIGITS
-from grokviz.ui import catalog, digits_views, loaders, navigation
+from grokviz.ui import catalog, loaders, navigation
 from grokviz.ui.charts import digits as charts
+from grokviz.ui.views import digits as digits_views
 from grokviz.ui.widgets import show_error
 
 TABS = ["Training", "Carry chains", "Try a + b", "Ablation", "Carry probe"]

@@ -7,7 +7,8 @@ from __future__ import annotations
 import streamlit as st
 
 from grokviz.storage import sweeps
-from grokviz.ui import catalog, charts, loaders, navigation, sweep_views
+from grokviz.ui import catalog, charts, loaders, navigation
+from grokviz.ui.views import sweeps as sweep_views
 
 FIRST_TAB = "Training"  # where an opened member is shown
 LIVE_SECONDS = 4.0  # how often a sweep still being trained is checked for new log rows
