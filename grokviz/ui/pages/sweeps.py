@@ -38,7 +38,7 @@ def _follow(sweep: sweeps.Sweep, seen: tuple) -> None:
 def render() -> None:
     """The sweeps under the runs folder, and a member opened as the explorer's run."""
     if st.session_state.pop("_open_explorer", False):
-        st.switch_page(navigation.explore_page())
+        st.switch_page(navigation.page("explore"))
     root = catalog.runs_root()
     st.header("Sweeps")
     # The runs the explorer offers: a member opens only if it is one of them.
