@@ -1,4 +1,5 @@
-"""The sidebar of the run explorer: which run, which step (with Play and live watching), which (a, b).
+"""The sidebar of the run explorer: which run (the shared picker, ``grokviz.ui.run_picker``, with the
+explorer's texts and keys in :data:`EXPLORER`), which step (with Play and live watching), which (a, b).
 
 Returns a :class:`Choice`; every widget whose value makes the view is bound to the URL, except the
 typed folder (a link must not point the server at folders outside its runs root).

@@ -1,7 +1,8 @@
-"""The view a page draws: one small object, so a reader of a page sees everything it depends on.
+"""The view the explorer's tabs draw: one small object, so a reader of a tab sees everything it depends on.
 
-Built once per rerun by ``grokviz.ui.explore`` from the sidebar's choices (run, step, (a, b)) and
-what is loaded for them. Pages read it and draw; they never reach into module globals.
+Built once per rerun by the run explorer (``grokviz.ui.pages.explore``) from the sidebar's choices
+(run, step, (a, b)) and what is loaded for them. The tabs (``grokviz.ui.tabs``) read it and draw;
+they never reach into module globals.
 """
 
 from __future__ import annotations

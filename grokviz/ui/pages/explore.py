@@ -22,7 +22,7 @@ from grokviz.ui.views.phases import phase_at, phase_table, phases_found
 from grokviz.ui.views.stepping import previous_step
 from grokviz.ui.widgets import show_error
 
-# Tab label -> the page module that draws it (each has ``render(view)``).
+# Tab label -> the tab module that draws it (each has ``render(view)``).
 TABS = {
     "Training": training,
     "Fourier": fourier,
