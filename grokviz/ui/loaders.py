@@ -1,39 +1,59 @@
 """Every cached loader of the app, in one place (keys: run path + step + file mtime, so a rewritten
 file reloads; a growing log is keyed on its size and mtime).
 
+The run itself is opened (run.json read and validated) once per version of its run.json
+(:func:`opened_run`, keyed on the file's mtime); every other loader reads the run through it, so a
+cache miss costs only the file it is about.
+
 Tensors are cached as resources (shared, never copied): they are read-only in the app, and copying
 a [p^2, p] or [p, p, d_mlp] tensor on every rerun would cost more than computing a chart.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
-from grokviz.analysis import ablation, fourier, neurons
+from grokviz.analysis import baseline, fourier, neurons
 from grokviz.analysis.group import group_for
 from grokviz.analysis.progress import phase_boundaries
 from grokviz.core.config import Config, dataset_for
+from grokviz.core.fast_path import forward_all_pairs
 from grokviz.storage import sweeps
-from grokviz.storage.runs import open_run
-from grokviz.ui import charts, views
+from grokviz.storage.runs import RUN_FILE, Run, open_run
+from grokviz.ui import catalog, charts
+from grokviz.ui.views import metrics, spectra
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _open(run_path: str, run_file_mtime: float) -> Run:
+    return open_run(run_path)
+
+
+def opened_run(run_path: str) -> Run:
+    """The run at ``run_path``, opened once per version of its run.json (each call only stats it,
+    so a run whose run.json is rewritten, e.g. by ``--resume --steps``, is opened again).
+
+    Shared by every session: only :meth:`Run.load` is called on it, whose one state, the list of
+    checkpoint files, it rescans itself when asked for a step it has not seen."""
+    return _open(run_path, catalog.file_mtime(Path(run_path) / RUN_FILE))
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def load_params(run_path: str, step: int, mtime: float):
-    return open_run(run_path).load(step)
+    return opened_run(run_path).load(step)
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
 def group_of(run_path: str):
-    """The group of the run's Fourier analyses (discrete-log for mul and div)."""
-    cfg = open_run(run_path).config
+    """The group of the run's Fourier analyses (discrete-log for mul and div; ``group_for`` is memoised)."""
+    cfg = opened_run(run_path).config
     return group_for(cfg.task, cfg.p)
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
 def arch_of(run_path: str):
     """The architecture of the run's checkpoints (every forward here passes it)."""
-    return open_run(run_path).config.architecture
+    return opened_run(run_path).config.architecture
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -45,7 +65,10 @@ def load_dataset(config_json: str):
 @st.cache_data(max_entries=8, show_spinner=False)
 def load_log(run_path: str, size: int, mtime: float):
     """The training log and the problems met reading it (rows skipped, with their line numbers)."""
-    run = open_run(run_path)
+    opened = opened_run(run_path)
+    # A reader of its own (no file I/O): Run.log keeps its problems on the object, and the shared
+    # run's problems would also hold the checkpoint files its last scan skipped.
+    run = Run(path=opened.path, config=opened.config, source=opened.source)
     frame = run.log()
     return frame, list(run.problems)
 
@@ -61,8 +84,8 @@ def load_phases(run_path: str, size: int, mtime: float, _timeline, has_timeline:
 def logits_base(run_path: str, step: int, mtime: float):
     """The all-pairs logits of a checkpoint, with their metrics memoised (no activations kept)."""
     arch = arch_of(run_path)
-    logits = ablation.all_pairs_logits(load_params(run_path, step, mtime), arch)
-    return views.logits_baseline(logits, group_of(run_path), arch)
+    logits = forward_all_pairs(load_params(run_path, step, mtime), arch=arch)
+    return metrics.logits_baseline(logits, group_of(run_path), arch)
 
 
 @st.cache_resource(max_entries=6, show_spinner=False)
@@ -72,7 +95,7 @@ def activations(run_path: str, step: int, mtime: float):
 
 @st.cache_resource(max_entries=3, show_spinner=False)
 def ablation_baseline(run_path: str, step: int, mtime: float):
-    return ablation.baseline(load_params(run_path, step, mtime), group_of(run_path), arch_of(run_path))
+    return baseline.baseline(load_params(run_path, step, mtime), group_of(run_path), arch_of(run_path))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -96,7 +119,7 @@ def spectra_over_run(run_path: str, steps: tuple[int, ...], mtimes: tuple[float,
         params = load_params(run_path, step, mtime)
         embed[step] = fourier.embed_spectrum(params, group_of(run_path)).numpy()
         unembed[step] = fourier.unembed_spectrum(params, group_of(run_path)).numpy()
-    return views.spectrum_history(embed), views.spectrum_history(unembed)
+    return spectra.spectrum_history(embed), spectra.spectrum_history(unembed)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -1,10 +1,12 @@
 """The Streamlit script of grokviz: ``streamlit run app.py`` and ``grokviz app`` both run :func:`main`.
 
-Layout, widgets and messages only. Analysis lives in ``grokviz.analysis``, data shaping in
-``grokviz.ui.views``, charts in ``grokviz.ui.charts``, cached loading in ``grokviz.ui.loaders``;
-the pages are listed in ``grokviz.ui.navigation``: the run explorer (``grokviz.ui.explore``,
-its sidebar ``grokviz.ui.sidebar``, one module of ``grokviz.ui.pages`` per tab) and the Sweeps page.
-Runs are read from ``$GROKVIZ_RUNS``, else ``./checkpoints`` of the folder the app was started in.
+It sets up the process (torch threads) and hands over to ``st.navigation``. The app is layout,
+widgets and messages only: analysis lives in ``grokviz.analysis``, data shaping in
+``grokviz.ui.views``, charts in ``grokviz.ui.charts``, cached loading in ``grokviz.ui.loaders``.
+The pages are listed in ``grokviz.ui.navigation`` and live in ``grokviz.ui.pages``: the run
+explorer (``pages/explore.py``, its sidebar ``grokviz.ui.sidebar``, one module of
+``grokviz.ui.tabs`` per tab), and the Sweeps, Compare and Adder pages. Runs are read from
+``$GROKVIZ_RUNS``, else ``./checkpoints`` of the folder the app was started in.
 """
 
 from __future__ import annotations

@@ -1,36 +1,68 @@
-"""The app's pages, for ``st.navigation``: the run explorer, and views whose controls differ
-(the Sweeps page, the Compare page; the Adder page, for 10-digit adder runs).
+"""The app's pages, for ``st.navigation``: the run explorer, the Sweeps and Compare pages, and the
+Adder page (for 10-digit adder runs). Each is a script of ``grokviz/ui/pages/``; the explorer's
+tabs are modules of ``grokviz/ui/tabs/`` that it draws.
 
-Each page is a file of ``grokviz.ui`` that Streamlit runs as a script (its ``__main__`` block
-draws it), so ``AppTest.switch_page`` and ``st.switch_page`` can reach every page by its path.
-The explorer is the default page: a URL without a page path (``/?run=...&step=...``) opens it.
+:data:`PAGES` is keyed by the names that ``grokviz.core.families`` uses for a family's ``page``, so
+a page that is shown a run of another family links to that family's page (:func:`page_for`)
+instead of naming it. Each page script draws itself in its ``__main__`` block, so
+``AppTest.switch_page`` and ``st.switch_page`` reach every page by its path. The explorer is the
+default page: a URL without a page path (``/?run=...&step=...``) opens it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
-UI = Path(__file__).resolve().parent
-EXPLORE = UI / "pages" / "explore.py"
-SWEEPS = UI / "pages" / "sweeps.py"
-COMPARE = UI / "pages" / "compare.py"
-DIGITS = UI / "pages" / "digits.py"
+from grokviz.core.families import FAMILIES
+
+PAGE_DIR = Path(__file__).resolve().parent / "pages"
 
 
-def explore_page() -> st.Page:
-    return st.Page(EXPLORE, title="Explore a run", icon=":material/ssid_chart:", default=True)
+@dataclass(frozen=True)
+class PageSpec:
+    """One page: its script, title and icon in the menu, URL path (None: the default page), and the
+    words of a link to it."""
+
+    script: Path
+    title: str
+    icon: str
+    url_path: str | None
+    link: str
 
 
-def digits_page() -> st.Page:
-    return st.Page(DIGITS, title="Adder", icon=":material/calculate:", url_path="adder")
+PAGES: dict[str, PageSpec] = {
+    "explore": PageSpec(
+        PAGE_DIR / "explore.py", "Explore a run", ":material/ssid_chart:", None, "Open the run explorer"
+    ),
+    "sweeps": PageSpec(PAGE_DIR / "sweeps.py", "Sweeps", ":material/grid_view:", "sweeps", "Open the Sweeps page"),
+    "compare": PageSpec(
+        PAGE_DIR / "compare.py", "Compare runs", ":material/compare_arrows:", "compare", "Open the Compare page"
+    ),
+    "digits": PageSpec(PAGE_DIR / "digits.py", "Adder", ":material/calculate:", "adder", "Open the Adder page"),
+}
+
+
+def page(name: str) -> st.Page:
+    """The ``st.Page`` of ``PAGES[name]`` (a fresh one: Streamlit matches pages by their script and URL path)."""
+    spec = PAGES[name]
+    if spec.url_path is None:
+        return st.Page(spec.script, title=spec.title, icon=spec.icon, default=True)
+    return st.Page(spec.script, title=spec.title, icon=spec.icon, url_path=spec.url_path)
+
+
+def page_for(family: str) -> st.Page:
+    """The page that opens runs of the family called ``family``."""
+    return page(FAMILIES[family].page)
+
+
+def link_to_family_page(container, family: str) -> None:
+    """A link, in ``container``, to the page that opens runs of ``family``."""
+    spec = PAGES[FAMILIES[family].page]
+    container.page_link(page_for(family), label=spec.link, icon=spec.icon)
 
 
 def pages() -> list[st.Page]:
-    return [
-        explore_page(),
-        st.Page(SWEEPS, title="Sweeps", icon=":material/grid_view:", url_path="sweeps"),
-        st.Page(COMPARE, title="Compare runs", icon=":material/compare_arrows:", url_path="compare"),
-        digits_page(),
-    ]
+    return [page(name) for name in PAGES]

@@ -1,4 +1,5 @@
-"""The sidebar of the run explorer: which run, which step (with Play and live watching), which (a, b).
+"""The sidebar of the run explorer: which run (the shared picker, ``grokviz.ui.run_picker``, with the
+explorer's texts and keys in :data:`EXPLORER`), which step (with Play and live watching), which (a, b).
 
 Returns a :class:`Choice`; every widget whose value makes the view is bound to the URL, except the
 typed folder (a link must not point the server at folders outside its runs root).
@@ -10,8 +11,10 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from grokviz.core.config import Config
 from grokviz.storage.runs import Run
-from grokviz.ui import catalog, navigation, views
+from grokviz.ui import catalog, run_picker
+from grokviz.ui.views import config, stepping
 from grokviz.ui.widgets import clamp_state
 
 DEFAULT_RUN = "add-p113"
@@ -32,64 +35,41 @@ class Choice:
     b: int
 
 
-def pick_run(main_area) -> tuple[catalog.RunChoices, Run] | None:
-    """The run picker (and the typed folder); None, with a message in ``main_area``, when there is no run."""
-    root = catalog.runs_root()
-    st.title("grokviz")
-    st.caption("Grokking in a 1-layer transformer on modular arithmetic (Nanda et al. 2023).")
-    # Deliberately not in the URL: a link must not point the server at folders outside its runs root.
-    folder = st.text_input(
-        "Another folder of runs",
-        key="folder",
-        placeholder="path/to/runs or path/to/run",
-        help=f"Runs are read from {root} and from this folder (a folder of run folders, or one run folder).",
-    )
-    choices = catalog.discover_runs(root, folder, catalog.base_dir())
-    for problem in choices.problems:
-        st.warning(problem, icon=":material/warning:")
-    if not choices.runs:
-        main_area.header("No runs yet")
-        main_area.info(
-            f"No runs found in {root}.\n\nTrain one with `grokviz train --out checkpoints/NAME` "
-            "(the reference recipe: about 15 minutes on a 2-core CPU), start `grokviz app` inside a clone of grokviz to open "
-            "its bundled runs, or set `GROKVIZ_RUNS` to a folder of runs.",
-            icon=":material/folder_open:",
-        )
-        return None
-    keys = list(choices.runs)
-    bundled = [
-        k
-        for k in keys
-        if choices.runs[k].name == DEFAULT_RUN and choices.runs[k].path.parent.resolve() == root.resolve()
-    ]
-    default_key = (bundled or keys)[0]
-    key = st.selectbox(
-        "Run", keys, index=keys.index(default_key), format_func=choices.labels.get, key="run", bind="query-params"
-    )
-    return choices, choices.runs[key]
+EXPLORER = run_picker.Picker(
+    family=Config.family,
+    what="the run explorer",
+    title="grokviz",
+    caption="Grokking in a 1-layer transformer on modular arithmetic (Nanda et al. 2023).",
+    folder_key="folder",
+    run_key="run",
+    folder_label="Another folder of runs",
+    folder_help="Runs are read from {root} and from this folder (a folder of run folders, or one run folder).",
+    run_label="Run",
+    empty_header="No runs yet",
+    empty_text=(
+        "No runs found in {root}.\n\nTrain one with `{train} --out checkpoints/NAME` "
+        "(the reference recipe: about 15 minutes on a 2-core CPU), start `grokviz app` inside a clone of grokviz to open "
+        "its bundled runs, or set `GROKVIZ_RUNS` to a folder of runs."
+    ),
+    default_run=DEFAULT_RUN,
+    # Runs of every family are listed (a typed folder may hold any); one of another is refused with
+    # a link to its page.
+    offer_others=True,
+)
 
 
 def render() -> Choice | None:
     """Draw the sidebar; None (after saying why) when there is nothing to show yet."""
     main_area = st.container()  # the page itself, for a message when there is nothing to show
     with st.sidebar:
-        picked = pick_run(main_area)
+        picked = run_picker.pick_run(EXPLORER, main_area)
         if picked is None:
             return None
         choices, run = picked
-        if run.family != "modular":
-            # The explorer's tabs are about modular arithmetic: say where this run opens instead.
-            main_area.error(
-                f"{run.path}: is a 10-digit adder run; the run explorer's tabs apply to modular-arithmetic "
-                "runs only. Open it on the Adder page.",
-                icon=":material/error:",
-            )
-            main_area.page_link(navigation.digits_page(), label="Open the Adder page", icon=":material/calculate:")
-            return None
         cfg = run.config
         st.caption(f"Model: {cfg.architecture.describe()}")
         with st.expander("Config", icon=":material/settings:"):
-            st.dataframe(views.config_table(cfg), hide_index=True, width="stretch")
+            st.dataframe(config.config_table(cfg), hide_index=True, width="stretch")
             st.caption(f"Folder: `{run.path}`  \nWritten by: {run.source}")
 
         steps = run.steps()  # only checkpoints that load; the others are in run.problems
@@ -161,7 +141,7 @@ def _step_slider(steps: list[int]) -> int:
                 st.session_state["_play_armed"] = True
                 return
             st.session_state["_play_armed"] = False
-            following = views.next_step(steps, st.session_state.get("step", steps[-1]))
+            following = stepping.next_step(steps, st.session_state.get("step", steps[-1]))
             if following is None:
                 st.session_state["playing"] = False
             else:

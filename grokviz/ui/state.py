@@ -1,7 +1,8 @@
-"""The view a page draws: one small object, so a reader of a page sees everything it depends on.
+"""The view the explorer's tabs draw: one small object, so a reader of a tab sees everything it depends on.
 
-Built once per rerun by ``grokviz.ui.explore`` from the sidebar's choices (run, step, (a, b)) and
-what is loaded for them. Pages read it and draw; they never reach into module globals.
+Built once per rerun by the run explorer (``grokviz.ui.pages.explore``) from the sidebar's choices
+(run, step, (a, b)) and what is loaded for them. The tabs (``grokviz.ui.tabs``) read it and draw;
+they never reach into module globals.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from grokviz.analysis.group import Group, group_for
 from grokviz.analysis.progress import Phases
 from grokviz.core.architecture import Architecture
 from grokviz.core.config import Config
-from grokviz.core.model import Params
+from grokviz.core.params import Params
 from grokviz.core.tasks import Dataset
 from grokviz.storage.runs import Run
 from grokviz.ui import catalog

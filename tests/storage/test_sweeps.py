@@ -13,7 +13,8 @@ from grokviz.core.config import Config
 from grokviz.errors import GrokvizError
 from grokviz.storage.sweeps import classify, list_sweeps, open_sweep, outcome_table
 from grokviz.training.ensemble import grid_configs, train_ensemble
-from grokviz.ui import catalog, charts, sweep_views
+from grokviz.ui import catalog, charts
+from grokviz.ui.views import sweeps as sweep_views
 
 
 def log(train: list[float], test: list[float], every: int = 100) -> pd.DataFrame:

@@ -21,7 +21,7 @@ from grokviz.core.config import Config
 from grokviz.storage.runs import open_run
 from grokviz.storage.timeline import timeline
 from grokviz.training.single import train
-from grokviz.ui import compare_views as cv
+from grokviz.ui.views import compare as cv
 
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 COMPARE_PAGE = "grokviz/ui/pages/compare.py"  # relative to app.py, as AppTest.switch_page wants it

@@ -1,5 +1,6 @@
-"""The bundled run of seed 000's architecture (post-LayerNorm, every bias, no positional embedding,
-bidirectional attention) in the run explorer: every tab and every ablation site, with values."""
+"""The bundled run of a PyTorch nn.TransformerEncoder model's architecture (post-LayerNorm, every
+bias, no positional embedding, bidirectional attention) in the run explorer: every tab and every
+ablation site, with values."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def test_every_tab_and_site_renders_on_seed000(seed000, monkeypatch, new_app, ch
 
 
 def test_neurons_ablation_over_the_whole_run_on_seed000(seed000, monkeypatch, new_app, check) -> None:
-    # The timeline ablation reruns seed 000's model at every checkpoint (its neurons site goes
+    # The timeline ablation reruns the encoder model at every checkpoint (its neurons site goes
     # through the forward, as a LayerNorm follows the MLP).
     monkeypatch.setenv("GROKVIZ_RUNS", str(seed000.parent))
     at = check(new_app(run="seed000-p97", tab="Ablation", freqs=["8", "18", "41"], site="neurons").run())

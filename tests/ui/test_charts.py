@@ -18,7 +18,21 @@ from grokviz.analysis.fourier import fourier_2d, fourier_basis
 from grokviz.core.config import Config
 from grokviz.core.tasks import make_dataset
 from grokviz.storage.runs import write_run_file
-from grokviz.ui import catalog, charts, circle_views, views
+from grokviz.ui import catalog, charts
+from grokviz.ui.views import (
+    circles,
+    config,
+    curves,
+    frequencies,
+    grids,
+    headline,
+    metrics,
+    neurons,
+    phases,
+    prediction,
+    spectra,
+    stepping,
+)
 
 
 def spec(chart) -> dict:
@@ -87,7 +101,7 @@ def test_phase_layer_only_lists_present_phases():
 
 
 def test_spectrum_chart_marks_key_frequencies():
-    frame = views.spectrum_frame(torch.tensor([0.1, 2.0, 0.3, 5.0]), key_frequencies=[2, 4])
+    frame = spectra.spectrum_frame(torch.tensor([0.1, 2.0, 0.3, 5.0]), key_frequencies=[2, 4])
     chart = charts.spectrum_chart(frame, title="W_E")
     rows = all_data(chart)
     labelled = {row["frequency"] for row in rows if row.get("kind") == "key frequency"}
@@ -96,7 +110,7 @@ def test_spectrum_chart_marks_key_frequencies():
 
 
 def test_spectrum_heatmap_covers_each_checkpoint_span():
-    history = views.spectrum_history({0: np.array([1.0, 1.0]), 100: np.array([0.0, 2.0]), 300: np.array([1.0, 0.0])})
+    history = spectra.spectrum_history({0: np.array([1.0, 1.0]), 100: np.array([0.0, 2.0]), 300: np.array([1.0, 0.0])})
     chart = charts.spectrum_heatmap(history, title="t", key_frequencies=[2], step=100)
     d = spec(chart)
     assert len(d["layer"]) == 3  # cells, key ticks, rule
@@ -109,7 +123,7 @@ def test_correctness_grid_and_heatmap_are_square_and_fixed():
     correct[0, 0] = True
     train = torch.zeros(5, 5, dtype=torch.bool)
     train[0] = True
-    grid = views.grid_status(correct, train)
+    grid = grids.grid_status(correct, train)
     assert grid.set_index(["a", "b"]).loc[(0, 0), "status"] == "correct (train pair)"
     assert grid.set_index(["a", "b"]).loc[(4, 4), "status"] == "wrong (test pair)"
     d = spec(charts.correctness_grid(grid, title="g"))
@@ -153,7 +167,7 @@ def test_ablation_timeline_panels():
 
 
 def test_neuron_strip_rings_the_selected_neuron():
-    groups = views.neuron_groups(
+    groups = neurons.neuron_groups(
         torch.tensor([1.0, 2.0, 0.0, 3.0]),
         frequency=torch.tensor([3, 3, 0, 5]),
         clustered=torch.tensor([True, True, False, False]),
@@ -185,7 +199,7 @@ def test_prediction_charts():
         {"frequency": "k=3", "value": 1.5, "sign": "helps"},
         {"frequency": "k=7", "value": -0.5, "sign": "hurts"},
     ]
-    frame = views.waves_frame([3, 7], torch.ones(2, 5))
+    frame = prediction.waves_frame([3, 7], torch.ones(2, 5))
     assert set(frame["series"]) == {"k=3", "k=7", "sum"}
     assert np.allclose(frame[frame["series"] == "sum"]["value"], 2.0)
     marks = [row for row in all_data(charts.waves_chart(frame, label=2, title="w")) if "series" not in row]
@@ -216,38 +230,38 @@ def test_curves_serialise_to_json_with_their_data_and_step_rule():
 
 def test_downsample_keeps_ends_and_bounds_rows():
     frame = pd.DataFrame({"step": range(10_000), "x": range(10_000)})
-    small = views.downsample(frame, 100)
+    small = curves.downsample(frame, 100)
     assert len(small) <= 101 and small["step"].iloc[0] == 0 and small["step"].iloc[-1] == 9_999
-    assert views.downsample(frame.head(50), 100) is not None and len(views.downsample(frame.head(50), 100)) == 50
+    assert curves.downsample(frame.head(50), 100) is not None and len(curves.downsample(frame.head(50), 100)) == 50
 
 
 def test_long_curves_downsamples_each_column_on_its_own_rows():
     steps = np.arange(10_000)
     test = np.where(steps % 10 == 0, 1.0, np.nan)  # an imported log: test loss every 10th row
     frame = pd.DataFrame({"step": steps, "train_loss": np.ones(10_000), "test_loss": test})
-    long = views.long_curves(frame, {"train_loss": "train", "test_loss": "test", "missing": "m"}, max_rows=200)
+    long = curves.long_curves(frame, {"train_loss": "train", "test_loss": "test", "missing": "m"}, max_rows=200)
     assert set(long["series"]) == {"train", "test"}
     assert (long["series"] == "test").sum() >= 190  # not thinned to a handful by the NaN rows
     assert long["value"].notna().all()
 
 
 def test_step_spans_tile_the_run():
-    spans = views.step_spans([0, 10, 30])
+    spans = curves.step_spans([0, 10, 30])
     assert list(spans["start"]) == [0, 5, 20] and list(spans["end"]) == [5, 20, 30]
 
 
 def test_phase_table_and_phase_at():
     full = SimpleNamespace(memorisation_end=100, circuit_formation_end=300, cleanup_end=500)
-    table = views.phase_table(full, 1000)
+    table = phases.phase_table(full, 1000)
     assert list(table["phase"]) == ["memorisation", "circuit formation", "cleanup", "after cleanup"]
     assert list(table["end"]) == [100, 300, 500, 1000]
-    assert views.phase_at(full, 50) == "memorisation" and views.phase_at(full, 300) == "cleanup"
-    assert views.phase_at(full, 900) == "after cleanup"
+    assert phases.phase_at(full, 50) == "memorisation" and phases.phase_at(full, 300) == "cleanup"
+    assert phases.phase_at(full, 900) == "after cleanup"
     not_grokked = SimpleNamespace(memorisation_end=100, circuit_formation_end=None, cleanup_end=None)
-    assert list(views.phase_table(not_grokked, 400)["phase"]) == ["memorisation", "after memorisation"]
-    assert views.phase_at(not_grokked, 200) == "after memorisation"
+    assert list(phases.phase_table(not_grokked, 400)["phase"]) == ["memorisation", "after memorisation"]
+    assert phases.phase_at(not_grokked, 200) == "after memorisation"
     unknown = SimpleNamespace(memorisation_end=None, circuit_formation_end=None, cleanup_end=None)
-    assert views.phase_at(unknown, 5) == "unknown" and views.phase_table(unknown, 10).empty
+    assert phases.phase_at(unknown, 5) == "unknown" and phases.phase_table(unknown, 10).empty
 
 
 def test_frequency_blocks_light_a_pure_frequency():
@@ -255,22 +269,22 @@ def test_frequency_blocks_light_a_pure_frequency():
     x = torch.arange(p, dtype=torch.float64)
     w = 2 * np.pi * k / p
     neuron = 3.0 + torch.cos(w * x)[:, None] * torch.cos(w * x)[None, :] + torch.sin(w * x)[:, None]
-    blocks = views.frequency_blocks(fourier_2d(neuron))
+    blocks = spectra.frequency_pair_norms(fourier_2d(neuron))
     bright = {tuple(ix) for ix in np.argwhere(blocks > 1e-6)}
     assert bright == {(k, k), (k, 0)}  # the mean (0, 0) is left out
-    assert views.frequency_blocks(fourier_2d(neuron), centre=False)[0, 0] > 1
+    assert spectra.frequency_pair_norms(fourier_2d(neuron), centre=False)[0, 0] > 1
     assert fourier_basis(p).shape == (p, p)
 
 
 def test_metrics_table_and_row():
     before = {s: SplitMetrics(loss=1.0, accuracy=0.5) for s in ("train", "test", "all")}
     after = {s: SplitMetrics(loss=2.0, accuracy=0.25) for s in ("train", "test", "all")}
-    table = views.metrics_table(before, after)
+    table = metrics.metrics_table(before, after)
     assert list(table.index) == ["train", "test", "all"]
     assert table.loc["test", "accuracy after"] == 0.25
-    shown = views.metrics_display(table)
+    shown = metrics.metrics_display(table)
     assert shown.loc["test", "accuracy after"] == "25.0%" and shown.loc["train", "loss before"] == "1"
-    assert views.metrics_row(before) == {
+    assert headline.metrics_row(before) == {
         "train_accuracy": 0.5,
         "test_accuracy": 0.5,
         "train_loss": 1.0,
@@ -289,27 +303,27 @@ def test_log_row_and_neighbours():
             "elapsed_s": [0, 1],
         }
     )
-    assert views.log_row_at(log, 20)["test_accuracy"] == 0.2
-    assert views.log_row_at(log, 10) is None
-    assert views.previous_step([0, 5, 9], 9) == 5 and views.previous_step([0, 5], 0) is None
-    assert views.next_step([0, 5, 9], 5) == 9 and views.next_step([0, 5], 5) is None
+    assert headline.log_row_at(log, 20)["test_accuracy"] == 0.2
+    assert headline.log_row_at(log, 10) is None
+    assert stepping.previous_step([0, 5, 9], 9) == 5 and stepping.previous_step([0, 5], 0) is None
+    assert stepping.next_step([0, 5, 9], 5) == 9 and stepping.next_step([0, 5], 5) is None
 
 
 def test_headline_row_fills_what_the_log_lacks():
     full = {"train_accuracy": 1.0, "test_accuracy": 0.5, "train_loss": 0.1, "test_loss": 2.0}
     computed = {"train_accuracy": 0.9, "test_accuracy": 0.4, "train_loss": 0.2, "test_loss": 3.0}
     never = lambda: pytest.fail("evaluated although the log had everything")  # noqa: E731
-    assert views.headline_row(full, never) == full
-    assert views.headline_row(None, lambda: computed) == computed
+    assert headline.headline_row(full, never) == full
+    assert headline.headline_row(None, lambda: computed) == computed
     partial = dict(full, train_accuracy=float("nan"))
-    assert views.headline_row(partial, lambda: computed) == dict(full, train_accuracy=0.9)
+    assert headline.headline_row(partial, lambda: computed) == dict(full, train_accuracy=0.9)
 
 
 def test_ints_in_range_and_labels():
-    assert views.ints_in_range(["3", "x", 99, 2, "3"], 1, 10) == [2, 3]
-    assert views.frequency_label(14, {14: 87}) == "14 · 87 neurons"
-    assert views.frequency_label(14, {14: 1}) == "14 · 1 neuron"
-    assert views.frequency_label(5, {}) == "5"
+    assert frequencies.ints_in_range(["3", "x", 99, 2, "3"], 1, 10) == [2, 3]
+    assert frequencies.frequency_label(14, {14: 87}) == "14 · 87 neurons"
+    assert frequencies.frequency_label(14, {14: 1}) == "14 · 1 neuron"
+    assert frequencies.frequency_label(5, {}) == "5"
 
 
 def test_default_neuron_prefers_the_biggest_cluster():
@@ -322,27 +336,27 @@ def test_default_neuron_prefers_the_biggest_cluster():
             "dead": [False, False, False, True],
         }
     )
-    assert views.default_neuron(table) == 2
+    assert neurons.default_neuron(table) == 2
 
 
 def test_fourier_note_only_for_other_tasks():
-    assert views.fourier_note(Config(task="add", p=5)) is None
-    assert views.fourier_note(Config(task="sub", p=5)) is None
-    assert "mul" in views.fourier_note(Config(task="mul", p=5))
+    assert config.fourier_note(Config(task="add", p=5)) is None
+    assert config.fourier_note(Config(task="sub", p=5)) is None
+    assert "mul" in config.fourier_note(Config(task="mul", p=5))
 
 
 def test_correct_answer():
-    assert views.correct_answer(Config(task="add", p=7), 5, 4) == 2
-    assert views.correct_answer(Config(task="div", p=7), 3, 0) is None
-    assert views.correct_answer(Config(task="div", p=7), 6, 3) == 2
+    assert grids.correct_answer(Config(task="add", p=7), 5, 4) == 2
+    assert grids.correct_answer(Config(task="div", p=7), 3, 0) is None
+    assert grids.correct_answer(Config(task="div", p=7), 6, 3) == 2
 
 
 def test_pair_split_and_valid_grid():
     dataset = make_dataset("div", 5, 0.5, 0)
-    assert views.pair_split(dataset, 1, 0) == "not in the task"
-    assert views.valid_grid(dataset).sum() == 20
+    assert grids.pair_split(dataset, 1, 0) == "not in the task"
+    assert grids.valid_grid(dataset).sum() == 20
     a, b = int(dataset.a[dataset.train_idx[0]]), int(dataset.b[dataset.train_idx[0]])
-    assert views.pair_split(dataset, a, b) == "train pair"
+    assert grids.pair_split(dataset, a, b) == "train pair"
 
 
 def test_discover_runs_reports_broken_folders(tmp_path):
@@ -372,13 +386,13 @@ def test_probe_table_marks_the_constant():
             "correlation": [float("nan"), 0.25],
         }
     )
-    table = views.probe_table(terms)
+    table = neurons.probe_table(terms)
     assert list(table["correlation"]) == ["n/a", "+0.250"]
     assert table["value"].tolist() == [1.0, 0.5]
 
 
 def test_spectrum_frame_shape():
-    frame = views.spectrum_frame(np.ones(56), [14, 35])
+    frame = spectra.spectrum_frame(np.ones(56), [14, 35])
     assert len(frame) == 56 and frame["key"].sum() == 2 and frame["frequency"].iloc[0] == 1
 
 
@@ -389,11 +403,11 @@ def test_attention_and_ablation_shortcuts_match_the_library():
 
     cfg = Config(p=11, d_model=16, d_mlp=32, n_heads=2, d_head=8)
     params = init_params(cfg)
-    pattern = views.attention_at(params, 3, 4)
+    pattern = prediction.attention_at(params, 3, 4)
     assert pattern.shape == (2, 3) and np.allclose(pattern.sum(axis=1), 1.0)
     assert np.allclose(pattern, attention_to(params)[:, 3, 4].numpy(), atol=1e-6)
     dataset = make_dataset("add", 11, 0.5, 0)
-    shell = views.logits_baseline(forward_all_pairs(params))
+    shell = metrics.logits_baseline(forward_all_pairs(params))
     full = baseline.baseline(params)
     for site in projections.SITES:
         for mode in projections.MODES:
@@ -402,7 +416,7 @@ def test_attention_and_ablation_shortcuts_match_the_library():
             theirs = ablation.ablate(params, dataset, [1, 3], mode, site)
             assert mine.after["test"].loss == pytest.approx(theirs.after["test"].loss, rel=1e-5)
             assert torch.equal(mine.correct_after, theirs.correct_after)
-    frame = views.ablation_over_run([0, 5], lambda step: ablation.ablate(params, dataset, [2]))
+    frame = metrics.ablation_over_run([0, 5], lambda step: ablation.ablate(params, dataset, [2]))
     assert len(frame) == 8 and set(frame["when"]) == {"before", "after"}
 
 
@@ -413,12 +427,12 @@ def test_circle_frames_and_chart_mark_a_b_and_the_answer():
 
     cfg = Config(task="mul", p=11, d_model=16, d_mlp=32, n_heads=2, d_head=8)
     drawn = circle(init_params(cfg), 2, "embedding", group_for("mul", 11))
-    points, marked = circle_views.circle_frames(drawn, {"a": 3, "b": 3, "answer": 9})
+    points, marked = circles.circle_frames(drawn, {"a": 3, "b": 3, "answer": 9})
     assert list(points["token"]) == drawn.tokens.tolist() and len(points) == 10  # 0 left out
     assert list(marked["role"]) == ["a = b", "answer"] and list(marked["token"]) == [3, 9]
     row = points[points["token"] == 9].iloc[0]
     assert marked.iloc[1]["x"] == row["x"] and marked.iloc[1]["y"] == row["y"]
-    _, none_marked = circle_views.circle_frames(drawn, {"a": 0, "b": None, "answer": 0})  # 0 has no place
+    _, none_marked = circles.circle_frames(drawn, {"a": 0, "b": None, "answer": 0})  # 0 has no place
     assert none_marked.empty
     spec = charts.circle_chart(points, marked, title="k = 2").to_dict()
     assert len(spec["layer"]) == 4

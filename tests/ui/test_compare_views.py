@@ -1,4 +1,4 @@
-"""The Compare page's shaping (grokviz.ui.compare_views) and its chart, without Streamlit: phase
+"""The Compare page's shaping (grokviz.ui.views.compare) and its chart, without Streamlit: phase
 alignment against a plain per-step reference, milestones read off small hand-made logs, config
 differences, and the chart's layers."""
 
@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from grokviz.analysis.progress import Phases
-from grokviz.ui import compare_views as cv
 from grokviz.ui.charts.compare import compare_curves
+from grokviz.ui.views import compare as cv
 
 
 def reference_align(step: float, anchors, reference) -> float:

@@ -1,7 +1,9 @@
 """Altair chart builders for the app: data in, chart out (no files, no analysis, no Streamlit).
 
 ``base`` holds what every chart shares (colours, titles, phase bands, the step rule); ``training``
-draws charts over a whole run, ``inputs`` charts of one checkpoint. Import from here.
+draws the explorer's charts over a whole run, ``inputs`` its charts of one checkpoint, ``circle``
+the Circles tab's: import those from here. ``compare`` and ``digits`` draw the Compare and Adder
+pages and are imported as modules.
 """
 
 from grokviz.ui.charts.base import (  # noqa: F401

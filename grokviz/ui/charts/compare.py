@@ -57,7 +57,7 @@ def compare_curves(
     aligned: bool = False,
     height: int = 240,
 ) -> alt.LayerChart:
-    """Lines of ``value`` over ``x`` (columns run, series, step, x, value; from ``compare_views.run_curves``).
+    """Lines of ``value`` over ``x`` (columns run, series, step, x, value; from ``views.compare.run_curves``).
 
     ``series`` fixes the dash order (first solid). ``boundaries`` (run, phase, step, x) become
     rules in the run's colour; ``bands`` (phase, start, end, on the x axis) shade the phases of the

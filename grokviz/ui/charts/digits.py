@@ -1,5 +1,5 @@
 """Altair charts of the Adder page: curves over the run, the per-digit heatmap, carry chains, the
-attention of the answer positions, ablations and the carry probe (frames from ``grokviz.ui.digits_views``)."""
+attention of the answer positions, ablations and the carry probe (frames from ``grokviz.ui.views.digits``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import altair as alt
 import pandas as pd
 
 from grokviz.ui.charts.base import CURRENT_COLOR, HEATMAP_SCHEME, SERIES_PALETTE
-from grokviz.ui.digits_views import POSITION_LABELS
+from grokviz.ui.views.digits import POSITION_LABELS
 
 
 def _rule(step: int) -> alt.Chart:

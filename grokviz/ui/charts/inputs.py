@@ -312,7 +312,7 @@ def sweep_grid(
     cell: int = 70,
 ) -> alt.LayerChart:
     """One cell per sweep member (columns x, y, outcome, label, member, test_accuracy; see
-    ``views.sweep_grid``), coloured by outcome, with the grokking step written in the cell."""
+    ``views.sweeps.sweep_grid``), coloured by outcome, with the grokking step written in the cell."""
     present = set(grid["outcome"])
     domain = [o for o in OUTCOME_COLORS if o in ALWAYS_SHOWN or o in present]  # the three outcomes always
     n_x = len(x_order) if x_order is not None else grid["x"].nunique()

@@ -2,7 +2,7 @@
 step or by their phase boundaries, with a milestone table and the config fields in which they differ.
 
 Everything that makes the view is bound to the URL (``?compare=a&compare=b&align=...``), so a link
-reopens it. Shaping lives in ``grokviz.ui.compare_views``, the charts in ``grokviz.ui.charts.compare``.
+reopens it. Shaping lives in ``grokviz.ui.views.compare``, the charts in ``grokviz.ui.charts.compare``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from grokviz.core.config import check_analysable
 from grokviz.errors import GrokvizError
 from grokviz.storage.runs import Run
 from grokviz.storage.timeline import timeline
-from grokviz.ui import catalog, loaders, views
-from grokviz.ui import compare_views as cv
+from grokviz.ui import catalog, loaders
 from grokviz.ui.charts import compare as compare_charts
+from grokviz.ui.views import compare as cv
+from grokviz.ui.views.phases import phase_table
 
 OLDER_TIMELINES = 4  # timelines kept for runs not compared now (the explorer keeps as many)
 
@@ -147,7 +148,7 @@ def draw(runs: list[cv.RunData], align: str, reference: int | None, log_x: bool)
     if aligned:
         ref = runs[reference]
         last = max(int(m([r.last_step or 0])[0]) for r, m in zip(runs, mappers.values()))
-        bands = views.phase_table(ref.phases, last)
+        bands = phase_table(ref.phases, last)
         x_title = f"aligned step (steps of {ref.label})"
         missing = [r.label for r in runs if len(cv.phase_anchors(r.phases)) < len(cv.phase_anchors(ref.phases))]
         if len(cv.phase_anchors(ref.phases)) < 2:

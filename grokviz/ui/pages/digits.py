@@ -1,10 +1,12 @@
 """The Adder page: watch the 10-digit adder (a digits run) learn column-and-carry addition.
 
-A page of its own (the explorer's tabs are about modular arithmetic): a digits-run picker and the
-step slider in the sidebar; tabs for the training curves and the per-digit heatmap, accuracy by
-carry chain, any a + b answered digit by digit with its attention, ablations of the head or an FFN
-neuron (at this step and over the run), and a linear probe for the carry. A modular run (typed as
-a folder, or named in the URL) is refused in words, with a link to the explorer.
+A page of its own (the explorer's tabs are about modular arithmetic): the run picker
+(``grokviz.ui.run_picker``, offering digits runs only) and the step slider in the sidebar; tabs
+for the training curves and the per-digit heatmap, accuracy by carry chain, any a + b answered
+digit by digit with its attention, ablations of the head or an FFN neuron (at this step and over
+the run), and a linear probe for the carry. A run of another family (typed as a folder, or named
+in the URL) is refused in words, with a link to its family's page. Its data shaping is
+``grokviz.ui.views.digits``, its charts ``grokviz.ui.charts.digits``.
 """
 
 from __future__ import annotations
@@ -14,59 +16,45 @@ import torch
 
 from grokviz.analysis import digits
 from grokviz.core import digits_model, digits_tasks
+from grokviz.core.digits_config import DigitsConfig
+from grokviz.core.params import n_params
 from grokviz.errors import GrokvizError
-from grokviz.ui import catalog, digits_views, loaders, navigation
+from grokviz.ui import catalog, loaders, run_picker
 from grokviz.ui.charts import digits as charts
+from grokviz.ui.views import digits as digits_views
 from grokviz.ui.widgets import show_error
 
 TABS = ["Training", "Carry chains", "Try a + b", "Ablation", "Carry probe"]
 OVER_RUN_PAIRS = 2000  # verification pairs per checkpoint for the over-the-run views
 
 
+ADDER = run_picker.Picker(
+    family=DigitsConfig.family,
+    what="the Adder page",
+    title="grokviz: adder",
+    caption="A 777-parameter transformer learns 10-digit addition (the recipe of yhavinga/gpt-acc-jax).",
+    folder_key="adder_folder",
+    run_key="adder_run",
+    folder_label="Another run folder",
+    folder_help="Digits runs are read from {root} and from this folder.",
+    run_label="Adder run",
+    empty_header="No adder runs",
+    empty_text=(
+        "No 10-digit adder runs in {root}. Train one with `{train} --out checkpoints/NAME "
+        "--save-dtype float16` (about 20 minutes on a 2-core CPU), or open a clone of grokviz, which bundles "
+        "checkpoints/adder-777."
+    ),
+)
+
+
 def pick_run():
     """(run, steps, step) from the sidebar, or None after a message on the page."""
-    root = catalog.runs_root()
+    main_area = st.container()  # the page itself: a refused run or the empty state is said there
     with st.sidebar:
-        st.title("grokviz: adder")
-        st.caption("A 777-parameter transformer learns 10-digit addition (seed 001, yhavinga/gpt-acc-jax).")
-        folder = st.text_input(
-            "Another run folder",
-            key="adder_folder",
-            placeholder="path/to/runs or path/to/run",
-            help=f"Digits runs are read from {root} and from this folder.",
-        )
-        choices = catalog.discover_runs(root, folder, catalog.base_dir())
-        for problem in choices.problems:
-            st.warning(problem, icon=":material/warning:")
-        digits_runs = {k: r for k, r in choices.runs.items() if r.family == "digits"}
-        typed = folder.strip() if folder else ""
-        other = [r for r in choices.runs.values() if r.family != "digits"]
-        wanted = st.query_params.get("adder_run")
-    refused = [r for r in other if typed and catalog.run_key(r.path, catalog.base_dir()).endswith(typed.rstrip("/"))]
-    named = [k for k in choices.runs if wanted in (k, choices.labels.get(k))] if wanted else []
-    if named and named[0] not in digits_runs:  # a link naming a modular run
-        refused.append(choices.runs[named[0]])
-        st.query_params.pop("adder_run", None)
-    for run in refused:
-        st.error(
-            f"{run.path}: is a modular-arithmetic run; the Adder page needs a 10-digit adder run "
-            "(trained with `grokviz train-digits`). Open it in the run explorer.",
-            icon=":material/error:",
-        )
-        st.page_link(navigation.explore_page(), label="Open the run explorer", icon=":material/ssid_chart:")
-    if not digits_runs:
-        st.header("No adder runs")
-        st.info(
-            f"No 10-digit adder runs in {root}. Train one with `grokviz train-digits --out checkpoints/NAME "
-            "--save-dtype float16` (about 20 minutes on a 2-core CPU), or open a clone of grokviz, which bundles "
-            "checkpoints/adder-777.",
-            icon=":material/folder_open:",
-        )
-        return None
-    keys = list(digits_runs)
-    with st.sidebar:
-        key = st.selectbox("Adder run", keys, format_func=choices.labels.get, key="adder_run", bind="query-params")
-        run = digits_runs[key]
+        picked = run_picker.pick_run(ADDER, main_area)
+        if picked is None:
+            return None
+        run = picked[1]
         steps = run.steps()
         if run.problems:
             with st.expander(f"{len(run.problems)} file(s) of this run skipped", icon=":material/warning:"):
@@ -97,7 +85,7 @@ def render() -> None:
     except GrokvizError as exc:
         show_error(exc)
         return
-    st.header(f"{run.name}: 10-digit addition with {digits_model.n_params(cfg)} parameters")
+    st.header(f"{run.name}: 10-digit addition with {n_params(digits_model.param_shapes(cfg))} parameters")
     cols = st.columns(4)
     cols[0].metric("Exact match (verification set)", f"{scores.exact_match:.2%}")
     cols[1].metric("Loss per answer token", f"{scores.loss:.4f}")

@@ -12,12 +12,17 @@ from grokviz.analysis.progress import phase_boundaries
 from grokviz.core.config import check_analysable
 from grokviz.core.tasks import TASKS
 from grokviz.errors import GrokvizError
-from grokviz.ui import catalog, loaders, sidebar, views
+from grokviz.ui import catalog, loaders, sidebar
 from grokviz.ui.state import View
 from grokviz.ui.tabs import ablation, circles, fourier, neurons, prediction, training
+from grokviz.ui.views.config import fourier_note
+from grokviz.ui.views.grids import correct_answer, pair_split
+from grokviz.ui.views.headline import headline_row, log_row_at, metrics_row
+from grokviz.ui.views.phases import phase_at, phase_table, phases_found
+from grokviz.ui.views.stepping import previous_step
 from grokviz.ui.widgets import show_error
 
-# Tab label -> the page module that draws it (each has ``render(view)``).
+# Tab label -> the tab module that draws it (each has ``render(view)``).
 TABS = {
     "Training": training,
     "Fourier": fourier,
@@ -36,7 +41,7 @@ def render() -> None:
     if view is None:
         return
     with st.sidebar:
-        split = views.pair_split(view.dataset, view.a, view.b)
+        split = pair_split(view.dataset, view.a, view.b)
         answer = "." if view.correct_c is None else f"; the correct answer is c = {view.correct_c}."
         st.caption(f"({view.a}, {view.b}) is a {split}" + answer)
     headline(view)
@@ -95,12 +100,12 @@ def build_view(choice: sidebar.Choice) -> View | None:
         params=params,
         log=log,
         phases=phases,
-        phase_bands=views.phase_table(phases, max(steps[-1], last_logged)),
+        phase_bands=phase_table(phases, max(steps[-1], last_logged)),
         key_counts=key_counts,
         signature=choice.signature,
-        correct_c=views.correct_answer(cfg, choice.a, choice.b),
+        correct_c=correct_answer(cfg, choice.a, choice.b),
         too_big=too_big,
-        note=views.fourier_note(cfg),
+        note=fourier_note(cfg),
         mtimes=mtimes,
     )
 
@@ -109,18 +114,16 @@ def headline(view: View) -> None:
     """Step and phase, then train/test accuracy and loss, each with its change since the previous saved step."""
     steps, step = view.steps, view.step
     now = headline_numbers(view, step)
-    before = views.previous_step(steps, step)
+    before = previous_step(steps, step)
     then = headline_numbers(view, before) if before is not None else None
     columns = st.columns(5)
     since = f"Change since the previous saved step ({before:,})." if before is not None else "The first saved step."
     phases = view.phases
-    phase_help = (
-        phases.rule if views.phases_found(phases) else "No phase boundary could be read from this run's curves."
-    )
+    phase_help = phases.rule if phases_found(phases) else "No phase boundary could be read from this run's curves."
     columns[0].metric(
         "Step",
         f"{step:,}",
-        views.phase_at(phases, step),
+        phase_at(phases, step),
         delta_color="off",
         delta_arrow="off",
         help=f"Saved checkpoint {steps.index(step) + 1} of {len(steps)}, and its training phase. {phase_help}",
@@ -150,14 +153,14 @@ def headline_numbers(view: View, at_step: int) -> dict | None:
 
     def evaluated() -> dict:
         base = loaders.logits_base(view.run_path, at_step, view.mtime(at_step))
-        return views.metrics_row(base.evaluate(view.dataset)[0])
+        return metrics_row(base.evaluate(view.dataset)[0])
 
     if view.too_big:
-        return views.log_row_at(view.log, at_step)
+        return log_row_at(view.log, at_step)
     try:
-        return views.headline_row(views.log_row_at(view.log, at_step), evaluated)
+        return headline_row(log_row_at(view.log, at_step), evaluated)
     except GrokvizError:
-        return views.log_row_at(view.log, at_step)
+        return log_row_at(view.log, at_step)
 
 
 if __name__ == "__main__":  # run by st.navigation as the default page (grokviz.ui.navigation)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import streamlit as st
 
 from grokviz.storage import sweeps
-from grokviz.ui import catalog, charts, loaders, navigation, sweep_views
+from grokviz.ui import catalog, charts, loaders, navigation
+from grokviz.ui.views import sweeps as sweep_views
 
 FIRST_TAB = "Training"  # where an opened member is shown
 LIVE_SECONDS = 4.0  # how often a sweep still being trained is checked for new log rows
@@ -37,7 +38,7 @@ def _follow(sweep: sweeps.Sweep, seen: tuple) -> None:
 def render() -> None:
     """The sweeps under the runs folder, and a member opened as the explorer's run."""
     if st.session_state.pop("_open_explorer", False):
-        st.switch_page(navigation.explore_page())
+        st.switch_page(navigation.page("explore"))
     root = catalog.runs_root()
     st.header("Sweeps")
     # The runs the explorer offers: a member opens only if it is one of them.

@@ -1,0 +1,1 @@
+"""The run explorer's tabs (``grokviz.ui.pages.explore``), one module each with ``render(view)``."""

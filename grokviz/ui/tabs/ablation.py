@@ -7,8 +7,9 @@ import streamlit as st
 
 from grokviz.analysis import ablation, fourier
 from grokviz.errors import GrokvizError
-from grokviz.ui import charts, loaders, views
+from grokviz.ui import charts, loaders
 from grokviz.ui.state import View
+from grokviz.ui.views import frequencies, grids, metrics
 from grokviz.ui.widgets import show_error
 
 SITE_HELP = {
@@ -28,8 +29,8 @@ def render(view: View) -> None:
     n_freq = fourier.n_frequencies(view.p)
     all_freqs = list(range(1, n_freq + 1))
     stored_freqs = st.session_state.get("freqs")
-    if stored_freqs is not None and list(stored_freqs) != views.ints_in_range(stored_freqs, 1, n_freq):
-        st.session_state["freqs"] = views.ints_in_range(stored_freqs, 1, n_freq)
+    if stored_freqs is not None and list(stored_freqs) != frequencies.ints_in_range(stored_freqs, 1, n_freq):
+        st.session_state["freqs"] = frequencies.ints_in_range(stored_freqs, 1, n_freq)
     controls = st.columns([3, 1.2, 1.2])
     chosen = controls[0].multiselect(
         "Frequencies",
@@ -49,7 +50,7 @@ def render(view: View) -> None:
     )
     st.caption(
         f"Key frequencies of the last checkpoint (step {view.steps[-1]:,}), with their clustered neurons: "
-        + (", ".join(views.frequency_label(k, view.key_counts) for k in view.key_counts) or "none yet")
+        + (", ".join(frequencies.frequency_label(k, view.key_counts) for k in view.key_counts) or "none yet")
         + "."
     )
     if not chosen:
@@ -59,16 +60,13 @@ def render(view: View) -> None:
         def compute_ablation(at_step: int, cached: bool = True):
             at_mtime = view.mtime(at_step)
             at_params = loaders.load_params(view.run_path, at_step, at_mtime)
+            # The cached baseline of the shown step (the neurons site's holds the activations); over
+            # the run (not cached) ablate builds the one its site needs.
             if site == "neurons":
-                # The neurons site needs the activations: the full baseline (cached for the shown view.step only).
-                base = (
-                    loaders.ablation_baseline(view.run_path, at_step, at_mtime)
-                    if cached
-                    else ablation.baseline(at_params, view.group, view.arch)
-                )
+                base = loaders.ablation_baseline(view.run_path, at_step, at_mtime) if cached else None
             else:
                 base = loaders.logits_base(view.run_path, at_step, at_mtime)
-            return ablation.ablate_baseline(base, at_params, view.dataset, chosen, mode, site)
+            return ablation.ablate(at_params, view.dataset, chosen, mode, site, view.group, view.arch, base=base)
 
         try:
             result = compute_ablation(view.step)
@@ -100,10 +98,10 @@ def render(view: View) -> None:
             with left:
                 st.altair_chart(
                     charts.correctness_grid(
-                        views.grid_status(
+                        grids.grid_status(
                             result.correct_after,
                             view.dataset.is_train_grid(),
-                            views.valid_grid(view.dataset, view.group),
+                            grids.valid_grid(view.dataset, view.group),
                         ),
                         title="Which (a, b) are still answered correctly",
                         subtitle=f"after the ablation; before it {result.before['all'].accuracy:.1%} of all pairs were",
@@ -111,7 +109,9 @@ def render(view: View) -> None:
                     width="content",
                 )
             with right:
-                st.dataframe(views.metrics_display(views.metrics_table(result.before, result.after)), width="stretch")
+                st.dataframe(
+                    metrics.metrics_display(metrics.metrics_table(result.before, result.after)), width="stretch"
+                )
                 st.markdown("**The same ablation at every checkpoint**")
                 memo_key = (view.run_path, view.signature, tuple(chosen), mode, site)
                 stored = loaders.memo_store().get(("ablation-timeline", memo_key))
@@ -126,7 +126,7 @@ def render(view: View) -> None:
                         stored = loaders.remembered(
                             "ablation-timeline",
                             memo_key,
-                            lambda report: views.ablation_over_run(
+                            lambda report: metrics.ablation_over_run(
                                 view.steps, lambda s: compute_ablation(s, cached=False), report
                             ),
                             "Ablating every checkpoint",

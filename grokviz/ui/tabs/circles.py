@@ -8,8 +8,9 @@ import streamlit as st
 
 from grokviz.analysis import fourier
 from grokviz.analysis.circle import circle
-from grokviz.ui import charts, circle_views, views
+from grokviz.ui import charts
 from grokviz.ui.state import View
+from grokviz.ui.views import circles, frequencies
 
 MAX_CIRCLES = 4  # per side; more do not fit a row
 
@@ -22,8 +23,8 @@ def render(view: View) -> None:
     biggest = sorted(view.key_counts, key=lambda k: -view.key_counts[k])[:MAX_CIRCLES]
     default = sorted(biggest) or [1]
     stored = st.session_state.get("circle_freqs")
-    if stored is not None and list(stored) != views.ints_in_range(stored, 1, n_freq)[:MAX_CIRCLES]:
-        st.session_state["circle_freqs"] = views.ints_in_range(stored, 1, n_freq)[:MAX_CIRCLES]
+    if stored is not None and list(stored) != frequencies.ints_in_range(stored, 1, n_freq)[:MAX_CIRCLES]:
+        st.session_state["circle_freqs"] = frequencies.ints_in_range(stored, 1, n_freq)[:MAX_CIRCLES]
     chosen = st.multiselect(
         "Frequencies",
         list(range(1, n_freq + 1)),
@@ -55,7 +56,7 @@ def render(view: View) -> None:
         columns = st.columns(len(chosen))
         for column, k in zip(columns, chosen):
             drawn = circle(view.params, k, side, group)
-            points, marked = circle_views.circle_frames(drawn, marks)
+            points, marked = circles.circle_frames(drawn, marks)
             column.altair_chart(
                 charts.circle_chart(
                     points,

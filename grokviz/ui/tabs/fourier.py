@@ -6,8 +6,9 @@ import streamlit as st
 
 from grokviz.analysis import fourier
 from grokviz.errors import GrokvizError
-from grokviz.ui import charts, loaders, views
+from grokviz.ui import charts, loaders
 from grokviz.ui.state import View
+from grokviz.ui.views import spectra
 from grokviz.ui.widgets import show_error
 
 
@@ -22,7 +23,7 @@ def render(view: View) -> None:
     left, right = st.columns(2)
     left.altair_chart(
         charts.spectrum_chart(
-            views.spectrum_frame(fourier.embed_spectrum(view.params, group), view.key_freqs),
+            spectra.spectrum_frame(fourier.embed_spectrum(view.params, group), view.key_freqs),
             title=f"Embedding W_E at step {view.step:,}",
             subtitle=f"norm of each frequency of B @ W_E (cos and sin together){over}",
         ),
@@ -30,8 +31,8 @@ def render(view: View) -> None:
     )
     right.altair_chart(
         charts.spectrum_chart(
-            views.spectrum_frame(fourier.unembed_spectrum(view.params, group), view.key_freqs),
-            title=f"Neuron-to-logit map {views.neuron_logit_map_name(view.arch)} at step {view.step:,}",
+            spectra.spectrum_frame(fourier.unembed_spectrum(view.params, group), view.key_freqs),
+            title=f"Neuron-to-logit map {spectra.neuron_logit_map_name(view.arch)} at step {view.step:,}",
             subtitle="norm of each frequency of W_L over the output c" + (" (log c; c = 0 left out)" if over else ""),
         ),
         width="stretch",

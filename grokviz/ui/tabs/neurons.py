@@ -8,8 +8,10 @@ import torch
 
 from grokviz.analysis import fourier, neurons
 from grokviz.errors import GrokvizError
-from grokviz.ui import charts, loaders, views
+from grokviz.ui import charts, loaders
 from grokviz.ui.state import View
+from grokviz.ui.views.neurons import default_neuron, neuron_groups, probe_table
+from grokviz.ui.views.spectra import frequency_pair_norms
 from grokviz.ui.widgets import clamp_state, show_error
 
 
@@ -32,14 +34,14 @@ def render(view: View) -> None:
             "Neuron",
             0,
             d_mlp - 1,
-            views.default_neuron(final_table),
+            default_neuron(final_table),
             key="neuron",
             bind="query-params",
             help="Default: the best-fitting neuron of the largest cluster.",
         )
     )
     acts = loaders.activations(view.run_path, view.step, view.mtime())  # [p, p, d_mlp]
-    groups = views.neuron_groups(
+    groups = neuron_groups(
         acts[view.a, view.b],
         torch.tensor(final_table["frequency"].values),
         torch.tensor(final_table["clustered"].values),
@@ -86,7 +88,7 @@ def render(view: View) -> None:
             width="content",
         )
     with middle:
-        block_norms = views.frequency_blocks(fourier.fourier_2d(group_acts[:, :, neuron].double()), centre=True)
+        block_norms = frequency_pair_norms(fourier.fourier_2d(group_acts[:, :, neuron].double()), centre=True)
         labels = ["const"] + [str(k) for k in range(1, fourier.n_frequencies(group.order) + 1)]
         st.altair_chart(
             charts.heatmap(
@@ -117,7 +119,7 @@ def render(view: View) -> None:
         cols[2].metric("Residual", f"{result.residual:.4g}")
         cols[3].metric(f"FVE of k = {result.frequency}", f"{result.fve:.1%}")
         st.dataframe(
-            views.probe_table(result.terms, group.discrete_log),
+            probe_table(result.terms, group.discrete_log),
             hide_index=True,
             width="stretch",
             column_config={

@@ -6,8 +6,9 @@ from __future__ import annotations
 import streamlit as st
 
 from grokviz.analysis import ablation
-from grokviz.ui import charts, views
+from grokviz.ui import charts
 from grokviz.ui.state import View
+from grokviz.ui.views.prediction import attention_at, waves_frame
 
 
 def render(view: View) -> None:
@@ -45,7 +46,7 @@ def render(view: View) -> None:
     with right:
         st.altair_chart(
             charts.waves_chart(
-                views.waves_frame(prediction.frequencies, prediction.components),
+                waves_frame(prediction.frequencies, prediction.components),
                 label=prediction.label if label_column is None else label_column,
                 title="Key-frequency waves over the outputs" + (" in log order" if group.discrete_log else ""),
                 subtitle="once grokked, they peak together at the correct answer and cancel elsewhere"
@@ -60,7 +61,7 @@ def render(view: View) -> None:
         st.caption("The answer is 0 (an operand is 0): it has no log, so no frequency contributes to it.")
     st.altair_chart(
         charts.attention_chart(
-            views.attention_at(view.params, view.a, view.b, view.arch),
+            attention_at(view.params, view.a, view.b, view.arch),
             a=view.a,
             b=view.b,
             title=f"Attention from the '=' position for ({view.a}, {view.b})",

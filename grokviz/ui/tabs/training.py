@@ -7,8 +7,9 @@ import streamlit as st
 
 from grokviz.errors import GrokvizError
 from grokviz.storage.timeline import timeline
-from grokviz.ui import charts, loaders, views
+from grokviz.ui import charts, loaders
 from grokviz.ui.state import View
+from grokviz.ui.views import curves
 from grokviz.ui.widgets import show_error
 
 
@@ -22,7 +23,7 @@ def render(view: View) -> None:
         loss_spec = loaders.static_chart(
             ("loss",) + log_key,
             lambda: charts.curves(
-                views.long_curves(view.log, {"train_loss": "train", "test_loss": "test"}),
+                curves.long_curves(view.log, {"train_loss": "train", "test_loss": "test"}),
                 title="Loss",
                 subtitle="cross-entropy from the training log",
                 y_title="loss (log scale)",
@@ -35,7 +36,7 @@ def render(view: View) -> None:
         accuracy_spec = loaders.static_chart(
             ("accuracy",) + log_key,
             lambda: charts.curves(
-                views.long_curves(view.log, {"train_accuracy": "train", "test_accuracy": "test"}),
+                curves.long_curves(view.log, {"train_accuracy": "train", "test_accuracy": "test"}),
                 title="Accuracy",
                 subtitle="from the training log",
                 y_title="accuracy",
@@ -73,13 +74,13 @@ def render(view: View) -> None:
         show_error(exc)
         progress_frame = None
     if progress_frame is not None and len(progress_frame):
-        panels = list(views.PROGRESS_PANELS.items())
+        panels = list(curves.PROGRESS_PANELS.items())
         row = st.columns(len(panels))
         for column, (title, (series, log_y, y_title, explanation)) in zip(row, panels):
             spec = loaders.static_chart(
                 ("progress", title, view.run_path, view.signature, view.phase_key),
                 lambda: charts.curves(
-                    views.long_curves(progress_frame, series),
+                    curves.long_curves(progress_frame, series),
                     title=title,
                     y_title=y_title,
                     log_y=log_y,

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from grokviz.storage.sweeps import THRESHOLD
-from grokviz.ui.views import MAX_CURVE_POINTS, long_curves
+from grokviz.ui.views.curves import MAX_CURVE_POINTS, long_curves
 
 MIN_RUNS, MAX_RUNS = 2, 6
 # The bundled pair the page opens on when both are there (baseline first: speed-ups are against it).
