@@ -53,6 +53,7 @@ FLAGS = tiny_flags()
 # file exists and is half written, exactly what a kill during a checkpoint write leaves.
 DYING_TRAINER = textwrap.dedent("""
     import os, signal, sys
+    import grokviz.storage.resume as resume
     import grokviz.storage.runs as runs
     from grokviz.commands.train import main
 
@@ -67,7 +68,7 @@ DYING_TRAINER = textwrap.dedent("""
             os.kill(os.getpid(), signal.SIGKILL)
         return real_save(tensors, path, metadata=metadata)
 
-    runs.save_file = dying_save
+    runs.save_file = resume.save_file = dying_save  # checkpoints and resume states alike
     sys.exit(main(sys.argv[1:]))
 """)
 
