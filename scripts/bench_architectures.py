@@ -13,7 +13,7 @@ round in one process, so machine noise hits every row alike:
    which projects all three positions per pair instead of gathering token tables (what the
    tables save);
 4. **seed 000's architecture** (post-LN, every bias, no positions, bidirectional, dropout 0.1) at
-   p = 97 with half the pairs, the bundled ``seed000-p97`` run's recipe, on the table path that
+   p = 97 with half the pairs, the bundled ``torch-encoder-p97`` run's recipe, on the table path that
    every architecture takes, and 5. the same through the general path.
 
 Rows 1-3 train the reference recipe (p = 113, 3,830 pairs) from the same weights (the bundled

@@ -1,7 +1,7 @@
 """Screenshots of app views: starts the app headless, opens each view by URL in the system
 Chromium and saves full-page PNGs (128-colour palette, so they stay small enough to commit).
 
-    python scripts/screenshots.py --out docs/screenshots seed000-p97:6000:Training seed000-p97:6000:Ablation:site=neurons
+    python scripts/screenshots.py --out docs/screenshots torch-encoder-p97:6000:Training torch-encoder-p97:6000:Ablation:site=neurons
 
 Each view is RUN:STEP:TAB[:KEY=VALUE,...] (extra URL query parameters). Needs /usr/bin/chromium
 and the playwright package (no browser is downloaded). Not a test.

@@ -13,12 +13,12 @@ from grokviz.analysis.summary import summarise
 from grokviz.core.config import dataset_for
 from grokviz.storage.runs import open_run
 
-RUN = Path(__file__).resolve().parents[2] / "checkpoints" / "seed000-p97"
+RUN = Path(__file__).resolve().parents[2] / "checkpoints" / "torch-encoder-p97"
 TABS = ["Training", "Fourier", "Ablation", "Neurons", "Prediction & attention", "Circles"]
 
 
 @pytest.fixture(scope="module")
-def seed000() -> Path:
+def torch_encoder() -> Path:
     if not (RUN / "run.json").is_file():
         pytest.skip(f"bundled run missing at {RUN}")
     return RUN
@@ -30,10 +30,10 @@ def metric(at, label: str) -> str:
     return values[0]
 
 
-def test_every_tab_and_site_renders_on_seed000(seed000, monkeypatch, new_app, check) -> None:
-    monkeypatch.setenv("GROKVIZ_RUNS", str(seed000.parent))
-    at = check(new_app(run="seed000-p97").run())
-    assert at.selectbox(key="run").value.endswith("seed000-p97")
+def test_every_tab_and_site_renders_on_torch_encoder(torch_encoder, monkeypatch, new_app, check) -> None:
+    monkeypatch.setenv("GROKVIZ_RUNS", str(torch_encoder.parent))
+    at = check(new_app(run="torch-encoder-p97").run())
+    assert at.selectbox(key="run").value.endswith("torch-encoder-p97")
     assert any(
         "post-LayerNorm, biases: all, no positional embedding, bidirectional attention" in c.value for c in at.caption
     )
@@ -42,7 +42,7 @@ def test_every_tab_and_site_renders_on_seed000(seed000, monkeypatch, new_app, ch
         check(at.run())
     at.session_state["tab"] = "Ablation"
     check(at.run())
-    run = open_run(seed000)
+    run = open_run(torch_encoder)
     cfg, params = run.config, run.load(run.steps()[-1])
     keys = summarise(cfg, run.steps()[-1], params)["key_frequencies"]
     for site in ("logits", "embedding", "neurons"):
@@ -54,11 +54,11 @@ def test_every_tab_and_site_renders_on_seed000(seed000, monkeypatch, new_app, ch
         assert expected.after["test"].accuracy < 0.5, site  # removing the key frequencies breaks the model
 
 
-def test_neurons_ablation_over_the_whole_run_on_seed000(seed000, monkeypatch, new_app, check) -> None:
+def test_neurons_ablation_over_the_whole_run_on_torch_encoder(torch_encoder, monkeypatch, new_app, check) -> None:
     # The timeline ablation reruns the encoder model at every checkpoint (its neurons site goes
     # through the forward, as a LayerNorm follows the MLP).
-    monkeypatch.setenv("GROKVIZ_RUNS", str(seed000.parent))
-    at = check(new_app(run="seed000-p97", tab="Ablation", freqs=["8", "18", "41"], site="neurons").run())
+    monkeypatch.setenv("GROKVIZ_RUNS", str(torch_encoder.parent))
+    at = check(new_app(run="torch-encoder-p97", tab="Ablation", freqs=["8", "18", "41"], site="neurons").run())
     apply = [b for b in at.button if b.label == "Apply to every checkpoint"]
     assert apply, "the timeline ablation is offered"
     check(apply[0].click().run())
