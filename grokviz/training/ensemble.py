@@ -139,7 +139,7 @@ def batched_loss(params: Params, a, b, labels, arch: Architecture = REFERENCE, m
 
 
 @dataclass
-class Group:
+class MemberBatch:
     """Members with training sets of one size, trained by one batched step."""
 
     members: list[int]  # indices into the ensemble's configs
@@ -170,7 +170,7 @@ def plan_groups(configs: list[Config], group_size: int | None = None, datasets=N
     ]
 
 
-def make_groups(configs: list[Config], dev: torch.device, group_size: int | None = None) -> list[Group]:
+def make_groups(configs: list[Config], dev: torch.device, group_size: int | None = None) -> list[MemberBatch]:
     """Members with training sets of one size, at most ``group_size`` of them per group (None: all)."""
     datasets = [dataset_for(cfg) for cfg in configs]
     groups = []
@@ -187,7 +187,7 @@ def make_groups(configs: list[Config], dev: torch.device, group_size: int | None
         params = {k: v.requires_grad_(True) for k, v in params.items()}
         group_configs = [configs[i] for i in members]
         groups.append(
-            Group(
+            MemberBatch(
                 members,
                 group_configs,
                 params,
@@ -207,7 +207,7 @@ def _dropout_draws(configs: list[Config], n_train: int, dev: torch.device) -> li
     return None if draws[0] is None else draws
 
 
-def step_group(group: Group, evaluate: bool, update: bool = True) -> torch.Tensor | None:
+def step_group(group: MemberBatch, evaluate: bool, update: bool = True) -> torch.Tensor | None:
     """One full-batch step of every member of ``group``, as the single run's step does it.
 
     Returns [member, 4] metrics of the weights before the update (train loss, train accuracy,
@@ -233,7 +233,7 @@ def step_group(group: Group, evaluate: bool, update: bool = True) -> torch.Tenso
     return metrics
 
 
-def group_steps(group: Group, use_graphs: bool) -> tuple[Callable[[], torch.Tensor], Callable[[], None]]:
+def group_steps(group: MemberBatch, use_graphs: bool) -> tuple[Callable[[], torch.Tensor], Callable[[], None]]:
     """(logged, plain) step functions of ``group``, each replayed as a CUDA graph on CUDA."""
     state = [*group.params.values(), *group.state.tensors(), *(group.grokfast.tensors() if group.grokfast else [])]
     logged = replayable(lambda: step_group(group, evaluate=True), state, use_graph=use_graphs)
@@ -303,7 +303,7 @@ def sweep_axes(configs: list[Config]) -> dict[str, list]:
 MemberState = tuple[Params, Params, Params]
 
 
-def restore(group: Group, step: int, states: list[MemberState]) -> None:
+def restore(group: MemberBatch, step: int, states: list[MemberState]) -> None:
     """Put the members' saved weights and AdamW moments into ``group``, which continues at ``step``."""
     with torch.no_grad():
         for target, index in ((group.params, 0), (group.state.exp_avg, 1), (group.state.exp_avg_sq, 2)):
@@ -358,7 +358,7 @@ def train_members(
     fired: list[set] = [events_already_fired(open_run(f)) if start else set() for f in folders]
     schedule = checkpoint_schedule(first) if save == "schedule" else {0, first.steps}
     flush_every = CUDA_FLUSH_EVERY if dev.type == "cuda" else 1
-    pending: list[tuple[int, Group, torch.Tensor, Params | None, float | torch.cuda.Event, tuple | None]] = []
+    pending: list[tuple[int, MemberBatch, torch.Tensor, Params | None, float | torch.cuda.Event, tuple | None]] = []
     last_test = [0.0] * len(configs)  # for the progress bar
     clock = Clock(dev)
 
