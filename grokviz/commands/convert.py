@@ -6,7 +6,7 @@
   ``HookedTransformer`` (a ``.safetensors`` state dict with a JSON config, or the grokking demo's
   ``torch.save``'d dict, ``model.cfg`` included) -> a grokviz run folder.
 * ``torch-encoder FILE --p P [--task add] --out DIR``: a PyTorch ``nn.TransformerEncoder`` model's
-  state dict (seed 000's: post-LayerNorm, biases, no positional embedding) -> a grokviz run folder.
+  state dict (as blog posts train it: post-LayerNorm, biases, no positional embedding) -> a grokviz run folder.
 * ``export-tl RUN_OR_CHECKPOINT [--step N] --out FILE.safetensors``: one of our checkpoints ->
   ``FILE.safetensors`` (a state dict ``HookedTransformer.load_state_dict`` accepts) and ``FILE.json``
   (the ``HookedTransformerConfig`` arguments).
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     te = commands.add_parser(
         "torch-encoder",
-        help="import a PyTorch nn.TransformerEncoder model (seed 000's)",
+        help="import a PyTorch nn.TransformerEncoder model (as blog posts train it)",
         description="Import torch.save(model.state_dict()) of nn.Embedding(p + 1, d), an nn.TransformerEncoder of one "
         "nn.TransformerEncoderLayer(d, nhead, dim_feedforward, batch_first=True) and nn.Linear(d, p + 1) on the last "
         "position. Sizes come from the shapes; what a state dict does not record (heads, norm order, activation, "

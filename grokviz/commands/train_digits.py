@@ -1,5 +1,5 @@
-"""``grokviz train-digits`` / ``python -m grokviz.train_digits --out checkpoints/NAME``: the 10-digit
-adder's trainer (seed 001's 777-parameter recipe by default). The loop is ``grokviz.training.digits``."""
+"""``grokviz train-digits`` / ``python -m grokviz train-digits --out checkpoints/NAME``: the 10-digit
+adder's trainer (gpt-acc-jax's 777-parameter recipe by default). The loop is ``grokviz.training.digits``."""
 
 from __future__ import annotations
 

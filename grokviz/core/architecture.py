@@ -1,8 +1,8 @@
 """Which 1-layer transformer a modular run is: the options beside the paper's reference model.
 
 The reference (*Progress measures for grokking*) has no LayerNorm, biases in the MLP only, a
-learned positional embedding, causal attention, an untied unembedding and ReLU. Seed 000's
-PyTorch model (``nn.TransformerEncoderLayer``) is post-LayerNorm with every bias, no positional
+learned positional embedding, causal attention, an untied unembedding and ReLU. The PyTorch
+model blog posts train (``nn.TransformerEncoderLayer``) is post-LayerNorm with every bias, no positional
 embedding and bidirectional attention. An :class:`Architecture` names one point of that space;
 ``Config.architecture`` builds it from a run's config. Dropout is a training setting, not part of
 the function a checkpoint computes, so it lives only in the config.

@@ -1,7 +1,7 @@
 """The config of a digits run (the 10-digit adder): one frozen dataclass, validated on construction.
 
 The sibling of ``grokviz.core.config.Config`` for the digits task family; a run folder says which
-family it holds (``"family": "digits"`` in run.json). Defaults are seed 001's recipe, the
+family it holds (``"family": "digits"`` in run.json). Defaults are gpt-acc-jax's recipe, the
 777-parameter model of yhavinga/gpt-acc-jax ("pico-7d-ff14-lr02"; docs/adder.md): 1 layer,
 d_model 7, 1 head, FFN width 14, LayerNorm, no FFN bias, output tied to the token embedding;
 AdamW (weight decay 0.01, betas 0.9/0.999), batch 512, clipping at global norm 1.0, peak lr 0.02

@@ -1,4 +1,4 @@
-"""The digits task family: decimal addition of operands with up to 10 digits (seed 001's adder).
+"""The digits task family: decimal addition of operands with up to 10 digits (gpt-acc-jax's 777-parameter adder).
 
 Token ids are those of yhavinga/gpt-acc-jax: ``'0'``-``'9'`` = 0-9, ``'+'`` = 10, ``'='`` = 11,
 PAD = 12, EOS = 13. One example is 34 tokens::

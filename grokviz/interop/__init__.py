@@ -4,7 +4,7 @@
   its files read by ``progress_measures_file``;
 * ``transformer_lens``: TransformerLens ``HookedTransformer`` state dicts, exported and converted;
   ``transformer_lens_file``: their files and the grokking demo's, read;
-* ``torch_encoder``: PyTorch ``nn.TransformerEncoder`` state dicts (seed 000's blog-post model);
+* ``torch_encoder``: PyTorch ``nn.TransformerEncoder`` state dicts (the model blog posts train);
 * ``files``: reading pickles safely; ``imported``: the :class:`ImportedRun` every importer returns
   and :func:`write_run`, which turns it into a run folder.
 

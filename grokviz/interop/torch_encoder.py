@@ -1,4 +1,4 @@
-"""PyTorch ``nn.TransformerEncoder`` models (seed 000's blog-post model) imported as run folders.
+"""PyTorch ``nn.TransformerEncoder`` models (the model blog posts train) imported as run folders.
 
 The model this reads, saved with ``torch.save(model.state_dict(), FILE)``::
 

@@ -1,6 +1,6 @@
 """The digits trainer: ``train_digits(cfg, out)`` trains the 10-digit adder into a run folder.
 
-The recipe of seed 001 / yhavinga/gpt-acc-jax (defaults of ``DigitsConfig``): batches drawn fresh
+The recipe of yhavinga/gpt-acc-jax (defaults of ``DigitsConfig``): batches drawn fresh
 every step from the curriculum, loss on the 12 answer positions (float64), gradients clipped at a
 global norm, then AdamW with warm-up and cosine decay. The run folder is the modular trainer's
 format (``grokviz.storage.runs``, ``"family": "digits"``) with the same machinery:
