@@ -42,8 +42,8 @@ from grokviz.core.forward import forward
 from grokviz.core.params import init_params
 from grokviz.storage.runs import nearest_step, open_run
 from grokviz.training.device import keep_freed_memory, pick_device
-from grokviz.training.ensemble import group_steps, make_groups, stack
 from grokviz.training.graphs import replayable
+from grokviz.training.members import group_steps, make_groups, stack
 from grokviz.training.optim import AdamWState, Hyper
 from grokviz.training.single import SingleStep
 

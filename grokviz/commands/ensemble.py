@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _training_options(args, axes) -> dict:
-    """The keyword arguments the in-process trainer and the group-by-group sweep both take."""
+    """``axes`` and the fields of ``EnsembleOptions``: what the in-process trainer and the
+    group-by-group sweep both take."""
     return {
         "axes": axes,
         "save": args.save,

@@ -20,7 +20,8 @@ import sys
 from dataclasses import MISSING, fields
 from typing import NoReturn
 
-from grokviz.core.config import Config, ConfigError
+from grokviz.core.config import Config
+from grokviz.core.stored import ConfigError
 from grokviz.errors import GrokvizError
 
 # The most seeds one --seeds may name: far beyond any ensemble that fits in memory, and small

@@ -8,8 +8,7 @@ reference recipe of *Progress measures for grokking* (docs/analysis.md).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
 from grokviz.core.architecture import (
     ACTIVATIONS,
@@ -20,7 +19,7 @@ from grokviz.core.architecture import (
     UNEMBEDS,
     Architecture,
 )
-from grokviz.core.stored import KIND_WORDS, StoredConfig, has_kind
+from grokviz.core.stored import SAVE_DTYPES, ConfigError, Problems, StoredConfig
 from grokviz.core.tasks import SPLITS, TASKS, Dataset, make_dataset
 from grokviz.errors import GrokvizError
 
@@ -32,7 +31,6 @@ P_MIN, P_MAX = 5, 997
 # over (about 1 GB at p = 257, d_mlp = 512); above this p the app and analyze CLI refuse politely.
 ANALYSIS_P_MAX = 257
 
-SAVE_DTYPES = ("float32", "float16", "bfloat16")
 # How training computes float32 matrix products: exactly, or (CUDA only) with TF32 tensor cores,
 # which the 64-seed ensemble needs on an H100: its fp32 arithmetic alone is ~81 s at peak.
 MATMULS = ("fp32", "tf32")
@@ -52,24 +50,6 @@ def is_prime(n: int) -> bool:
     if n < 2:
         return False
     return all(n % d for d in range(2, math.isqrt(n) + 1))
-
-
-# A torch.Generator seed is an unsigned 64-bit integer; grokviz keeps to the signed range.
-SEED_LIMIT = 2**63
-
-
-class ConfigError(GrokvizError):
-    """An invalid config: ``problems`` is a list of (field, what is wrong and what is allowed),
-    ``values`` the offending values. The message names each as ``field=value``; a command line
-    names them by its flags instead (:meth:`as_flags`)."""
-
-    def __init__(self, problems: list[tuple[str, str]], values: dict[str, Any]):
-        self.problems, self.values = problems, values
-        super().__init__("invalid config: " + "; ".join(f"{name}={values[name]!r} {text}" for name, text in problems))
-
-    def as_flags(self) -> str:
-        """The same problems in command-line words: ``--frac-train=1.5 must be strictly between 0 and 1``."""
-        return "; ".join(f"--{name.replace('_', '-')}={self.values[name]!r} {text}" for name, text in self.problems)
 
 
 @dataclass(frozen=True)
@@ -176,61 +156,37 @@ class Config(StoredConfig):
         ranges and finiteness, then combinations of fields.
         """
         problems: list[tuple[str, str]] = []
-        self._fill_grokfast_defaults(problems)
-        bad_type = set()
-        for f in fields(self):
-            value, kind = getattr(self, f.name), _KINDS[f.name]
-            if not has_kind(value, kind):
-                problems.append((f.name, f"must be {KIND_WORDS[kind]}"))
-                bad_type.add(f.name)
-        ok = lambda *names: not bad_type.intersection(names)  # noqa: E731
+        self._fill_grokfast_defaults(problems)  # fills in the filter's defaults first: they are then checked
+        check = Problems(self, problems)
+        ok = check.ok
         if ok("task") and self.task not in TASKS:
-            problems.append(("task", f"is unknown; choose one of {sorted(TASKS)}"))
+            check.add("task", f"is unknown; choose one of {sorted(TASKS)}")
         if ok("p") and (not (P_MIN <= self.p <= P_MAX) or not is_prime(self.p)):
-            problems.append(("p", f"must be a prime in [{P_MIN}, {P_MAX}]"))
+            check.add("p", f"must be a prime in [{P_MIN}, {P_MAX}]")
         if ok("frac_train") and not 0.0 < self.frac_train < 1.0:
-            problems.append(("frac_train", "must be strictly between 0 and 1"))
+            check.add("frac_train", "must be strictly between 0 and 1")
         elif ok("frac_train", "task", "p") and self.task in TASKS and P_MIN <= self.p <= P_MAX:
             n_pairs = self.p * (self.p - 1) if TASKS[self.task].needs_nonzero_b else self.p * self.p
             n_train = int(self.frac_train * n_pairs)  # as tasks.make_dataset splits (frac < 1 leaves a test pair)
             if n_train < 1:
-                problems.append(
-                    (
-                        "frac_train",
-                        f"gives {n_train} of {n_pairs} pairs for training; the training set needs at least one pair",
-                    )
+                check.add(
+                    "frac_train",
+                    f"gives {n_train} of {n_pairs} pairs for training; the training set needs at least one pair",
                 )
-        for name in ("seed", "data_seed"):
-            value = getattr(self, name)
-            if ok(name) and value is not None and not 0 <= value < SEED_LIMIT:
-                problems.append((name, "must be in [0, 2^63) (a torch generator seed)"))
-        for name in ("d_model", "n_heads", "d_head", "d_mlp", "steps", "log_every", "save_every"):
-            if ok(name) and getattr(self, name) < 1:
-                problems.append((name, "must be at least 1"))
-        for name in ("warmup_steps", "save_log_points"):
-            if ok(name) and getattr(self, name) < 0:
-                problems.append((name, "must be at least 0"))
-        if ok("lr") and not self.lr > 0:
-            problems.append(("lr", "must be positive"))
-        if ok("weight_decay") and not self.weight_decay >= 0:
-            problems.append(("weight_decay", "must be at least 0"))
-        for name in ("beta1", "beta2"):
-            if ok(name) and not 0.0 <= getattr(self, name) < 1.0:
-                problems.append((name, "must be in [0, 1)"))
-        if ok("split") and self.split not in SPLITS:
-            problems.append(("split", f"must be one of {SPLITS}"))
-        if ok("matmul") and self.matmul not in MATMULS:
-            problems.append(("matmul", f"must be one of {MATMULS}"))
-        if ok("save_dtype") and self.save_dtype not in SAVE_DTYPES:
-            problems.append(("save_dtype", f"must be one of {SAVE_DTYPES}"))
-        if ok("lr_schedule") and self.lr_schedule not in LR_SCHEDULES:
-            problems.append(("lr_schedule", f"must be one of {LR_SCHEDULES}"))
+        check.seeds("seed", "data_seed")
+        check.at_least(1, "d_model", "n_heads", "d_head", "d_mlp", "steps", "log_every", "save_every")
+        check.at_least(0, "warmup_steps", "save_log_points")
+        check.positive("lr")
+        check.at_least(0, "weight_decay")
+        check.below_one("beta1", "beta2")
+        check.one_of("split", SPLITS)
+        check.one_of("matmul", MATMULS)
+        check.one_of("save_dtype", SAVE_DTYPES)
+        check.one_of("lr_schedule", LR_SCHEDULES)
         for name, allowed in _CHOICES.items():
-            if ok(name) and getattr(self, name) not in allowed:
-                problems.append((name, f"must be one of {allowed}"))
-        if ok("dropout") and not 0.0 <= self.dropout < 1.0:
-            problems.append(("dropout", "must be in [0, 1)"))
-        return problems
+            check.one_of(name, allowed)
+        check.below_one("dropout")
+        return check.list
 
     def _fill_grokfast_defaults(self, problems: list[tuple[str, str]]) -> None:
         """Give the chosen filter its default settings and refuse settings of another filter.
@@ -312,4 +268,3 @@ _CHOICES = {
 }
 
 # The declared kind of every field ("int", "float", "str", "int | None"), read once from the annotations.
-_KINDS = {f.name: str(f.type) for f in fields(Config)}

@@ -11,12 +11,11 @@ with 5% linear warm-up then cosine decay to 0.1x at the last step (27,000), and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import ClassVar
 
-from grokviz.core.config import SAVE_DTYPES, SEED_LIMIT, ConfigError
 from grokviz.core.digits_tasks import D_VOCAB, N_CTX, N_DIGITS
-from grokviz.core.stored import KIND_WORDS, StoredConfig, has_kind
+from grokviz.core.stored import SAVE_DTYPES, ConfigError, Problems, StoredConfig
 
 NORMALIZATIONS = ("LN", "RMS")
 UNEMBEDS = ("tied", "untied")
@@ -96,65 +95,35 @@ class DigitsConfig(StoredConfig):
 
     def problems(self) -> list[tuple[str, str]]:
         """Every (field, what is wrong and what is allowed); empty when valid (types, then ranges)."""
-        problems: list[tuple[str, str]] = []
-        bad = set()
-        for f in fields(self):
-            value, kind = getattr(self, f.name), str(f.type)
-            if not has_kind(value, kind):
-                problems.append((f.name, f"must be {KIND_WORDS[kind]}"))
-                bad.add(f.name)
-        ok = lambda *names: not bad.intersection(names)  # noqa: E731
+        check = Problems(self)
+        ok = check.ok
         if ok("curriculum"):
             try:
                 stages = parse_curriculum(self.curriculum)
                 if ok("steps") and len(stages) > 1 and stages[-2][1] >= self.steps:
-                    problems.append(("curriculum", f"ends its stages at step {stages[-2][1]}, not before --steps"))
+                    check.add("curriculum", f"ends its stages at step {stages[-2][1]}, not before --steps")
             except ValueError as exc:
-                problems.append(("curriculum", str(exc)))
-        for name in ("seed", "data_seed"):
-            value = getattr(self, name)
-            if ok(name) and value is not None and not 0 <= value < SEED_LIMIT:
-                problems.append((name, "must be in [0, 2^63) (a torch generator seed)"))
-        for name in ("val_size", "n_layers", "d_model", "n_heads", "d_mlp", "batch_size", "steps"):
-            if ok(name) and getattr(self, name) < 1:
-                problems.append((name, "must be at least 1"))
-        for name in ("log_every", "save_every"):
-            if ok(name) and getattr(self, name) < 1:
-                problems.append((name, "must be at least 1"))
-        if ok("save_log_points") and self.save_log_points < 0:
-            problems.append(("save_log_points", "must be at least 0"))
+                check.add("curriculum", str(exc))
+        check.seeds("seed", "data_seed")
+        check.at_least(1, "val_size", "n_layers", "d_model", "n_heads", "d_mlp", "batch_size", "steps")
+        check.at_least(1, "log_every", "save_every")
+        check.at_least(0, "save_log_points")
         if ok("d_model", "n_heads") and self.d_model >= 1 and self.n_heads >= 1 and self.d_model % self.n_heads:
-            problems.append(("n_heads", f"must divide d_model={self.d_model}"))
-        if ok("val_size") and self.val_size > 100_000:
-            problems.append(("val_size", "must be at most 100,000 (it is scored at every log row)"))
-        if ok("batch_size") and self.batch_size > 65_536:
-            problems.append(("batch_size", "must be at most 65,536"))
-        if ok("d_model") and self.d_model > 1024:
-            problems.append(("d_model", "must be at most 1024"))
-        if ok("d_mlp") and self.d_mlp > 8192:
-            problems.append(("d_mlp", "must be at most 8192"))
-        if ok("n_layers") and self.n_layers > 12:
-            problems.append(("n_layers", "must be at most 12"))
-        if ok("normalization") and self.normalization not in NORMALIZATIONS:
-            problems.append(("normalization", f"must be one of {NORMALIZATIONS}"))
-        if ok("unembed") and self.unembed not in UNEMBEDS:
-            problems.append(("unembed", f"must be one of {UNEMBEDS}"))
-        if ok("mlp_bias") and self.mlp_bias not in ("yes", "no"):
-            problems.append(("mlp_bias", "must be yes or no"))
-        if ok("lr") and not self.lr > 0:
-            problems.append(("lr", "must be positive"))
-        for name in ("min_lr_ratio", "warmup_frac"):
-            if ok(name) and not 0.0 <= getattr(self, name) <= 1.0:
-                problems.append((name, "must be in [0, 1]"))
-        for name in ("weight_decay", "grad_clip"):
-            if ok(name) and not getattr(self, name) >= 0:
-                problems.append((name, "must be at least 0"))
-        for name in ("beta1", "beta2"):
-            if ok(name) and not 0.0 <= getattr(self, name) < 1.0:
-                problems.append((name, "must be in [0, 1)"))
-        if ok("save_dtype") and self.save_dtype not in SAVE_DTYPES:
-            problems.append(("save_dtype", f"must be one of {SAVE_DTYPES}"))
-        return problems
+            check.add("n_heads", f"must divide d_model={self.d_model}")
+        check.at_most(100_000, "val_size", "must be at most 100,000 (it is scored at every log row)")
+        check.at_most(65_536, "batch_size", "must be at most 65,536")
+        check.at_most(1024, "d_model")
+        check.at_most(8192, "d_mlp")
+        check.at_most(12, "n_layers")
+        check.one_of("normalization", NORMALIZATIONS)
+        check.one_of("unembed", UNEMBEDS)
+        check.one_of("mlp_bias", ("yes", "no"), "must be yes or no")
+        check.positive("lr")
+        check.unit("min_lr_ratio", "warmup_frac")
+        check.at_least(0, "weight_decay", "grad_clip")
+        check.below_one("beta1", "beta2")
+        check.one_of("save_dtype", SAVE_DTYPES)
+        return check.list
 
     # Derived sizes (TransformerLens names).
     @property

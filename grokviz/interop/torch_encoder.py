@@ -36,8 +36,9 @@ from typing import Any
 import torch
 
 from grokviz.core.architecture import ACTIVATIONS
-from grokviz.core.config import Config, ConfigError
+from grokviz.core.config import Config
 from grokviz.core.params import Params, param_shapes
+from grokviz.core.stored import ConfigError
 from grokviz.errors import GrokvizError
 from grokviz.interop.files import load_torch_file
 from grokviz.interop.imported import ImportedRun, per_pair_losses

@@ -27,12 +27,14 @@ import torch
 from grokviz.core import digits_model, digits_tasks
 from grokviz.core.digits_config import DigitsConfig
 from grokviz.core.families import family_of, require_family
+from grokviz.core.params import Params
 from grokviz.errors import GrokvizError
 from grokviz.storage.log import LogWriter
-from grokviz.storage.resume import RESUME_FILE, load_resume_state, save_resume_state
-from grokviz.storage.runs import Run, open_run, require_new_folder, save_checkpoint, write_run_file
+from grokviz.storage.resume import save_resume_state
+from grokviz.storage.runs import Run, open_run, save_checkpoint, write_run_file
 from grokviz.training.device import configure_cpu, pick_device
 from grokviz.training.optim import AdamWState, Hyper, adamw_step, adder_learning_rate
+from grokviz.training.resume import fresh_start, resumed_start
 from grokviz.training.schedule import checkpoint_schedule, events_already_fired, new_events
 from grokviz.training.stop import StopFlag
 from grokviz.training.writer import BackgroundWriter, Clock
@@ -183,21 +185,12 @@ def _save_state(out: Path, step: int, host, cfg: DigitsConfig, also_checkpoint: 
         save_checkpoint(out, step, host[0], cfg)
 
 
-def _prepare(cfg: DigitsConfig, out: Path, resume: bool, dev: torch.device):
-    if resume:
-        run = open_run(out)
-        require_family(run.config, "digits", str(out), "grokviz train-digits --resume")
-        if run.config != cfg:
-            raise GrokvizError(f"{out}: --resume needs the run's own config; it differs from the one given")
-        if not (out / RESUME_FILE).is_file():
-            raise GrokvizError(f"{out}: no {RESUME_FILE}; this run cannot be resumed")
-        step, params, exp_avg, exp_avg_sq, _extra = load_resume_state(out)  # no Grokfast state here
-        for entry in out.glob(".*.tmp"):  # a killed write's leftovers
-            entry.unlink(missing_ok=True)
-        to_dev = lambda group: {k: v.to(dev) for k, v in group.items()}  # noqa: E731
-        params = {k: v.requires_grad_(True) for k, v in to_dev(params).items()}
-        count = torch.tensor(step, dtype=torch.int64, device=dev)
-        return step, params, AdamWState(step=count, exp_avg=to_dev(exp_avg), exp_avg_sq=to_dev(exp_avg_sq))
-    require_new_folder(out, other_choice=" or pass --resume")
-    params = {k: v.requires_grad_(True) for k, v in digits_model.init_params(cfg, dev).items()}
-    return 0, params, AdamWState.zeros_like(params)
+def _prepare(cfg: DigitsConfig, out: Path, resume: bool, dev: torch.device) -> tuple[int, Params, AdamWState]:
+    if not resume:
+        return fresh_start(out, lambda: digits_model.init_params(cfg, dev), dev)
+    run = open_run(out)
+    require_family(run.config, "digits", str(out), "grokviz train-digits --resume")
+    if run.config != cfg:
+        raise GrokvizError(f"{out}: --resume needs the run's own config; it differs from the one given")
+    step, params, state, _extra = resumed_start(out, dev)  # the adder has no Grokfast state
+    return step, params, state

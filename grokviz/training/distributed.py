@@ -1,7 +1,7 @@
 """Sweeps past one process: member groups as Ray tasks (``--ray ADDRESS|local``), and resumable sweeps
 (``--resume``), for ``grokviz.ensemble``. The batched loop itself is ``grokviz.training.ensemble``.
 
-A sweep is cut into the in-process ensemble's own groups (:func:`~grokviz.training.ensemble.plan_groups`:
+A sweep is cut into the in-process ensemble's own groups (:func:`~grokviz.training.members.plan_groups`:
 members with training sets of one size, ``--group-size`` at a time) and each group is one call of
 :func:`train_group`, which trains it exactly as the in-process ensemble does: on Ray, one task per
 group, asking for one GPU where the cluster has GPUs and ``--threads`` CPUs (default 1) otherwise.
@@ -30,7 +30,8 @@ from grokviz.storage.resume import RESUME_FILE, load_resume_state
 from grokviz.storage.runs import SWEEP_FILE, open_run, require_new_folder, write_run_file
 from grokviz.storage.sweeps import member_name, open_sweep, write_sweep_file
 from grokviz.training.device import configure_cpu, keep_freed_memory, matmul_precision, pick_device
-from grokviz.training.ensemble import MemberState, _check_members, plan_groups, sweep_axes, train_members
+from grokviz.training.ensemble import EnsembleOptions, check_members, sweep_axes, train_members
+from grokviz.training.members import MemberState, plan_groups
 
 # Re-runs of a group whose worker died (Ray's system failures; an error the task raises is not retried).
 MAX_RETRIES = 3
@@ -140,7 +141,7 @@ def prepare(
 ) -> list[list[int]]:
     """Write ``sweep.json`` and every member's ``run.json`` (a new folder, or check the one resumed) and
     return the groups still to train, as member indices."""
-    _check_members(configs)
+    check_members(configs)
     folders = [out / member_name(c) for c in configs]
     if resume:
         sweep = open_sweep(out)  # refuses a folder that is not a sweep, naming it
@@ -180,20 +181,17 @@ def run_sweep(
     out: str | Path,
     *,
     axes: dict | None = None,
-    save: str = "ends",
-    device: str = "auto",
-    threads: int | None = None,
-    progress: bool = True,
-    use_graphs: bool = True,
-    group_size: int | None = None,
     resume: bool = False,
     ray_address: str | None = None,
     local_cpus: int | None = None,
+    **options,
 ) -> list[Path]:
     """Train the sweep ``configs`` into ``out`` group by group: in this process (``ray_address`` None)
     or as Ray tasks (``"local"``: a Ray instance started for the run, with ``local_cpus`` CPUs; else
     the address of a running cluster). ``resume`` trains only the members not finished in ``out``.
-    One progress bar counts members. Returns every member's folder."""
+    ``options``: the fields of :class:`~grokviz.training.ensemble.EnsembleOptions`, as
+    ``train_ensemble`` takes them. One progress bar counts members. Returns every member's folder."""
+    opts = EnsembleOptions(**options)
     out = Path(out)
     ray = ray_module() if ray_address is not None else None
     # Ray first: a cluster that cannot be reached leaves no sweep folder behind.
@@ -202,25 +200,29 @@ def run_sweep(
 
     bar = None
     try:
-        groups = prepare(configs, out, axes, group_size, resume)
+        groups = prepare(configs, out, axes, opts.group_size, resume)
         folders = [out / member_name(c) for c in configs]
         left = sum(len(g) for g in groups)
         bar = tqdm(
-            total=len(configs), initial=len(configs) - left, disable=not progress, unit="member", dynamic_ncols=True
+            total=len(configs),
+            initial=len(configs) - left,
+            disable=not opts.progress,
+            unit="member",
+            dynamic_ncols=True,
         )
         if ray is None:
             for group in groups:
                 train_group(
                     [configs[i] for i in group],
                     [folders[i] for i in group],
-                    save=save,
-                    device=device,
-                    threads=threads,
-                    use_graphs=use_graphs,
+                    save=opts.save,
+                    device=opts.device,
+                    threads=opts.threads,
+                    use_graphs=opts.use_graphs,
                 )
                 bar.update(len(group))
         elif groups:
-            _run_on_ray(ray, ray_address, groups, configs, folders, bar, save, device, threads, use_graphs)
+            _run_on_ray(ray, ray_address, groups, configs, folders, bar, opts)
     finally:
         if bar is not None:
             bar.close()
@@ -265,7 +267,8 @@ def _connect(ray, address: str, local_cpus: int | None) -> bool:
     return True
 
 
-def _run_on_ray(ray, address, groups, configs, folders, bar, save, device, threads, use_graphs) -> None:
+def _run_on_ray(ray, address, groups, configs, folders, bar, opts: EnsembleOptions) -> None:
+    device, threads = opts.device, opts.threads
     gpus = ray.cluster_resources().get("GPU", 0)
     if device == "cuda" and gpus < 1:
         raise GrokvizError(f"--device cuda: the Ray cluster at {address} has no GPU")
@@ -278,10 +281,10 @@ def _run_on_ray(ray, address, groups, configs, folders, bar, save, device, threa
         task.remote(
             [configs[i] for i in group],
             [str(folders[i]) for i in group],
-            save,
+            opts.save,
             "cuda" if on_gpu else "cpu",
             threads or (None if on_gpu else 1),
-            use_graphs,
+            opts.use_graphs,
         ): group
         for group in groups
     }

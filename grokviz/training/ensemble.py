@@ -1,11 +1,7 @@
-"""Many models in one process: ``train_ensemble(configs, out)`` (command line: ``grokviz.ensemble``).
+"""Many models in one process: ``train_ensemble(configs, out)`` (command line: ``grokviz ensemble``).
 
 Every parameter gets a leading member axis (``[member, ...]``) and one step trains all members
-at once: the forward is ``torch.func.vmap`` over :func:`grokviz.core.fast_path.forward_last` (the single
-run's own fast path, so there is one model definition), the backward is one ``autograd.grad``
-of the summed member losses (members share no weights, so each gets exactly its own gradient),
-and AdamW is the single run's update with the per-member learning rate and weight decay as
-broadcast tensors.
+at once (``grokviz.training.members``: the batched step, one model definition with the single run).
 
 Members may differ in ``seed``, ``data_seed``, ``lr``, ``weight_decay``, ``frac_train`` and the
 Grokfast filter's ``grokfast_lamb`` (a ``[member]`` tensor in the filter, as lr and weight decay
@@ -37,13 +33,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
-from torch.func import vmap
 
-from grokviz.core.architecture import REFERENCE, Architecture
-from grokviz.core.config import Config, dataset_for
+from grokviz.core.config import Config
 from grokviz.core.families import family_of
-from grokviz.core.fast_path import forward_last
-from grokviz.core.params import Params, init_params
+from grokviz.core.params import Params
 from grokviz.errors import GrokvizError
 from grokviz.storage.lock import FolderLock
 from grokviz.storage.log import LogWriter
@@ -52,15 +45,37 @@ from grokviz.storage.runs import open_run, require_new_folder, save_checkpoint, 
 from grokviz.storage.sweeps import MEMBER_FIELDS, member_name, write_sweep_file
 from grokviz.training import memory
 from grokviz.training.device import configure_cpu, keep_freed_memory, matmul_precision, pick_device
-from grokviz.training.dropout import DropoutDraw, capturable, draw_for, stacked
-from grokviz.training.graphs import replayable
-from grokviz.training.grokfast import Grokfast
-from grokviz.training.optim import AdamWState, Hyper
+from grokviz.training.dropout import capturable
+from grokviz.training.members import MemberBatch, MemberState, group_steps, make_groups, restore, step_group
 from grokviz.training.schedule import CUDA_FLUSH_EVERY, checkpoint_schedule, events_already_fired, new_events
-from grokviz.training.step import apply_update, cross_entropy64, log_record, loss_and_accuracy
+from grokviz.training.step import log_record
 from grokviz.training.writer import BackgroundWriter, Clock, ready_event, to_host
 
 SAVE_MODES = ("ends", "schedule")
+
+
+@dataclass(frozen=True)
+class EnsembleOptions:
+    """How to train a sweep, not what (nothing here is stored in the run): the keyword arguments
+    that :func:`train_ensemble` and ``grokviz.training.distributed.run_sweep`` both take.
+
+    ``save``: which checkpoints each member keeps (:data:`SAVE_MODES`). ``use_graphs`` (CUDA only)
+    replays each group's steps as CUDA graphs; False runs eagerly. ``group_size`` caps the members
+    stepped together (None: all members with one train-set size): fewer at a time need less
+    activation memory, and each still equals its single run."""
+
+    save: str = "ends"
+    device: str = "auto"
+    threads: int | None = None
+    progress: bool = True
+    use_graphs: bool = True
+    group_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.save not in SAVE_MODES:
+            raise GrokvizError(f"save={self.save!r} must be one of {SAVE_MODES}")
+        if self.group_size is not None and self.group_size < 1:
+            raise GrokvizError(f"group_size={self.group_size} must be at least 1")
 
 
 def grid_configs(
@@ -93,7 +108,7 @@ def grid_configs(
     ]
 
 
-def _check_members(configs: list[Config]) -> None:
+def check_members(configs: list[Config]) -> None:
     if not configs:
         raise GrokvizError("an ensemble needs at least one member")
     shared = [f.name for f in fields(Config) if f.name not in MEMBER_FIELDS]
@@ -106,173 +121,25 @@ def _check_members(configs: list[Config]) -> None:
         raise GrokvizError("two members have the same config; give each axis distinct values")
 
 
-def stack(trees: list[Params]) -> Params:
-    """Per-member parameter dicts -> one dict of [member, ...] tensors."""
-    return {name: torch.stack([tree[name] for tree in trees]) for name in trees[0]}
-
-
-def _member_metrics(params: Params, a, b, labels, arch: Architecture = REFERENCE, masks=None):
-    """One member: (loss, accuracy) of the single run's own forward and loss (vmapped below)."""
-    return loss_and_accuracy(forward_last(params, a, b, arch=arch, dropout=masks), labels)
-
-
-def _member_loss(params: Params, a, b, labels, arch: Architecture = REFERENCE, masks=None) -> torch.Tensor:
-    return cross_entropy64(forward_last(params, a, b, arch=arch, dropout=masks), labels)
-
-
-# params [member, ...], a/b/labels [member, batch] (masks: site -> [member, ...], or None) ->
-# (loss [member] float64, accuracy [member]); batched_loss: the steps that log nothing.
-# The architecture is shared by every member and is not batched.
-_BATCHED = {
-    (fn, with_masks): vmap(fn, in_dims=(0, 0, 0, 0, None, 0 if with_masks else None))
-    for fn in (_member_metrics, _member_loss)
-    for with_masks in (False, True)
-}
-
-
-def batched_metrics(params: Params, a, b, labels, arch: Architecture = REFERENCE, masks=None):
-    return _BATCHED[_member_metrics, masks is not None](params, a, b, labels, arch, masks)
-
-
-def batched_loss(params: Params, a, b, labels, arch: Architecture = REFERENCE, masks=None) -> torch.Tensor:
-    return _BATCHED[_member_loss, masks is not None](params, a, b, labels, arch, masks)
-
-
-@dataclass
-class MemberBatch:
-    """Members with training sets of one size, trained by one batched step."""
-
-    members: list[int]  # indices into the ensemble's configs
-    configs: list[Config]
-    params: Params  # [member, ...], requires grad
-    state: AdamWState
-    hyper: Hyper  # AdamW schedule, one column per member: [steps, 3, member]
-    train: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # a, b, labels: [member, n_train]
-    test: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # a, b, labels: [member, n_test]
-    grokfast: Grokfast | None = None  # the gradient filter, lamb: [member]
-    dropout: list[DropoutDraw] | None = None  # each member's masks (its single run's), None without dropout
-
-    @property
-    def arch(self) -> Architecture:
-        return self.configs[0].architecture  # members share every non-member field
-
-
-def plan_groups(configs: list[Config], group_size: int | None = None, datasets=None) -> list[list[int]]:
-    """Indices of the members of each group: training sets of one size, at most ``group_size`` per group."""
-    by_size: dict[int, list[int]] = {}
-    datasets = datasets or [dataset_for(cfg) for cfg in configs]
-    for i, data in enumerate(datasets):
-        by_size.setdefault(len(data.train_idx), []).append(i)
-    return [
-        same_size[start : start + (group_size or len(same_size))]
-        for same_size in by_size.values()
-        for start in range(0, len(same_size), group_size or len(same_size))
-    ]
-
-
-def make_groups(configs: list[Config], dev: torch.device, group_size: int | None = None) -> list[MemberBatch]:
-    """Members with training sets of one size, at most ``group_size`` of them per group (None: all)."""
-    datasets = [dataset_for(cfg) for cfg in configs]
-    groups = []
-    for members in plan_groups(configs, group_size, datasets):
-
-        def split(which: str) -> tuple[torch.Tensor, ...]:
-            parts = [
-                [t[getattr(datasets[i], which)] for t in (datasets[i].a, datasets[i].b, datasets[i].labels)]
-                for i in members
-            ]
-            return tuple(torch.stack(column).to(dev) for column in zip(*parts))
-
-        params = stack([init_params(configs[i], dev) for i in members])
-        params = {k: v.requires_grad_(True) for k, v in params.items()}
-        group_configs = [configs[i] for i in members]
-        groups.append(
-            MemberBatch(
-                members,
-                group_configs,
-                params,
-                AdamWState.zeros_like(params),
-                Hyper.of(group_configs, dev),
-                split("train_idx"),
-                split("test_idx"),
-                Grokfast.of(group_configs, params),
-                _dropout_draws(group_configs, len(datasets[members[0]].train_idx), dev),
-            )
-        )
-    return groups
-
-
-def _dropout_draws(configs: list[Config], n_train: int, dev: torch.device) -> list[DropoutDraw] | None:
-    draws = [draw_for(cfg, n_train, dev) for cfg in configs]
-    return None if draws[0] is None else draws
-
-
-def step_group(group: MemberBatch, evaluate: bool, update: bool = True) -> torch.Tensor | None:
-    """One full-batch step of every member of ``group``, as the single run's step does it.
-
-    Returns [member, 4] metrics of the weights before the update (train loss, train accuracy,
-    test loss, test accuracy) if ``evaluate``, then applies one AdamW update unless ``update`` is
-    False (the last step is only evaluated).
-    """
-    metrics, arch = None, group.arch
-    masks = stacked(group.dropout, int(group.state.step)) if group.dropout else None
-    if not evaluate:
-        train_loss = batched_loss(group.params, *group.train, arch, masks)  # [member]
-    else:
-        train_loss, train_acc = batched_metrics(group.params, *group.train, arch, masks)  # [member] each
-        with torch.no_grad():
-            logged_loss, logged_acc = train_loss.detach(), train_acc
-            if masks is not None:  # logged: the model's own metrics, as the single run logs them
-                logged_loss, logged_acc = batched_metrics(group.params, *group.train, arch, None)
-            test_loss, test_acc = batched_metrics(group.params, *group.test, arch, None)
-        metrics = torch.stack([logged_loss, logged_acc, test_loss, test_acc], dim=1)  # [member, 4]
-    if update:
-        # Members share no weights: the gradient of the sum is each member's own gradient, and
-        # the update is the single run's, with [member] learning rates and weight decays.
-        apply_update(group.params, group.state, train_loss.sum(), group.hyper, group.grokfast)
-    return metrics
-
-
-def group_steps(group: MemberBatch, use_graphs: bool) -> tuple[Callable[[], torch.Tensor], Callable[[], None]]:
-    """(logged, plain) step functions of ``group``, each replayed as a CUDA graph on CUDA."""
-    state = [*group.params.values(), *group.state.tensors(), *(group.grokfast.tensors() if group.grokfast else [])]
-    logged = replayable(lambda: step_group(group, evaluate=True), state, use_graph=use_graphs)
-    plain = replayable(lambda: step_group(group, evaluate=False), state, use_graph=use_graphs)
-    return logged, plain
-
-
 def train_ensemble(
-    configs: list[Config],
-    out: str | Path,
-    *,
-    axes: dict[str, list] | None = None,
-    save: str = "ends",
-    device: str = "auto",
-    threads: int | None = None,
-    progress: bool = True,
-    use_graphs: bool = True,
-    group_size: int | None = None,
+    configs: list[Config], out: str | Path, *, axes: dict[str, list] | None = None, **options
 ) -> list[Path]:
     """Train every config as one member of a sweep folder ``out``; returns the member folders.
 
-    ``use_graphs`` (CUDA only) replays each group's steps as CUDA graphs; False runs eagerly.
-    ``group_size`` caps the members stepped together (None: all members with one train-set size):
-    fewer at a time need less activation memory, and each still equals its single run.
+    ``options``: the fields of :class:`EnsembleOptions` (how to train). ``axes``: what ``sweep.json``
+    names as the sweep's axes (None: the member fields that differ).
     Refused, before anything is allocated or written, when the estimate exceeds the free memory."""
-    _check_members(configs)
-    if save not in SAVE_MODES:
-        raise GrokvizError(f"save={save!r} must be one of {SAVE_MODES}")
-    if group_size is not None and group_size < 1:
-        raise GrokvizError(f"group_size={group_size} must be at least 1")
+    check_members(configs)
+    opts = EnsembleOptions(**options)
     out = Path(out)
     require_new_folder(out, other_choice=" or pass --resume")
-    dev = pick_device(device)
+    dev = pick_device(opts.device)
     largest = max(configs, key=lambda cfg: cfg.frac_train)  # the largest training set sets the activations
-    note = memory.check_fits(memory.estimate(largest, len(configs), group_size), dev)
-    if note and progress:
+    note = memory.check_fits(memory.estimate(largest, len(configs), opts.group_size), dev)
+    if note and opts.progress:
         print(f"note: {note}", file=sys.stderr)
     if dev.type == "cpu":
-        configure_cpu(threads)
+        configure_cpu(opts.threads)
         keep_freed_memory()
     folders = [out / member_name(c) for c in configs]
 
@@ -281,13 +148,15 @@ def train_ensemble(
         write_sweep_file(out, configs, axes or sweep_axes(configs))
 
     # One writer per folder: the sweep folder and every member's run folder are locked, so a
-    # `grokviz.train --resume` of a member refuses while the ensemble trains it.
+    # `grokviz train --resume` of a member refuses while the ensemble trains it.
     with contextlib.ExitStack() as locks:
         locks.enter_context(FolderLock(out, create=True))
         for folder in folders:
             locks.enter_context(FolderLock(folder, create=True))
         with matmul_precision(configs[0], dev):
-            return train_members(configs, folders, dev, save, progress, use_graphs, group_size, prologue=write_sweep)
+            return train_members(
+                configs, folders, dev, opts.save, opts.progress, opts.use_graphs, opts.group_size, prologue=write_sweep
+            )
 
 
 def sweep_axes(configs: list[Config]) -> dict[str, list]:
@@ -297,19 +166,6 @@ def sweep_axes(configs: list[Config]) -> dict[str, list]:
         for f in MEMBER_FIELDS
         if len({getattr(c, f) for c in configs}) > 1
     }
-
-
-# Per member: (fp32 weights, exp_avg, exp_avg_sq) after ``step`` updates, as ``load_resume_state`` reads them.
-MemberState = tuple[Params, Params, Params]
-
-
-def restore(group: MemberBatch, step: int, states: list[MemberState]) -> None:
-    """Put the members' saved weights and AdamW moments into ``group``, which continues at ``step``."""
-    with torch.no_grad():
-        for target, index in ((group.params, 0), (group.state.exp_avg, 1), (group.state.exp_avg_sq, 2)):
-            for name, tensor in target.items():
-                tensor.copy_(torch.stack([state[index][name] for state in states]))
-        group.state.step.fill_(step)
 
 
 def train_members(

@@ -30,8 +30,8 @@ from grokviz.core.params import Params, init_params
 from grokviz.errors import GrokvizError
 from grokviz.storage.lock import FolderLock
 from grokviz.storage.log import LogWriter
-from grokviz.storage.resume import RESUME_FILE, load_resume_state, save_resume_state
-from grokviz.storage.runs import Run, open_run, require_new_folder, save_checkpoint, write_run_file
+from grokviz.storage.resume import RESUME_FILE, save_resume_state
+from grokviz.storage.runs import Run, open_run, save_checkpoint, write_run_file
 from grokviz.training import memory
 from grokviz.training.device import configure_cpu, matmul_precision, pick_device
 from grokviz.training.dropout import DropoutDraw, capturable, draw_for
@@ -39,6 +39,7 @@ from grokviz.training.graphs import replayable
 from grokviz.training.grokfast import STATE_PREFIX as GROKFAST_PREFIX
 from grokviz.training.grokfast import Grokfast
 from grokviz.training.optim import AdamWState, Hyper
+from grokviz.training.resume import fresh_start, resumed_start
 from grokviz.training.schedule import CUDA_FLUSH_EVERY, checkpoint_schedule, events_already_fired, new_events
 from grokviz.training.step import apply_update, cross_entropy64, log_record, loss_and_accuracy
 from grokviz.training.stop import StopFlag
@@ -263,24 +264,13 @@ def check_extension(stored: Config, wanted: Config, resume_step: int, source: Pa
 def _prepare_run(
     cfg: Config, out: Path, resume: bool, dev: torch.device
 ) -> tuple[int, Params, AdamWState, Grokfast | None]:
-    if resume:
-        run = open_run(out)
-        if not (out / RESUME_FILE).is_file():
-            raise GrokvizError(f"{out}: no {RESUME_FILE}; this run cannot be resumed")
-        step, params, exp_avg, exp_avg_sq, extra = load_resume_state(out)
-        check_extension(run.config, cfg, step, out)
-        # Checkpoints after the resume point stay: the resumed loop is deterministic and rewrites
-        # them with the same contents. Temporary files of a killed write are removed.
-        for entry in out.glob(".*.tmp"):
-            entry.unlink(missing_ok=True)
-        to_dev = lambda group: {k: v.to(dev) for k, v in group.items()}  # noqa: E731
-        params = {k: v.requires_grad_(True) for k, v in to_dev(params).items()}
-        step_count = torch.tensor(step, dtype=torch.int64, device=dev)
-        grokfast = Grokfast.of(cfg, params)
-        if grokfast is not None:
-            grokfast.load_state(extra.get(GROKFAST_PREFIX, {}), str(out / RESUME_FILE))
-        state = AdamWState(step=step_count, exp_avg=to_dev(exp_avg), exp_avg_sq=to_dev(exp_avg_sq))
-        return step, params, state, grokfast
-    require_new_folder(out, other_choice=" or pass --resume")
-    params = {k: v.requires_grad_(True) for k, v in init_params(cfg, dev).items()}
-    return 0, params, AdamWState.zeros_like(params), Grokfast.of(cfg, params)
+    if not resume:
+        step, params, state = fresh_start(out, lambda: init_params(cfg, dev), dev)
+        return step, params, state, Grokfast.of(cfg, params)
+    run = open_run(out)
+    step, params, state, extra = resumed_start(out, dev)
+    check_extension(run.config, cfg, step, out)
+    grokfast = Grokfast.of(cfg, params)
+    if grokfast is not None:
+        grokfast.load_state(extra.get(GROKFAST_PREFIX, {}), str(out / RESUME_FILE))
+    return step, params, state, grokfast

@@ -17,8 +17,8 @@ import torch
 from grokviz.core.config import Config
 from grokviz.core.params import init_params
 from grokviz.errors import GrokvizError
-from grokviz.training.ensemble import make_groups, step_group
 from grokviz.training.graphs import replayable
+from grokviz.training.members import make_groups, step_group
 from grokviz.training.optim import AdamWState, Hyper, adamw_step, learning_rate
 from grokviz.training.single import SingleStep
 from grokviz.training.writer import BackgroundWriter, Clock, to_host

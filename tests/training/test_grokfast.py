@@ -15,8 +15,9 @@ from grokviz.core.params import init_params
 from grokviz.errors import GrokvizError
 from grokviz.storage.resume import RESUME_FILE, load_resume_state
 from grokviz.storage.runs import open_run
-from grokviz.training.ensemble import make_groups, step_group, train_ensemble
+from grokviz.training.ensemble import train_ensemble
 from grokviz.training.grokfast import Grokfast
+from grokviz.training.members import make_groups, step_group
 from grokviz.training.optim import AdamWState, Hyper, learning_rate
 from grokviz.training.single import SingleStep, train
 from grokviz.training.step import cross_entropy64

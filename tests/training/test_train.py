@@ -175,13 +175,14 @@ def test_tf32_is_refused_on_a_cpu_before_anything_is_written(tmp_path, tiny_conf
 
 def test_a_step_that_cannot_be_captured_leaves_no_folder(tmp_path, tiny_config, monkeypatch) -> None:
     import grokviz.training.ensemble as ensemble
+    import grokviz.training.members as members
     import grokviz.training.single as trainer
 
     def refuse(step, state, use_graph=True):
         raise GrokvizError("this step cannot be captured as a CUDA graph (...); train with --eager")
 
     monkeypatch.setattr(trainer, "replayable", refuse)
-    monkeypatch.setattr(ensemble, "replayable", refuse)
+    monkeypatch.setattr(members, "replayable", refuse)
     with pytest.raises(GrokvizError, match="--eager"):
         train(tiny_config, tmp_path / "run", progress=False)
     with pytest.raises(GrokvizError, match="--eager"):

@@ -1,0 +1,63 @@
+"""What the two ``train`` commands share: their parser's layout and their ``main``.
+
+Each family's command module (``train``, ``train_digits``) names only what is its own: the
+config class, the training loop, whether ``--resume --steps N`` may extend a run, and the one
+line it prints about the finished run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from grokviz.commands.flags import (
+    Parser,
+    add_config_flags,
+    add_run_folder_flags,
+    add_runtime_flags,
+    config_from_args,
+    config_on_resume,
+    fail,
+)
+from grokviz.errors import GrokvizError
+
+
+def trainer_parser(
+    prog: str, description: str, resume_help: str, config_class, device: str = "auto", eager: bool = True
+) -> argparse.ArgumentParser:
+    """A trainer's flags: the run folder, how to train (``device``: the ``--device`` default;
+    ``eager``: offer ``--eager``), then one flag per field of ``config_class``."""
+    parser = Parser(prog=prog, description=description)
+    add_run_folder_flags(parser, resume_help)
+    add_runtime_flags(parser, device=device, eager=eager)
+    add_config_flags(parser, config_class=config_class)
+    return parser
+
+
+def trainer_main(
+    argv: list[str] | None,
+    parser: argparse.ArgumentParser,
+    config_class,
+    train: Callable[[object, argparse.Namespace], object],
+    report: Callable[[object], str],
+    extendable: bool = False,
+) -> int:
+    """Parse ``argv``, build the config (or read the run's own on ``--resume``), call
+    ``train(cfg, args)`` and print ``<run>: step N, <report(last log row)>, K checkpoints``.
+
+    A :class:`GrokvizError` ends as one ``error:`` line and exit status 2, nothing half-written."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    try:
+        if args.resume:
+            command = f"{parser.prog} --resume"
+            cfg = config_on_resume(args, argv, config_class.family, command, extendable=extendable)
+        else:
+            cfg = config_from_args(args, config_class)
+        run = train(cfg, args)
+    except GrokvizError as exc:
+        return fail(exc)
+    final = run.log().iloc[-1]
+    print(f"{run.path}: step {int(final.step)}, {report(final)}, {len(run.steps())} checkpoints")
+    return 0
