@@ -7,13 +7,10 @@ and the last log row at or before the step when the run has a log. Definitions: 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import pandas as pd
-
 from grokviz.analysis import digits
 from grokviz.core import digits_model, digits_tasks
 from grokviz.core.digits_config import DigitsConfig
+from grokviz.core.families import SummaryRequest
 from grokviz.core.params import Params, n_params
 
 
@@ -47,25 +44,17 @@ def summarise_digits(cfg: DigitsConfig, step: int, params: Params, log_row: dict
     return out
 
 
-def summarise_checkpoint(
-    cfg: DigitsConfig,
-    step: int,
-    params: Params,
-    log: Callable[[], pd.DataFrame] | None = None,
-    key_freqs: str | None = None,
-    threshold: float = 0.85,
-    source: str = "this run",
-) -> dict:
+def summarise_checkpoint(request: SummaryRequest) -> dict:
     """What ``grokviz analyze`` reports of an adder checkpoint (the family table's summary):
-    :func:`summarise_digits` with the run's last log row at or before ``step``. ``key_freqs`` and
-    ``threshold`` are the modular family's (``analyze`` refuses ``--key-freqs`` here)."""
+    :func:`summarise_digits` with the run's last log row at or before the step. The request's
+    ``key_freqs`` and ``threshold`` are the modular family's (``analyze`` refuses ``--key-freqs`` here)."""
     log_row = None
-    frame = log() if log is not None else None
+    frame = request.log() if request.log is not None else None
     if frame is not None:
-        earlier = frame[frame["step"] <= step]
+        earlier = frame[frame["step"] <= request.step]
         if len(earlier):
             log_row = {k: (int(v) if k == "step" else float(v)) for k, v in earlier.iloc[-1].items()}
-    return summarise_digits(cfg, step, params, log_row)
+    return summarise_digits(request.config, request.step, request.params, log_row)
 
 
 def human(path: str, out: dict) -> str:

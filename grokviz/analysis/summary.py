@@ -9,15 +9,12 @@ few more. Pure: weights in, a dict out.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import pandas as pd
-
 from grokviz.analysis.baseline import baseline, evaluate
 from grokviz.analysis.group import group_for
 from grokviz.analysis.neurons import key_frequencies, neuron_stats
 from grokviz.analysis.progress import progress_measures_from_logits
 from grokviz.core.config import Config, check_analysable, dataset_for
+from grokviz.core.families import SummaryRequest
 from grokviz.core.params import Params
 from grokviz.core.tasks import FOURIER_TASKS
 from grokviz.errors import GrokvizError
@@ -65,20 +62,14 @@ def summarise(
     }
 
 
-def summarise_checkpoint(
-    cfg: Config,
-    step: int,
-    params: Params,
-    log: Callable[[], pd.DataFrame] | None = None,
-    key_freqs: str | None = None,
-    threshold: float = 0.85,
-    source: str = "this run",
-) -> dict:
+def summarise_checkpoint(request: SummaryRequest) -> dict:
     """What ``grokviz analyze`` reports of a modular checkpoint (the family table's summary): the
     options checked in words first (too large to analyse live, bad ``--key-freqs``), then
-    :func:`summarise`. ``log`` is not read (the modular summary comes from the weights)."""
-    check_analysable(cfg, source)
-    return summarise(cfg, step, params, parse_key_frequencies(key_freqs, cfg.p), threshold)
+    :func:`summarise`. The request's ``log`` is not read (the modular summary comes from the weights)."""
+    cfg = request.config
+    check_analysable(cfg, request.source)
+    key_freqs = parse_key_frequencies(request.key_freqs, cfg.p)
+    return summarise(cfg, request.step, request.params, key_freqs, request.threshold)
 
 
 def parse_key_frequencies(text: str | None, p: int) -> list[int] | None:

@@ -24,7 +24,7 @@ import torch
 from grokviz.analysis.progress import phase_boundaries
 from grokviz.commands.flags import Parser, fail, fraction, threads
 from grokviz.commands.flags import step as step_number
-from grokviz.core.families import FAMILIES, family_of
+from grokviz.core.families import FAMILIES, SummaryRequest, family_of
 from grokviz.errors import GrokvizError
 from grokviz.storage.target import open_checkpoint
 
@@ -99,15 +99,16 @@ def main(argv: list[str] | None = None) -> int:
             raise GrokvizError(f"{path}: --timeline needs a run folder, not a single checkpoint file")
         summary = family.load(family.summary_path)
         run = checkpoint.run
-        out = summary.summarise_checkpoint(
+        request = SummaryRequest(
             checkpoint.config,
             checkpoint.step,
             checkpoint.params,
-            log=None if run is None else run.log,  # read only by a summary that shows the log
+            log=None if run is None else run.log,
             key_freqs=args.key_freqs,
             threshold=args.threshold,
             source=str(path),
         )
+        out = summary.summarise_checkpoint(request)
         for problem in checkpoint.skipped:  # broken files are skipped, and said so
             print(f"warning: {problem}", file=sys.stderr)
         if args.timeline:

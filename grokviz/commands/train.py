@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from grokviz.commands.trainer import trainer_main, trainer_parser
+from grokviz.commands.trainer import run_options, trainer_main, trainer_parser
 from grokviz.core.config import Config
 from grokviz.training.single import train
 
@@ -23,15 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(cfg: Config, args: argparse.Namespace):
-    return train(
-        cfg,
-        args.out,
-        resume=args.resume,
-        device=args.device,
-        threads=args.threads,
-        progress=not args.no_progress,
-        use_graphs=not args.eager,
-    )
+    return train(cfg, args.out, use_graphs=not args.eager, **run_options(args))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from grokviz.commands.trainer import trainer_main, trainer_parser
+from grokviz.commands.trainer import run_options, trainer_main, trainer_parser
 from grokviz.core.digits_config import DigitsConfig
 
 __all__ = ["build_parser", "main"]
@@ -29,9 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _train(cfg: DigitsConfig, args: argparse.Namespace):
     from grokviz.training.digits import train_digits  # imported here: --help must not load torch
 
-    return train_digits(
-        cfg, args.out, resume=args.resume, device=args.device, threads=args.threads, progress=not args.no_progress
-    )
+    return train_digits(cfg, args.out, **run_options(args))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,11 @@ def trainer_parser(
     return parser
 
 
+def run_options(args: argparse.Namespace) -> dict:
+    """The trainer flags as ``training.options.RunOptions`` keyword arguments."""
+    return {"resume": args.resume, "device": args.device, "threads": args.threads, "progress": not args.no_progress}
+
+
 def trainer_main(
     argv: list[str] | None,
     parser: argparse.ArgumentParser,

@@ -42,7 +42,7 @@ class Family:
     train_command: str  # the command that trains it
     log_columns: tuple[str, ...]  # log.csv's header, in order
     param_shapes_path: str  # (config) -> {tensor name: shape}, in a checkpoint's canonical order
-    summary_path: str  # module with summarise_checkpoint(...) and human(...): what `analyze` prints
+    summary_path: str  # module with summarise_checkpoint(SummaryRequest) and human(path, dict): what `analyze` prints
     analyze_flags: tuple[str, ...] = ()  # analyze's options beyond the shared ones that apply to it
     exporters: dict[str, str] = field(default_factory=dict)  # format -> "module:function"
 
@@ -61,6 +61,23 @@ class Family:
         if fmt not in self.exporters:
             raise GrokvizError(f"{source}: is {self.label}; grokviz cannot export it to {fmt}")
         return self.load(self.exporters[fmt])
+
+
+@dataclass(frozen=True)
+class SummaryRequest:
+    """What ``grokviz analyze`` asks a family's summary (``summarise_checkpoint(request) -> dict``):
+    one checkpoint, and the options. ``log`` is read only by a summary that reports the log;
+    ``key_freqs`` (``"1,2,3"``) and ``threshold`` are the modular family's, and ``analyze`` refuses
+    them for a family whose ``analyze_flags`` do not name them. ``source`` names the checkpoint in
+    messages."""
+
+    config: StoredConfig
+    step: int
+    params: Any  # {tensor name: tensor}, as the family's param_shapes lists them
+    log: Callable[[], Any] | None = None  # () -> the run's log as a DataFrame
+    key_freqs: str | None = None
+    threshold: float = 0.85
+    source: str = "this run"
 
 
 MODULAR_LOG_COLUMNS = ("step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")

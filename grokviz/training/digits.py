@@ -19,7 +19,6 @@ The command line is ``grokviz.train_digits``.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import torch
@@ -33,11 +32,12 @@ from grokviz.storage.log import LogWriter
 from grokviz.storage.resume import save_resume_state
 from grokviz.storage.runs import Run, open_run, save_checkpoint, write_run_file
 from grokviz.training.device import configure_cpu, pick_device
+from grokviz.training.loop import TrainingLoop
 from grokviz.training.optim import AdamWState, Hyper, adamw_step, adder_learning_rate
+from grokviz.training.options import RunOptions
 from grokviz.training.resume import fresh_start, resumed_start
 from grokviz.training.schedule import checkpoint_schedule, events_already_fired, new_events
-from grokviz.training.stop import StopFlag
-from grokviz.training.writer import BackgroundWriter, Clock
+from grokviz.training.writer import Clock
 
 # Validation exact-match levels whose first crossing saves a checkpoint.
 EXACT_EVENTS = {"val_exact": (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995)}
@@ -92,22 +92,16 @@ def evaluate(params, pairs: digits_tasks.PairSet, chunk: int = 4096) -> tuple[fl
     return float(sum(losses) / n), float(sum(exact) / n), (sum(per_pos) / n).tolist()
 
 
-def train_digits(
-    cfg: DigitsConfig,
-    out: str | os.PathLike,
-    *,
-    resume: bool = False,
-    device: str = "cpu",
-    threads: int | None = None,
-    progress: bool = True,
-    stop_after_steps: int | None = None,
-) -> Run:
-    """Train ``cfg`` into the run folder ``out`` and return it opened (``resume``: continue it;
-    ``stop_after_steps``: stop after that many steps of this call, as a kill would, for tests)."""
+def train_digits(cfg: DigitsConfig, out: str | os.PathLike, **options) -> Run:
+    """Train ``cfg`` into the run folder ``out`` and return it opened. ``options``: the fields of
+    :class:`~grokviz.training.options.RunOptions`; ``device`` defaults to ``"cpu"`` here (the
+    adder's tiny model is launch-bound on a GPU)."""
+    opts = RunOptions(**{"device": "cpu", **options})
+    resume, progress, stop_after_steps = opts.resume, opts.progress, opts.stop_after_steps
     out = Path(out)
-    dev = pick_device(device)
+    dev = pick_device(opts.device)
     if dev.type == "cpu":
-        configure_cpu(threads)
+        configure_cpu(opts.threads)
     start, params, state = _prepare(cfg, out, resume, dev)
     hyper = Hyper.of(cfg, dev)
     val = validation_pairs(cfg)
@@ -117,52 +111,42 @@ def train_digits(
     fired = events_already_fired(open_run(out), EXACT_EVENTS) if resume else set()
     schedule = checkpoint_schedule(cfg)
     clock = Clock(dev)
-    from tqdm import tqdm
-
-    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, unit="step", dynamic_ncols=True)
-    step = start
-    try:
-        with StopFlag() as stop, BackgroundWriter() as writer:
-            for step in range(start, cfg.steps + 1):
-                stopping = stop.requested or (stop_after_steps is not None and step - start >= stop_after_steps)
-                last = step == cfg.steps
-                if stopping and step > start:
-                    host = _host(params, state)
-                    writer.submit(lambda s=step, h=host: _save_state(out, s, h, cfg, also_checkpoint=True))
-                    break
-                is_log = step % cfg.log_every == 0 or last or step in schedule
-                keep_state = step in schedule or last
-                host = _host(params, state) if (is_log or keep_state) else None
-                row = None
-                if is_log:
-                    val_loss, val_exact, val_acc = evaluate(params, val)
-                    row = {"step": step, "max_digits": cfg.max_digits_at(step), "lr": adder_learning_rate(cfg, step)}
-                    row |= {"val_loss": val_loss, "val_exact": val_exact}
-                    row |= {f"val_acc_{k}": v for k, v in enumerate(val_acc)}
-                x, labels = (t.to(dev) for t in training_batch(cfg, step))
-                if last:
-                    with torch.no_grad():
-                        logits = digits_model.forward(params, x, answer_only=True)
-                        train_loss, train_exact, _ = digits_model.answer_scores(logits, labels)
-                else:
-                    train_loss, train_exact = update(params, state, hyper, cfg, x, labels)
-                    bar.update(1)
-                if row is not None:
-                    row |= {"train_loss": float(train_loss), "train_exact": float(train_exact)}
-                    row["elapsed_s"] = clock.seconds(clock.mark())
-                    save = bool(new_events(row, fired, EXACT_EVENTS)) or step in schedule
-                    writer.submit(lambda r=row, h=host, s=save: _write_row(out, log, r, h, cfg, s))
-                    bar.set_postfix_str(
-                        f"loss {row['train_loss']:.3f}  val exact {row['val_exact']:.2%}  digits 1-{row['max_digits']}",
-                        refresh=False,
-                    )
-                if keep_state:
-                    writer.submit(lambda s=step, h=host: _save_state(out, s, h, cfg, also_checkpoint=False))
-    finally:
-        bar.close()
-        log.close()
-    if stop.requested:
-        print(f"stopped at step {step}; continue with --resume", file=sys.stderr)
+    with TrainingLoop(cfg.steps, start, progress, stop_after_steps, log) as loop:
+        bar, writer = loop.bar, loop.writer
+        for step in loop.steps():
+            last = step == cfg.steps
+            if loop.stopping(step):
+                host = _host(params, state)
+                writer.submit(lambda s=step, h=host: _save_state(out, s, h, cfg, also_checkpoint=True))
+                break
+            is_log = step % cfg.log_every == 0 or last or step in schedule
+            keep_state = step in schedule or last
+            host = _host(params, state) if (is_log or keep_state) else None
+            row = None
+            if is_log:
+                val_loss, val_exact, val_acc = evaluate(params, val)
+                row = {"step": step, "max_digits": cfg.max_digits_at(step), "lr": adder_learning_rate(cfg, step)}
+                row |= {"val_loss": val_loss, "val_exact": val_exact}
+                row |= {f"val_acc_{k}": v for k, v in enumerate(val_acc)}
+            x, labels = (t.to(dev) for t in training_batch(cfg, step))
+            if last:
+                with torch.no_grad():
+                    logits = digits_model.forward(params, x, answer_only=True)
+                    train_loss, train_exact, _ = digits_model.answer_scores(logits, labels)
+            else:
+                train_loss, train_exact = update(params, state, hyper, cfg, x, labels)
+                bar.update(1)
+            if row is not None:
+                row |= {"train_loss": float(train_loss), "train_exact": float(train_exact)}
+                row["elapsed_s"] = clock.seconds(clock.mark())
+                save = bool(new_events(row, fired, EXACT_EVENTS)) or step in schedule
+                writer.submit(lambda r=row, h=host, s=save: _write_row(out, log, r, h, cfg, s))
+                bar.set_postfix_str(
+                    f"loss {row['train_loss']:.3f}  val exact {row['val_exact']:.2%}  digits 1-{row['max_digits']}",
+                    refresh=False,
+                )
+            if keep_state:
+                writer.submit(lambda s=step, h=host: _save_state(out, s, h, cfg, also_checkpoint=False))
     return open_run(out)
 
 

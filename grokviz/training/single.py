@@ -38,12 +38,13 @@ from grokviz.training.dropout import DropoutDraw, capturable, draw_for
 from grokviz.training.graphs import replayable
 from grokviz.training.grokfast import STATE_PREFIX as GROKFAST_PREFIX
 from grokviz.training.grokfast import Grokfast
+from grokviz.training.loop import TrainingLoop
 from grokviz.training.optim import AdamWState, Hyper
+from grokviz.training.options import RunOptions
 from grokviz.training.resume import fresh_start, resumed_start
 from grokviz.training.schedule import CUDA_FLUSH_EVERY, checkpoint_schedule, events_already_fired, new_events
 from grokviz.training.step import apply_update, cross_entropy64, log_record, loss_and_accuracy
-from grokviz.training.stop import StopFlag
-from grokviz.training.writer import BackgroundWriter, Clock, ready_event, to_host
+from grokviz.training.writer import Clock, ready_event, to_host
 
 
 @dataclass
@@ -99,38 +100,29 @@ class SingleStep:
         return [*self.params.values(), *self.state.tensors(), *(self.grokfast.tensors() if self.grokfast else [])]
 
 
-def train(
-    cfg: Config,
-    out: str | os.PathLike,
-    *,
-    resume: bool = False,
-    device: str = "auto",
-    threads: int | None = None,
-    progress: bool = True,
-    stop_after_steps: int | None = None,
-    use_graphs: bool = True,
-) -> Run:
+def train(cfg: Config, out: str | os.PathLike, *, use_graphs: bool = True, **options) -> Run:
     """Train ``cfg`` into the run folder ``out`` and return it opened.
 
-    ``resume`` continues from ``out``'s resume state (the config must match, except that a larger
-    ``steps`` extends the run to that many steps: see :func:`check_extension`).
-    The trainer holds ``out``'s writer lock (``grokviz.storage.lock``) while it runs.
-    ``stop_after_steps`` stops early after that many steps of this call, as a kill would
-    (used by tests of ``--resume``); the run is left resumable.
-    ``use_graphs`` (CUDA only) replays each kind of step as a CUDA graph; False runs eagerly.
+    ``options``: the fields of :class:`~grokviz.training.options.RunOptions` (``resume``, ``device``,
+    ``threads``, ``progress``, ``stop_after_steps``). ``resume`` continues from ``out``'s resume
+    state (the config must match, except that a larger ``steps`` extends the run to that many
+    steps: see :func:`check_extension`); ``stop_after_steps`` stops early as a kill would, leaving
+    the run resumable. The trainer holds ``out``'s writer lock (``grokviz.storage.lock``) while it
+    runs. ``use_graphs`` (CUDA only) replays each kind of step as a CUDA graph; False runs eagerly.
     """
+    opts = RunOptions(**options)
     out = Path(out)
-    dev = pick_device(device)
+    dev = pick_device(opts.device)
     # Refused in words, before any allocation or file, when it cannot fit in memory.
     note = memory.check_fits(memory.estimate(cfg), dev)
-    if note and progress:
+    if note and opts.progress:
         print(f"note: {note}", file=sys.stderr)
     if dev.type == "cpu":
-        configure_cpu(threads)
+        configure_cpu(opts.threads)
     # Locked before anything in the folder is read: a second trainer must not even start from
     # a resume state that the first one is about to replace.
-    with FolderLock(out, create=not resume), matmul_precision(cfg, dev):
-        return _train(cfg, out, dev, resume, progress, stop_after_steps, use_graphs)
+    with FolderLock(out, create=not opts.resume), matmul_precision(cfg, dev):
+        return _train(cfg, out, dev, opts.resume, opts.progress, opts.stop_after_steps, use_graphs)
 
 
 def _train(
@@ -197,41 +189,29 @@ def _train(
         extra = {GROKFAST_PREFIX: {k: to_host(v) for k, v in grokfast.state().items()}} if grokfast else {}
         return weights, exp_avg, exp_avg_sq, extra
 
-    from tqdm import tqdm
-
-    bar = tqdm(total=cfg.steps, initial=start_step, disable=not progress, unit="step", dynamic_ncols=True)
-    step = start_step
-    try:
-        # The writer finishes its jobs when the loop ends (and raises their error, if any), while
-        # the stop flag still turns SIGTERM into a request rather than a kill.
-        with StopFlag() as stop, BackgroundWriter() as writer:
-            for step in range(start_step, cfg.steps + 1):
-                interrupted = stop.requested or (stop_after_steps is not None and step - start_step >= stop_after_steps)
-                if interrupted and step > start_step:
-                    flush(step, host_state())
-                    break
-                last = step == cfg.steps
-                is_log_step = step % cfg.log_every == 0 or last or step in schedule
-                saves_state = step in schedule or last
-                # Copies of the weights before this step's update: a log row may become a checkpoint.
-                snapshot = {k: v.detach().clone() for k, v in params.items()} if is_log_step else None
-                resume_state = host_state() if saves_state else None
-                if last:
-                    metrics = step_of(evaluate=True, update=False)
-                else:
-                    metrics = (logged if is_log_step else plain)()
-                if is_log_step:
-                    # Replays overwrite their outputs in place: keep a copy.
-                    pending.append(_Pending(step, metrics.clone(), snapshot, clock.mark()))
-                if saves_state or len(pending) * cfg.log_every >= flush_every:
-                    flush(step, resume_state)
-                if not last:
-                    bar.update(1)
-    finally:
-        bar.close()
-        log.close()
-    if stop.requested:
-        print(f"stopped at step {step}; continue with --resume", file=sys.stderr)
+    with TrainingLoop(cfg.steps, start_step, progress, stop_after_steps, log) as loop:
+        bar, writer = loop.bar, loop.writer
+        for step in loop.steps():
+            if loop.stopping(step):
+                flush(step, host_state())
+                break
+            last = step == cfg.steps
+            is_log_step = step % cfg.log_every == 0 or last or step in schedule
+            saves_state = step in schedule or last
+            # Copies of the weights before this step's update: a log row may become a checkpoint.
+            snapshot = {k: v.detach().clone() for k, v in params.items()} if is_log_step else None
+            resume_state = host_state() if saves_state else None
+            if last:
+                metrics = step_of(evaluate=True, update=False)
+            else:
+                metrics = (logged if is_log_step else plain)()
+            if is_log_step:
+                # Replays overwrite their outputs in place: keep a copy.
+                pending.append(_Pending(step, metrics.clone(), snapshot, clock.mark()))
+            if saves_state or len(pending) * cfg.log_every >= flush_every:
+                flush(step, resume_state)
+            if not last:
+                bar.update(1)
     return open_run(out)
 
 
