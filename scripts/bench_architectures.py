@@ -12,7 +12,7 @@ round in one process, so machine noise hits every row alike:
 3. **reference, general path**: the same weights through ``grokviz.core.forward.forward(last_only=True)``,
    which projects all three positions per pair instead of gathering token tables (what the
    tables save);
-4. **seed 000's architecture** (post-LN, every bias, no positions, bidirectional, dropout 0.1) at
+4. **the PyTorch encoder's architecture** (post-LN, every bias, no positions, bidirectional, dropout 0.1) at
    p = 97 with half the pairs, the bundled ``torch-encoder-p97`` run's recipe, on the table path that
    every architecture takes, and 5. the same through the general path.
 
@@ -140,15 +140,15 @@ def main() -> None:
         tokens = torch.stack([a, b, torch.full_like(a, params["embed.W_E"].shape[0] - 1)], dim=1)
         return definition.forward(params, tokens, arch, hooks=hooks, cache=cache, last_only=True, dropout=dropout)
 
-    seed000 = Config(
+    encoder = Config(
         p=97, frac_train=0.5, layernorm="post", biases="all", pos_embed="none", attention="bidirectional", dropout=0.1
     )
     variants = {
         f"before ({args.before}), reference": make_step(reference, params, before_forward),
         "now, reference, fast path": make_step(reference, params),
         "now, reference, general path": make_step(reference, params, general_forward),
-        "now, seed 000's architecture, p=97": make_step(seed000, init_params(seed000)),
-        "now, seed 000's, p=97, general path": make_step(seed000, init_params(seed000), general_forward),
+        "now, the PyTorch encoder's architecture, p=97": make_step(encoder, init_params(encoder)),
+        "now, the encoder's, p=97, general path": make_step(encoder, init_params(encoder), general_forward),
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
     for step in variants.values():  # warm-up

@@ -11,7 +11,7 @@
 4. 64 seeds of the recipe by ``grokviz.ensemble`` (tf32, and fp32 unless ``--quick``): the same
    figures and how many members grokked.
 5. The benchmark table of ``scripts/bench_train.py --device cuda``.
-6. The general path (seed 000's architecture: post-LN, every bias, no positions, dropout 0.1) on
+6. The general path (the PyTorch encoder's architecture: post-LN, every bias, no positions, dropout 0.1) on
    the GPU: graphs on a run without dropout == eager, the dropout run eager (it says so) with its
    member == single run, the GPU run near the CPU run, and its step time.
 

@@ -232,9 +232,9 @@ def test_analyze_refuses_every_bad_option(data, small_run: Path) -> None:
     assert listing(small_run) == before  # no timeline cache written, nothing touched
 
 
-def seed000_file(folder: Path) -> Path:
-    """A state dict of seed 000's model (p = 11, d_model 16) for ``convert torch-encoder``."""
-    path = folder / "seed000.pt"
+def torch_encoder_file(folder: Path) -> Path:
+    """A state dict of the PyTorch encoder model's (p = 11, d_model 16) for ``convert torch-encoder``."""
+    path = folder / "torch_encoder.pt"
     if not path.exists():
         from torch import nn
 
@@ -284,7 +284,7 @@ def test_convert_refuses_every_bad_option(data, small_run: Path, workdir: Path) 
     source = str(small_run) if command == "export-tl" else str(small_run / "step_000040.safetensors")
     argv = [command, source, "--out", str(out), f"{flag}={value}"]
     if command == "torch-encoder":  # a file the importer reads: only the drawn option is wrong
-        argv = [command, str(seed000_file(workdir)), "--p", "11", "--out", str(out), f"{flag}={value}"]
+        argv = [command, str(torch_encoder_file(workdir)), "--p", "11", "--out", str(out), f"{flag}={value}"]
     before = listing(workdir)
     code, err = run(convert.main, argv)
     assert_refused(code, err, flag)

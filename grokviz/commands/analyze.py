@@ -1,4 +1,4 @@
-"""``grokviz analyze PATH`` / ``python -m grokviz.analyze PATH [--step N] [--json] [--timeline]``: one checkpoint, summarised.
+"""``grokviz analyze PATH [--step N] [--json] [--timeline]`` (or ``python -m grokviz analyze``): one checkpoint, summarised.
 
 PATH is a run folder (default: its last checkpoint; ``--step N`` picks another) or a single
 checkpoint file. A 10-digit adder run gets its own summary (``grokviz.analysis.digits_summary``:

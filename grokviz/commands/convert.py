@@ -1,4 +1,4 @@
-"""Bring your own model: ``python -m grokviz.convert {progress-measures,transformer-lens,torch-encoder,export-tl} ...``.
+"""Bring your own model: ``grokviz convert {progress-measures,transformer-lens,torch-encoder,export-tl} ...``.
 
 * ``progress-measures FILE --out DIR``: a checkpoint of the paper's reference code (single model
   or full run) -> a grokviz run folder.

@@ -1,4 +1,4 @@
-"""``grokviz ensemble`` / ``python -m grokviz.ensemble --out checkpoints/NAME --seeds 0-7``: many models
+"""``grokviz ensemble --out checkpoints/NAME --seeds 0-7`` (or ``python -m grokviz ensemble``): many models
 in one process, or over a Ray cluster with ``--ray ADDRESS|local``; ``--resume`` finishes a sweep.
 The batched loop itself is ``grokviz.training.ensemble``; groups as Ray tasks and resuming are
 ``grokviz.training.distributed`` (docs/ray.md)."""

@@ -98,7 +98,7 @@ class FolderLock:
 
 def _holder_line() -> str:
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime())
-    # orig_argv: `python -m grokviz.train --out ...` as typed (argv[0] would be the module's path).
+    # orig_argv: `python -m grokviz train --out ...` as typed (argv[0] would be the module's path).
     argv = list(getattr(sys, "orig_argv", sys.argv)) or ["python"]
     command = shlex.join([Path(argv[0]).name, *argv[1:]])
     return f"pid {os.getpid()} on {socket.gethostname()}, since {started}: {command}\n"

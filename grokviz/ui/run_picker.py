@@ -27,18 +27,25 @@ class Picker:
     what: str  # the page in words, for a refusal: "the run explorer needs a modular-arithmetic run"
     title: str
     caption: str
-    folder_key: str  # widget keys: they are in URLs (the run) and in tests
-    run_key: str
-    folder_label: str
-    folder_help: str
-    run_label: str
-    empty_header: str
-    empty_text: str
+    empty_text: str  # what to do when the page has no run to open
+    key_prefix: str = ""  # of the widget keys "<prefix>folder" and "<prefix>run": in URLs and tests
+    run_label: str = "Run"
+    empty_header: str = "No runs yet"
+    folder_label: str = "Another folder of runs"
+    folder_help: str = "Runs are read from {root} and from this folder (a folder of run folders, or one run folder)."
     default_run: str | None = None  # the name of a run in the runs root to open first (else the first)
     # True: runs of every family are listed and the chosen one is refused if it is of another (the
     # explorer). False: only the family's runs are listed, and a typed folder or a URL naming a run
     # of another family is refused above the page, which goes on with its own runs (the Adder page).
     offer_others: bool = False
+
+    @property
+    def folder_key(self) -> str:
+        return f"{self.key_prefix}folder"
+
+    @property
+    def run_key(self) -> str:
+        return f"{self.key_prefix}run"
 
 
 def pick_run(picker: Picker, main_area) -> tuple[catalog.RunChoices, Run] | None:

@@ -40,12 +40,6 @@ EXPLORER = run_picker.Picker(
     what="the run explorer",
     title="grokviz",
     caption="Grokking in a 1-layer transformer on modular arithmetic (Nanda et al. 2023).",
-    folder_key="folder",
-    run_key="run",
-    folder_label="Another folder of runs",
-    folder_help="Runs are read from {root} and from this folder (a folder of run folders, or one run folder).",
-    run_label="Run",
-    empty_header="No runs yet",
     empty_text=(
         "No runs found in {root}.\n\nTrain one with `{train} --out checkpoints/NAME` "
         "(the reference recipe: about 15 minutes on a 2-core CPU), start `grokviz app` inside a clone of grokviz to open "

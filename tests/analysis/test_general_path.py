@@ -1,5 +1,5 @@
 """Analyses through the model's own forward (the general path) against the reference shortcuts,
-and every analysis on a LayerNorm model (seed 000's architecture)."""
+and every analysis on a LayerNorm model (the PyTorch encoder's architecture)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from grokviz.core.config import Config, dataset_for
 from grokviz.core.forward import forward
 from grokviz.core.params import init_params
 
-SEED000 = dict(layernorm="post", biases="all", pos_embed="none", attention="bidirectional")
+TORCH_ENCODER = dict(layernorm="post", biases="all", pos_embed="none", attention="bidirectional")
 
 
 @pytest.mark.parametrize("mode", ["remove", "keep"])
@@ -40,7 +40,7 @@ def test_neurons_site_through_the_forward_equals_the_linear_shortcut(grokked_run
 def test_neuron_logit_map_of_a_layernorm_model_is_its_jacobian_direction() -> None:
     # W_L's row for neuron n, for a post-LN model, is the change of the logits per unit of that
     # neuron up to one factor per input (1/sigma of the normalised stream): check the direction.
-    cfg = Config(p=13, d_model=16, n_heads=2, d_head=8, d_mlp=32, **SEED000)
+    cfg = Config(p=13, d_model=16, n_heads=2, d_head=8, d_mlp=32, **TORCH_ENCODER)
     generator = torch.Generator().manual_seed(0)
     params = {k: (v + 0.2 * torch.randn(v.shape, generator=generator)).double() for k, v in init_params(cfg).items()}
     tokens = torch.tensor([[3, 5, 13]])
@@ -64,10 +64,12 @@ def test_neuron_logit_map_of_a_layernorm_model_is_its_jacobian_direction() -> No
     assert cosine > 0.99
 
 
-def test_every_analysis_runs_on_seed000s_architecture(tmp_path) -> None:
+def test_every_analysis_runs_on_the_torch_encoder_architecture(tmp_path) -> None:
     from grokviz.training.single import train
 
-    cfg = Config(p=13, d_model=16, n_heads=2, d_head=8, d_mlp=32, frac_train=0.5, steps=60, dropout=0.1, **SEED000)
+    cfg = Config(
+        p=13, d_model=16, n_heads=2, d_head=8, d_mlp=32, frac_train=0.5, steps=60, dropout=0.1, **TORCH_ENCODER
+    )
     run = train(cfg, tmp_path / "run", progress=False, threads=1)
     params, arch, dataset = run.load(60), cfg.architecture, dataset_for(cfg)
     base = baseline(params, None, arch)

@@ -1,5 +1,5 @@
 """Every architecture option against PyTorch's own ``nn.TransformerEncoder`` (float64, eval mode),
-the fast path against the general forward, and seed 000's state dicts through the importer.
+the fast path against the general forward, and the PyTorch encoder's state dicts through the importer.
 
 The PyTorch model here is written from PyTorch's documentation, independently of grokviz's
 converter: our parameters are loaded into real ``nn`` modules and their logits compared on all
@@ -24,8 +24,8 @@ from grokviz.interop.torch_encoder import import_torch_encoder
 from grokviz.training.single import train
 
 SMALL = dict(p=13, d_model=16, n_heads=2, d_head=8, d_mlp=32, frac_train=0.5)
-SEED000 = dict(layernorm="post", biases="all", pos_embed="none", attention="bidirectional")
-# One option at a time away from the reference, then seed 000's combination and a pre-LN one.
+TORCH_ENCODER = dict(layernorm="post", biases="all", pos_embed="none", attention="bidirectional")
+# One option at a time away from the reference, then the PyTorch encoder's combination and a pre-LN one.
 OPTIONS = [
     {},
     {"layernorm": "pre"},
@@ -37,7 +37,7 @@ OPTIONS = [
     {"unembed": "tied"},
     {"activation": "gelu"},
     {"dropout": 0.1},
-    SEED000,
+    TORCH_ENCODER,
     {"layernorm": "pre", "biases": "all", "activation": "gelu", "unembed": "tied"},
 ]
 
@@ -184,11 +184,11 @@ def test_reference_initialisation_is_unchanged() -> None:
     assert float(params["unembed.W_U"][5, 7]) == pytest.approx(-0.1703737, abs=1e-6)
 
 
-# --- seed 000's file through the importer ---------------------------------------------------------
+# --- the PyTorch encoder's file through the importer ---------------------------------------------------------
 
 
-class Seed000(nn.Module):
-    """Seed 000's model, as its post writes it (keys embedding, transformer_encoder, output_head)."""
+class TorchEncoder(nn.Module):
+    """The PyTorch nn.TransformerEncoder model, as its post writes it (keys embedding, transformer_encoder, output_head)."""
 
     def __init__(self, p: int, d: int = 16, nhead: int = 2, d_ff: int = 32, norm_first: bool = False, **kwargs):
         super().__init__()
@@ -208,12 +208,12 @@ class Seed000(nn.Module):
 def test_imported_encoder_equals_pytorch(tmp_path, kwargs) -> None:
     p = 11
     torch.manual_seed(0)
-    model = Seed000(p, **kwargs).double()
+    model = TorchEncoder(p, **kwargs).double()
     with torch.no_grad():  # biases and norms away from their 0 / 1 initialisation
         for name, tensor in model.named_parameters():
             if "bias" in name or "norm" in name:
                 tensor.add_(0.3 * torch.randn_like(tensor))
-    path = tmp_path / "seed000.pt"
+    path = tmp_path / "torch_encoder.pt"
     torch.save(model.state_dict(), path)
     imported = import_torch_encoder(
         path, p, n_heads=2, norm_first=kwargs.get("norm_first", False), activation=kwargs.get("activation", "relu")
@@ -231,7 +231,7 @@ def test_imported_encoder_equals_pytorch(tmp_path, kwargs) -> None:
 
 def test_importer_refuses_what_it_cannot_read(tmp_path) -> None:
     p = 11
-    state = Seed000(p).state_dict()
+    state = TorchEncoder(p).state_dict()
 
     def refused(state_dict, match: str, **kwargs) -> None:
         path = tmp_path / "bad.pt"
@@ -259,8 +259,8 @@ def test_convert_command_writes_a_run_that_analyze_opens(tmp_path, capsys) -> No
 
     p = 11
     torch.manual_seed(1)
-    path = tmp_path / "seed000.pt"
-    torch.save(Seed000(p).state_dict(), path)
+    path = tmp_path / "torch_encoder.pt"
+    torch.save(TorchEncoder(p).state_dict(), path)
     assert convert(["torch-encoder", str(path), "--p", str(p), "--n-heads", "2", "--out", str(tmp_path / "run")]) == 0
     printed = capsys.readouterr().out
     assert "post-LayerNorm, biases: all, no positional embedding, bidirectional attention" in printed

@@ -11,11 +11,11 @@ from grokviz.storage.runs import open_run
 from grokviz.training.ensemble import train_ensemble
 from grokviz.training.single import train
 
-SEED000 = dict(layernorm="post", biases="all", pos_embed="none", attention="bidirectional", dropout=0.1)
+TORCH_ENCODER = dict(layernorm="post", biases="all", pos_embed="none", attention="bidirectional", dropout=0.1)
 
 
 def test_resume_with_dropout_is_exact(tmp_path, tiny_config) -> None:
-    cfg = tiny_config.replace(steps=80, **SEED000)
+    cfg = tiny_config.replace(steps=80, **TORCH_ENCODER)
     whole = train(cfg, tmp_path / "whole", progress=False, threads=1)
     train(cfg, tmp_path / "cut", progress=False, stop_after_steps=33, threads=1)
     resumed = train(cfg, tmp_path / "cut", progress=False, resume=True, threads=1)
@@ -30,7 +30,7 @@ def test_resume_with_dropout_is_exact(tmp_path, tiny_config) -> None:
 
 
 def test_members_with_layernorm_and_dropout_equal_their_single_runs(tmp_path, tiny_config) -> None:
-    configs = [tiny_config.replace(steps=60, seed=seed, activation="gelu", **SEED000) for seed in (0, 1)]
+    configs = [tiny_config.replace(steps=60, seed=seed, activation="gelu", **TORCH_ENCODER) for seed in (0, 1)]
     folders = train_ensemble(configs, tmp_path / "sweep", progress=False, threads=1)
     for folder, cfg in zip(folders, configs):
         member, single = open_run(folder), train(cfg, tmp_path / f"single-{cfg.seed}", progress=False, threads=1)

@@ -32,8 +32,8 @@ def test_parameter_count_from_the_config_equals_the_model(cfg: Config) -> None:
 
 
 def test_the_general_path_is_estimated_to_need_more() -> None:
-    reference, seed000 = Config(p=97, frac_train=0.5), Config(p=97, frac_train=0.5, layernorm="post", dropout=0.1)
-    assert memory.estimate(seed000).activations > 1.1 * memory.estimate(reference).activations
+    reference, encoder = Config(p=97, frac_train=0.5), Config(p=97, frac_train=0.5, layernorm="post", dropout=0.1)
+    assert memory.estimate(encoder).activations > 1.1 * memory.estimate(reference).activations
 
 
 def test_estimate_scales_with_members_and_group_size() -> None:

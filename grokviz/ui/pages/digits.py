@@ -33,12 +33,10 @@ ADDER = run_picker.Picker(
     what="the Adder page",
     title="grokviz: adder",
     caption="A 777-parameter transformer learns 10-digit addition (the recipe of yhavinga/gpt-acc-jax).",
-    folder_key="adder_folder",
-    run_key="adder_run",
-    folder_label="Another run folder",
-    folder_help="Digits runs are read from {root} and from this folder.",
+    key_prefix="adder_",
     run_label="Adder run",
     empty_header="No adder runs",
+    folder_help="Adder runs are read from {root} and from this folder.",
     empty_text=(
         "No 10-digit adder runs in {root}. Train one with `{train} --out checkpoints/NAME "
         "--save-dtype float16` (about 20 minutes on a 2-core CPU), or open a clone of grokviz, which bundles "
