@@ -25,6 +25,10 @@ COMMANDS = {
         "grokviz.commands.train_digits",
         "train the 10-digit adder (the 777-parameter recipe) into a run folder",
     ),
+    "train-group": (
+        "grokviz.commands.train_group",
+        "train on composition in a finite group (S_n, A_n, D_n, Z_n) into a run folder",
+    ),
     "ensemble": (
         "grokviz.commands.ensemble",
         "train many models at once (seeds x weight decay x ...) into a sweep folder",

@@ -52,6 +52,20 @@ def is_prime(n: int) -> bool:
     return all(n % d for d in range(2, math.isqrt(n) + 1))
 
 
+def check_frac_train(check: Problems, n_pairs: int | None) -> None:
+    """``frac_train`` in (0, 1), and leaving at least one training pair of ``n_pairs`` (None: the
+    task's fields are themselves invalid, so the count is unknown)."""
+    if check.ok("frac_train") and not 0.0 < check.cfg.frac_train < 1.0:
+        check.add("frac_train", "must be strictly between 0 and 1")
+    elif check.ok("frac_train") and n_pairs is not None:
+        n_train = int(check.cfg.frac_train * n_pairs)  # as tasks.make_dataset splits (frac < 1 leaves a test pair)
+        if n_train < 1:
+            check.add(
+                "frac_train",
+                f"gives {n_train} of {n_pairs} pairs for training; the training set needs at least one pair",
+            )
+
+
 @dataclass(frozen=True)
 class Config(StoredConfig):
     """Everything that defines a run: task, model shape, optimiser, schedule, storage."""
@@ -158,21 +172,7 @@ class Config(StoredConfig):
         problems: list[tuple[str, str]] = []
         self._fill_grokfast_defaults(problems)  # fills in the filter's defaults first: they are then checked
         check = Problems(self, problems)
-        ok = check.ok
-        if ok("task") and self.task not in TASKS:
-            check.add("task", f"is unknown; choose one of {sorted(TASKS)}")
-        if ok("p") and (not (P_MIN <= self.p <= P_MAX) or not is_prime(self.p)):
-            check.add("p", f"must be a prime in [{P_MIN}, {P_MAX}]")
-        if ok("frac_train") and not 0.0 < self.frac_train < 1.0:
-            check.add("frac_train", "must be strictly between 0 and 1")
-        elif ok("frac_train", "task", "p") and self.task in TASKS and P_MIN <= self.p <= P_MAX:
-            n_pairs = self.p * (self.p - 1) if TASKS[self.task].needs_nonzero_b else self.p * self.p
-            n_train = int(self.frac_train * n_pairs)  # as tasks.make_dataset splits (frac < 1 leaves a test pair)
-            if n_train < 1:
-                check.add(
-                    "frac_train",
-                    f"gives {n_train} of {n_pairs} pairs for training; the training set needs at least one pair",
-                )
+        self._task_problems(check)
         check.seeds("seed", "data_seed")
         check.at_least(1, "d_model", "n_heads", "d_head", "d_mlp", "steps", "log_every", "save_every")
         check.at_least(0, "warmup_steps", "save_log_points")
@@ -187,6 +187,25 @@ class Config(StoredConfig):
             check.one_of(name, allowed)
         check.below_one("dropout")
         return check.list
+
+    def _task_problems(self, check: Problems) -> None:
+        """The rules of the task fields (``task``, ``p``, ``frac_train``): a subclass with other
+        tasks (``core.groups_config``) replaces only these."""
+        ok = check.ok
+        if ok("task") and self.task not in TASKS:
+            check.add("task", f"is unknown; choose one of {sorted(TASKS)}")
+        if ok("p") and (not (P_MIN <= self.p <= P_MAX) or not is_prime(self.p)):
+            check.add("p", f"must be a prime in [{P_MIN}, {P_MAX}]")
+        tasks_ok = ok("task", "p") and self.task in TASKS and P_MIN <= self.p <= P_MAX
+        check_frac_train(check, self.pair_count() if tasks_ok else None)
+
+    def pair_count(self) -> int:
+        """How many (a, b) pairs the task has (as ``make_dataset`` lists them)."""
+        return self.p * (self.p - 1) if TASKS[self.task].needs_nonzero_b else self.p * self.p
+
+    def dataset(self) -> Dataset:
+        """The dataset this run trains on (the split is deterministic from the config)."""
+        return make_dataset(self.task, self.p, self.frac_train, self.split_seed, self.split)
 
     def _fill_grokfast_defaults(self, problems: list[tuple[str, str]]) -> None:
         """Give the chosen filter its default settings and refuse settings of another filter.
@@ -254,7 +273,7 @@ def check_analysable(cfg: Config, source: str = "this run") -> None:
 
 def dataset_for(cfg: Config) -> Dataset:
     """The dataset a run was trained on (the split is deterministic from the config)."""
-    return make_dataset(cfg.task, cfg.p, cfg.frac_train, cfg.split_seed, cfg.split)
+    return cfg.dataset()
 
 
 # The architecture's fields and their allowed values (the names are Architecture's).

@@ -23,6 +23,7 @@ from typing import Any
 
 from grokviz.core.config import Config
 from grokviz.core.digits_config import DigitsConfig
+from grokviz.core.groups_config import GroupsConfig
 from grokviz.core.stored import StoredConfig
 from grokviz.errors import GrokvizError
 
@@ -38,7 +39,7 @@ class Family:
     config_class: type[StoredConfig]
     label: str  # what a run of it is, in words: "a modular-arithmetic run"
     opens_in: str  # where the app shows it, as a phrase: "in the run explorer"
-    page: str  # the app page that opens it (a key of grokviz.ui.navigation.PAGES)
+    page: str | None  # the app page that opens it (a key of grokviz.ui.navigation.PAGES); None: none yet
     train_command: str  # the command that trains it
     log_columns: tuple[str, ...]  # log.csv's header, in order
     param_shapes_path: str  # (config) -> {tensor name: shape}, in a checkpoint's canonical order
@@ -122,6 +123,19 @@ FAMILIES: dict[str, Family] = {
             param_shapes_path="grokviz.core.digits_model:param_shapes",
             summary_path="grokviz.analysis.digits_summary",
             exporters={"transformer-lens": "grokviz.interop.digits_tl:to_transformer_lens"},
+        ),
+        # Composition in a finite group: the modular family's model and trainers (GroupsConfig is
+        # a Config), analysed by irreducible representations instead of frequencies.
+        Family(
+            name=GroupsConfig.family,
+            config_class=GroupsConfig,
+            label="a finite-group run",
+            opens_in="with grokviz analyze (the app has no page for group runs yet)",
+            page=None,
+            train_command="grokviz train-group",
+            log_columns=MODULAR_LOG_COLUMNS,
+            param_shapes_path="grokviz.core.params:param_shapes",
+            summary_path="grokviz.analysis.groups_summary",
         ),
     )
 }

@@ -43,7 +43,7 @@ CYCLIC_ORDERS = range(2, 998)  # Z2..Z997, the largest prime below 1000 as the t
 KINDS = {"S": SYMMETRIC_DEGREES, "A": ALTERNATING_DEGREES, "D": DIHEDRAL_DEGREES, "Z": CYCLIC_ORDERS}
 
 
-def _allowed_names() -> str:
+def allowed_names() -> str:
     """The allowed names as the error message lists them, built from the constants so it never drifts."""
     parts = []
     for kind, degrees in KINDS.items():
@@ -114,7 +114,7 @@ def parse_group(name: str) -> FiniteGroup:
     match = re.fullmatch(r"\s*([SADZ])0*(\d+)\s*", str(name), flags=re.IGNORECASE)
     kind, n = (match.group(1).upper(), int(match.group(2))) if match else (None, None)
     if kind is None or n not in KINDS[kind]:
-        raise GrokvizError(f"group {name!r} is not supported: choose {_allowed_names()}")
+        raise GrokvizError(f"group {name!r} is not supported: choose {allowed_names()}")
     return _build(kind, n)
 
 

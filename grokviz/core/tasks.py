@@ -92,6 +92,14 @@ def make_dataset(task: str, p: int, frac_train: float, seed: int, split: str = "
         keep = b != 0
         a, b = a[keep], b[keep]
     labels = spec.op(a, b, p)
+    return split_pairs(p, a, b, labels, frac_train, seed, split)
+
+
+def split_pairs(
+    p: int, a: torch.Tensor, b: torch.Tensor, labels: torch.Tensor, frac_train: float, seed: int, split: str = "torch"
+) -> Dataset:
+    """The pairs ``a``, ``b`` [n_pairs] with their ``labels``, the first ``frac_train`` of a seeded
+    shuffle for training (see :func:`make_dataset`); ``p`` is the number of tokens before '='."""
     if split == "torch":
         order = torch.randperm(len(a), generator=torch.Generator().manual_seed(seed))
     elif split == "python":

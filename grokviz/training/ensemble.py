@@ -111,7 +111,11 @@ def grid_configs(
 def check_members(configs: list[Config]) -> None:
     if not configs:
         raise GrokvizError("an ensemble needs at least one member")
-    shared = [f.name for f in fields(Config) if f.name not in MEMBER_FIELDS]
+    kinds = {type(cfg) for cfg in configs}
+    if len(kinds) > 1:
+        raise GrokvizError(f"members must be of one task family; these mix {sorted(k.family for k in kinds)}")
+    # Every field of the members' own class: a groups sweep's members share their group too.
+    shared = [f.name for f in fields(type(configs[0])) if f.name not in MEMBER_FIELDS]
     for cfg in configs[1:]:
         differs = [n for n in shared if getattr(cfg, n) != getattr(configs[0], n)]
         if differs:

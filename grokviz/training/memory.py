@@ -21,7 +21,6 @@ import torch
 
 from grokviz.core.config import Config
 from grokviz.core.params import n_params, param_shapes
-from grokviz.core.tasks import TASKS
 from grokviz.errors import GrokvizError
 
 FLOAT32, FLOAT64 = 4, 8
@@ -62,7 +61,7 @@ def gib(n: float) -> str:
 
 def n_pairs(cfg: Config) -> tuple[int, int]:
     """(train pairs, test pairs) of the config's split, from the sizes alone (as ``make_dataset`` splits)."""
-    total = cfg.p * (cfg.p - 1) if TASKS[cfg.task].needs_nonzero_b else cfg.p * cfg.p
+    total = cfg.pair_count()
     n_train = int(cfg.frac_train * total)
     return n_train, total - n_train
 

@@ -24,6 +24,7 @@ import torch
 
 from grokviz.core.config import Config
 from grokviz.core.digits_config import DigitsConfig
+from grokviz.core.groups_config import GroupsConfig
 from grokviz.core.params import Params
 
 
@@ -80,7 +81,12 @@ def adder_learning_rate(cfg: DigitsConfig, step: int) -> float:
 
 
 # Each family's learning rate (the arithmetic of each is kept as it was, so its runs stay bit-exact).
-LEARNING_RATES = {Config.family: learning_rate, DigitsConfig.family: adder_learning_rate}
+# A groups run (GroupsConfig, a Config) trains on the modular recipe's schedule.
+LEARNING_RATES = {
+    Config.family: learning_rate,
+    DigitsConfig.family: adder_learning_rate,
+    GroupsConfig.family: learning_rate,
+}
 
 
 def schedule(cfg: Config | DigitsConfig) -> list[tuple[float, float, float]]:
