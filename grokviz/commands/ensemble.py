@@ -16,6 +16,7 @@ from grokviz.commands.flags import (
     add_runtime_flags,
     config_from_args,
     fail,
+    given_flags,
     integer,
     numbers,
     ray_address,
@@ -82,13 +83,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_runtime_flags(parser)
     add_config_flags(parser, skip=PER_MEMBER)
+    parser.add_argument(
+        "--group",
+        default=None,
+        help="train on composition in this finite group instead (S3..S6, A4, A5, D3..D100, Z2..Z997; "
+        "--p is then the group's order and --frac-train defaults to 0.6; see grokviz train-group)",
+    )
     return parser
 
 
+def base_config(args: argparse.Namespace, argv: list[str]) -> Config:
+    """The config every member shares: a modular one, or with ``--group`` a groups one (whose
+    ``task`` and ``p`` come from the group unless given, and then must agree with it)."""
+    if args.group is None:
+        return config_from_args(args, Config, skip=PER_MEMBER)
+    from grokviz.core.groups_config import GroupsConfig
+
+    unset = frozenset(name for name in ("task", "p") if not given_flags(argv, [name]))
+    return config_from_args(args, GroupsConfig, skip=PER_MEMBER | unset | {"group"}, group=args.group)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    if args.group is not None and not given_flags(argv, ["frac_train"]):
+        from grokviz.core.groups_config import GroupsConfig
+
+        args.frac_train = [GroupsConfig.frac_train]  # the groups default (Chughtai et al.'s), not the modular one
     try:
-        base = config_from_args(args, Config, skip=PER_MEMBER)
+        base = base_config(args, argv)
         axes = {"weight_decay": args.weight_decay, "frac_train": args.frac_train, "lr": args.lr, "seed": args.seeds}
         if base.grokfast != "none":
             axes["grokfast_lamb"] = args.grokfast_lamb or [base.grokfast_lamb]
