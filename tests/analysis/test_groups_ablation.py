@@ -58,8 +58,8 @@ def test_the_neurons_projection_splits_activations_into_kept_and_removed_parts()
     mean = acts.mean(dim=0, keepdim=True)
     torch.testing.assert_close(kept + removed, acts + mean)  # each keeps the mean once
     # A neuron that is an entry of ρ(a)ρ(b) for the standard irrep is kept whole and removed whole.
-    rho = torch.as_tensor(irreps("S3")[1].matrices)  # [6, 2, 2] the standard irrep "2,1"
-    neuron = torch.einsum("aj,bj->ab", rho[:, 0, :], rho[:, :, 1].T.T).reshape(36, 1)  # (ρ(a)ρ(b))[0, 1]
+    rho = torch.tensor(irreps("S3")[1].matrices)  # [6, 2, 2] the standard irrep "2,1"
+    neuron = torch.einsum("aj,bj->ab", rho[:, 0, :], rho[:, :, 1]).reshape(36, 1)  # (ρ(a)ρ(b))[0, 1]
     neuron = neuron - neuron.mean()
     torch.testing.assert_close(project_neurons("S3", neuron, ["2,1"], "keep"), neuron)
     torch.testing.assert_close(project_neurons("S3", neuron, ["2,1"], "remove"), torch.zeros_like(neuron))
