@@ -47,6 +47,9 @@ def open_checkpoint(path: str | os.PathLike, step: int | None = None, step_flag:
         raise GrokvizError(f"{path}: no such run folder or checkpoint file")
     run = open_run(path)
     steps = run.steps()
+    if not steps and run.problems:  # checkpoints there, none loadable: say why, not "none yet"
+        more = f" (and {len(run.problems) - 1} more like it)" if len(run.problems) > 1 else ""
+        raise GrokvizError(f"{path}: no checkpoint of the run can be read: {run.problems[0]}{more}")
     if not steps:
         raise GrokvizError(f"{path}: the run has no checkpoints yet")
     if step is None:
