@@ -25,10 +25,13 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from grokviz.commands import analyze, convert, ensemble, train, train_digits
+from grokviz.commands import analyze, convert, ensemble, train, train_digits, train_group
 from grokviz.core.config import Config, ConfigError
 from grokviz.core.digits_config import DigitsConfig
+from grokviz.core.groups import parse_group
+from grokviz.core.groups_config import GroupsConfig
 from grokviz.core.tasks import TASKS
+from grokviz.errors import GrokvizError
 from grokviz.storage.runs import open_run
 
 FIELDS = {f.name: str(f.type) for f in fields(Config)}
@@ -85,6 +88,14 @@ def refused_by_config(name: str, value) -> bool:
     return False
 
 
+def refused_by_groups(name: str, value) -> bool:
+    try:
+        GroupsConfig(**{name: value})
+    except ConfigError:
+        return True
+    return False
+
+
 def bad_config_value(name: str) -> st.SearchStrategy[str]:
     """Text for ``--name`` that the parser or the config refuses."""
     kind = FIELDS[name]
@@ -136,6 +147,22 @@ def bad_ray_address() -> st.SearchStrategy[str]:
     )
 
 
+def bad_group() -> st.SearchStrategy[str]:
+    """Names that are no supported group: out of range, unknown letters, noise."""
+
+    def refused(name: str) -> bool:
+        try:
+            parse_group(name)
+        except GrokvizError:
+            return True
+        return False
+
+    return st.one_of(
+        st.sampled_from(["S2", "S7", "A3", "A6", "D2", "D101", "Z1", "Z998", "Q8", "", "S", "5", "S5.0"]),
+        st.text(max_size=6).filter(refused),
+    )
+
+
 def option_strategies(parser: argparse.ArgumentParser, extra: dict[str, st.SearchStrategy[str]]):
     """flag -> strategy of bad values, for every option of ``parser`` (it fails if one is missing)."""
     table = {}
@@ -167,10 +194,29 @@ ENSEMBLE = option_strategies(
         "--lr": bad_number_list("lr"),
         "--group-size": st.one_of(not_an_integer(), st.integers(-1000, 0).map(str)),
         "--ray": bad_ray_address(),
+        "--group": bad_group(),
+    },
+)
+TRAIN_GROUP = option_strategies(
+    train_group.build_parser(),
+    {
+        "--out": st.just("OUT"),
+        "--group": bad_group(),
+        # S5 (the default group) has 120 elements: any other p, or no integer, is refused.
+        "--p": st.one_of(not_an_integer(), st.integers(-(10**6), 10**6).filter(lambda v: v != 120).map(str)),
+        "--task": st.text(max_size=10).filter(lambda t: t != "compose"),
+        # S5 has 14,400 pairs, not p=113's 12,769: a fraction is bad by GroupsConfig's own count.
+        "--frac-train": st.one_of(
+            not_a_number(),
+            st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=False)
+            .filter(lambda v: refused_by_groups("frac_train", v))
+            .map(repr),
+        ),
     },
 )
 TRAIN.pop("--out")
 ENSEMBLE.pop("--out")
+TRAIN_GROUP.pop("--out")
 
 
 @pytest.fixture(scope="module")
@@ -182,9 +228,13 @@ def workdir():
 
 @SETTINGS
 @given(data=st.data())
-@pytest.mark.parametrize("command", ["train", "ensemble"])
+@pytest.mark.parametrize("command", ["train", "ensemble", "train-group"])
 def test_trainers_refuse_every_bad_option(command: str, data, workdir: Path) -> None:
-    main, table = {"train": (train.main, TRAIN), "ensemble": (ensemble.main, ENSEMBLE)}[command]
+    main, table = {
+        "train": (train.main, TRAIN),
+        "ensemble": (ensemble.main, ENSEMBLE),
+        "train-group": (train_group.main, TRAIN_GROUP),
+    }[command]
     flag = data.draw(st.sampled_from(sorted(table)), label="flag")
     value = data.draw(table[flag], label="value")
     out = workdir / f"{command}-out"
