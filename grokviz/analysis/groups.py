@@ -60,7 +60,7 @@ from grokviz.analysis.progress import gini
 from grokviz.core.architecture import REFERENCE, Architecture
 from grokviz.core.fast_path import forward_all_pairs
 from grokviz.core.forward import unembed_matrix
-from grokviz.core.groups import FiniteGroup, parse_group
+from grokviz.core.groups import FiniteGroup, as_group
 from grokviz.core.params import Params
 
 SPANS = ("character", "product")
@@ -84,17 +84,15 @@ __all__ = [
 ]
 
 
-def _group(group: FiniteGroup | str) -> FiniteGroup:
-    return group if isinstance(group, FiniteGroup) else parse_group(group)
-
-
-def _float64(values) -> np.ndarray:
+def as_float64(values) -> np.ndarray:
+    """A float64 numpy copy of ``values`` (a numpy array or a CPU torch tensor)."""
     if isinstance(values, torch.Tensor):
         return values.detach().cpu().double().numpy()
     return np.asarray(values, dtype=np.float64)
 
 
-def _trivial_index(group: FiniteGroup) -> int:
+def trivial_index(group: FiniteGroup) -> int:
+    """The index in :func:`~grokviz.analysis.irreps.irreps` of the trivial irrep."""
     return next(i for i, irrep in enumerate(irreps(group)) if irrep.dim == 1 and np.allclose(irrep.character, 1))
 
 
@@ -103,20 +101,20 @@ def _trivial_index(group: FiniteGroup) -> int:
 
 def embedding_spectrum(group: FiniteGroup | str, W_E) -> dict[str, float]:
     """W_E [n + 1 (token, '=' last), d_model] -> {irrep label: fraction of |W_E[:n]|² in its span}."""
-    group = _group(group)
-    return irrep_energy(group, _float64(W_E)[: group.order])
+    group = as_group(group)
+    return irrep_energy(group, as_float64(W_E)[: group.order])
 
 
 def unembedding_spectrum(group: FiniteGroup | str, W_U) -> dict[str, float]:
     """W_U [d_model, n (answer c)] -> {irrep label: fraction of |W_U|² in its span, as functions of c}."""
-    return irrep_energy(_group(group), _float64(W_U).T)
+    return irrep_energy(as_group(group), as_float64(W_U).T)
 
 
 def embedding_gini(group: FiniteGroup | str, W_E) -> float:
     """Gini of the non-trivial irreps' norms of W_E[:n] (sqrt of the spectrum; module docstring)."""
-    group = _group(group)
+    group = as_group(group)
     spectrum = embedding_spectrum(group, W_E)
-    trivial = irreps(group)[_trivial_index(group)].label
+    trivial = irreps(group)[trivial_index(group)].label
     return gini([math.sqrt(share) for label, share in spectrum.items() if label != trivial])
 
 
@@ -124,7 +122,7 @@ def embedding_gini(group: FiniteGroup | str, W_E) -> float:
 
 
 def _logits(group: FiniteGroup, logits) -> np.ndarray:
-    out = _float64(logits)
+    out = as_float64(logits)
     if out.shape != (group.order**2, group.order):
         raise ValueError(f"logits of {group.name} must be [{group.order**2}, {group.order}], got {list(out.shape)}")
     return out
@@ -148,12 +146,12 @@ def character_fve(group: FiniteGroup | str, logits) -> dict[str, float]:
     <L, r_ρ> = n² Σ_g M[g] χ_ρ(g) with M the mean of L over each fibre of g = a·b·c⁻¹ (every g
     has n² cells), and |r_ρ|² = n² Σ_g χ_ρ(g)² (n³ for real type, 2 n³ for complex type).
     """
-    group = _group(group)
+    group = as_group(group)
     L = _logits(group, logits)
     n = group.order
     total = float(((L - L.mean(axis=1, keepdims=True)) ** 2).sum())  # |L|² centred per pair
     M = _character_mean(group, _product_mean(group, L))  # [n (g)]
-    trivial = _trivial_index(group)
+    trivial = trivial_index(group)
     out = {}
     for index, irrep in enumerate(irreps(group)):
         chi = irrep.character  # [n]
@@ -167,7 +165,7 @@ def _check_irreps(group: FiniteGroup, labels) -> list[int]:
     bad = [label for label in labels if label not in known]
     if bad:
         raise ValueError(f"{bad} are not irreps of {group.name}; choose from {known}")
-    return sorted({known.index(label) for label in labels} - {_trivial_index(group)})
+    return sorted({known.index(label) for label in labels} - {trivial_index(group)})
 
 
 def restricted_and_excluded_logits(
@@ -179,7 +177,7 @@ def restricted_and_excluded_logits(
     are functions of a·b (and c), so P L is read back from a projection on G, as
     projections.project_logits does on Z_p: O(n³).
     """
-    group = _group(group)
+    group = as_group(group)
     if span not in SPANS:
         raise ValueError(f"span={span!r} is unknown; choose one of {SPANS}")
     L = _logits(group, logits)
@@ -212,7 +210,7 @@ def restricted_and_excluded_loss(
     """(restricted loss, excluded loss): mean cross-entropy in float64 of the restricted logits on the
     pairs ``restricted_idx`` and of the excluded logits on ``excluded_idx`` (None: every pair; indices
     a·n + b). progress.py takes the restricted loss on all pairs and the excluded loss on the train pairs."""
-    group = _group(group)
+    group = as_group(group)
     restricted, excluded = restricted_and_excluded_logits(group, logits, key, span)
     return _cross_entropy(group, restricted, restricted_idx), _cross_entropy(group, excluded, excluded_idx)
 
@@ -237,9 +235,9 @@ class NeuronIrreps:
 
 def neuron_irreps(group: FiniteGroup | str, activations) -> NeuronIrreps:
     """activations [n², d_mlp] (pairs row-major, e.g. ``blocks.0.mlp.hook_post``) -> :class:`NeuronIrreps`."""
-    group = _group(group)
+    group = as_group(group)
     n = group.order
-    acts = _float64(activations)
+    acts = as_float64(activations)
     if acts.ndim != 2 or acts.shape[0] != n * n:
         raise ValueError(f"activations of {group.name} must be [{n * n}, d_mlp], got {list(acts.shape)}")
     d_mlp = acts.shape[1]
@@ -255,7 +253,7 @@ def neuron_irreps(group: FiniteGroup | str, activations) -> NeuronIrreps:
     one_hot = torch.from_numpy((irrep_index[None, :] == np.arange(n_irreps)[:, None]).astype(np.float64))
     by_rows = (one_hot @ energy.reshape(n, n * d_mlp)).reshape(n_irreps, n, d_mlp)  # [irrep of a, row of b, neuron]
     blocks = torch.matmul(one_hot, by_rows).numpy()  # [irrep of a, irrep of b, neuron]
-    t = _trivial_index(group)
+    t = trivial_index(group)
     diagonal = blocks[np.arange(n_irreps), np.arange(n_irreps)]  # [n_irreps, d_mlp]: (ρ, ρ)
     per_irrep = blocks[:, t] + blocks[t, :] + diagonal  # [n_irreps, d_mlp]
     fves = np.clip(per_irrep / np.maximum(total, 1e-300), 0.0, 1.0).T  # [d_mlp, n_irreps]
@@ -325,7 +323,7 @@ def summarise_group_checkpoint(
     the excluded loss on the train pairs, as in progress.py; ``restricted_loss`` / ``excluded_loss``
     use the character span, ``*_product`` the product span (module docstring).
     """
-    group = _group(group)
+    group = as_group(group)
     n = group.order
     cache: dict = {}
     logits = _logits(group, forward_all_pairs(params, cache, arch))  # [n², n]

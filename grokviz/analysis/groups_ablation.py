@@ -27,16 +27,12 @@ from grokviz.analysis.groups import restricted_and_excluded_logits
 from grokviz.analysis.irreps import fourier_basis, irreps
 from grokviz.core.architecture import REFERENCE, Architecture
 from grokviz.core.fast_path import forward_all_pairs
-from grokviz.core.groups import FiniteGroup, parse_group
+from grokviz.core.groups import FiniteGroup, as_group
 from grokviz.core.params import Params
 
 SITES = ("logits", "embedding", "neurons")
 MODES = ("remove", "keep")
 NEURONS_HOOK = "blocks.0.mlp.hook_post"
-
-
-def _group(group: FiniteGroup | str) -> FiniteGroup:
-    return group if isinstance(group, FiniteGroup) else parse_group(group)
 
 
 def chosen_rows(group: FiniteGroup, labels: list[str]) -> np.ndarray:
@@ -61,7 +57,7 @@ def _trivial_rows(group: FiniteGroup) -> np.ndarray:
 
 def project_embedding(group: FiniteGroup | str, params: Params, labels: list[str], mode: str = "remove") -> Params:
     """Params with W_E[:n] projected off (remove) or onto (keep, with the constant row) the irreps."""
-    group = _group(group)
+    group = as_group(group)
     _check(mode, MODES, "mode")
     W_E = params["embed.W_E"]  # [n + 1, d_model]
     basis, _, _ = fourier_basis(group)
@@ -80,7 +76,7 @@ def project_neurons(
     group: FiniteGroup | str, acts: torch.Tensor, labels: list[str], mode: str = "remove"
 ) -> torch.Tensor:
     """acts [n², d_mlp] (row-major pairs) -> the same after the neurons-site projection."""
-    group = _group(group)
+    group = as_group(group)
     _check(mode, MODES, "mode")
     n = group.order
     basis, _, _ = fourier_basis(group)
@@ -112,7 +108,7 @@ def ablate_irreps(
     site: str = "logits",
 ) -> torch.Tensor:
     """The all-pairs logits [n², n] after removing (or keeping only) the irreps ``labels`` at ``site``."""
-    group = _group(group)
+    group = as_group(group)
     _check(site, SITES, "site")
     _check(mode, MODES, "mode")
     labels = list(labels)
@@ -131,7 +127,7 @@ def ablate_irreps(
 
 def split_metrics(group: FiniteGroup | str, logits: torch.Tensor, train_idx, test_idx) -> dict[str, float]:
     """Loss (float64 cross-entropy) and accuracy on the train and test pairs (indices a·n + b)."""
-    group = _group(group)
+    group = as_group(group)
     labels = torch.as_tensor(group.table.reshape(-1).copy())  # [n²]
     out = {}
     for split, index in (("train", train_idx), ("test", test_idx)):

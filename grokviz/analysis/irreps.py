@@ -44,7 +44,7 @@ from functools import lru_cache
 import numpy as np
 
 from grokviz.analysis import young
-from grokviz.core.groups import FiniteGroup, conjugacy_classes, parse_group
+from grokviz.core.groups import FiniteGroup, as_group, conjugacy_classes, parse_group
 
 _TOLERANCE = 1e-8  # eigenvalue gaps and character norms are O(1); rounding is ~1e-13
 
@@ -75,13 +75,9 @@ class Irrep:
         return 2 if self.kind == "complex" else 1
 
 
-def _group(group: FiniteGroup | str) -> FiniteGroup:
-    return group if isinstance(group, FiniteGroup) else parse_group(group)
-
-
 def irreps(group: FiniteGroup | str) -> list[Irrep]:
     """Every real irreducible representation of the group, in the documented order (module docstring)."""
-    return list(_irreps(_group(group).name))
+    return list(_irreps(as_group(group).name))
 
 
 @lru_cache(maxsize=32)
@@ -218,7 +214,7 @@ def fourier_basis(group: FiniteGroup | str) -> tuple[np.ndarray, list[str], np.n
     orthonormal and there are Σ d² (real) + 2 (complex) = |G| of them, so the basis is complete.
     ``irrep_index[row]`` is the position in :func:`irreps` of the row's irrep.
     """
-    basis, labels, index = _fourier_basis(_group(group).name)
+    basis, labels, index = _fourier_basis(as_group(group).name)
     return basis, list(labels), index
 
 
@@ -292,7 +288,7 @@ class CharacterTable:
 
 def character_table(group: FiniteGroup | str) -> CharacterTable:
     """Each real irrep's character on each conjugacy class (see :class:`CharacterTable`)."""
-    group = _group(group)
+    group = as_group(group)
     classes = conjugacy_classes(group)
     representatives = [members[0] for members in classes]
     all_irreps = irreps(group)

@@ -130,12 +130,14 @@ FAMILIES: dict[str, Family] = {
             name=GroupsConfig.family,
             config_class=GroupsConfig,
             label="a finite-group run",
-            opens_in="with grokviz analyze (the app has no page for group runs yet)",
-            page=None,
+            opens_in="on the Groups page",
+            page="groups",
             train_command="grokviz train-group",
             log_columns=MODULAR_LOG_COLUMNS,
             param_shapes_path="grokviz.core.params:param_shapes",
             summary_path="grokviz.analysis.groups_summary",
+            # The modular model, so the modular exporter (its d_vocab is |G| + 1).
+            exporters={"transformer-lens": "grokviz.interop.transformer_lens:to_transformer_lens"},
         ),
     )
 }

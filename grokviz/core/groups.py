@@ -109,6 +109,11 @@ class FiniteGroup:
         return int(_parity(np.array([self.elements[token]]))[0])
 
 
+def as_group(group: FiniteGroup | str) -> FiniteGroup:
+    """``group`` itself, or the group a name such as "S5" names (:func:`parse_group`)."""
+    return group if isinstance(group, FiniteGroup) else parse_group(group)
+
+
 def parse_group(name: str) -> FiniteGroup:
     """The group named "S3".."S6", "A4", "A5", "D3".."D100" or "Z2".."Z997" (case-insensitive), cached per name."""
     match = re.fullmatch(r"\s*([SADZ])0*(\d+)\s*", str(name), flags=re.IGNORECASE)

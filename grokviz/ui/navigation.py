@@ -1,6 +1,6 @@
-"""The app's pages, for ``st.navigation``: the run explorer, the Sweeps and Compare pages, and the
-Adder page (for 10-digit adder runs). Each is a script of ``grokviz/ui/pages/``; the explorer's
-tabs are modules of ``grokviz/ui/tabs/`` that it draws.
+"""The app's pages, for ``st.navigation``: the run explorer, the Sweeps and Compare pages, the
+Adder page (for 10-digit adder runs) and the Groups page (for finite-group runs). Each is a script
+of ``grokviz/ui/pages/``; the explorer's tabs are modules of ``grokviz/ui/tabs/`` that it draws.
 
 :data:`PAGES` is keyed by the names that ``grokviz.core.families`` uses for a family's ``page``, so
 a page that is shown a run of another family links to that family's page (:func:`page_for`)
@@ -42,6 +42,7 @@ PAGES: dict[str, PageSpec] = {
         PAGE_DIR / "compare.py", "Compare runs", ":material/compare_arrows:", "compare", "Open the Compare page"
     ),
     "digits": PageSpec(PAGE_DIR / "digits.py", "Adder", ":material/calculate:", "adder", "Open the Adder page"),
+    "groups": PageSpec(PAGE_DIR / "groups.py", "Groups", ":material/hub:", "groups", "Open the Groups page"),
 }
 
 

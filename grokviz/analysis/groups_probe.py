@@ -1,0 +1,124 @@
+"""The neuron probe of a groups run: each MLP neuron's activation at (a, b) against its fit by one irrep.
+
+The group counterpart of the modular probe (``grokviz.analysis.neurons``: a neuron read as
+cos·cos / sin·sin terms of its frequency). A neuron's activations over all pairs form a grid
+N [a, b]; its 2-D group Fourier transform is C = B N Bᵀ with B the orthonormal basis of
+``grokviz.analysis.irreps.fourier_basis`` (rows: the matrix entries of the irreps). The *fit by ρ*
+keeps the mean of N and the blocks (ρ, trivial), (trivial, ρ) and (ρ, ρ) of C:
+
+    fit(a, b) = mean(N) + Σ c_ij,kl ρ_ij(a) ρ_kl(b) + Σ c_ij ρ_ij(a) + Σ c_kl ρ_kl(b)
+
+(the functions ρ_ij(a), ρ_kl(b) and their products; coefficients by least squares, which for an
+orthonormal basis is the projection). It is the orthogonal projection of N onto those functions, so
+the R² of the fit over all pairs, 1 - |N - fit|² / |N - mean|², is exactly the neuron's FVE for ρ
+in ``grokviz.analysis.groups.neuron_irreps``, and the fit is what
+``grokviz.analysis.groups_ablation.project_neurons(..., mode="keep")`` leaves of the neuron.
+
+Pure: a :class:`~grokviz.core.groups.FiniteGroup` and arrays (numpy or CPU torch) in, numpy
+arrays or a small pandas frame out; float64 throughout. Pairs are row-major: pair ``i`` is
+(a, b) = (i // order, i % order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from grokviz.analysis.groups import as_float64, trivial_index
+from grokviz.analysis.irreps import fourier_basis, irreps
+from grokviz.core.groups import FiniteGroup, as_group
+
+__all__ = ["irrep_fit", "neuron_fit", "r_squared"]
+
+
+def _irrep_position(group: FiniteGroup, label: str) -> int:
+    known = [irrep.label for irrep in irreps(group)]
+    if label not in known:
+        raise ValueError(f"{label!r} is not an irrep of {group.name}; choose from {known}")
+    return known.index(label)
+
+
+def irrep_fit(group: FiniteGroup | str, activations, label: str) -> np.ndarray:
+    """activations [order², k] (k neurons, pairs row-major) -> their fits by the irrep ``label``, [order², k].
+
+    The fit of each column: its mean plus its projection onto the functions ρ_ij(a), ρ_kl(b) and
+    ρ_ij(a) ρ_kl(b) (module docstring). The trivial irrep's fit is the mean alone.
+    """
+    group = as_group(group)
+    n = group.order
+    acts = as_float64(activations)
+    if acts.ndim == 1:
+        acts = acts[:, None]
+    if acts.shape[0] != n * n:
+        raise ValueError(f"activations of {group.name} must be [{n * n}, neurons], got {list(acts.shape)}")
+    k = acts.shape[1]
+    basis, _, irrep_index = fourier_basis(group)
+    chosen = irrep_index == _irrep_position(group, label)  # [n] rows of ρ
+    trivial = irrep_index == trivial_index(group)  # [n] the constant row
+    mask = (chosen[:, None] & trivial[None, :]) | (trivial[:, None] & chosen[None, :]) | np.outer(chosen, chosen)
+    mean = acts.mean(axis=0)  # [k]
+    B = torch.from_numpy(np.ascontiguousarray(basis))  # [n (row), n (token)]
+    grid = torch.from_numpy(acts - mean).reshape(n, n, k)  # [a, b, neuron] centred
+    # C = B N Bᵀ per neuron, masked, and back: Bᵀ (C ⊙ mask) B. Only the rows of ρ and the trivial
+    # row take part, so the transform is taken on those rows alone (S5: 17 of 120 rows for "4,1").
+    rows = torch.from_numpy(np.flatnonzero(chosen | trivial))
+    sub_basis = B[rows]  # [r, n]
+    sub_mask = torch.from_numpy(mask[np.ix_(rows.numpy(), rows.numpy())].astype(np.float64))  # [r, r]
+    over_a = torch.einsum("ia,abk->ibk", sub_basis, grid)  # [row of a, b, neuron]
+    coefficients = torch.einsum("ibk,jb->ijk", over_a, sub_basis) * sub_mask[:, :, None]  # [row a, row b, neuron]
+    back = torch.einsum("ia,ijk,jb->abk", sub_basis, coefficients, sub_basis)  # [a, b, neuron]
+    return back.reshape(n * n, k).numpy() + mean
+
+
+def r_squared(actual, fit) -> float:
+    """1 - |actual - fit|² / |actual - mean(actual)|² (0 for a constant ``actual``)."""
+    actual, fit = as_float64(actual).reshape(-1), as_float64(fit).reshape(-1)
+    total = float(((actual - actual.mean()) ** 2).sum())
+    if total <= 0:
+        return 0.0
+    return 1.0 - float(((actual - fit) ** 2).sum()) / total
+
+
+def neuron_fit(
+    group: FiniteGroup | str,
+    activations,
+    neurons: Mapping[int, str] | Sequence[tuple[int, str]],
+    a: int,
+    b: int,
+) -> pd.DataFrame:
+    """Each neuron's activation at (a, b) and its fit there by its irrep.
+
+    ``activations`` [order², d_mlp] (``blocks.0.mlp.hook_post`` of all pairs); ``neurons``: neuron
+    index -> irrep label (e.g. each clustered neuron's irrep from ``neuron_irreps``), in the order
+    the rows come out. Returns a frame (neuron, irrep, actual, fit, residual, r2): ``r2`` is the
+    fit's R² over all pairs (the neuron's FVE for that irrep).
+    """
+    group = as_group(group)
+    n = group.order
+    if not (0 <= a < n and 0 <= b < n):
+        raise ValueError(f"(a, b) = ({a}, {b}) is not a pair of {group.name}: both must be in 0..{n - 1}")
+    pairs = list(neurons.items()) if isinstance(neurons, Mapping) else [(int(i), str(r)) for i, r in neurons]
+    acts = as_float64(activations)
+    if acts.ndim != 2 or acts.shape[0] != n * n:
+        raise ValueError(f"activations of {group.name} must be [{n * n}, d_mlp], got {list(acts.shape)}")
+    index = a * n + b
+    rows = {}
+    for label in dict.fromkeys(label for _, label in pairs):  # one transform per irrep, its neurons together
+        members = [neuron for neuron, irrep in pairs if irrep == label]
+        columns = acts[:, members]  # [n², m]
+        fits = irrep_fit(group, columns, label)  # [n², m]
+        for j, neuron in enumerate(members):
+            actual, fitted = float(columns[index, j]), float(fits[index, j])
+            rows[(neuron, label)] = {
+                "neuron": int(neuron),
+                "irrep": label,
+                "actual": actual,
+                "fit": fitted,
+                "residual": actual - fitted,
+                "r2": r_squared(columns[:, j], fits[:, j]),
+            }
+    ordered = [rows[(int(neuron), label)] for neuron, label in pairs]
+    return pd.DataFrame(ordered, columns=["neuron", "irrep", "actual", "fit", "residual", "r2"])
