@@ -1,6 +1,6 @@
 """Altair charts of the Groups page: numbers per irrep, irrep × step heatmaps, neuron counts and FVEs,
 the probe's actual-vs-fit scatter and the tokens in an irrep's plane (frames from
-``grokviz.ui.views.groups`` and, for the plane, ``grokviz.ui.views.group_circles``; curves over the
+``grokviz.ui.views.groups`` and, for the plane, ``grokviz.ui.views.groups_circles``; curves over the
 run come from ``grokviz.ui.charts.training.curves``).
 
 Key irreps are orange, as key frequencies are on the explorer; the current step is the dashed rule.

@@ -5,11 +5,11 @@ group's irreducible representations, as the run explorer reads a modular one in 
 script owns the frame of the page: the run picker (``grokviz.ui.run_picker``, offering groups runs
 only; a run of another family is refused in words with a link to its page) and the step slider in
 the sidebar; a headline of the step's accuracy and loss; the refusal of a group too large to
-analyse; and the tabs, each a module of ``grokviz.ui.group_tabs`` drawn from one
-:class:`~grokviz.ui.group_tabs.state.GroupView`: the training curves with the character FVE and the
+analyse; and the tabs, each a module of ``grokviz.ui.groups_tabs`` drawn from one
+:class:`~grokviz.ui.groups_tabs.state.GroupView`: the training curves with the character FVE and the
 restricted / excluded loss per checkpoint, the spectra of W_E and W_U per irrep, irrep ablations (at
 this step and over the run), the neurons' irreps with the probe of one pair (a, b), and the tokens
-drawn in an irrep's plane. Its data shaping is ``grokviz.ui.views.groups`` (and ``group_circles``),
+drawn in an irrep's plane. Its data shaping is ``grokviz.ui.views.groups`` (and ``groups_circles``),
 its charts ``grokviz.ui.charts.groups``, its cached loaders ``grokviz.ui.groups_loaders``.
 """
 
@@ -22,9 +22,9 @@ from grokviz.core.groups_config import GroupsConfig
 from grokviz.errors import GrokvizError
 from grokviz.ui import catalog, run_picker
 from grokviz.ui import groups_loaders as gl
-from grokviz.ui.group_tabs import ablation, circles, neurons, training
-from grokviz.ui.group_tabs import irreps as irreps_tab
-from grokviz.ui.group_tabs.state import GroupView
+from grokviz.ui.groups_tabs import ablation, circles, neurons, training
+from grokviz.ui.groups_tabs import irreps as irreps_tab
+from grokviz.ui.groups_tabs.state import GroupView
 from grokviz.ui.views import groups as views
 from grokviz.ui.widgets import show_error
 

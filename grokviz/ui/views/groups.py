@@ -1,7 +1,7 @@
 """Data shaping for the Groups page (pure: groups, analysis results, weights and logs in, pandas
 frames and words out; no Streamlit, no files), so every table the page draws is tested without a
 browser: the irreps' names and per-irrep frames, and the Training, Ablation and Neurons tabs'
-frames and words. The Circles tab's projections are ``grokviz.ui.views.group_circles``.
+frames and words. The Circles tab's projections are ``grokviz.ui.views.groups_circles``.
 
 Irreps are named as the page shows them, "4,1 (4-dim)", and ordered as ``grokviz.analysis.irreps``
 lists them.

@@ -10,7 +10,7 @@ from grokviz.analysis.irreps import irreps
 from grokviz.ui import groups_loaders as gl
 from grokviz.ui.charts.base import SPLIT_COLORS
 from grokviz.ui.charts.training import curves
-from grokviz.ui.group_tabs.state import GroupView
+from grokviz.ui.groups_tabs.state import GroupView
 from grokviz.ui.tabs.ablation import MODE_LABELS  # the explorer's modes: the same words in the URL
 from grokviz.ui.views import groups as views
 

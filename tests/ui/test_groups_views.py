@@ -1,5 +1,5 @@
 """The Groups page's pure parts: its views (``grokviz.ui.views.groups``: irrep names and frames, the
-FVE curves, the ablation's metric cards; ``grokviz.ui.views.group_circles``: the tokens in an
+FVE curves, the ablation's metric cards; ``grokviz.ui.views.groups_circles``: the tokens in an
 irrep's plane) and its charts (``grokviz.ui.charts.groups``), without Streamlit."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import torch
 from grokviz.analysis import groups as analysis
 from grokviz.core.groups import parse_group
 from grokviz.ui.charts import groups as charts
-from grokviz.ui.views import group_circles
 from grokviz.ui.views import groups as views
+from grokviz.ui.views import groups_circles
 
 
 def test_irrep_names_and_frames() -> None:
@@ -60,20 +60,20 @@ def test_the_plane_of_an_ideal_embedding_is_a_circle_in_angle_order() -> None:
     rng = np.random.default_rng(0)
     W_E = rho[:, :, 0] @ rng.standard_normal((2, 16))  # each token embedded as ρ(g)'s first column
     W_E = np.concatenate([W_E, rng.standard_normal((1, 16))])  # the '=' row
-    drawn = group_circles.irrep_plane(group, W_E, "rot 1")
+    drawn = groups_circles.irrep_plane(group, W_E, "rot 1")
     radius = np.hypot(drawn.frame["x"], drawn.frame["y"])
     assert drawn.share == pytest.approx(1.0) and np.ptp(radius) / radius.mean() < 0.5  # an ellipse in the plane
     # Two rings, each in angle order: the rotations r^k, then the reflections r^k s (same angles).
-    assert list(drawn.frame["ring"]) == [group_circles.RINGS[0]] * 6 + [group_circles.RINGS[1]] * 6
+    assert list(drawn.frame["ring"]) == [groups_circles.RINGS[0]] * 6 + [groups_circles.RINGS[1]] * 6
     assert list(drawn.frame["angle"]) == pytest.approx([0, 60, 120, 180, 240, 300] * 2)
     assert list(drawn.frame["name"][:2]) == ["e", "r"] and list(drawn.frame["name"][6:8]) == ["s", "r s"]
-    rot3 = group_circles.irrep_plane(parse_group("D30"), np.random.default_rng(3).standard_normal((61, 8)), "rot 3")
+    rot3 = groups_circles.irrep_plane(parse_group("D30"), np.random.default_rng(3).standard_normal((61, 8)), "rot 3")
     assert rot3.frame["angle"].nunique() == 10  # gcd(3, 30) = 3: ten angles, 0 and 360 being one
     with pytest.raises(ValueError, match="only a 2-dimensional irrep"):
-        group_circles.irrep_plane(group, W_E, "flip")
-    pca = group_circles.irrep_pca(parse_group("S4"), np.random.default_rng(2).standard_normal((25, 16)), "3,1")
+        groups_circles.irrep_plane(group, W_E, "flip")
+    pca = groups_circles.irrep_pca(parse_group("S4"), np.random.default_rng(2).standard_normal((25, 16)), "3,1")
     assert len(pca.frame) == 24 and 0 < pca.share < 1 and pca.explained[0] >= pca.explained[1] > 0
-    assert "9-dimensional space" in group_circles.no_circle_text(parse_group("S4"), "3,1")
+    assert "9-dimensional space" in groups_circles.no_circle_text(parse_group("S4"), "3,1")
 
 
 def test_every_chart_builds_a_valid_spec() -> None:
@@ -91,7 +91,7 @@ def test_every_chart_builds_a_valid_spec() -> None:
         ),
         charts.fit_scatter(views.scatter_frame(group, np.arange(64.0), np.arange(64.0), 1, 2), title="s"),
         charts.plane_chart(
-            group_circles.irrep_plane(group, torch.randn(9, 8).numpy(), "rot 1").frame,
+            groups_circles.irrep_plane(group, torch.randn(9, 8).numpy(), "rot 1").frame,
             title="c",
             x_title="x",
             y_title="y",

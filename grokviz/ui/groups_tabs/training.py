@@ -14,7 +14,7 @@ from grokviz.ui import catalog, loaders
 from grokviz.ui import groups_loaders as gl
 from grokviz.ui.charts.base import MEASURE_COLORS, SPLIT_COLORS
 from grokviz.ui.charts.training import curves
-from grokviz.ui.group_tabs.state import GroupView
+from grokviz.ui.groups_tabs.state import GroupView
 from grokviz.ui.views import groups as views
 
 # Title, y-axis title and the chart's options of the log's two curves, by what they plot.

@@ -1,7 +1,7 @@
 """The Groups page's Circles tab: the tokens' embeddings drawn in one irrep's plane (a 2-dimensional
 irrep: a circle when the model embeds g as ρ(g)), or, for any other irrep, in the top two principal
 components of their projection on its span, with why there is no circle in words. The projections
-are ``grokviz.ui.views.group_circles``."""
+are ``grokviz.ui.views.groups_circles``."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from grokviz.analysis.irreps import irreps
 from grokviz.ui import groups_loaders as gl
 from grokviz.ui import loaders
 from grokviz.ui.charts import groups as charts
-from grokviz.ui.group_tabs.state import GroupView
-from grokviz.ui.views import group_circles
+from grokviz.ui.groups_tabs.state import GroupView
 from grokviz.ui.views import groups as views
+from grokviz.ui.views import groups_circles
 
 
 def render(view: GroupView) -> None:
@@ -22,7 +22,7 @@ def render(view: GroupView) -> None:
     names = views.names(group)
     trivial = views.trivial_label(group)
     options = [irrep.label for irrep in irreps(group) if irrep.label != trivial]
-    two_dim = group_circles.two_dim_irreps(group)
+    two_dim = groups_circles.two_dim_irreps(group)
     key = gl.key_irreps(view.path, view.step, view.mtime())
     preferred = [label for label in key if label in two_dim] or two_dim or key or options
     if st.session_state.get("group_circle") not in (None, *options):
@@ -48,16 +48,16 @@ def render(view: GroupView) -> None:
     if label in two_dim:
         drawn, chart, caption = _plane(group, W_E, label, names)
     else:
-        st.info(group_circles.no_circle_text(group, label), icon=":material/info:")
+        st.info(groups_circles.no_circle_text(group, label), icon=":material/info:")
         drawn, chart, caption = _projection(group, W_E, label, names)
     st.altair_chart(charts.plane_chart(drawn.frame, labels=show_labels, **chart), width="content")
     st.caption(caption)
 
 
-def _plane(group, W_E, label: str, names: dict[str, str]) -> tuple[group_circles.Projection, dict, str]:
+def _plane(group, W_E, label: str, names: dict[str, str]) -> tuple[groups_circles.Projection, dict, str]:
     """A 2-dimensional irrep: the tokens in its plane, joined in order of ρ(g)'s angle; (drawn, the
     chart's titles, the caption)."""
-    drawn = group_circles.irrep_plane(group, W_E, label)
+    drawn = groups_circles.irrep_plane(group, W_E, label)
     chart = {
         "title": f"The tokens in the plane of {names[label]}",
         "subtitle": f"joined in order of ρ(g)'s angle ({drawn.frame['angle'].round(6).nunique()} distinct angles); "
@@ -81,10 +81,10 @@ def _plane(group, W_E, label: str, names: dict[str, str]) -> tuple[group_circles
     return drawn, chart, caption
 
 
-def _projection(group, W_E, label: str, names: dict[str, str]) -> tuple[group_circles.Projection, dict, str]:
+def _projection(group, W_E, label: str, names: dict[str, str]) -> tuple[groups_circles.Projection, dict, str]:
     """Any other irrep: the tokens on the top two principal components of its span, unjoined, coloured by
     conjugacy class while there are few; (drawn, the chart's titles and options, the caption)."""
-    drawn = group_circles.irrep_pca(group, W_E, label)
+    drawn = groups_circles.irrep_pca(group, W_E, label)
     n_classes = drawn.frame["group_class"].nunique()
     chart = {
         "title": f"The tokens in {names[label]}'s span: top two principal components",

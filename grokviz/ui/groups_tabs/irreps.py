@@ -8,7 +8,7 @@ import streamlit as st
 from grokviz.analysis import groups as analysis
 from grokviz.ui import groups_loaders as gl
 from grokviz.ui.charts import groups as charts
-from grokviz.ui.group_tabs.state import DEFAULT_THRESHOLD, GroupView
+from grokviz.ui.groups_tabs.state import DEFAULT_THRESHOLD, GroupView
 from grokviz.ui.views import groups as views
 
 # The three bar charts of this step: (the checkpoint's numbers, title, subtitle, y-axis title).

@@ -1,7 +1,7 @@
 """The view the Groups page's tabs draw: one small object, so a reader of a tab sees everything it depends on.
 
 Built once per rerun by the Groups page (``grokviz.ui.pages.groups``) from the sidebar's choices
-(run, step) and the checkpoint's headline numbers; the tabs (``grokviz.ui.group_tabs``) read it and
+(run, step) and the checkpoint's headline numbers; the tabs (``grokviz.ui.groups_tabs``) read it and
 draw. It also owns what several tabs share: the key irreps of the last checkpoint, the clustering
 threshold they start from, and a result computed at every checkpoint (cached, with a progress bar).
 """

@@ -10,7 +10,7 @@ from grokviz.analysis import groups as analysis
 from grokviz.analysis import groups_probe
 from grokviz.ui import groups_loaders as gl
 from grokviz.ui.charts import groups as charts
-from grokviz.ui.group_tabs.state import DEFAULT_THRESHOLD, GroupView
+from grokviz.ui.groups_tabs.state import DEFAULT_THRESHOLD, GroupView
 from grokviz.ui.views import groups as views
 from grokviz.ui.widgets import clamp_state
 
