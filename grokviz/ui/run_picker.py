@@ -124,3 +124,31 @@ def _refuse(picker: Picker, run: Run, main_area) -> None:
         icon=":material/error:",
     )
     navigation.link_to_family_page(main_area, run.family)
+
+
+def pick_run_and_step(picker: Picker, step_key: str, step_help: str | None = None):
+    """The sidebar of a page that shows one checkpoint of a run (the Adder and Groups pages): the
+    run picker, the files skipped, a step slider over the saved checkpoints (bound to the URL as
+    ``step_key``) and the run's config. Returns (run, steps, step), or None after saying why on the
+    page (no run to show, or none of its checkpoints written yet)."""
+    main_area = st.container()  # the page itself: a refused run or the empty state is said there
+    with st.sidebar:
+        picked = pick_run(picker, main_area)
+        if picked is None:
+            return None
+        run = picked[1]
+        steps = run.steps()
+        if run.problems:
+            with st.expander(f"{len(run.problems)} file(s) of this run skipped", icon=":material/warning:"):
+                for problem in run.problems:
+                    st.warning(problem)
+        if not steps:
+            main_area.info(f"{run.path} has no checkpoints yet.", icon=":material/hourglass_empty:")
+            return None
+        step = st.select_slider(
+            "Step", options=steps, value=steps[-1], key=step_key, bind="query-params", help=step_help
+        )
+        with st.expander("Config", icon=":material/settings:"):
+            settings = run.config.to_dict()
+            st.dataframe({"setting": list(settings), "value": [str(v) for v in settings.values()]}, hide_index=True)
+    return run, steps, step

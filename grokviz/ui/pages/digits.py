@@ -47,27 +47,7 @@ ADDER = run_picker.Picker(
 
 def pick_run():
     """(run, steps, step) from the sidebar, or None after a message on the page."""
-    main_area = st.container()  # the page itself: a refused run or the empty state is said there
-    with st.sidebar:
-        picked = run_picker.pick_run(ADDER, main_area)
-        if picked is None:
-            return None
-        run = picked[1]
-        steps = run.steps()
-        if run.problems:
-            with st.expander(f"{len(run.problems)} file(s) of this run skipped", icon=":material/warning:"):
-                for problem in run.problems:
-                    st.warning(problem)
-        if not steps:
-            st.info(f"{run.path} has no checkpoints yet.")
-            return None
-        step = st.select_slider("Step", options=steps, value=steps[-1], key="adder_step", bind="query-params")
-        with st.expander("Config", icon=":material/settings:"):
-            st.dataframe(
-                {"setting": list(run.config.to_dict()), "value": [str(v) for v in run.config.to_dict().values()]},
-                hide_index=True,
-            )
-    return run, steps, step
+    return run_picker.pick_run_and_step(ADDER, "adder_step")
 
 
 def render() -> None:
