@@ -51,3 +51,29 @@ def test_the_compare_page_takes_group_runs(runs_root, monkeypatch, new_app, chec
     assert any('"Loss"' in spec for spec in titles) and any('"Accuracy"' in spec for spec in titles)
     notes = " ".join(str(getattr(e, "value", "")) for e in [*at.info, *at.caption, *at.warning, *at.markdown])
     assert "is a finite-group run" in notes, notes[:2000]
+
+
+BUNDLED = Path(__file__).resolve().parents[2] / "checkpoints"
+
+
+def test_the_bundled_s5_run_opens_with_its_phases(monkeypatch, new_app, check) -> None:
+    """The Groups page opens checkpoints/s5 first; its Training tab shades the phases the explorer's
+    rule reads off the log and says where they end."""
+    if not (BUNDLED / "s5" / "run.json").is_file():
+        pytest.skip("checkpoints/s5 is not bundled in this checkout")
+    from grokviz.analysis.progress import phase_boundaries
+    from grokviz.storage.runs import open_run
+
+    monkeypatch.setenv("GROKVIZ_RUNS", str(BUNDLED))
+    at = new_app(timeout=180)
+    at.run()
+    at.switch_page("grokviz/ui/pages/groups.py")
+    check(at.run())
+    run = open_run(BUNDLED / "s5")
+    assert at.selectbox(key="group_run").value.endswith("s5")
+    assert [m.value for m in at.metric if m.label == "Test accuracy"] == [f"{run.log().test_accuracy.iloc[-1]:.1%}"]
+    phases = phase_boundaries(run.log())
+    said = [c.value for c in at.caption if c.value.startswith("Phases, from the log")]
+    assert said and f"memorisation ends at step {phases.memorisation_end:,}" in said[0]
+    assert f"circuit formation at {phases.circuit_formation_end:,}" in said[0]
+    assert f"cleanup at {phases.cleanup_end:,}" in said[0]
