@@ -26,7 +26,7 @@ from grokviz.core.groups_config import GroupsConfig
 from grokviz.storage.runs import open_run
 from grokviz.training.single import train
 from grokviz.ui.views import groups as views
-from tests.ui.test_browser import _move_step_slider, _step_metric  # the explorer's browser test's steps
+from tests.ui.page_steps import move_step_slider, step_metric
 
 REPO = Path(__file__).resolve().parents[2]
 MODULAR = REPO / "checkpoints" / "add-p113"
@@ -279,7 +279,7 @@ def test_the_groups_page_in_a_browser(groups_server: str, request) -> None:
     page.get_by_text("The tokens in the plane of rot 1 (2-dim)").first.wait_for(timeout=30_000)
     page.wait_for_timeout(1500)  # let the chart draw
     page.screenshot(path=str(shots / "browser-groups-1-circles.png"))
-    _move_step_slider(page, 3, _step_metric(page))
+    move_step_slider(page, 3, step_metric(page))
     page.screenshot(path=str(shots / "browser-groups-2-step-moved.png"))
     assert "group_step=" in page.url and "group_tab=Circles" in page.url, page.url
     assert page.locator('[data-testid="stException"]').count() == 0

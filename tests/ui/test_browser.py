@@ -11,34 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.ui.page_steps import move_step_slider, step_metric
+
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "screenshots"
 
 pytestmark = pytest.mark.browser
-
-
-def _step_metric(page) -> str:
-    metric = page.locator('[data-testid="stMetric"]').filter(has_text="Step").first
-    return metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
-
-
-def _move_step_slider(page, presses: int, before: str) -> None:
-    """Press the sidebar's step slider left ``presses`` times and wait until the Step metric changes."""
-    slider = page.locator('[data-testid="stSidebar"] [data-testid="stSlider"] input[type="range"]').first
-    slider.focus()
-    for _ in range(presses):
-        slider.press("ArrowLeft")
-    page.wait_for_function(
-        """(before) => {
-            const m = [...document.querySelectorAll('[data-testid="stMetric"]')]
-                .find(e => e.innerText.includes('Step'));
-            const v = m && m.querySelector('[data-testid="stMetricValue"]');
-            return v && v.innerText.trim() !== before;
-        }""",
-        arg=before,
-        timeout=30_000,
-    )
-    page.wait_for_timeout(1500)
 
 
 def test_open_move_step_and_screenshot(server: str, browser) -> None:
@@ -47,11 +25,11 @@ def test_open_move_step_and_screenshot(server: str, browser) -> None:
     page.wait_for_selector('[data-testid="stMetric"]', timeout=45_000)
     page.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=45_000)
     page.wait_for_timeout(1500)  # let the charts draw
-    first = _step_metric(page)
+    first = step_metric(page)
     page.screenshot(path=str(SHOTS / "browser-1-opened.png"))
 
-    _move_step_slider(page, 6, first)
-    second = _step_metric(page)
+    move_step_slider(page, 6, first)
+    second = step_metric(page)
     page.screenshot(path=str(SHOTS / "browser-2-step-moved.png"))
     assert second != first
     # The step is part of the URL, so the view can be shared.
@@ -68,9 +46,9 @@ def test_adder_page_in_a_browser(server: str, browser) -> None:
     page.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=60_000)
     page.wait_for_timeout(1500)
     assert page.get_by_text("5 + 7 = 12: right").count() == 1
-    first = _step_metric(page)
+    first = step_metric(page)
     page.screenshot(path=str(SHOTS / "browser-adder-1-answer.png"))
-    _move_step_slider(page, 40, first)
+    move_step_slider(page, 40, first)
     page.screenshot(path=str(SHOTS / "browser-adder-2-step-moved.png"))
-    assert _step_metric(page) != first and "adder_step=" in page.url
+    assert step_metric(page) != first and "adder_step=" in page.url
     assert page.locator('[data-testid="stException"]').count() == 0
