@@ -14,6 +14,9 @@ the R² of the fit over all pairs, 1 - |N - fit|² / |N - mean|², is exactly th
 in ``grokviz.analysis.groups.neuron_irreps``, and the fit is what
 ``grokviz.analysis.groups_ablation.project_neurons(..., mode="keep")`` leaves of the neuron.
 
+:func:`character_readout` reads one pair's logits over the answers c through the irreps'
+characters of a·b·c⁻¹ (the Prediction & attention tab).
+
 Pure: a :class:`~grokviz.core.groups.FiniteGroup` and arrays (numpy or CPU torch) in, numpy
 arrays or a small pandas frame out; float64 throughout. Pairs are row-major: pair ``i`` is
 (a, b) = (i // order, i % order).
@@ -22,6 +25,7 @@ arrays or a small pandas frame out; float64 throughout. Pairs are row-major: pai
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -122,3 +126,39 @@ def neuron_fit(
             }
     ordered = [rows[(int(neuron), label)] for neuron, label in pairs]
     return pd.DataFrame(ordered, columns=["neuron", "irrep", "actual", "fit", "residual", "r2"])
+
+
+@dataclass(frozen=True)
+class Readout:
+    """One pair's logits read out through characters (:func:`character_readout`)."""
+
+    logits: np.ndarray  # [n (c)]
+    answer: int  # argmax of the logits
+    label: int  # the right answer, a·b
+    mean: float  # the mean logit over c
+    coefficients: dict[str, float]  # irrep -> α_ρ
+    contributions: dict[str, float]  # irrep -> α_ρ χ_ρ(e): its part of the right answer's logit
+    components: dict[str, np.ndarray]  # irrep -> α_ρ χ_ρ(a·b·c⁻¹) over c [n]
+
+
+def character_readout(group: FiniteGroup | str, logits_row, a: int, b: int) -> Readout:
+    """The logits of the pair (a, b) over the answers c [n], decomposed along each irrep's character
+    of a·b·c⁻¹ (the group's version of the explorer's waves): L(c) = mean + Σ_ρ α_ρ χ_ρ(a·b·c⁻¹) +
+    the rest. The regressors are orthogonal over c (Σ_c χ_ρ(s c⁻¹) χ_σ(s c⁻¹) = Σ_g χ_ρ(g) χ_σ(g)),
+    so each α_ρ is a projection. Every χ_ρ peaks at c = a·b (χ_ρ(e) = d_ρ), so irreps with α_ρ > 0
+    add up there: the constructive interference of the modular model's frequencies."""
+    group = as_group(group)
+    row = as_float64(logits_row).reshape(-1)  # [n]
+    s = int(group.table[a, b])
+    g = group.table[s, group.inverse]  # [n] a·b·c⁻¹ for every c
+    mean = float(row.mean())
+    coefficients, contributions, components = {}, {}, {}
+    for index, irrep in enumerate(irreps(group)):
+        if index == trivial_index(group):
+            continue  # the constant: the mean
+        regressor = irrep.character[g]  # [n]
+        alpha = float((row - mean) @ regressor / (regressor @ regressor))
+        coefficients[irrep.label] = alpha
+        contributions[irrep.label] = alpha * float(irrep.character[group.identity])
+        components[irrep.label] = alpha * regressor
+    return Readout(row, int(row.argmax()), s, mean, coefficients, contributions, components)

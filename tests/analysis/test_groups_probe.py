@@ -49,3 +49,38 @@ def test_a_neuron_made_of_one_irrep_is_fitted_exactly() -> None:
         groups_probe.neuron_fit(group, acts, {0: "3,1"}, 24, 0)
     with pytest.raises(ValueError, match="not an irrep of S4"):
         groups_probe.irrep_fit(group, acts, "rot 1")
+
+
+def test_the_character_readout_on_z_p_is_the_modular_prediction() -> None:
+    """On Z_p each irrep "freq k"'s part of the right answer's logit is frequency k's contribution
+    in the explorer's Prediction tab (its wave at c = a + b, where the sine part vanishes)."""
+    import torch
+
+    from grokviz.analysis.ablation import predict
+    from grokviz.core.config import Config
+
+    torch.manual_seed(3)
+    params = {k: v.double() for k, v in init_params(Config(p=13, d_model=24, d_mlp=48, n_heads=2, d_head=12)).items()}
+    logits = forward_all_pairs(params)
+    for a, b in ((2, 5), (11, 9)):
+        ours = groups_probe.character_readout("Z13", logits[a * 13 + b], a, b)
+        theirs = predict(params, a, b, list(range(1, 7)), label=(a + b) % 13)
+        assert ours.label == (a + b) % 13 and ours.answer == theirs.answer
+        for k in range(1, 7):
+            assert ours.contributions[f"freq {k}"] == pytest.approx(theirs.contributions[k], abs=1e-9)
+        assert ours.mean == pytest.approx(theirs.mean_logit, abs=1e-9)
+
+
+def test_a_logit_made_of_one_character_is_read_as_that_irrep() -> None:
+    from grokviz.analysis.irreps import irreps
+
+    group = parse_group("S4")
+    standard = next(irrep for irrep in irreps(group) if irrep.label == "3,1")
+    a, b = 5, 17
+    c = np.arange(group.order)
+    row = 1.5 + 3.0 * standard.character[group.table[group.table[a, b], group.inverse[c]]]  # [n]
+    out = groups_probe.character_readout(group, row, a, b)
+    assert out.answer == out.label == group.table[a, b]
+    assert out.coefficients["3,1"] == pytest.approx(3.0) and out.mean == pytest.approx(1.5)
+    assert out.contributions["3,1"] == pytest.approx(9.0)  # α χ(e) = 3 x 3
+    assert all(abs(v) < 1e-12 for label, v in out.coefficients.items() if label != "3,1")

@@ -283,3 +283,18 @@ def test_the_groups_page_in_a_browser(groups_server: str, request) -> None:
     page.screenshot(path=str(shots / "browser-groups-2-step-moved.png"))
     assert "group_step=" in page.url and "group_tab=Circles" in page.url, page.url
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_the_prediction_tab_reads_one_pair_through_characters(new_app, check, monkeypatch, runs_root, tiny) -> None:
+    from grokviz.analysis.groups_probe import character_readout
+
+    run, group, data, params = tiny
+    at = check(_groups(new_app, monkeypatch, runs_root, group_tab="Prediction & attention", group_a="3", group_b="6"))
+    logits = forward_all_pairs(params, arch=run.config.architecture)
+    readout = character_readout(group, logits[3 * group.order + 6], 3, 6)
+    names = group.labels()
+    said = [m.value for m in at.markdown if m.value.startswith("**3: ")]
+    assert said and said[0].startswith(f"**3: {names[3]} ∘ 6: {names[6]} = {readout.label}: {names[readout.label]}**")
+    assert ("the model is right" in said[0]) == (readout.answer == readout.label)
+    charts = at.get("vega_lite_chart")
+    assert len(charts) >= 3  # the irreps' parts, the logits, (the key irreps' waves,) the attention

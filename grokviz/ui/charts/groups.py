@@ -244,3 +244,60 @@ def plane_chart(
             .encode(x=x, y=y, text="name:N")
         )
     return alt.layer(*layers).properties(title=title_params(title, subtitle), width=size, height=size, autosize=FIXED)
+
+
+def logit_bars(readout, names) -> alt.Chart:
+    """One pair's logits over every answer c (a ``groups_probe.Readout``), the right answer red."""
+    frame = pd.DataFrame({"c": range(len(readout.logits)), "logit": readout.logits, "element": names}).assign(
+        kind=lambda f: ["right answer" if c == readout.label else "other" for c in f["c"]]
+    )
+    return (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("c:Q", title="answer c (token)"),
+            y=alt.Y("logit:Q", title="logit"),
+            color=alt.Color(
+                "kind:N",
+                scale=alt.Scale(domain=["right answer", "other"], range=["#e45756", "#9ecae9"]),
+                legend=alt.Legend(title=None, orient="top"),
+            ),
+            tooltip=["c:Q", "element:N", alt.Tooltip("logit:Q", format=".4g")],
+        )
+        .properties(title=title_params("The logits over every answer c"), height=220, autosize=FIT_WIDTH)
+    )
+
+
+def readout_waves(frame: pd.DataFrame, label: int) -> alt.LayerChart:
+    """The key irreps' parts α_ρ χ_ρ(a·b·c⁻¹) over c (frame: c, series, value), the right answer ruled."""
+    lines = (
+        alt.Chart(frame)
+        .mark_line()
+        .encode(
+            x=alt.X("c:Q", title="answer c (token)"),
+            y=alt.Y("value:Q", title="α_ρ χ_ρ(a·b·c⁻¹)"),
+            color=alt.Color("series:N", title=None, legend=alt.Legend(orient="top")),
+            tooltip=["series:N", "c:Q", alt.Tooltip("value:Q", format=".4g")],
+        )
+    )
+    rule = alt.Chart(pd.DataFrame({"c": [label]})).mark_rule(color="#e45756", strokeDash=[4, 3]).encode(x="c:Q")
+    return (lines + rule).properties(
+        title=title_params("The key irreps' waves over c", "each peaks at the right answer (dashed)"),
+        height=220,
+        autosize=FIT_WIDTH,
+    )
+
+
+def attention_heads(frame: pd.DataFrame) -> alt.Chart:
+    """The '=' position's attention per head over the keys a, b, = (frame: head, key, weight)."""
+    return (
+        alt.Chart(frame)
+        .mark_rect()
+        .encode(
+            x=alt.X("key:N", title="attends to", sort=["a", "b", "="]),
+            y=alt.Y("head:N", title=None),
+            color=alt.Color("weight:Q", scale=alt.Scale(domain=[0, 1], scheme="blues"), title="weight"),
+            tooltip=["head:N", "key:N", alt.Tooltip("weight:Q", format=".3f")],
+        )
+        .properties(title=title_params("Where the '=' position attends", "per head, for this pair"), height=140)
+    )

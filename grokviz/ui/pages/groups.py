@@ -22,7 +22,7 @@ from grokviz.core.groups_config import GroupsConfig
 from grokviz.errors import GrokvizError
 from grokviz.ui import catalog, run_picker
 from grokviz.ui import groups_loaders as gl
-from grokviz.ui.groups_tabs import ablation, circles, neurons, training
+from grokviz.ui.groups_tabs import ablation, circles, neurons, prediction, training
 from grokviz.ui.groups_tabs import irreps as irreps_tab
 from grokviz.ui.groups_tabs.state import GroupView
 from grokviz.ui.views import groups as views
@@ -34,6 +34,7 @@ TABS = {
     "Irreps": irreps_tab,
     "Ablation": ablation,
     "Neurons": neurons,
+    "Prediction & attention": prediction,
     "Circles": circles,
 }
 MAX_ORDER = 257  # as the explorer's p: the all-pairs logits grow as order³, the activations as order² · d_mlp
