@@ -14,6 +14,8 @@
 6. The general path (the PyTorch encoder's architecture: post-LN, every bias, no positions, dropout 0.1) on
    the GPU: graphs on a run without dropout == eager, the dropout run eager (it says so) with its
    member == single run, the GPU run near the CPU run, and its step time.
+7. Composition in S5 (the groups family, ``grokviz train-group``) on the GPU: graphs == eager on a
+   short run, an ensemble member == its single run, and the ms per step of the S5 recipe's shape.
 
 Prints a summary and writes it to ``DIR/check_gpu.json``; exits 1 if a check fails or a step
 cannot be captured as a CUDA graph.
@@ -185,6 +187,24 @@ def checks() -> int:
         failures.append("general path: CUDA-graph run differs from the eager run")
     if report["general_path"]["dropout_member_vs_single_max_log_diff"] > 1e-5:
         failures.append("general path: dropout ensemble member differs from its single run")
+
+    # 7. the groups family: the modular trainer on S5's table, on the GPU.
+    from grokviz.core.groups_config import GroupsConfig
+
+    s5 = GroupsConfig(group="S5", steps=300, log_every=20, save_every=100, save_log_points=0)
+    s_graphs = train(s5, work / "s5-graphs", device="cuda", progress=False)
+    s_eager = train(s5, work / "s5-eager", device="cuda", progress=False, use_graphs=False)
+    (s_member,) = [open_run(f) for f in train_ensemble([s5], work / "s5-ensemble", device="cuda", progress=False)]
+    report["groups_s5"] = {
+        "graphs_vs_eager_max_weight_diff": max_weight_difference(s_graphs, s_eager),
+        "member_vs_single_max_log_diff": max_log_difference(s_member, s_graphs),
+        "ms_per_step_graphs": float(s_graphs.log().elapsed_s.iloc[-1]) / s5.steps * 1e3,
+    }
+    print("groups (S5):", report["groups_s5"], flush=True)
+    if report["groups_s5"]["graphs_vs_eager_max_weight_diff"] > 1e-5:
+        failures.append("groups: S5 CUDA-graph run differs from the eager run")
+    if report["groups_s5"]["member_vs_single_max_log_diff"] > 1e-5:
+        failures.append("groups: S5 ensemble member differs from its single run")
 
     report["failures"] = failures
     out = args.out or work
