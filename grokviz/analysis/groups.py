@@ -79,6 +79,7 @@ __all__ = [
     "neuron_irreps",
     "restricted_and_excluded_logits",
     "restricted_and_excluded_loss",
+    "split_metrics",
     "summarise_group_checkpoint",
     "unembedding_spectrum",
 ]
@@ -215,6 +216,20 @@ def restricted_and_excluded_loss(
     return _cross_entropy(group, restricted, restricted_idx), _cross_entropy(group, excluded, excluded_idx)
 
 
+def split_metrics(group: FiniteGroup | str, logits, train_idx, test_idx) -> dict[str, float]:
+    """Loss (float64 cross-entropy) and accuracy of ``logits`` [n², n] on the train and test pairs
+    (indices a·n + b; None: no pairs); NaN for an empty split, as ``baseline.evaluate`` gives."""
+    group = as_group(group)
+    L = _logits(group, logits)
+    labels = group.table.reshape(-1)  # [n²]
+    out = {}
+    for split, index in (("train", train_idx), ("test", test_idx)):
+        index = np.asarray([] if index is None else index, dtype=np.int64)
+        out[f"{split}_loss"] = _cross_entropy(group, L, index)
+        out[f"{split}_accuracy"] = float((L[index].argmax(axis=1) == labels[index]).mean()) if len(index) else math.nan
+    return out
+
+
 # --- neurons ----------------------------------------------------------------------------------
 
 
@@ -327,30 +342,19 @@ def summarise_group_checkpoint(
     n = group.order
     cache: dict = {}
     logits = _logits(group, forward_all_pairs(params, cache, arch))  # [n², n]
-    labels = group.table.reshape(-1)  # [n²]
-    correct = logits.argmax(axis=1) == labels  # [n²]
-    index = {
-        split: np.asarray([] if i is None else i, dtype=np.int64)
-        for split, i in (("train", train_idx), ("test", test_idx))
-    }
-    splits = {
-        split: (_cross_entropy(group, logits, i), float(correct[i].mean()) if len(i) else float("nan"))
-        for split, i in index.items()
-    }
+    train = np.asarray([] if train_idx is None else train_idx, dtype=np.int64)
+    splits = split_metrics(group, logits, train, test_idx)
     fves = character_fve(group, logits)
     neurons = neuron_irreps(group, cache["blocks.0.mlp.hook_post"])
     key = key_irreps(neurons, fves, threshold)
     losses = {}
     for span, suffix in (("character", ""), ("product", "_product")):
-        restricted, excluded = restricted_and_excluded_loss(group, logits, key, None, index["train"], span)
+        restricted, excluded = restricted_and_excluded_loss(group, logits, key, None, train, span)
         losses |= {f"restricted_loss{suffix}": restricted, f"excluded_loss{suffix}": excluded}
     return {
         "group": group.name,
         "order": n,
-        "train_loss": splits["train"][0],
-        "test_loss": splits["test"][0],
-        "train_accuracy": splits["train"][1],
-        "test_accuracy": splits["test"][1],
+        **{name: splits[name] for name in ("train_loss", "test_loss", "train_accuracy", "test_accuracy")},
         "irrep_dims": {irrep.label: irrep.dim for irrep in irreps(group)},
         "key_irreps": key,
         "character_fve": fves,

@@ -1,5 +1,5 @@
 """Irrep ablations of a groups run: remove (or keep only) chosen irreps at the logits, the
-embedding or the MLP neurons, and the metrics after one. The group counterpart of
+embedding or the MLP neurons (their metrics: ``grokviz.analysis.groups.split_metrics``). The group counterpart of
 grokviz.analysis.projections / ablation, with the same conventions (docs/groups.md):
 
 * ``logits``: per class c, the logits as a function of (a, b) projected off (remove) or onto
@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from grokviz.analysis.groups import restricted_and_excluded_logits
+from grokviz.analysis.groups import restricted_and_excluded_logits, trivial_index
 from grokviz.analysis.irreps import fourier_basis, irreps
 from grokviz.core.architecture import REFERENCE, Architecture
 from grokviz.core.fast_path import forward_all_pairs
@@ -43,16 +42,14 @@ def chosen_rows(group: FiniteGroup, labels: list[str]) -> np.ndarray:
     if bad:
         raise ValueError(f"{', '.join(map(repr, bad))} not an irrep of {group.name}; choose from {known}")
     _, _, irrep_index = fourier_basis(group)
-    trivial = known.index(
-        next(irrep.label for irrep in irreps(group) if irrep.dim == 1 and (irrep.character == 1).all())
-    )
-    wanted = [known.index(label) for label in labels if known.index(label) != trivial]
-    return np.isin(irrep_index, wanted)
+    wanted = {known.index(label) for label in labels} - {trivial_index(group)}
+    return np.isin(irrep_index, sorted(wanted))
 
 
 def _trivial_rows(group: FiniteGroup) -> np.ndarray:
-    basis, _, _ = fourier_basis(group)
-    return np.abs(basis - basis[0, 0]).max(axis=1) < 1e-12  # [n] the constant function's row
+    """[n] bool: the constant function's row of the basis."""
+    _, _, irrep_index = fourier_basis(group)
+    return irrep_index == trivial_index(group)
 
 
 def project_embedding(group: FiniteGroup | str, params: Params, labels: list[str], mode: str = "remove") -> Params:
@@ -75,25 +72,28 @@ def project_embedding(group: FiniteGroup | str, params: Params, labels: list[str
 def project_neurons(
     group: FiniteGroup | str, acts: torch.Tensor, labels: list[str], mode: str = "remove"
 ) -> torch.Tensor:
-    """acts [n², d_mlp] (row-major pairs) -> the same after the neurons-site projection."""
+    """acts [n², k] (row-major pairs) -> the same after the neurons-site projection (its keep mode
+    for one irrep is ``groups_probe.irrep_fit``, the probe's fit)."""
     group = as_group(group)
     _check(mode, MODES, "mode")
     n = group.order
-    basis, _, _ = fourier_basis(group)
-    B = torch.tensor(basis, dtype=torch.float64)  # [n, n] (a copy: the cached basis is read-only)
-    chosen = torch.as_tensor(chosen_rows(group, labels))  # [n]
-    trivial = torch.as_tensor(_trivial_rows(group))  # [n]
+    basis, _, irrep_index = fourier_basis(group)
+    chosen, trivial = chosen_rows(group, labels), _trivial_rows(group)  # [n] each
+    # Only the chosen irreps' rows and the constant row take part, so the transform C = B N Bᵀ is
+    # taken on those rows alone (S5: 17 of 120 rows for one 4-dim irrep).
+    rows = np.flatnonzero(chosen | trivial)
+    chosen, trivial, irrep_index = chosen[rows], trivial[rows], irrep_index[rows]  # [r] each
     # Block mask over (row of a, row of b): (ρ, trivial), (trivial, ρ) and (ρ, ρ) of one ρ each.
-    _, _, irrep_index = fourier_basis(group)
-    same = torch.as_tensor(irrep_index[:, None] == irrep_index[None, :])  # [n, n]
     mask = (
         (chosen[:, None] & trivial[None, :])
         | (trivial[:, None] & chosen[None, :])
-        | (chosen[:, None] & chosen[None, :] & same)
+        | (chosen[:, None] & chosen[None, :] & (irrep_index[:, None] == irrep_index[None, :]))
     )
+    B = torch.tensor(basis[rows], dtype=torch.float64)  # [r, n] (a copy: the cached basis is read-only)
     grid = acts.double().reshape(n, n, -1)  # [a, b, neuron]
-    transform = torch.einsum("ia,abk,jb->ijk", B, grid, B)  # [row a, row b, neuron]
-    part = torch.einsum("ia,ijk,jb->abk", B, transform * mask[:, :, None], B)  # [a, b, neuron]
+    over_a = torch.einsum("ia,abk->ibk", B, grid)  # [row of a, b, neuron]
+    transform = torch.einsum("ibk,jb->ijk", over_a, B) * torch.from_numpy(mask)[:, :, None]  # [row a, row b, neuron]
+    part = torch.einsum("ia,ijk,jb->abk", B, transform, B)  # [a, b, neuron]
     mean = grid.mean(dim=(0, 1), keepdim=True)  # [1, 1, neuron]
     out = grid - part if mode == "remove" else mean + part
     return out.reshape(n * n, -1).to(acts.dtype)
@@ -123,19 +123,6 @@ def ablate_irreps(
     forward_all_pairs(params, cache=cache, arch=arch)
     acts = project_neurons(group, cache[NEURONS_HOOK], labels, mode)
     return forward_all_pairs(params, arch=arch, hooks={NEURONS_HOOK: lambda _: acts})
-
-
-def split_metrics(group: FiniteGroup | str, logits: torch.Tensor, train_idx, test_idx) -> dict[str, float]:
-    """Loss (float64 cross-entropy) and accuracy on the train and test pairs (indices a·n + b)."""
-    group = as_group(group)
-    labels = torch.as_tensor(group.table.reshape(-1).copy())  # [n²]
-    out = {}
-    for split, index in (("train", train_idx), ("test", test_idx)):
-        index = torch.as_tensor(index, dtype=torch.long)
-        chosen = logits[index].double()
-        out[f"{split}_loss"] = float(F.cross_entropy(chosen, labels[index])) if len(index) else float("nan")
-        out[f"{split}_accuracy"] = float((chosen.argmax(-1) == labels[index]).double().mean()) if len(index) else 0.0
-    return out
 
 
 def _check(value: str, allowed: tuple[str, ...], name: str) -> None:

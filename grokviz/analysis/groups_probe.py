@@ -32,17 +32,11 @@ import pandas as pd
 import torch
 
 from grokviz.analysis.groups import as_float64, trivial_index
-from grokviz.analysis.irreps import fourier_basis, irreps
+from grokviz.analysis.groups_ablation import project_neurons
+from grokviz.analysis.irreps import irreps
 from grokviz.core.groups import FiniteGroup, as_group
 
 __all__ = ["irrep_fit", "neuron_fit", "r_squared"]
-
-
-def _irrep_position(group: FiniteGroup, label: str) -> int:
-    known = [irrep.label for irrep in irreps(group)]
-    if label not in known:
-        raise ValueError(f"{label!r} is not an irrep of {group.name}; choose from {known}")
-    return known.index(label)
 
 
 def irrep_fit(group: FiniteGroup | str, activations, label: str) -> np.ndarray:
@@ -58,23 +52,8 @@ def irrep_fit(group: FiniteGroup | str, activations, label: str) -> np.ndarray:
         acts = acts[:, None]
     if acts.shape[0] != n * n:
         raise ValueError(f"activations of {group.name} must be [{n * n}, neurons], got {list(acts.shape)}")
-    k = acts.shape[1]
-    basis, _, irrep_index = fourier_basis(group)
-    chosen = irrep_index == _irrep_position(group, label)  # [n] rows of ρ
-    trivial = irrep_index == trivial_index(group)  # [n] the constant row
-    mask = (chosen[:, None] & trivial[None, :]) | (trivial[:, None] & chosen[None, :]) | np.outer(chosen, chosen)
-    mean = acts.mean(axis=0)  # [k]
-    B = torch.from_numpy(np.ascontiguousarray(basis))  # [n (row), n (token)]
-    grid = torch.from_numpy(acts - mean).reshape(n, n, k)  # [a, b, neuron] centred
-    # C = B N Bᵀ per neuron, masked, and back: Bᵀ (C ⊙ mask) B. Only the rows of ρ and the trivial
-    # row take part, so the transform is taken on those rows alone (S5: 17 of 120 rows for "4,1").
-    rows = torch.from_numpy(np.flatnonzero(chosen | trivial))
-    sub_basis = B[rows]  # [r, n]
-    sub_mask = torch.from_numpy(mask[np.ix_(rows.numpy(), rows.numpy())].astype(np.float64))  # [r, r]
-    over_a = torch.einsum("ia,abk->ibk", sub_basis, grid)  # [row of a, b, neuron]
-    coefficients = torch.einsum("ibk,jb->ijk", over_a, sub_basis) * sub_mask[:, :, None]  # [row a, row b, neuron]
-    back = torch.einsum("ia,ijk,jb->abk", sub_basis, coefficients, sub_basis)  # [a, b, neuron]
-    return back.reshape(n * n, k).numpy() + mean
+    # The neurons-site ablation's keep mode for this one irrep: the projection the module docstring describes.
+    return project_neurons(group, torch.from_numpy(np.ascontiguousarray(acts)), [label], "keep").numpy()
 
 
 def r_squared(actual, fit) -> float:

@@ -1,8 +1,9 @@
 """The task families grokviz knows, one record each: the only place that lists them.
 
 A family is a kind of task with its own config class, model, trainer, log columns, summary,
-exporters and app page: modular arithmetic (``"modular"``, the paper's 1-layer transformer) and
-the 10-digit adder (``"digits"``, gpt-acc-jax's 777-parameter recipe). Every module that must
+exporters and app page: modular arithmetic (``"modular"``, the paper's 1-layer transformer), the
+10-digit adder (``"digits"``, gpt-acc-jax's 777-parameter recipe) and composition in a finite
+group (``"groups"``, the modular model on a group's table). Every module that must
 treat runs of different families differently (the run folder, ``--resume``, ``analyze``,
 ``convert export-tl``, the app's pages) looks the family up here instead of branching on it, and
 the check that a run is of the family a reader needs, with its message, is :func:`require_family`.
@@ -39,7 +40,7 @@ class Family:
     config_class: type[StoredConfig]
     label: str  # what a run of it is, in words: "a modular-arithmetic run"
     opens_in: str  # where the app shows it, as a phrase: "in the run explorer"
-    page: str | None  # the app page that opens it (a key of grokviz.ui.navigation.PAGES); None: none yet
+    page: str  # the app page that opens it (a key of grokviz.ui.navigation.PAGES)
     train_command: str  # the command that trains it
     log_columns: tuple[str, ...]  # log.csv's header, in order
     param_shapes_path: str  # (config) -> {tensor name: shape}, in a checkpoint's canonical order

@@ -54,7 +54,7 @@ def checkpoint(run_path: str, step: int, mtime: float) -> dict:
     params = load_params(run_path, step, mtime)
     logits, _ = all_pairs(run_path, step, mtime)
     return {
-        "metrics": groups_ablation.split_metrics(group, logits, data.train_idx, data.test_idx),
+        "metrics": analysis.split_metrics(group, logits, data.train_idx, data.test_idx),
         "character_fve": analysis.character_fve(group, logits),
         "embedding_spectrum": analysis.embedding_spectrum(group, params["embed.W_E"]),
         "unembedding_spectrum": analysis.unembedding_spectrum(group, unembed_matrix(params)),
@@ -93,7 +93,7 @@ def progress_point(run_path: str, step: int, mtime: float, key: tuple[str, ...])
     logits = forward_all_pairs(load_params(run_path, step, mtime), arch=arch_of(run_path))
     restricted, excluded = analysis.restricted_and_excluded_loss(group, logits, list(key), None, data.train_idx)
     return {
-        "metrics": groups_ablation.split_metrics(group, logits, data.train_idx, data.test_idx),
+        "metrics": analysis.split_metrics(group, logits, data.train_idx, data.test_idx),
         "character_fve": analysis.character_fve(group, logits),
         "restricted_loss": restricted,
         "excluded_loss": excluded,
@@ -107,4 +107,4 @@ def ablated(run_path: str, step: int, mtime: float, labels: tuple[str, ...], mod
     logits = groups_ablation.ablate_irreps(
         group, load_params(run_path, step, mtime), arch_of(run_path), list(labels), mode, site
     )
-    return groups_ablation.split_metrics(group, logits, data.train_idx, data.test_idx)
+    return analysis.split_metrics(group, logits, data.train_idx, data.test_idx)

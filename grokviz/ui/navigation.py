@@ -54,17 +54,13 @@ def page(name: str) -> st.Page:
     return st.Page(spec.script, title=spec.title, icon=spec.icon, url_path=spec.url_path)
 
 
-def page_for(family: str) -> st.Page | None:
-    """The page that opens runs of the family called ``family`` (None: the app has none yet)."""
-    name = FAMILIES[family].page
-    return None if name is None else page(name)
+def page_for(family: str) -> st.Page:
+    """The page that opens runs of the family called ``family``."""
+    return page(FAMILIES[family].page)
 
 
 def link_to_family_page(container, family: str) -> None:
-    """A link, in ``container``, to the page that opens runs of ``family``, or where else to look."""
-    if FAMILIES[family].page is None:
-        container.info(f"Open it {FAMILIES[family].opens_in}.", icon=":material/terminal:")
-        return
+    """A link, in ``container``, to the page that opens runs of ``family``."""
     spec = PAGES[FAMILIES[family].page]
     container.page_link(page_for(family), label=spec.link, icon=spec.icon)
 

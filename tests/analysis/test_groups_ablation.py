@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from grokviz.analysis.ablation import ablate, site_baseline
-from grokviz.analysis.groups_ablation import ablate_irreps, project_neurons, split_metrics
+from grokviz.analysis.groups import split_metrics
+from grokviz.analysis.groups_ablation import ablate_irreps, project_neurons
 from grokviz.analysis.irreps import irreps
 from grokviz.analysis.projections import ablated_logits
 from grokviz.core.config import Config

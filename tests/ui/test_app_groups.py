@@ -20,7 +20,8 @@ import pytest
 
 from grokviz.analysis import groups as analysis
 from grokviz.analysis import groups_probe
-from grokviz.analysis.groups_ablation import ablate_irreps, split_metrics
+from grokviz.analysis.groups import split_metrics
+from grokviz.analysis.groups_ablation import ablate_irreps
 from grokviz.core.fast_path import forward_all_pairs
 from grokviz.core.groups_config import GroupsConfig
 from grokviz.storage.runs import open_run
