@@ -21,6 +21,7 @@ from grokviz.commands.flags import (
     fail,
 )
 from grokviz.errors import GrokvizError
+from grokviz.training.trackers import TRACKERS
 
 
 def trainer_parser(
@@ -31,13 +32,32 @@ def trainer_parser(
     parser = Parser(prog=prog, description=description)
     add_run_folder_flags(parser, resume_help)
     add_runtime_flags(parser, device=device, eager=eager)
+    add_tracker_flag(parser)
     add_config_flags(parser, config_class=config_class)
     return parser
 
 
+def add_tracker_flag(parser: argparse.ArgumentParser) -> None:
+    """``--tracker NAME``: also send the log rows to an experiment tracker (``training.trackers``)."""
+    parser.add_argument(
+        "--tracker",
+        default=None,
+        choices=tuple(TRACKERS),
+        help="also send each log row and checkpoint's measures to TensorBoard (event files in the run folder), "
+        "Weights & Biases (offline unless WANDB_MODE says otherwise) or MLflow (MLFLOW_TRACKING_URI, else a file "
+        "store in the run folder); needs the extra of that name (pip install 'grokviz[tensorboard]')",
+    )
+
+
 def run_options(args: argparse.Namespace) -> dict:
     """The trainer flags as ``training.options.RunOptions`` keyword arguments."""
-    return {"resume": args.resume, "device": args.device, "threads": args.threads, "progress": not args.no_progress}
+    return {
+        "resume": args.resume,
+        "device": args.device,
+        "threads": args.threads,
+        "progress": not args.no_progress,
+        "tracker": args.tracker,
+    }
 
 
 def trainer_main(

@@ -31,6 +31,7 @@ from grokviz.errors import GrokvizError
 from grokviz.storage.log import LogWriter
 from grokviz.storage.resume import save_resume_state
 from grokviz.storage.runs import Run, open_run, save_checkpoint, write_run_file
+from grokviz.training import trackers
 from grokviz.training.device import configure_cpu, pick_device
 from grokviz.training.loop import TrainingLoop
 from grokviz.training.optim import AdamWState, Hyper, adamw_step, adder_learning_rate
@@ -108,10 +109,11 @@ def train_digits(cfg: DigitsConfig, out: str | os.PathLike, **options) -> Run:
     if not resume:
         write_run_file(out, cfg, source="grokviz.train_digits")
     log = LogWriter(out, family_of(cfg).log_columns, keep_below_step=start if resume else None)
+    tracker = trackers.resolve(opts.tracker, out, cfg.to_dict())
     fired = events_already_fired(open_run(out), EXACT_EVENTS) if resume else set()
     schedule = checkpoint_schedule(cfg)
     clock = Clock(dev)
-    with TrainingLoop(cfg.steps, start, progress, stop_after_steps, log) as loop:
+    with TrainingLoop(cfg.steps, start, progress, stop_after_steps, log, tracker) as loop:
         bar, writer = loop.bar, loop.writer
         for step in loop.steps():
             last = step == cfg.steps
@@ -140,7 +142,7 @@ def train_digits(cfg: DigitsConfig, out: str | os.PathLike, **options) -> Run:
                 row |= {"train_loss": float(train_loss), "train_exact": float(train_exact)}
                 row["elapsed_s"] = clock.seconds(clock.mark())
                 save = bool(new_events(row, fired, EXACT_EVENTS)) or step in schedule
-                writer.submit(lambda r=row, h=host, s=save: _write_row(out, log, r, h, cfg, s))
+                writer.submit(lambda r=row, h=host, s=save: _write_row(out, log, r, h, cfg, s, tracker))
                 bar.set_postfix_str(
                     f"loss {row['train_loss']:.3f}  val exact {row['val_exact']:.2%}  digits 1-{row['max_digits']}",
                     refresh=False,
@@ -156,8 +158,10 @@ def _host(params, state: AdamWState):
     return copy(params), copy(state.exp_avg), copy(state.exp_avg_sq)
 
 
-def _write_row(out: Path, log: LogWriter, row: dict, host, cfg: DigitsConfig, save: bool) -> None:
+def _write_row(out: Path, log: LogWriter, row: dict, host, cfg: DigitsConfig, save: bool, tracker=None) -> None:
     log.append(row)
+    if tracker is not None:
+        tracker.log(row | trackers.row_extras(cfg, row["step"], host[0]), row["step"])
     if save:
         save_checkpoint(out, row["step"], host[0], cfg)
 

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 from grokviz.storage.log import LogWriter
 from grokviz.training.stop import StopFlag
+from grokviz.training.trackers import Guarded
 from grokviz.training.writer import BackgroundWriter
 
 
@@ -29,9 +30,18 @@ class TrainingLoop:
     that starts at ``start``. ``stop_after_steps`` stops after that many steps of this call as a kill
     would (tests of ``--resume``)."""
 
-    def __init__(self, total: int, start: int, progress: bool, stop_after_steps: int | None, log: LogWriter):
+    def __init__(
+        self,
+        total: int,
+        start: int,
+        progress: bool,
+        stop_after_steps: int | None,
+        log: LogWriter,
+        tracker: Guarded | None = None,
+    ):
         self.total, self.start, self.step = total, start, start
         self.progress, self.stop_after_steps, self.log = progress, stop_after_steps, log
+        self.tracker = tracker  # closed after the writer has sent it the last rows
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> TrainingLoop:
@@ -42,9 +52,11 @@ class TrainingLoop:
         )
         # Unwound in reverse: the writer finishes its jobs when the loop ends (and raises their
         # error, if any) while the stop flag still turns SIGTERM into a request rather than a kill;
-        # the bar and the log close last, whatever happened.
+        # the tracker, the bar and the log close last, whatever happened.
         self._stack.callback(self.log.close)
         self._stack.callback(self.bar.close)
+        if self.tracker is not None:
+            self._stack.callback(self.tracker.close)
         self.stop = self._stack.enter_context(StopFlag())
         self.writer = self._stack.enter_context(BackgroundWriter())
         return self

@@ -9,6 +9,7 @@ counterpart is ``training.ensemble.EnsembleOptions``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from grokviz.errors import GrokvizError
 
@@ -26,9 +27,13 @@ class RunOptions:
     threads: int | None = None
     progress: bool = True
     stop_after_steps: int | None = None
+    tracker: Any = None  # str | trackers.Tracker | None
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
             raise GrokvizError(f"threads={self.threads} must be at least 1")
         if self.stop_after_steps is not None and self.stop_after_steps < 0:
             raise GrokvizError(f"stop_after_steps={self.stop_after_steps} must be at least 0")
+        from grokviz.training.trackers import check
+
+        check(self.tracker)

@@ -32,7 +32,7 @@ from grokviz.storage.lock import FolderLock
 from grokviz.storage.log import LogWriter
 from grokviz.storage.resume import RESUME_FILE, save_resume_state
 from grokviz.storage.runs import Run, open_run, save_checkpoint, write_run_file
-from grokviz.training import memory
+from grokviz.training import memory, trackers
 from grokviz.training.device import configure_cpu, matmul_precision, pick_device
 from grokviz.training.dropout import DropoutDraw, capturable, draw_for
 from grokviz.training.graphs import replayable
@@ -104,7 +104,7 @@ def train(cfg: Config, out: str | os.PathLike, *, use_graphs: bool = True, **opt
     """Train ``cfg`` into the run folder ``out`` and return it opened.
 
     ``options``: the fields of :class:`~grokviz.training.options.RunOptions` (``resume``, ``device``,
-    ``threads``, ``progress``, ``stop_after_steps``). ``resume`` continues from ``out``'s resume
+    ``threads``, ``progress``, ``stop_after_steps``, ``tracker``). ``resume`` continues from ``out``'s resume
     state (the config must match, except that a larger ``steps`` extends the run to that many
     steps: see :func:`check_extension`); ``stop_after_steps`` stops early as a kill would, leaving
     the run resumable. The trainer holds ``out``'s writer lock (``grokviz.storage.lock``) while it
@@ -122,7 +122,7 @@ def train(cfg: Config, out: str | os.PathLike, *, use_graphs: bool = True, **opt
     # Locked before anything in the folder is read: a second trainer must not even start from
     # a resume state that the first one is about to replace.
     with FolderLock(out, create=not opts.resume), matmul_precision(cfg, dev):
-        return _train(cfg, out, dev, opts.resume, opts.progress, opts.stop_after_steps, use_graphs)
+        return _train(cfg, out, dev, opts.resume, opts.progress, opts.stop_after_steps, use_graphs, opts.tracker)
 
 
 def _train(
@@ -133,6 +133,7 @@ def _train(
     progress: bool,
     stop_after_steps: int | None,
     use_graphs: bool,
+    tracker_choice=None,
 ) -> Run:
     dataset = dataset_for(cfg)
     train_data = tuple(t[dataset.train_idx].to(dev) for t in (dataset.a, dataset.b, dataset.labels))
@@ -150,6 +151,7 @@ def _train(
         write_run_file(out, cfg)
 
     log = LogWriter(out, family_of(cfg).log_columns, keep_below_step=start_step if resume else None)
+    tracker = trackers.resolve(tracker_choice, out, cfg.to_dict())
     fired = events_already_fired(open_run(out)) if resume else set()
     schedule = checkpoint_schedule(cfg)
     flush_every = CUDA_FLUSH_EVERY if dev.type == "cuda" else 1
@@ -167,9 +169,15 @@ def _train(
             for (row_step, elapsed, snapshot), values in zip(rows, metrics.tolist() if rows else []):
                 record = log_record(row_step, values, clock.seconds(elapsed))
                 log.append(record)
+                host = {k: writer.fetch(v) for k, v in snapshot.items()} if tracker is not None else None
+                if tracker is not None:
+                    tracker.log(record | trackers.row_extras(cfg, row_step, host), row_step)
                 if new_events(record, fired) or row_step in schedule:
-                    save_checkpoint(out, row_step, {k: writer.fetch(v) for k, v in snapshot.items()}, cfg)
+                    host = host or {k: writer.fetch(v) for k, v in snapshot.items()}
+                    save_checkpoint(out, row_step, host, cfg)
                     saved.add(row_step)
+                    if tracker is not None:
+                        tracker.log(trackers.checkpoint_measures(cfg, host), row_step)
                 train_loss, train_acc, test_loss, test_acc = values
                 bar.set_postfix_str(
                     f"train {train_loss:.2e} ({train_acc:.1%})  test {test_loss:.2e} ({test_acc:.1%})", refresh=False
@@ -189,7 +197,7 @@ def _train(
         extra = {GROKFAST_PREFIX: {k: to_host(v) for k, v in grokfast.state().items()}} if grokfast else {}
         return weights, exp_avg, exp_avg_sq, extra
 
-    with TrainingLoop(cfg.steps, start_step, progress, stop_after_steps, log) as loop:
+    with TrainingLoop(cfg.steps, start_step, progress, stop_after_steps, log, tracker) as loop:
         bar, writer = loop.bar, loop.writer
         for step in loop.steps():
             if loop.stopping(step):
