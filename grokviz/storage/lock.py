@@ -6,7 +6,8 @@ exits, so the lock of a SIGKILLed trainer is stale by construction: the next tra
 at once (the file left behind is only a name tag, overwritten by the new holder). A second trainer on a
 held folder fails at once with a :class:`GrokvizError` that names the holder.
 
-Readers (the app, ``grokviz.analyze``) never lock: every file a writer writes is atomic.
+Readers (the app, ``grokviz.analyze``) never lock: every file a writer writes is atomic. They ask
+:func:`holder` whether a folder is being written (and by whom) without taking the lock.
 Released normally, the lock file is removed, and a folder the lock itself created (a new run
 that failed before writing anything) is removed with it when it is still empty.
 """
@@ -110,3 +111,62 @@ def _read_holder(fd: int) -> str:
     except OSError:
         text = ""
     return text or "holder unknown: it has not written its name yet"
+
+
+def holder(folder: str | os.PathLike) -> str | None:
+    """Who writes ``folder`` now (its holder line: pid, host, start, command), or None when no one does.
+
+    Takes no lock: on Linux the kernel's table of locks (``/proc/locks``) is read, so a trainer
+    starting at this moment never finds the folder held by a reader. Elsewhere a shared lock is
+    tried and dropped at once (a trainer starting in that instant would be refused, and could retry).
+    """
+    path = Path(folder) / LOCK_FILE
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    held = _held_per_proc_locks(info)
+    if held is None:
+        held = _held_per_probe(path)
+    if not held:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        text = ""
+    return text or "holder unknown: it has not written its name yet"
+
+
+def holder_pid(line: str | None) -> int | None:
+    """The pid a holder line names (``pid 123 on host, since ...``), or None."""
+    if not line or not line.startswith("pid "):
+        return None
+    try:
+        return int(line.split()[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def _held_per_proc_locks(info: os.stat_result) -> bool | None:
+    """Whether /proc/locks lists a lock on this file (None: no /proc/locks to read)."""
+    try:
+        table = Path("/proc/locks").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    # Each line: "1: FLOCK  ADVISORY  WRITE 1234 fe:00:2426734 0 EOF" (device major:minor in hex, inode).
+    wanted = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    return any(wanted in line.split() for line in table.splitlines() if "FLOCK" in line)
+
+
+def _held_per_probe(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops a lock taken here
+    return False

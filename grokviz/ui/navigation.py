@@ -1,5 +1,6 @@
 """The app's pages, for ``st.navigation``: the run explorer, the Sweeps and Compare pages, the
-Adder page (for 10-digit adder runs) and the Groups page (for finite-group runs). Each is a script
+Adder page (for 10-digit adder runs), the Groups page (for finite-group runs) and the New run page
+(starting and stopping trainings; not in a read-only app). Each is a script
 of ``grokviz/ui/pages/``; the explorer's tabs are modules of ``grokviz/ui/tabs/`` that it draws.
 
 :data:`PAGES` is keyed by the names that ``grokviz.core.families`` uses for a family's ``page``, so
@@ -31,18 +32,25 @@ class PageSpec:
     icon: str
     url_path: str | None
     link: str
+    run_param: str | None = None  # the URL parameter that opens a run on it (its run picker's key)
 
 
 PAGES: dict[str, PageSpec] = {
     "explore": PageSpec(
-        PAGE_DIR / "explore.py", "Explore a run", ":material/ssid_chart:", None, "Open the run explorer"
+        PAGE_DIR / "explore.py", "Explore a run", ":material/ssid_chart:", None, "Open the run explorer", "run"
     ),
     "sweeps": PageSpec(PAGE_DIR / "sweeps.py", "Sweeps", ":material/grid_view:", "sweeps", "Open the Sweeps page"),
     "compare": PageSpec(
         PAGE_DIR / "compare.py", "Compare runs", ":material/compare_arrows:", "compare", "Open the Compare page"
     ),
-    "digits": PageSpec(PAGE_DIR / "digits.py", "Adder", ":material/calculate:", "adder", "Open the Adder page"),
-    "groups": PageSpec(PAGE_DIR / "groups.py", "Groups", ":material/hub:", "groups", "Open the Groups page"),
+    "digits": PageSpec(
+        PAGE_DIR / "digits.py", "Adder", ":material/calculate:", "adder", "Open the Adder page", "adder_run"
+    ),
+    "groups": PageSpec(
+        PAGE_DIR / "groups.py", "Groups", ":material/hub:", "groups", "Open the Groups page", "group_run"
+    ),
+    # Starting, stopping and extending runs; left out of a read-only app (GROKVIZ_READ_ONLY=1).
+    "new": PageSpec(PAGE_DIR / "new_run.py", "New run", ":material/rocket_launch:", "new", "Open the New run page"),
 }
 
 
@@ -65,5 +73,14 @@ def link_to_family_page(container, family: str) -> None:
     container.page_link(page_for(family), label=spec.link, icon=spec.icon)
 
 
+def link_to_run(container, family: str, name: str, label: str) -> None:
+    """A link, in ``container``, that opens the run ``name`` of the runs folder on its family's page."""
+    spec = PAGES[FAMILIES[family].page]
+    container.page_link(page_for(family), label=label, icon=spec.icon, query_params={spec.run_param: name})
+
+
 def pages() -> list[st.Page]:
-    return [page(name) for name in PAGES]
+    """The pages of this app: all of them, less the New run page in a read-only app."""
+    from grokviz.storage.jobs import read_only
+
+    return [page(name) for name in PAGES if not (name == "new" and read_only())]
