@@ -64,15 +64,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _clean(value):
+def clean(value):
     """JSON has no NaN/inf: write null instead."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: clean(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_clean(v) for v in value]
+        return [clean(v) for v in value]
     return value
+
+
+def summarise_target(
+    path: Path, step: int | None = None, key_freqs: str | None = None, threshold: float = 0.85, timeline: bool = False
+):
+    """What ``grokviz analyze PATH`` computes: (the summary object, before ``--json`` writes NaN as
+    null; the family's summary module, whose ``human`` prints it; the checkpoint). Also the
+    library's ``grokviz.analyze``. Every option is checked before anything is cached beside the run."""
+    checkpoint = open_checkpoint(path, step)
+    family = family_of(checkpoint.config)
+    given = [flag for flag, value in (("--timeline", timeline), ("--key-freqs", key_freqs)) if value]
+    unsupported = [flag for flag in given if flag not in family.analyze_flags]
+    if unsupported:
+        # The families whose runs take these options, in words ("modular-arithmetic").
+        takers = [f for f in FAMILIES.values() if set(unsupported) <= set(f.analyze_flags)]
+        others = " or ".join(f.label.removeprefix("a ").removesuffix(" run") for f in takers)
+        verb = "is" if len(unsupported) == 1 else "are"
+        raise GrokvizError(f"{path}: is {family.label}; {' and '.join(unsupported)} {verb} for {others} runs only")
+    if timeline and checkpoint.run is None:
+        raise GrokvizError(f"{path}: --timeline needs a run folder, not a single checkpoint file")
+    summary = family.load(family.summary_path)
+    run = checkpoint.run
+    request = SummaryRequest(
+        checkpoint.config,
+        checkpoint.step,
+        checkpoint.params,
+        log=None if run is None else run.log,
+        key_freqs=key_freqs,
+        threshold=threshold,
+        source=str(path),
+    )
+    out = summary.summarise_checkpoint(request)
+    if timeline:
+        out.update(_timeline(checkpoint.run, out["ablation_frequencies"] if key_freqs else None))
+    return out, summary, checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,38 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     path = Path(args.path)
     try:
-        checkpoint = open_checkpoint(path, args.step)
-        family = family_of(checkpoint.config)
-        # Every option is checked before anything is printed or cached beside the run.
-        given = [flag for flag, value in (("--timeline", args.timeline), ("--key-freqs", args.key_freqs)) if value]
-        unsupported = [flag for flag in given if flag not in family.analyze_flags]
-        if unsupported:
-            # The families whose runs take these options, in words ("modular-arithmetic").
-            takers = [f for f in FAMILIES.values() if set(unsupported) <= set(f.analyze_flags)]
-            others = " or ".join(f.label.removeprefix("a ").removesuffix(" run") for f in takers)
-            verb = "is" if len(unsupported) == 1 else "are"
-            raise GrokvizError(f"{path}: is {family.label}; {' and '.join(unsupported)} {verb} for {others} runs only")
-        if args.timeline and checkpoint.run is None:
-            raise GrokvizError(f"{path}: --timeline needs a run folder, not a single checkpoint file")
-        summary = family.load(family.summary_path)
-        run = checkpoint.run
-        request = SummaryRequest(
-            checkpoint.config,
-            checkpoint.step,
-            checkpoint.params,
-            log=None if run is None else run.log,
-            key_freqs=args.key_freqs,
-            threshold=args.threshold,
-            source=str(path),
-        )
-        out = summary.summarise_checkpoint(request)
+        out, summary, checkpoint = summarise_target(path, args.step, args.key_freqs, args.threshold, args.timeline)
         for problem in checkpoint.skipped:  # broken files are skipped, and said so
             print(f"warning: {problem}", file=sys.stderr)
-        if args.timeline:
-            out.update(_timeline(checkpoint.run, out["ablation_frequencies"] if args.key_freqs else None))
     except GrokvizError as exc:
         return fail(exc)
-    print(json.dumps(_clean(out)) if args.json else summary.human(str(path), out))
+    print(json.dumps(clean(out)) if args.json else summary.human(str(path), out))
     return 0
 
 

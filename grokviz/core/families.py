@@ -42,6 +42,7 @@ class Family:
     opens_in: str  # where the app shows it, as a phrase: "in the run explorer"
     page: str  # the app page that opens it (a key of grokviz.ui.navigation.PAGES)
     train_command: str  # the command that trains it
+    trainer_path: str  # its trainer, (config, out, **RunOptions) -> Run: what the command and grokviz.train call
     log_columns: tuple[str, ...]  # log.csv's header, in order
     param_shapes_path: str  # (config) -> {tensor name: shape}, in a checkpoint's canonical order
     summary_path: str  # module with summarise_checkpoint(SummaryRequest) and human(path, dict): what `analyze` prints
@@ -107,6 +108,7 @@ FAMILIES: dict[str, Family] = {
             opens_in="in the run explorer",
             page="explore",
             train_command="grokviz train",
+            trainer_path="grokviz.training.single:train",
             log_columns=MODULAR_LOG_COLUMNS,
             param_shapes_path="grokviz.core.params:param_shapes",
             summary_path="grokviz.analysis.summary",
@@ -120,6 +122,7 @@ FAMILIES: dict[str, Family] = {
             opens_in="on the Adder page",
             page="digits",
             train_command="grokviz train-digits",
+            trainer_path="grokviz.training.digits:train_digits",
             log_columns=DIGITS_LOG_COLUMNS,
             param_shapes_path="grokviz.core.digits_model:param_shapes",
             summary_path="grokviz.analysis.digits_summary",
@@ -134,6 +137,7 @@ FAMILIES: dict[str, Family] = {
             opens_in="on the Groups page",
             page="groups",
             train_command="grokviz train-group",
+            trainer_path="grokviz.training.single:train",
             log_columns=MODULAR_LOG_COLUMNS,
             param_shapes_path="grokviz.core.params:param_shapes",
             summary_path="grokviz.analysis.groups_summary",
