@@ -7,6 +7,8 @@
   ``torch.save``'d dict, ``model.cfg`` included) -> a grokviz run folder.
 * ``torch-encoder FILE --p P [--task add] --out DIR``: a PyTorch ``nn.TransformerEncoder`` model's
   state dict (as blog posts train it: post-LayerNorm, biases, no positional embedding) -> a grokviz run folder.
+* ``to-tracker RUN --tracker tensorboard|wandb|mlflow``: a run folder's log and progress measures
+  sent to an experiment tracker after the fact (``grokviz.training.trackers.export_run``).
 * ``export-tl RUN_OR_CHECKPOINT [--step N] --out FILE.safetensors``: one of our checkpoints ->
   ``FILE.safetensors`` (a state dict ``HookedTransformer.load_state_dict`` accepts) and ``FILE.json``
   (the ``HookedTransformerConfig`` arguments).
@@ -99,6 +101,24 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("source", type=Path, help="a run folder or one step_*.safetensors checkpoint")
     ex.add_argument("--step", type=step_number, default=None, help="step to export from a run folder (None: the last)")
     ex.add_argument("--out", type=Path, required=True, help="output .safetensors file")
+
+    tt = commands.add_parser(
+        "to-tracker",
+        help="send an existing run folder to TensorBoard, Weights & Biases or MLflow",
+        description="Send every log row of a run folder (with the learning rate) and, at each checkpoint, the sum of "
+        "squared weights and the progress measures (restricted and excluded loss for the key frequencies of the last "
+        "checkpoint, Gini of the spectra) to a tracker, as --tracker on the trainers would have: TensorBoard event files "
+        "in RUN/tensorboard, a W&B run (offline unless WANDB_MODE says otherwise; files in RUN/wandb), an MLflow run "
+        "(MLFLOW_TRACKING_URI, else a file store in RUN/mlruns).",
+    )
+    tt.add_argument("run", type=Path, help="the run folder")
+    tt.add_argument("--tracker", required=True, choices=("tensorboard", "wandb", "mlflow"), help="where to send it")
+    tt.add_argument(
+        "--no-timeline",
+        action="store_true",
+        help="send only the measures of each checkpoint that need no key frequencies (no restricted/excluded loss)",
+    )
+    tt.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -190,6 +210,16 @@ def main(argv: list[str] | None = None) -> int:
             )
             interop.write_run(imported, args.out)
             _print_import("a PyTorch nn.TransformerEncoder", imported, args.out)
+        elif args.command == "to-tracker":
+            from grokviz.storage.runs import open_run
+            from grokviz.training.trackers import export_run, require
+
+            require(args.tracker)  # before the run is read
+            if not args.run.is_dir():
+                raise GrokvizError(f"{args.run}: no such run folder")
+            run = open_run(args.run)
+            sent = export_run(run, args.tracker, progress=not args.no_progress, timeline=not args.no_timeline)
+            print(f"{run.path}: {sent} steps sent to {args.tracker}")
         else:
             tensors, config, step = export_tl(args.source, args.step, args.out)
             print(f"step {step} written for TransformerLens: {tensors} (state dict) and {config} (config)")

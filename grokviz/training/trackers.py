@@ -234,3 +234,56 @@ class _MLflow:
 
     def close(self) -> None:
         self.client.set_terminated(self.run_id)
+
+
+# --- after the fact -------------------------------------------------------------------------
+
+
+def export_run(run, name: str, *, progress: bool = True, timeline: bool = True) -> int:
+    """Send a finished (or stopped) run folder to the tracker ``name``: every log row with the
+    learning rate, and at each checkpoint the sum of squared weights and the progress measures
+    (with ``timeline`` on a modular run, all of ``grokviz analyze --timeline``'s, restricted and
+    excluded loss for the key frequencies of the last checkpoint included; otherwise the Gini
+    coefficients). Rows go in step order; returns how many steps were sent. ``grokviz convert
+    to-tracker RUN --tracker NAME`` is this."""
+    from tqdm import tqdm
+
+    require(name)
+    if name == "tensorboard" and (run.path / "tensorboard").exists():
+        raise GrokvizError(
+            f"{run.path / 'tensorboard'}: already holds TensorBoard events of this run (from --tracker or an "
+            "earlier export); remove that folder to export the run again"
+        )
+    cfg = run.config
+    by_step: dict[int, dict[str, float]] = {}
+    for row in run.log().to_dict("records"):
+        step = int(row["step"])
+        by_step[step] = {k: v for k, v in row.items() if k != "step"} | row_extras(cfg, step, None)
+    steps = run.steps()
+    if timeline and cfg.family == "modular" and steps:
+        from grokviz.storage.timeline import timeline as run_timeline
+
+        bar = tqdm(desc="progress measures", unit="checkpoint", disable=not progress, file=sys.stderr)
+
+        def report(done: int, total: int) -> None:
+            bar.total, bar.n = total, done
+            bar.refresh()
+
+        frame = run_timeline(run, progress=report)
+        bar.close()
+        measures = [c for c in frame.columns if c != "step" and not c.startswith("sum_sq.")]
+        for record in frame.to_dict("records"):
+            step = int(record["step"])
+            sent = {f"{PROGRESS_PREFIX}{c}": record[c] for c in measures if c != "sum_sq_weights"}
+            by_step.setdefault(step, {}).update(sent | {"sum_sq_weights": record["sum_sq_weights"]})
+    else:
+        for step in tqdm(steps, desc="checkpoints", unit="checkpoint", disable=not progress, file=sys.stderr):
+            params = run.load(step)
+            by_step.setdefault(step, {}).update({"sum_sq_weights": sum_sq(params)} | checkpoint_measures(cfg, params))
+    tracker = open_tracker(name, run.path, cfg.to_dict(), run.name)
+    try:
+        for step in tqdm(sorted(by_step), desc=f"to {name}", unit="step", disable=not progress, file=sys.stderr):
+            tracker.log(by_step[step], step)
+    finally:
+        tracker.close()
+    return len(by_step)

@@ -188,6 +188,27 @@ def wandb_history(path) -> dict[str, dict[int, float]]:
     return sent
 
 
+@needs("tensorboard")
+def test_convert_to_tracker_sends_a_finished_run(tmp_path, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from grokviz.commands import convert
+    from grokviz.storage.timeline import timeline
+
+    run = train(TINY, tmp_path / "run", progress=False, threads=1)
+    assert convert.main(["to-tracker", str(run.path), "--tracker", "tensorboard", "--no-progress"]) == 0
+    assert capsys.readouterr().out.strip() == f"{run.path}: {len(run.log())} steps sent to tensorboard"
+    events = EventAccumulator(str(run.path / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    sent = {tag: {e.step: e.value for e in events.Scalars(tag)} for tag in events.Tags()["scalars"]}
+    assert_rows_match(run, sent)
+    frame = timeline(run)
+    for column in ("restricted_loss", "excluded_loss", "gini_embed"):
+        assert sent[f"progress/{column}"] == pytest.approx(dict(zip(frame.step, frame[column])), rel=1e-6)
+    assert convert.main(["to-tracker", str(run.path), "--tracker", "tensorboard"]) == 2  # not twice into one folder
+    assert "already holds TensorBoard events" in capsys.readouterr().err
+
+
 def test_checkpoint_measures_are_the_progress_measures(tiny_config):
     from grokviz.analysis.progress import progress_measures
     from grokviz.core.config import dataset_for
