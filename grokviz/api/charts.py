@@ -9,7 +9,6 @@ fixed (``width``) because a notebook has no container for the app's fit-to-colum
 from __future__ import annotations
 
 import os
-import sys
 from typing import TYPE_CHECKING
 
 from grokviz.api.functions import Ablation, as_run, checkpoint_step, modular_run
@@ -100,20 +99,9 @@ def timeline(run: Run | str | os.PathLike, key_freqs: list[int] | None = None) -
     """The paper's progress measures at every checkpoint (``grokviz analyze --timeline``'s rows:
     restricted and excluded loss for the key frequencies of the last checkpoint, Gini of the
     spectra, sums of squared weights), with a progress bar; cached beside the run."""
-    from tqdm import tqdm
+    from grokviz.training.trackers import timeline_with_bar
 
-    from grokviz.storage.timeline import timeline as _timeline
-
-    opened = modular_run(run, "the progress measures")
-    bar = tqdm(desc="progress measures", unit="checkpoint", file=sys.stderr)
-
-    def report(done: int, total: int) -> None:
-        bar.total, bar.n = total, done
-        bar.refresh()
-
-    frame = _timeline(opened, key_freqs=key_freqs, progress=report)
-    bar.close()
-    return frame
+    return timeline_with_bar(modular_run(run, "the progress measures"), key_freqs)
 
 
 def progress_measures(

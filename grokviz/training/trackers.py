@@ -239,6 +239,29 @@ class _MLflow:
 # --- after the fact -------------------------------------------------------------------------
 
 
+def timeline_with_bar(run, key_freqs=None, progress: bool = True):
+    """``grokviz.storage.timeline.timeline`` (the progress measures of every checkpoint, cached
+    beside the run) with a progress bar on stderr over the checkpoints it computes (none when cached)."""
+    from tqdm import tqdm
+
+    from grokviz.storage.timeline import timeline
+
+    bars = []
+
+    def report(done: int, total: int) -> None:
+        if total and progress and not bars:
+            bars.append(tqdm(desc="progress measures", total=total, unit="checkpoint", file=sys.stderr))
+        if bars:
+            bars[0].n = done
+            bars[0].refresh()
+
+    try:
+        return timeline(run, key_freqs=key_freqs, progress=report)
+    finally:
+        for bar in bars:
+            bar.close()
+
+
 def export_run(run, name: str, *, progress: bool = True, timeline: bool = True) -> int:
     """Send a finished (or stopped) run folder to the tracker ``name``: every log row with the
     learning rate, and at each checkpoint the sum of squared weights and the progress measures
@@ -261,16 +284,7 @@ def export_run(run, name: str, *, progress: bool = True, timeline: bool = True) 
         by_step[step] = {k: v for k, v in row.items() if k != "step"} | row_extras(cfg, step, None)
     steps = run.steps()
     if timeline and cfg.family == "modular" and steps:
-        from grokviz.storage.timeline import timeline as run_timeline
-
-        bar = tqdm(desc="progress measures", unit="checkpoint", disable=not progress, file=sys.stderr)
-
-        def report(done: int, total: int) -> None:
-            bar.total, bar.n = total, done
-            bar.refresh()
-
-        frame = run_timeline(run, progress=report)
-        bar.close()
+        frame = timeline_with_bar(run, progress=progress)
         measures = [c for c in frame.columns if c != "step" and not c.startswith("sum_sq.")]
         for record in frame.to_dict("records"):
             step = int(record["step"])
