@@ -33,13 +33,14 @@ import time
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
-from grokviz.core.families import DEFAULT_FAMILY, FAMILIES
 from grokviz.core.stored import StoredConfig
 from grokviz.errors import GrokvizError
-from grokviz.storage.files import atomic_write
 from grokviz.storage.lock import LOCK_FILE, holder, holder_pid
-from grokviz.storage.log import LOG_FILE
-from grokviz.storage.runs import RUN_FILE
+
+# The family table, the run folder and the log's modules are imported where used: they import torch,
+# and the app reads the limits below (and builds its menu) before it imports torch (its fast start).
+RUN_FILE, LOG_FILE = "run.json", "log.csv"  # as grokviz.storage.runs and grokviz.storage.log name them
+_DEFAULT_FAMILY = "modular"  # of a run.json that names none (grokviz.core.families.DEFAULT_FAMILY)
 
 JOBS_FOLDER = ".grokviz-jobs"
 MAX_JOBS_ENV, READ_ONLY_ENV = "GROKVIZ_MAX_JOBS", "GROKVIZ_READ_ONLY"
@@ -150,6 +151,8 @@ def trainer_argv(family: str, run: Path, *extra: str) -> list[str]:
     """``python -m grokviz <the family's train command> --out RUN ... --threads 1 --no-progress``:
     this interpreter, so the job runs the same grokviz as the app; no progress bar (the jobs list
     reads the log instead)."""
+    from grokviz.core.families import FAMILIES
+
     command = FAMILIES[family].train_command.split()[1:]  # "grokviz train" -> ["train"]
     runtime = ["--threads", str(THREADS), "--no-progress"]
     return [sys.executable, "-m", "grokviz", *command, "--out", str(Path(run).resolve()), *extra, *runtime]
@@ -179,7 +182,7 @@ def resume(root: str | os.PathLike, run: str | os.PathLike, steps: int | None = 
         if not isinstance(steps, int) or steps < 1:
             raise GrokvizError(f"extend to {steps!r} steps: give a whole number of steps, at least 1")
         extra += ["--steps", str(steps)]
-    argv = trainer_argv(config.get("family", DEFAULT_FAMILY), run, *extra)
+    argv = trainer_argv(config.get("family", _DEFAULT_FAMILY), run, *extra)
     return _launch(root, name, run, "extend" if steps is not None else "resume", argv)
 
 
@@ -260,6 +263,8 @@ def _record_path(root: str | os.PathLike, name: str) -> Path:
 
 
 def _write_record(path: Path, job: Job) -> None:
+    from grokviz.storage.files import atomic_write
+
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(job.__dict__, indent=1), encoding="utf-8"))
 
 
@@ -386,14 +391,14 @@ def last_error(output: Path) -> str | None:
 def run_family(run: Path) -> str | None:
     """The family of the run in ``run`` (None: no readable run.json yet)."""
     data = run_json(run)
-    return None if data is None else data.get("family", DEFAULT_FAMILY)
+    return None if data is None else data.get("family", _DEFAULT_FAMILY)
 
 
 def not_extendable(run: Path) -> str | None:
     """Why ``--resume --steps N`` cannot extend this run exactly (None: it can): the trainers' rule
     (``training.single.check_extension``), said before anything is launched."""
     data = run_json(run) or {}
-    if data.get("family", DEFAULT_FAMILY) == "digits":
+    if data.get("family", _DEFAULT_FAMILY) == "digits":
         return "The adder's learning rate decays over its steps: its runs cannot be extended exactly."
     schedule = data.get("config", {}).get("lr_schedule", "constant")
     if schedule != "constant":

@@ -1,6 +1,9 @@
 """What the app can open, and how it notices change: the runs and sweep members on offer, and the
 file signatures that key its caches. The only part of the UI layer that reads the file system
 (``run.json``, file sizes and times); no Streamlit, so it is tested without a browser.
+
+The storage layer (and with it torch) is imported by the functions that open runs, not by this
+module: the explorer's first chart is drawn from the log before torch is imported (its fast start).
 """
 
 from __future__ import annotations
@@ -8,11 +11,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grokviz.errors import GrokvizError
-from grokviz.storage.log import LOG_FILE
-from grokviz.storage.runs import RUN_FILE, Run, list_runs, open_run
-from grokviz.storage.sweeps import list_sweeps
+
+if TYPE_CHECKING:
+    from grokviz.storage.runs import Run
+
+# The run the explorer opens first, when the URL names none.
+DEFAULT_RUN = "add-p113"
 
 
 @dataclass
@@ -39,6 +46,9 @@ def discover_runs(default_root: Path, extra_folder: str | None, base_dir: Path) 
     Reads the run folders (``run.json`` only). Every folder that is not a readable run becomes
     one message in ``problems``; nothing raises, so the app keeps working with the rest.
     """
+    from grokviz.storage.runs import RUN_FILE, list_runs, open_run
+    from grokviz.storage.sweeps import list_sweeps
+
     choices = RunChoices()
 
     def add(run: Run, label: str | None = None) -> None:
@@ -86,6 +96,8 @@ def discover_runs(default_root: Path, extra_folder: str | None, base_dir: Path) 
 def log_signature(run: Run) -> tuple[int, float]:
     """(size, mtime) of the run's training log: it grows while the run trains, so caches of the log
     and of what is read from it are keyed on this (one definition for the app and its views)."""
+    from grokviz.storage.log import LOG_FILE
+
     log = run.path / LOG_FILE
     return (log.stat().st_size if log.is_file() else 0, file_mtime(log))
 
@@ -120,3 +132,18 @@ def runs_root() -> Path:
 def base_dir() -> Path:
     """Folder that run keys (and so URLs) are relative to, and that a typed relative folder starts from."""
     return Path.cwd()
+
+
+def log_preview(wanted: str | None) -> Path | None:
+    """The log file of the run whose log the explorer draws before it imports torch (its fast start): the
+    run the URL names (as the picker labels it: its name in the runs folder, or sweep/member), else
+    :data:`DEFAULT_RUN`. None unless it is a modular-arithmetic run with a log in the runs folder
+    (anything else waits for the full page; a URL never points the app outside the runs folder)."""
+    from grokviz.storage.jobs import LOG_FILE, run_family  # run.json read as JSON: no torch
+
+    name = Path(wanted or DEFAULT_RUN)
+    if name.is_absolute() or ".." in name.parts:
+        return None
+    folder = runs_root() / name
+    log = folder / LOG_FILE
+    return log if run_family(folder) == "modular" and log.is_file() else None

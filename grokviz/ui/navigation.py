@@ -17,8 +17,6 @@ from pathlib import Path
 
 import streamlit as st
 
-from grokviz.core.families import FAMILIES
-
 PAGE_DIR = Path(__file__).resolve().parent / "pages"
 
 
@@ -62,20 +60,27 @@ def page(name: str) -> st.Page:
     return st.Page(spec.script, title=spec.title, icon=spec.icon, url_path=spec.url_path)
 
 
+def page_name(family: str) -> str:
+    """The key in :data:`PAGES` of the page that opens runs of ``family``."""
+    from grokviz.core.families import FAMILIES  # here: the menu is built before torch is imported
+
+    return FAMILIES[family].page
+
+
 def page_for(family: str) -> st.Page:
     """The page that opens runs of the family called ``family``."""
-    return page(FAMILIES[family].page)
+    return page(page_name(family))
 
 
 def link_to_family_page(container, family: str) -> None:
     """A link, in ``container``, to the page that opens runs of ``family``."""
-    spec = PAGES[FAMILIES[family].page]
+    spec = PAGES[page_name(family)]
     container.page_link(page_for(family), label=spec.link, icon=spec.icon)
 
 
 def link_to_run(container, family: str, name: str, label: str) -> None:
     """A link, in ``container``, that opens the run ``name`` of the runs folder on its family's page."""
-    spec = PAGES[FAMILIES[family].page]
+    spec = PAGES[page_name(family)]
     container.page_link(page_for(family), label=label, icon=spec.icon, query_params={spec.run_param: name})
 
 

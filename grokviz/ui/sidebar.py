@@ -17,7 +17,6 @@ from grokviz.ui import catalog, run_picker
 from grokviz.ui.views import config, stepping
 from grokviz.ui.widgets import clamp_state
 
-DEFAULT_RUN = "add-p113"
 PLAY_SECONDS = 1.0  # one saved step per second while playing
 LIVE_SECONDS = 4.0  # how often a run that is still training is checked for new checkpoints
 
@@ -45,7 +44,7 @@ EXPLORER = run_picker.Picker(
         "(the reference recipe: about 15 minutes on a 2-core CPU), start `grokviz app` inside a clone of grokviz to open "
         "its bundled runs, or set `GROKVIZ_RUNS` to a folder of runs."
     ),
-    default_run=DEFAULT_RUN,
+    default_run=catalog.DEFAULT_RUN,
     # Runs of every family are listed (a typed folder may hold any); one of another is refused with
     # a link to its page.
     offer_others=True,

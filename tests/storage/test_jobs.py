@@ -155,3 +155,11 @@ def test_a_job_that_fails_says_why(tmp_path, monkeypatch) -> None:
     failed = _wait(tmp_path, "bad", lambda s: s.state == "failed")
     assert failed.error.startswith("error: argument --p") and failed.job == jobs.list_jobs(tmp_path)[0].job
     assert job.action == "start"
+
+
+def test_the_names_copied_to_keep_torch_out_agree_with_their_owners() -> None:
+    from grokviz.core.families import DEFAULT_FAMILY
+    from grokviz.storage.log import LOG_FILE
+    from grokviz.storage.runs import RUN_FILE
+
+    assert (jobs.RUN_FILE, jobs.LOG_FILE, jobs._DEFAULT_FAMILY) == (RUN_FILE, LOG_FILE, DEFAULT_FAMILY)
