@@ -84,8 +84,12 @@ def link_to_run(container, family: str, name: str, label: str) -> None:
     container.page_link(page_for(family), label=label, icon=spec.icon, query_params={spec.run_param: name})
 
 
-def pages() -> list[st.Page]:
-    """The pages of this app: all of them, less the New run page in a read-only app."""
+def page_names() -> list[str]:
+    """The keys of :data:`PAGES` this app shows: all, less the New run page in a read-only app."""
     from grokviz.storage.jobs import read_only
 
-    return [page(name) for name in PAGES if not (name == "new" and read_only())]
+    return [name for name in PAGES if not (name == "new" and read_only())]
+
+
+def pages() -> list[st.Page]:
+    return [page(name) for name in page_names()]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from grokviz.core.config import Config
+from grokviz.storage.lock import holder
 from grokviz.storage.runs import Run
 from grokviz.ui import catalog, run_picker
 from grokviz.ui.views import config, stepping
@@ -85,7 +86,8 @@ def render() -> Choice | None:
 
 
 def _watch(run: Run, signature: tuple) -> None:
-    """A run still being trained: check for new checkpoints and rerun when they land."""
+    """A run that has not reached its last step: say whether a trainer is writing it (and who, from
+    its lock, whatever started it), check for new checkpoints and rerun when they land."""
 
     @st.fragment(run_every=LIVE_SECONDS)
     def watch_run(seen=signature) -> None:
@@ -96,7 +98,15 @@ def _watch(run: Run, signature: tuple) -> None:
                 st.session_state["step"] = new_steps[-1]  # follow the newest checkpoint
             st.rerun()
         last = f"step {now[0][-1]:,}" if now[0] else "none yet"
-        st.caption(f":green[●] training: {len(now[0])} checkpoints, last {last} of {run.config.steps:,}")
+        writer = holder(run.path)
+        if writer:
+            st.caption(f":green[●] training: {len(now[0])} checkpoints, last {last} of {run.config.steps:,}")
+            st.caption(f"Written by {writer}")
+        else:
+            st.caption(
+                f":gray[●] not training: {len(now[0])} checkpoints, last {last} of {run.config.steps:,}; "
+                "resume it on the New run page or with `--resume`"
+            )
 
     watch_run()
 
