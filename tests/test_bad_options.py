@@ -195,6 +195,7 @@ ENSEMBLE = option_strategies(
         "--group-size": st.one_of(not_an_integer(), st.integers(-1000, 0).map(str)),
         "--ray": bad_ray_address(),
         "--group": bad_group(),
+        "--shapes": st.sampled_from(["", "7", "7:", ":14", "7:14:2", "a:b", "0:14", "7:0", "7x14", "7:14,"]),
     },
 )
 TRAIN_GROUP = option_strategies(

@@ -18,42 +18,60 @@ from grokviz.commands.flags import (
     fail,
     given_flags,
     integer,
+    mlp_sizes,
     numbers,
     ray_address,
     seeds,
+    shapes,
+    sizes,
 )
 from grokviz.core.config import Config
 from grokviz.errors import GrokvizError
 from grokviz.storage.sweeps import member_name
 from grokviz.training import distributed, memory
 from grokviz.training.device import pick_device
-from grokviz.training.ensemble import SAVE_MODES, grid_configs, train_ensemble
+from grokviz.training.ensemble import SAVE_MODES, digits_grid, grid_configs, shape_grid, train_ensemble
 
 # Config fields given as lists (one value per grid point) instead of the single-value flags.
-PER_MEMBER = frozenset({"seed", "weight_decay", "frac_train", "lr", "grokfast_lamb"})
+SIZE_AXES = frozenset({"d_model", "d_mlp", "n_heads"})
+PER_MEMBER = frozenset({"seed", "weight_decay", "frac_train", "lr", "grokfast_lamb"}) | SIZE_AXES
+DIGITS_PER_MEMBER = frozenset({"seed", "weight_decay", "lr"}) | SIZE_AXES
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(
-        prog="grokviz ensemble",
-        description="Train many models at once (seeds x weight decay x train fraction x lr) into one sweep folder.",
-    )
+def add_axis_flags(parser: argparse.ArgumentParser, defaults) -> None:
+    """The sweep axes both families have: seeds, weight decays, learning rates and model sizes."""
     parser.add_argument("--out", required=True, help="sweep folder to create (one run folder per member inside)")
     parser.add_argument("--seeds", type=seeds, default=[0], help="initialisation seeds, e.g. 0-63 or 0,3,5")
-    defaults = Config()
     parser.add_argument(
         "--weight-decay", type=numbers, default=[defaults.weight_decay], help="weight decays, e.g. 0.3,1,3"
     )
-    parser.add_argument(
-        "--frac-train", type=numbers, default=[defaults.frac_train], help="train fractions, e.g. 0.2,0.4,0.6"
-    )
     parser.add_argument("--lr", type=numbers, default=[defaults.lr], help="learning rates, e.g. 1e-3,3e-3")
-    parser.add_argument(
-        "--grokfast-lamb",
-        type=numbers,
-        default=None,
-        help="Grokfast amplifications, e.g. 0,1,2,5 (with --grokfast; unset: 2.0 for ema, 5.0 for ma)",
+    sizes_group = parser.add_argument_group(
+        "model sizes (members of one shape are stepped together; each shape is its own group)"
     )
+    sizes_group.add_argument(
+        "--d-model", type=sizes, default=None, help=f"residual widths, e.g. 4,7,16 ({defaults.d_model})"
+    )
+    sizes_group.add_argument(
+        "--d-mlp",
+        type=mlp_sizes,
+        default=None,
+        help=f"MLP widths, e.g. 14,28, or multiples of each d_model like 4x ({defaults.d_mlp})",
+    )
+    sizes_group.add_argument(
+        "--n-heads", type=sizes, default=None, help=f"attention heads, e.g. 1,2 ({defaults.n_heads})"
+    )
+    sizes_group.add_argument(
+        "--shapes",
+        type=shapes,
+        default=None,
+        metavar="D_MODEL:D_MLP,...",
+        help="(d_model, d_mlp) pairs instead of the product of --d-model and --d-mlp, e.g. 7:14,6:24",
+    )
+
+
+def add_sweep_flags(parser: argparse.ArgumentParser) -> None:
+    """How the sweep is trained and stored (both families)."""
     parser.add_argument(
         "--save",
         default="ends",
@@ -64,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--group-size",
         type=integer,
         default=None,
-        help="members stepped together, at least 1 (None: all members with one train-set size); fewer need less memory",
+        help="members stepped together, at least 1 (None: all members with one train-set size and shape); "
+        "fewer need less memory",
     )
     parser.add_argument(
         "--ray",
@@ -81,6 +100,54 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue the sweep in --out (same grid flags): train only its missing or unfinished members",
     )
+
+
+def build_digits_parser() -> argparse.ArgumentParser:
+    """``grokviz ensemble --adder``: adder members (the digits family, gpt-acc-jax's recipe)."""
+    from grokviz.core.digits_config import DigitsConfig
+
+    parser = Parser(
+        prog="grokviz ensemble --adder",
+        description="Train many 10-digit adders (seeds x lr x weight decay x model size) into one sweep folder; "
+        "every setting not swept is grokviz train-digits's.",
+    )
+    parser.add_argument("--adder", action="store_true", help="adder members (this parser)")
+    add_axis_flags(parser, DigitsConfig())
+    add_sweep_flags(parser)
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile each group's step with torch.compile: about a minute per shape to start, then about twice"
+        " the member-steps per second on a CPU (members equal their single runs to float tolerance)",
+    )
+    add_runtime_flags(parser, device="cpu", eager=False)
+    add_config_flags(parser, skip=DIGITS_PER_MEMBER, config_class=DigitsConfig)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="grokviz ensemble",
+        description="Train many models at once (seeds x weight decay x train fraction x lr x model size) into one"
+        " sweep folder; with --adder, 10-digit adders (see grokviz ensemble --adder --help).",
+    )
+    parser.add_argument(
+        "--adder",
+        action="store_true",
+        help="train 10-digit adders instead (its flags: grokviz ensemble --adder --help)",
+    )
+    defaults = Config()
+    add_axis_flags(parser, defaults)
+    parser.add_argument(
+        "--frac-train", type=numbers, default=[defaults.frac_train], help="train fractions, e.g. 0.2,0.4,0.6"
+    )
+    parser.add_argument(
+        "--grokfast-lamb",
+        type=numbers,
+        default=None,
+        help="Grokfast amplifications, e.g. 0,1,2,5 (with --grokfast; unset: 2.0 for ema, 5.0 for ma)",
+    )
+    add_sweep_flags(parser)
     add_runtime_flags(parser)
     add_config_flags(parser, skip=PER_MEMBER)
     parser.add_argument(
@@ -105,6 +172,8 @@ def base_config(args: argparse.Namespace, argv: list[str]) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if "--adder" in argv:
+        return main_digits(argv)
     args = build_parser().parse_args(argv)
     if args.group is not None and not given_flags(argv, ["frac_train"]):
         from grokviz.core.groups_config import GroupsConfig
@@ -115,21 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         axes = {"weight_decay": args.weight_decay, "frac_train": args.frac_train, "lr": args.lr, "seed": args.seeds}
         if base.grokfast != "none":
             axes["grokfast_lamb"] = args.grokfast_lamb or [base.grokfast_lamb]
-        # Each axis value on its own first (one small config each), so a bad value is named before
-        # the whole grid is built; then the memory the grid needs, before anything is allocated.
-        for name, values in axes.items():
-            # Seeds are integers >= 0 by their parser: the two ends stand for a range of them.
-            for value in (min(values), max(values)) if name == "seed" else dict.fromkeys(values):
-                base.replace(**{name: value})
-        if args.group_size is not None and args.group_size < 1:
-            raise GrokvizError(f"--group-size={args.group_size} must be at least 1")
-        members = math.prod(len(values) for values in axes.values())
+        shape_changes = _shapes(args, base, keep_d_head=bool(given_flags(argv, ["d_head"])))
+        _check_axes(base, axes, shape_changes, args.group_size)
+        # The memory the grid needs, before anything is allocated (one config per shape stands for its members).
+        per_shape = math.prod(len(values) for values in axes.values())
         largest = base.replace(frac_train=max(args.frac_train))
-        if args.ray is not None:
-            # Refused before anything is written; a Ray task holds one group, on its own device.
-            distributed.ray_module()
-            members = min(members, args.group_size or members)
-        memory.check_fits(memory.estimate(largest, members, args.group_size), pick_device(args.device))
+        _check_memory(args, [largest.replace(**change) for change in shape_changes], per_shape)
         configs = grid_configs(
             base,
             seeds=args.seeds,
@@ -137,12 +197,81 @@ def main(argv: list[str] | None = None) -> int:
             frac_trains=args.frac_train,
             lrs=args.lr,
             grokfast_lambs=args.grokfast_lamb,
+            shapes=shape_changes if len(shape_changes) > 1 or _sizes_given(args) else None,
         )
-        if args.ray is not None or args.resume:
-            return _sweep(args, configs, axes)
-        folders = train_ensemble(configs, args.out, **_training_options(args, axes))
+        return _train(args, configs, _with_size_axes(axes, shape_changes))
     except GrokvizError as exc:
         return fail(exc)
+
+
+def main_digits(argv: list[str]) -> int:
+    """``grokviz ensemble --adder ...``: a sweep of adder members."""
+    from grokviz.core.digits_config import DigitsConfig
+
+    args = build_digits_parser().parse_args(argv)
+    try:
+        base = config_from_args(args, DigitsConfig, skip=DIGITS_PER_MEMBER)
+        axes = {"lr": args.lr, "weight_decay": args.weight_decay, "seed": args.seeds}
+        shape_changes = _shapes(args, base)
+        _check_axes(base, axes, shape_changes, args.group_size)
+        per_shape = math.prod(len(values) for values in axes.values())
+        _check_memory(args, [base.replace(**change) for change in shape_changes], per_shape)
+        configs = digits_grid(
+            base, seeds=args.seeds, lrs=args.lr, weight_decays=args.weight_decay, shapes=shape_changes
+        )
+        return _train(args, configs, _with_size_axes(axes, shape_changes))
+    except GrokvizError as exc:
+        return fail(exc)
+
+
+def _sizes_given(args) -> bool:
+    return any(getattr(args, name) is not None for name in ("d_model", "d_mlp", "n_heads", "shapes"))
+
+
+def _shapes(args, base, keep_d_head: bool = False) -> list[dict]:
+    return shape_grid(
+        base, d_models=args.d_model, d_mlps=args.d_mlp, n_heads=args.n_heads, pairs=args.shapes, keep_d_head=keep_d_head
+    )
+
+
+def _with_size_axes(axes: dict, shape_changes: list[dict]) -> dict:
+    """``axes`` and each size field that takes more than one value (sweep.json's axes)."""
+    sized = dict(axes)
+    for name in ("d_model", "d_mlp", "n_heads"):
+        values = sorted({change[name] for change in shape_changes})
+        if len(values) > 1:
+            sized[name] = values
+    return sized
+
+
+def _check_axes(base, axes: dict, shape_changes: list[dict], group_size: int | None) -> None:
+    """Each axis value on its own (one small config each), so that a bad value is named before the
+    whole grid is built."""
+    for name, values in axes.items():
+        # Seeds are integers >= 0 by their parser: the two ends stand for a range of them.
+        for value in (min(values), max(values)) if name == "seed" else dict.fromkeys(values):
+            base.replace(**{name: value})
+    for change in shape_changes:
+        base.replace(**change)
+    if group_size is not None and group_size < 1:
+        raise GrokvizError(f"--group-size={group_size} must be at least 1")
+
+
+def _check_memory(args, shape_configs: list, per_shape: int) -> None:
+    counts = [per_shape] * len(shape_configs)
+    group_size = args.group_size
+    if args.ray is not None:
+        # Refused before anything is written; a Ray task holds one group, on its own device.
+        distributed.ray_module()
+        counts = [min(per_shape, group_size or per_shape)]
+        shape_configs = [max(shape_configs, key=lambda c: (c.d_model, c.d_mlp))]
+    memory.check_fits(memory.estimate_sweep(shape_configs, group_size, counts), pick_device(args.device))
+
+
+def _train(args, configs, axes) -> int:
+    if args.ray is not None or args.resume:
+        return _sweep(args, configs, axes)
+    folders = train_ensemble(configs, args.out, **_training_options(args, axes))
     print(f"{args.out}: {len(folders)} members trained")
     return 0
 
@@ -156,8 +285,9 @@ def _training_options(args, axes) -> dict:
         "device": args.device,
         "threads": args.threads,
         "progress": not args.no_progress,
-        "use_graphs": not args.eager,
+        "use_graphs": not getattr(args, "eager", False),
         "group_size": args.group_size,
+        "compile": getattr(args, "compile", False),
     }
 
 

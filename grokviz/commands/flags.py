@@ -147,6 +147,44 @@ def numbers(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
 
 
+def sizes(text: str) -> list[int]:
+    """'4,7,16' -> [4, 7, 16]: model sizes (integers; the config checks their range)."""
+    parts = [part.strip() for part in text.split(",")]
+    try:
+        return [int(part) for part in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers like 4,7,16") from None
+
+
+def mlp_sizes(text: str) -> list[int | str]:
+    """'14,28' -> [14, 28]; an entry 'Nx' is N times each member's d_model ('4x': d_mlp = 4 d_model)."""
+    found: list[int | str] = []
+    for part in (part.strip() for part in text.split(",")):
+        if re.fullmatch(r"[1-9][0-9]*x", part):
+            found.append(part)
+            continue
+        try:
+            found.append(int(part))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: {part!r} is neither an integer nor a multiple of d_model like 4x"
+            ) from None
+    return found
+
+
+def shapes(text: str) -> list[tuple[int, int]]:
+    """'7:14,6:24' -> [(7, 14), (6, 24)]: (d_model, d_mlp) pairs."""
+    found = []
+    for part in (part.strip() for part in text.split(",")):
+        match = re.fullmatch(r"([0-9]+):([0-9]+)", part)
+        if not match:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: {part!r} is not D_MODEL:D_MLP; give pairs like 7:14,6:24"
+            ) from None
+        found.append((int(match.group(1)), int(match.group(2))))
+    return found
+
+
 # --- shared groups of flags ----------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ A sweep folder is ``sweep.json`` plus one ordinary run folder per member::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -34,18 +35,38 @@ OUTCOMES = ("never fit", "memorised only", "grokked")
 # grokked is 'grokked' already: that cannot change).
 LIVE_OUTCOMES = ("waiting", "training")
 # The config fields in which the members of one sweep may differ, in the order of a member's
-# folder name and of the app's axes. Everything else is shared by all members.
-MEMBER_FIELDS = ("weight_decay", "frac_train", "lr", "seed", "data_seed", "grokfast_lamb")
+# folder name and of the app's axes. Everything else is shared by all members. The shape fields
+# (d_model, d_mlp, n_heads) put members in separate groups; an adder config has no frac_train
+# nor grokfast_lamb (see :func:`member_fields`).
+MEMBER_FIELDS = (
+    *("weight_decay", "frac_train", "lr", "seed", "data_seed", "grokfast_lamb"),
+    *("d_model", "d_mlp", "n_heads", "d_head"),
+)
+SHAPE_FIELDS = ("d_model", "d_mlp", "n_heads", "d_head")
+
+
+def member_fields(cfg) -> tuple[str, ...]:
+    """The :data:`MEMBER_FIELDS` that are fields of ``cfg``'s family (an adder's d_head is derived, not one)."""
+    names = {f.name for f in dataclasses.fields(cfg)}
+    return tuple(f for f in MEMBER_FIELDS if f in names)
 
 
 def member_name(cfg: Config) -> str:
     """Folder name of a member, from its per-member fields: ``wd1_frac0.3_lr0.001_seed0``, with
-    ``_data7`` for a data seed and ``_ema2`` / ``_ma5`` for a Grokfast filter and its lamb."""
+    ``_data7`` for a data seed, ``_ema2`` / ``_ma5`` for a Grokfast filter and its lamb, and
+    ``_d32_mlp128_h4`` for a model of another shape than the paper's (d_model 128, d_mlp 512, 4
+    heads; so the names of sweeps of that shape stay as they were). An adder member names its shape
+    first: ``d7_ff14_h1_lr0.02_wd0.01_seed0``."""
+    if cfg.family == "digits":
+        name = f"d{cfg.d_model}_ff{cfg.d_mlp}_h{cfg.n_heads}_lr{cfg.lr:g}_wd{cfg.weight_decay:g}_seed{cfg.seed}"
+        return name + (f"_data{cfg.data_seed}" if cfg.data_seed is not None else "")
     name = f"wd{cfg.weight_decay:g}_frac{cfg.frac_train:g}_lr{cfg.lr:g}_seed{cfg.seed}"
     if cfg.data_seed is not None:
         name += f"_data{cfg.data_seed}"
     if cfg.grokfast != "none":
         name += f"_{cfg.grokfast}{cfg.grokfast_lamb:g}"
+    if (cfg.d_model, cfg.d_mlp, cfg.n_heads) != (128, 512, 4):
+        name += f"_d{cfg.d_model}_mlp{cfg.d_mlp}_h{cfg.n_heads}"
     return name
 
 
@@ -54,8 +75,9 @@ def write_sweep_file(out: Path, configs: list[Config], axes: dict[str, list]) ->
     body = {
         "format": SWEEP_FORMAT,
         "source": "grokviz.ensemble",
+        "family": configs[0].family,
         "axes": axes,
-        "members": [{"name": member_name(c), **{f: getattr(c, f) for f in MEMBER_FIELDS}} for c in configs],
+        "members": [{"name": member_name(c), **{f: getattr(c, f) for f in member_fields(c)}} for c in configs],
     }
     atomic_write(out / SWEEP_FILE, lambda tmp: Path(tmp).write_text(json.dumps(body, indent=2) + "\n"))
 

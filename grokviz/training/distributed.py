@@ -29,9 +29,19 @@ from grokviz.errors import GrokvizError
 from grokviz.storage.resume import RESUME_FILE, load_resume_state
 from grokviz.storage.runs import SWEEP_FILE, open_run, require_new_folder, write_run_file
 from grokviz.storage.sweeps import member_name, open_sweep, write_sweep_file
-from grokviz.training.device import configure_cpu, keep_freed_memory, matmul_precision, pick_device
-from grokviz.training.ensemble import EnsembleOptions, check_members, sweep_axes, train_members
+from grokviz.training.device import configure_cpu, keep_freed_memory, pick_device
+from grokviz.training.ensemble import EnsembleOptions, check_members, precision, sweep_axes, trainer_of
 from grokviz.training.members import MemberState, plan_groups
+
+
+def plan_of(configs: list, group_size: int | None) -> list[list[int]]:
+    """The in-process ensemble's groups of the family of ``configs`` (adder members: one shape each)."""
+    if configs and configs[0].family == "digits":
+        from grokviz.training.digits_members import plan_digits_groups
+
+        return plan_digits_groups(configs, group_size)
+    return plan_groups(configs, group_size)
+
 
 # Re-runs of a group whose worker died (Ray's system failures; an error the task raises is not retried).
 MAX_RETRIES = 3
@@ -103,6 +113,7 @@ def train_group(
     device: str,
     threads: int | None,
     use_graphs: bool,
+    compile: bool = False,
 ) -> list[str]:
     """Train one group into its member folders, from its resume state where it has one; returns their names."""
     folders = [Path(f) for f in folders]
@@ -117,8 +128,8 @@ def train_group(
         configure_cpu(threads)
         keep_freed_memory()
     start = saved_start(configs, folders)
-    with matmul_precision(configs[0], dev):
-        train_members(
+    with precision(configs[0], dev):
+        trainer_of(configs[0], compile)(
             configs,
             folders,
             dev,
@@ -172,7 +183,7 @@ def prepare(
     return [
         [same[j] for j in group]
         for same in by_start.values()
-        for group in plan_groups([configs[i] for i in same], group_size)
+        for group in plan_of([configs[i] for i in same], group_size)
     ]
 
 
@@ -219,6 +230,7 @@ def run_sweep(
                     device=opts.device,
                     threads=opts.threads,
                     use_graphs=opts.use_graphs,
+                    compile=opts.compile,
                 )
                 bar.update(len(group))
         elif groups:
@@ -285,6 +297,7 @@ def _run_on_ray(ray, address, groups, configs, folders, bar, opts: EnsembleOptio
             "cuda" if on_gpu else "cpu",
             threads or (None if on_gpu else 1),
             opts.use_graphs,
+            opts.compile,
         ): group
         for group in groups
     }
@@ -302,8 +315,10 @@ def _run_on_ray(ray, address, groups, configs, folders, bar, opts: EnsembleOptio
         raise
 
 
-def _ray_task(configs, folders, save, device, threads, use_graphs) -> list[str]:
-    return train_group(configs, folders, save=save, device=device, threads=threads, use_graphs=use_graphs)
+def _ray_task(configs, folders, save, device, threads, use_graphs, compile=False) -> list[str]:
+    return train_group(
+        configs, folders, save=save, device=device, threads=threads, use_graphs=use_graphs, compile=compile
+    )
 
 
 def _result(ray, ref, names: list[str]) -> None:

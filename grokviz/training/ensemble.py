@@ -26,6 +26,7 @@ worker died.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import sys
 from collections.abc import Callable
@@ -42,7 +43,7 @@ from grokviz.storage.lock import FolderLock
 from grokviz.storage.log import LogWriter
 from grokviz.storage.resume import save_resume_state
 from grokviz.storage.runs import open_run, require_new_folder, save_checkpoint, write_run_file
-from grokviz.storage.sweeps import MEMBER_FIELDS, member_name, write_sweep_file
+from grokviz.storage.sweeps import MEMBER_FIELDS, member_fields, member_name, write_sweep_file
 from grokviz.training import memory
 from grokviz.training.device import configure_cpu, keep_freed_memory, matmul_precision, pick_device
 from grokviz.training.dropout import capturable
@@ -70,6 +71,7 @@ class EnsembleOptions:
     progress: bool = True
     use_graphs: bool = True
     group_size: int | None = None
+    compile: bool = False  # adder members: each group's step through torch.compile (digits_members)
 
     def __post_init__(self) -> None:
         if self.save not in SAVE_MODES:
@@ -78,10 +80,45 @@ class EnsembleOptions:
             raise GrokvizError(f"group_size={self.group_size} must be at least 1")
 
 
+def shape_grid(base, *, d_models=None, d_mlps=None, n_heads=None, pairs=None, keep_d_head=False) -> list[dict]:
+    """The model shapes of a sweep, as config changes: ``pairs`` of (d_model, d_mlp), or the product
+    d_models x d_mlps x n_heads (an axis left out keeps ``base``'s value). A d_mlp given as ``"4x"``
+    is 4 x the member's d_model. A modular config's ``d_head`` follows as d_model / n_heads (the
+    paper's 128 / 4 = 32) unless ``keep_d_head``; both must then divide."""
+    if pairs is not None and (d_models is not None or d_mlps is not None):
+        raise GrokvizError("give the shapes as D_MODEL:D_MLP pairs or as d_model and d_mlp lists, not both")
+    for name, values in (("d_model", d_models), ("d_mlp", d_mlps), ("n_heads", n_heads), ("shapes", pairs)):
+        if values is not None and not len(values):
+            raise GrokvizError(f"an ensemble axis has no values: {name}")
+    if pairs is None:
+        pairs = [
+            (d, int(m[:-1]) * d if isinstance(m, str) else m)
+            for d in (d_models or [base.d_model])
+            for m in (d_mlps or [base.d_mlp])
+        ]
+    found = []
+    for (d, m), h in itertools.product(pairs, n_heads or [base.n_heads]):
+        change = {"d_model": d, "d_mlp": m, "n_heads": h}
+        if base.family != "digits" and not keep_d_head:
+            if d % h:
+                raise GrokvizError(f"n_heads={h} must divide d_model={d} (d_head is d_model / n_heads)")
+            change["d_head"] = d // h
+        found.append(change)
+    return found
+
+
 def grid_configs(
-    base: Config, *, seeds=None, weight_decays=None, frac_trains=None, lrs=None, grokfast_lambs=None
+    base: Config,
+    *,
+    seeds=None,
+    weight_decays=None,
+    frac_trains=None,
+    lrs=None,
+    grokfast_lambs=None,
+    shapes: list[dict] | None = None,
 ) -> list[Config]:
-    """The product of the given axes (an axis left out, None, keeps ``base``'s value), weight decay outermost.
+    """The product of the given axes (an axis left out, None, keeps ``base``'s value), the model
+    shapes outermost (:func:`shape_grid`'s changes), then weight decay.
 
     An axis given as an empty list is an error, never the base value: an empty range must not
     quietly train the default member."""
@@ -91,11 +128,13 @@ def grid_configs(
         "lrs": lrs,
         "seeds": seeds,
         "grokfast_lambs": grokfast_lambs,
+        "shapes": shapes,
     }
     empty = [name for name, values in given.items() if values is not None and not len(values)]
     if empty:
         raise GrokvizError(f"an ensemble axis has no values: {', '.join(empty)}")
     axes = (
+        [{}] if shapes is None else shapes,
         [base.weight_decay] if weight_decays is None else weight_decays,
         [base.frac_train] if frac_trains is None else frac_trains,
         [base.lr] if lrs is None else lrs,
@@ -103,8 +142,21 @@ def grid_configs(
         [base.grokfast_lamb] if grokfast_lambs is None else grokfast_lambs,
     )
     return [
-        base.replace(weight_decay=wd, frac_train=frac, lr=lr, seed=seed, grokfast_lamb=lamb)
-        for wd, frac, lr, seed, lamb in itertools.product(*axes)
+        base.replace(weight_decay=wd, frac_train=frac, lr=lr, seed=seed, grokfast_lamb=lamb, **shape)
+        for shape, wd, frac, lr, seed, lamb in itertools.product(*axes)
+    ]
+
+
+def digits_grid(base, *, seeds=None, lrs=None, weight_decays=None, shapes: list[dict] | None = None) -> list:
+    """Adder members (``DigitsConfig``): the product lr x shape x weight decay x seed, lr outermost, so
+    that with ``group_size`` = the number of seeds one learning rate's groups all train before the next's."""
+    given = {"seeds": seeds, "lrs": lrs, "weight_decays": weight_decays, "shapes": shapes}
+    empty = [name for name, values in given.items() if values is not None and not len(values)]
+    if empty:
+        raise GrokvizError(f"an ensemble axis has no values: {', '.join(empty)}")
+    axes = (lrs or [base.lr], shapes or [{}], weight_decays or [base.weight_decay], seeds or [base.seed])
+    return [
+        base.replace(lr=lr, weight_decay=wd, seed=seed, **shape) for lr, shape, wd, seed in itertools.product(*axes)
     ]
 
 
@@ -138,8 +190,7 @@ def train_ensemble(
     out = Path(out)
     require_new_folder(out, other_choice=" or pass --resume")
     dev = pick_device(opts.device)
-    largest = max(configs, key=lambda cfg: cfg.frac_train)  # the largest training set sets the activations
-    note = memory.check_fits(memory.estimate(largest, len(configs), opts.group_size), dev)
+    note = memory.check_fits(memory.estimate_sweep(configs, opts.group_size), dev)
     if note and opts.progress:
         print(f"note: {note}", file=sys.stderr)
     if dev.type == "cpu":
@@ -157,17 +208,35 @@ def train_ensemble(
         locks.enter_context(FolderLock(out, create=True))
         for folder in folders:
             locks.enter_context(FolderLock(folder, create=True))
-        with matmul_precision(configs[0], dev):
-            return train_members(
+        with precision(configs[0], dev):
+            return trainer_of(configs[0], opts.compile)(
                 configs, folders, dev, opts.save, opts.progress, opts.use_graphs, opts.group_size, prologue=write_sweep
             )
+
+
+def precision(cfg, dev: torch.device) -> contextlib.AbstractContextManager:
+    """The modular config's matmul precision while training (the adder has no such setting)."""
+    return contextlib.nullcontext() if cfg.family == "digits" else matmul_precision(cfg, dev)
+
+
+def trainer_of(cfg, compiled: bool = False) -> Callable[..., list[Path]]:
+    """The batched trainer of ``cfg``'s family: :func:`train_members` (modular and groups members), or
+    ``grokviz.training.digits_members.train_digits_members`` for adder members (each with the same
+    arguments). ``compiled`` (adder only; refused otherwise) compiles each group's step."""
+    if cfg.family == "digits":
+        from grokviz.training.digits_members import train_digits_members
+
+        return functools.partial(train_digits_members, compiled=compiled)
+    if compiled:
+        raise GrokvizError("compile applies to adder ensembles only; the modular ensemble has CUDA graphs instead")
+    return train_members
 
 
 def sweep_axes(configs: list[Config]) -> dict[str, list]:
     """The member fields with more than one value among ``configs``, and their values."""
     return {
         f: sorted({getattr(c, f) for c in configs}, key=str)
-        for f in MEMBER_FIELDS
+        for f in member_fields(configs[0])
         if len({getattr(c, f) for c in configs}) > 1
     }
 

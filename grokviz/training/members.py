@@ -20,6 +20,7 @@ from grokviz.core.architecture import REFERENCE, Architecture
 from grokviz.core.config import Config, dataset_for
 from grokviz.core.fast_path import forward_last
 from grokviz.core.params import Params, init_params
+from grokviz.storage.sweeps import SHAPE_FIELDS
 from grokviz.training.dropout import DropoutDraw, draw_for, stacked
 from grokviz.training.graphs import replayable
 from grokviz.training.grokfast import Grokfast
@@ -79,11 +80,13 @@ class MemberBatch:
 
 
 def plan_groups(configs: list[Config], group_size: int | None = None, datasets=None) -> list[list[int]]:
-    """Indices of the members of each group: training sets of one size, at most ``group_size`` per group."""
-    by_size: dict[int, list[int]] = {}
+    """Indices of the members of each group: training sets of one size and models of one shape
+    (``SHAPE_FIELDS``), at most ``group_size`` per group."""
+    by_size: dict[tuple, list[int]] = {}
     datasets = datasets or [dataset_for(cfg) for cfg in configs]
     for i, data in enumerate(datasets):
-        by_size.setdefault(len(data.train_idx), []).append(i)
+        shape = tuple(getattr(configs[i], name) for name in SHAPE_FIELDS)
+        by_size.setdefault((len(data.train_idx), *shape), []).append(i)
     return [
         same_size[start : start + (group_size or len(same_size))]
         for same_size in by_size.values()

@@ -95,6 +95,34 @@ def estimate(cfg: Config, members: int = 1, group_size: int | None = None) -> Me
     return MemoryEstimate(members, group, weights, weights, 2 * weights, activations)
 
 
+def digits_estimate(cfg) -> MemoryEstimate:
+    """One adder model (``DigitsConfig``): weights, and the activations of a training batch (33
+    positions up to attention, the 12 answer positions after it) and of the validation pass."""
+    from grokviz.core.digits_model import param_shapes as digits_shapes
+
+    weights = n_params(digits_shapes(cfg)) * FLOAT32
+    d, heads = cfg.d_model, cfg.n_heads
+    prompt = 33 * (8 * d) + heads * 12 * 33 * 3  # embeddings, ln1, q/k/v, z; scores, pattern, mask
+    answer = 12 * (6 * d + 2 * cfg.d_mlp)  # residuals, ln2, ln_final; FFN pre and post
+    logits = 12 * cfg.d_vocab * (FLOAT32 + 2 * FLOAT64)  # float32, float64 copy, log-softmax
+    per_example = (prompt + answer) * FLOAT32 + logits
+    activations = 2 * cfg.batch_size * per_example + min(cfg.val_size, 4096) * per_example
+    return MemoryEstimate(1, 1, weights, weights, 2 * weights, activations)
+
+
+def estimate_sweep(configs: list, group_size: int | None = None, counts: list[int] | None = None) -> MemoryEstimate:
+    """The memory of an ensemble of ``configs`` (of one family, any shapes): every member's weights
+    and AdamW state at once, and the largest group's activations (``group_size`` members at a time).
+    ``counts``: how many members each config stands for (default 1 each)."""
+    counts = counts or [1] * len(configs)
+    ones = [digits_estimate(c) if c.family == "digits" else estimate(c) for c in configs]
+    members = sum(counts)
+    group = members if group_size is None else max(1, min(group_size, members))
+    total = lambda field: sum(getattr(one, field) * n for one, n in zip(ones, counts))  # noqa: E731
+    largest = max(one.activations for one in ones)
+    return MemoryEstimate(members, group, total("parameters"), total("gradients"), total("optimiser"), group * largest)
+
+
 def free_memory(dev: torch.device) -> int:
     """Bytes free for this process now: the GPU's free memory, or the machine's available memory."""
     if dev.type == "cuda":

@@ -1,0 +1,141 @@
+"""Adder ensembles: every member equals the single adder run with its config (weights and log),
+shapes train as separate groups, the command line builds the grid, a resumed sweep equals an
+uninterrupted one, and the memory estimate counts every member."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from grokviz.commands.ensemble import main
+from grokviz.core.digits_config import DigitsConfig
+from grokviz.errors import GrokvizError
+from grokviz.storage.runs import SWEEP_FILE, open_run
+from grokviz.storage.sweeps import member_name, open_sweep
+from grokviz.training import distributed, memory
+from grokviz.training.digits import train_digits
+from grokviz.training.digits_members import plan_digits_groups
+from grokviz.training.ensemble import digits_grid, shape_grid, train_ensemble
+
+# A few steps of the recipe on small batches: the curriculum's switch falls inside the run.
+TINY = DigitsConfig(steps=40, batch_size=32, val_size=64, log_every=10, curriculum="3:20,10", save_every=20)
+COMPARED = ["train_loss", "train_exact", "val_loss", "val_exact", "val_acc_0", "val_acc_11", "lr", "max_digits"]
+
+
+def test_each_adder_member_equals_its_single_run(tmp_path) -> None:
+    # Seeds, learning rates and weight decays in one group; a member of another shape in its own.
+    configs = [
+        TINY.replace(seed=0),
+        TINY.replace(seed=1, lr=0.01),
+        TINY.replace(seed=2, weight_decay=0.1),
+        TINY.replace(seed=3, d_model=4, d_mlp=16),
+    ]
+    assert plan_digits_groups(configs) == [[0, 1, 2], [3]]
+    folders = train_ensemble(configs, tmp_path / "sweep", progress=False, threads=1)
+    for folder, cfg in zip(folders, configs):
+        member = open_run(folder)
+        single = train_digits(cfg, tmp_path / f"single-{folder.name}", progress=False, threads=1)
+        assert member.config == cfg
+        ours, theirs = member.load(cfg.steps), single.load(cfg.steps)
+        assert set(ours) == set(theirs)
+        for name in theirs:
+            # Float32 weights after 40 steps: the batched matrix products and reductions (clipping
+            # norm, loss mean) sum in another order than the single run's, and AdamW's m / sqrt(v)
+            # grows those last-bit differences (to ~2e-5 by step 40 at d_model 4); a wrong lr,
+            # decay or clipping of one member moves its weights by 1e-3 or more.
+            torch.testing.assert_close(ours[name], theirs[name], rtol=1e-4, atol=5e-5, msg=f"{folder.name} {name}")
+        both = member.log().merge(single.log(), on="step", suffixes=("_member", "_single"))
+        assert len(both) == len(member.log()) == cfg.steps // cfg.log_every + 1
+        for column in COMPARED:
+            torch.testing.assert_close(
+                torch.tensor(both[f"{column}_member"].values),
+                torch.tensor(both[f"{column}_single"].values),
+                rtol=1e-5,
+                atol=1e-6,
+                msg=column,
+            )
+
+
+def test_cli_builds_the_adder_grid_and_resume_finishes_it(tmp_path) -> None:
+    out = tmp_path / "cliff"
+    flags = ["--adder", "--out", str(out), "--seeds", "0,1", "--shapes", "4:16,5:20", "--lr", "0.02,0.01"]
+    flags += ["--steps", "20", "--batch-size", "16", "--val-size", "32", "--log-every", "10", "--curriculum", "3:10,10"]
+    flags += ["--threads", "1", "--no-progress", "--group-size", "2"]
+    assert main(flags) == 0
+    sweep = open_sweep(out)
+    body = json.loads((out / SWEEP_FILE).read_text())
+    assert body["family"] == "digits"
+    assert body["axes"]["d_model"] == [4, 5] and body["axes"]["lr"] == [0.02, 0.01]
+    names = [m.name for m in sweep.members]
+    # lr outermost, then the shape, then seeds (digits_grid's order).
+    assert names[:3] == [
+        "d4_ff16_h1_lr0.02_wd0.01_seed0",
+        "d4_ff16_h1_lr0.02_wd0.01_seed1",
+        "d5_ff20_h1_lr0.02_wd0.01_seed0",
+    ]
+    assert len(names) == 8 and sweep.swept_axes() == ["lr", "seed", "d_model", "d_mlp"]
+    assert open_run(sweep.members[2].path).config.d_mlp == 20
+    # A member lost (its folder emptied): --resume trains it again, to the same weights.
+    victim = sweep.members[5].path
+    before = open_run(victim).load(20)
+    for path in victim.iterdir():
+        path.unlink()
+    assert main([*flags, "--resume"]) == 0
+    after = open_run(victim).load(20)
+    assert distributed.finished(victim, open_run(victim).config)
+    for name in before:
+        # Retrained alone rather than beside another member: batched sums in another order.
+        torch.testing.assert_close(after[name], before[name], rtol=1e-5, atol=1e-6)
+
+
+def test_distributed_group_continues_from_its_resume_state(tmp_path) -> None:
+    # Trained group by group with resume states (as a Ray task does), stopped after its state of
+    # step 20 and resumed: the same weights as the uninterrupted in-process ensemble.
+    configs = digits_grid(TINY, seeds=[0, 1])
+    whole = train_ensemble(configs, tmp_path / "whole", progress=False, threads=1)
+    out = tmp_path / "parts"
+    distributed.run_sweep(configs, out, progress=False, threads=1)
+    for folder, ref in zip([out / member_name(c) for c in configs], whole):
+        ours, theirs = open_run(folder).load(TINY.steps), open_run(ref).load(TINY.steps)
+        for name in theirs:
+            torch.testing.assert_close(ours[name], theirs[name], rtol=0, atol=0)
+    folders = [out / member_name(c) for c in configs]
+    state = distributed.saved_start(configs, folders)
+    assert state is not None and state[0] == TINY.save_every  # the last state before the end
+    # The group again, as a re-run Ray task: it continues from step 20 to the same end.
+    distributed.train_group(configs, folders, save="ends", device="cpu", threads=1, use_graphs=False)
+    for folder, ref in zip(folders, whole):
+        run = open_run(folder)
+        assert list(run.log()["step"]) == list(open_run(ref).log()["step"])
+        ours, theirs = run.load(TINY.steps), open_run(ref).load(TINY.steps)
+        for name in theirs:
+            torch.testing.assert_close(ours[name], theirs[name], rtol=0, atol=0)
+
+
+def test_size_axes_and_refusals() -> None:
+    changes = shape_grid(TINY, d_models=[4, 6], d_mlps=["4x", 14])
+    assert [(c["d_model"], c["d_mlp"]) for c in changes] == [(4, 16), (4, 14), (6, 24), (6, 14)]
+    with pytest.raises(GrokvizError, match="not both"):
+        shape_grid(TINY, d_models=[4], pairs=[(7, 14)])
+    with pytest.raises(GrokvizError, match="no values: seeds"):
+        digits_grid(TINY, seeds=[])
+    # The estimate counts every member's weights and one group's activations.
+    one = memory.digits_estimate(TINY)
+    many = memory.estimate_sweep([TINY, TINY.replace(d_model=4, d_mlp=16)], group_size=1, counts=[3, 2])
+    assert many.members == 5 and many.group_size == 1
+    assert (
+        many.parameters == 3 * one.parameters + 2 * memory.digits_estimate(TINY.replace(d_model=4, d_mlp=16)).parameters
+    )
+    assert many.activations == one.activations
+
+
+def test_cli_refuses_bad_adder_axes(capsys) -> None:
+    assert main(["--adder", "--out", "/tmp/never", "--shapes", "7:14", "--d-model", "4"]) == 2
+    assert "not both" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--adder", "--out", "/tmp/never", "--d-mlp", "4y"])
+    assert "multiple of d_model" in capsys.readouterr().err
+    assert main(["--adder", "--out", "/tmp/never", "--n-heads", "2"]) == 2  # 2 does not divide d_model 7
+    assert "--n-heads=2 must divide d_model=7" in capsys.readouterr().err
