@@ -21,7 +21,11 @@ from grokviz.ui.views import new_run
 from grokviz.ui.widgets import show_error
 
 REFRESH_SECONDS = 2.0  # how often the jobs list is read again
-RUN_JSON_WAIT_S = 30.0  # how long "Start training" waits for the new run to appear before linking it
+RUN_JSON_WAIT_S = 30.0
+OPEN_GROUPS = (
+    "Task",
+    "Schedule",
+)  # the form's groups shown open: what a run is, and how long it trains  # how long "Start training" waits for the new run to appear before linking it
 
 
 def render() -> None:
@@ -147,7 +151,7 @@ def form(root) -> None:
     name = st.text_input("Run name", key="new_name", help=f"A new folder in {root}: {jobs.NAME_RULE}")
     values = {}
     for title, group in new_run.form_fields(family).items():
-        with st.expander(title, expanded=title == "Task"):
+        with st.expander(title, expanded=title in OPEN_GROUPS):
             columns = st.columns(3)
             for index, field_ in enumerate(group):
                 values[field_.name] = _widget(columns[index % 3], family, field_)
