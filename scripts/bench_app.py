@@ -5,8 +5,10 @@
 * Server time of one rerun (Streamlit's AppTest runs the script in-process, as the server
   does): after moving the step slider to a step not seen before, per tab, and after changing the
   ablation (frequencies, mode, site) on the Ablation tab. Budgets: 300 ms and 150 ms.
-* First page with charts: seconds from starting ``streamlit run app.py`` until headless
-  Chromium shows the first chart (budget 8 s); skipped without /usr/bin/chromium.
+* First chart: seconds from starting ``streamlit run app.py`` until headless Chromium has drawn
+  the first chart (budget 4 s; the explorer draws the log's charts before it imports torch), and
+  until the whole first page is there (its headline metrics); skipped without /usr/bin/chromium.
+* Every interaction: the median of all the reruns above (budget 100 ms).
 
 Run it on the machine you care about (the budgets are for a 2-core CPU at p = 113) with nothing
 else busy; the table says how many cores there were and the load when it started.
@@ -36,7 +38,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-STEP_BUDGET_MS, ABLATION_BUDGET_MS, FIRST_PAGE_BUDGET_S = 300, 150, 8.0
+STEP_BUDGET_MS, ABLATION_BUDGET_MS, FIRST_CHART_BUDGET_S, INTERACTION_BUDGET_MS = 300, 150, 4.0, 100
 
 
 def timed_run(at) -> float:
@@ -101,8 +103,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def bench_first_page() -> tuple[float | None, str]:
-    """Seconds from `streamlit run` to the first chart drawn in headless Chromium."""
+def bench_first_page() -> tuple[tuple[float, float] | None, str]:
+    """Seconds from `streamlit run` to the first chart drawn in headless Chromium, and to the
+    whole first page (its headline metrics)."""
     if not CHROMIUM.is_file():
         return None, f"skipped: no Chromium at {CHROMIUM}"
     try:
@@ -143,7 +146,9 @@ def bench_first_page() -> tuple[float | None, str]:
             page.wait_for_selector(
                 '[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg', timeout=120_000
             )
-            return time.perf_counter() - start, ""
+            first_chart = time.perf_counter() - start
+            page.wait_for_selector('[data-testid="stMetric"]', timeout=120_000)
+            return (first_chart, time.perf_counter() - start), ""
         finally:
             server.terminate()
             server.wait(timeout=20)
@@ -165,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps-per-tab", type=int, default=5, help="slider moves measured per tab")
     parser.add_argument("--repeats", type=int, default=3, help="ablation changes per site (two timings each)")
     parser.add_argument("--no-browser", action="store_true", help="skip the first-page measurement")
+    parser.add_argument("--starts", type=int, default=3, help="app starts measured in the browser")
     args = parser.parse_args(argv)
 
     os.environ["GROKVIZ_RUNS"] = str(Path(args.runs).resolve())
@@ -180,29 +186,38 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     if not args.no_browser:
-        seconds, note = bench_first_page()  # first, while no server has warmed the disk caches
-        rows.append(("first page with charts (s)", "browser", seconds, FIRST_PAGE_BUDGET_S, note))
+        starts, note = [], ""
+        for _ in range(args.starts):  # the first while no server has warmed the disk caches
+            seconds, note = bench_first_page()
+            if seconds is None:
+                break
+            starts.append(seconds)
+        first_charts = [chart for chart, _ in starts] or None
+        whole_pages = [whole for _, whole in starts] or None
+        rows.append(("first chart in the browser (s)", len(starts), first_charts, FIRST_CHART_BUDGET_S, note))
+        rows.append(("whole first page in the browser (s)", len(starts), whole_pages, None, note))
+    every = []
     for name, times in bench_steps(steps, args.steps_per_tab):
         rows.append((name + " (ms)", len(times), times, STEP_BUDGET_MS, ""))
+        every += times
     for name, times in bench_ablation(args.repeats):
         rows.append((name + " (ms)", len(times), times, ABLATION_BUDGET_MS, ""))
+        every += times
+    rows.append(("every interaction above (ms)", len(every), every, INTERACTION_BUDGET_MS, ""))
 
     print()
     print(f"| {'measurement':<44} | {'n':>7} | {'median':>8} | {'max':>8} | {'budget':>6} | verdict |")
     print(f"|{'-' * 46}|{'-' * 9}|{'-' * 10}|{'-' * 10}|{'-' * 8}|---------|")
     for name, n, values, budget, note in rows:
-        if values is None:
-            print(f"| {name:<44} | {n:>7} | {'-':>8} | {'-':>8} | {budget:>6g} | {note} |")
+        shown = f"{budget:>6g}" if budget is not None else f"{'-':>6}"
+        if not values:
+            print(f"| {name:<44} | {n:>7} | {'-':>8} | {'-':>8} | {shown} | {note} |")
             continue
-        if isinstance(values, float):
-            values = [values]
         median, worst = statistics.median(values), max(values)
-        fmt = "{:8.2f}" if budget < 20 else "{:8.0f}"
-        print(
-            f"| {name:<44} | {n:>7} | {fmt.format(median)} | {fmt.format(worst)} | {budget:>6g} | "
-            f"{verdict(worst if budget < 20 else median, budget):<7} |"
-        )
-    print("\nverdict: first page by its one value; reruns by their median (max shown for the worst case).")
+        fmt = "{:8.2f}" if "(s)" in name else "{:8.0f}"
+        judged = verdict(median, budget) if budget is not None else "-"
+        print(f"| {name:<44} | {n:>7} | {fmt.format(median)} | {fmt.format(worst)} | {shown} | {judged:<7} |")
+    print("\nverdict: by the median (the max shows the worst case).")
     return 0
 
 

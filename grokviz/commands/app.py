@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
             "Open the grokviz explorer. It reads runs from $GROKVIZ_RUNS, else ./checkpoints of the folder\n"
             "you start it in (inside a clone of grokviz: the bundled runs). Options are passed to\n"
             "`streamlit run`, e.g. --server.port 8502; see `streamlit run --help`.\n\n"
+            "Its New run page starts trainings as processes of their own. For an app others can reach:\n"
+            "GROKVIZ_READ_ONLY=1 removes that page, GROKVIZ_MAX_JOBS=N allows N trainings at once (default 1).\n\n"
             f"defaults: {' '.join(APP_DEFAULTS)}"
         )
         return 0
