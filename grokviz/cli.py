@@ -37,6 +37,7 @@ COMMANDS = {
         "grokviz.commands.analyze",
         "summarise a checkpoint: losses, key frequencies, neurons, progress measures",
     ),
+    "forecast": ("grokviz.commands.forecast", "say whether a run will grok, and when, from its plateau"),
     "convert": ("grokviz.commands.convert", "import other people's models; export ours to TransformerLens"),
     "app": (
         "grokviz.commands.app",

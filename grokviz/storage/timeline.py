@@ -8,7 +8,10 @@ pair rows with another key (two files could tear). The key makes sure that:
 
 * rows of unchanged checkpoints are reused, new checkpoints are computed (a run still training),
   and a changed or deleted checkpoint is recomputed or dropped;
-* a new last checkpoint (which may change the default key frequencies) is noticed.
+* a new last checkpoint (which may change the default key frequencies) is noticed;
+* the local learning coefficient (``llc=True``; it does not depend on the key frequencies) is
+  computed once per checkpoint under the one sampler setting ``analysis.llc.SAMPLER`` and kept
+  while the checkpoint and the setting are unchanged, whatever the key frequencies.
 
 Writes are atomic (temp file + rename). A read-only run folder still works: the timeline is
 computed and returned, just not stored.
@@ -23,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from grokviz.analysis.group import group_for
+from grokviz.analysis.llc import SAMPLER, checkpoint_llc
 from grokviz.analysis.neurons import key_frequencies, neuron_activations, neuron_stats
 from grokviz.analysis.progress import progress_measures
 from grokviz.core.config import dataset_for
@@ -89,8 +93,10 @@ def timeline(
     key_freqs=None,
     progress: Callable[[int, int], None] | None = None,
     use_cache: bool = True,
+    llc: bool = False,
 ) -> pd.DataFrame:
-    """One row per checkpoint step: ``step`` and every key of ``progress_measures``.
+    """One row per checkpoint step: ``step`` and every key of ``progress_measures``; with ``llc``
+    also ``llc``, the local learning coefficient on the training pairs (seconds per checkpoint).
 
     ``key_freqs``: the fixed key frequencies for restricted/excluded loss; default those of the
     run's last checkpoint (as in the paper). ``progress(done, total)`` is called as checkpoints
@@ -116,39 +122,52 @@ def timeline(
         used = chosen
 
     reusable: dict[int, dict] = {}
-    if cached and [int(k) for k in cached[0].get("key_freqs", [])] == used:
+    known_llc: dict[int, float] = {}  # from any cached row of an unchanged checkpoint, same sampler
+    if cached:
         stored = cached[0].get("checkpoints", {})
+        same_freqs = [int(k) for k in cached[0].get("key_freqs", [])] == used
+        same_sampler = cached[0].get("llc_sampler") == SAMPLER.to_dict()
         for record in cached[1].to_dict("records"):
             step = str(int(record["step"]))
             if step in signatures and stored.get(step) == signatures[step]:
-                reusable[int(step)] = record
+                value = record.get("llc")
+                if same_sampler and value is not None and value == value:  # not NaN
+                    known_llc[int(step)] = float(value)
+                if same_freqs:
+                    reusable[int(step)] = {k: v for k, v in record.items() if k != "llc"}
 
     dataset = dataset_for(run.config)
     group = group_for(run.config.task, run.config.p)
-    todo = [step for step in steps if step not in reusable]
+    todo = [step for step in steps if step not in reusable or (llc and step not in known_llc)]
     rows, done = [], 0
     if progress is not None:
         progress(0, len(todo))
     for step in steps:
-        if step in reusable:
-            rows.append(reusable[step])
-            continue
-        measures = progress_measures(run.load(step), dataset, used, group, run.config.architecture)
-        rows.append({"step": step, **measures})
-        done += 1
-        if progress is not None:
-            progress(done, len(todo))
+        row = reusable.get(step)
+        if row is None:
+            params = run.load(step)
+            row = {"step": step, **progress_measures(params, dataset, used, group, run.config.architecture)}
+        if step in known_llc:
+            row = {**row, "llc": known_llc[step]}
+        elif llc:
+            row = {**row, "llc": checkpoint_llc(run.load(step), dataset, run.config.architecture)}
+        rows.append(row)
+        if step in todo:
+            done += 1
+            if progress is not None:
+                progress(done, len(todo))
     frame = pd.DataFrame(rows)
     if len(frame):
         frame = frame.astype({"step": "int64"})
 
-    if todo or cached is None or len(cached[1]) != len(frame):
+    if todo or cached is None or len(cached[1]) != len(frame) or (known_llc and "llc" not in cached[1]):
         key = {
             "format": TIMELINE_FORMAT,
             "default": chosen is None,  # key frequencies of the last checkpoint, or chosen ones
             "key_freqs": used,
             "last": [str(steps[-1]), signatures[str(steps[-1])]] if steps else None,
             "checkpoints": signatures,
+            "llc_sampler": SAMPLER.to_dict(),
         }
         if use_cache:
             _write_cache(cache_path, key, frame)

@@ -1,0 +1,293 @@
+"""Will a run grok, and when: the forecast from what a run shows up to one step.
+
+Owns (definitions in docs/analysis.md, "Forecasting grokking"; the method and its measured error
+in docs/forecast.md):
+
+* :func:`grok_step` and :func:`memorisation_step` — read off a log;
+* :class:`Observation` — everything a forecast at step t may read (config, log rows <= t, the
+  per-checkpoint measures <= t, the probes at two checkpoints <= t);
+* :func:`norm_law` — the norm-separation delay law refitted online: the weights' own contraction
+  rate, and how far they still have to contract;
+* :func:`features`, :func:`fit` and :class:`Constants` — a ridge correction of the law's log
+  error from the other signals, fitted on a grid of runs by ``scripts/eval_forecast.py``;
+* :func:`forecast` and :class:`Forecast` (its ``to_dict()`` is ``grokviz forecast --json``).
+
+Pure functions: no files (``grokviz.storage.forecast`` reads a run).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from grokviz.errors import GrokvizError
+
+GROK_ACCURACY = 0.95  # test accuracy a run must hold from its grok step to the end of its log
+FIT_ACCURACY = 0.99  # train accuracy from which the training set counts as memorised
+SIGNALS = ("train", "all")
+MIN_CHECKPOINTS = 3  # checkpoints from the norm's peak to t: fewer cannot give a contraction rate
+PUBLISHED_C = 1.41  # the norm-separation law's constant for AdamW (arXiv 2603.13331)
+
+
+def grok_step(log: pd.DataFrame, column: str = "test_accuracy", threshold: float = GROK_ACCURACY) -> int | None:
+    """First logged step from which ``column`` stays >= ``threshold`` to the end of the log (None: never)."""
+    curve = log[["step", column]].dropna().sort_values("step")
+    if curve.empty:
+        return None
+    below = np.flatnonzero(curve[column].to_numpy(dtype=float) < threshold)
+    first = 0 if len(below) == 0 else below[-1] + 1
+    return None if first >= len(curve) else int(curve["step"].iloc[first])
+
+
+def memorisation_step(log: pd.DataFrame) -> int | None:
+    """First logged step with train accuracy >= FIT_ACCURACY (None: not yet)."""
+    fitted = log["step"][log["train_accuracy"] >= FIT_ACCURACY]
+    return None if fitted.empty else int(fitted.min())
+
+
+@dataclass
+class Observation:
+    """What a forecast at ``at_step`` reads. ``log``: log rows <= at_step; ``curve``: per-checkpoint
+    rows <= at_step with ``step``, ``sum_sq_weights``, ``gini_embed``, ``gini_unembed``;
+    ``probe_start`` / ``probe_end``: measures (restricted_loss, restricted_loss_train,
+    excluded_loss, llc) at the norm's peak and at the last checkpoint, with the key frequencies of
+    the last checkpoint."""
+
+    at_step: int
+    lr: float
+    weight_decay: float
+    horizon: int  # the run's configured last step: a "no" means "not by this step"
+    log: pd.DataFrame
+    curve: pd.DataFrame
+    probe_start: dict[str, float] = field(default_factory=dict)
+    probe_end: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class NormLaw:
+    """The norm law at t: ``peak`` step and norm (sum of squared weights) after memorisation, the
+    contraction so far ``done`` = ln(N_peak / N_t), the observed ``rate`` = done / (t - peak), and
+    the law's step for a contraction of ``rho`` at that rate."""
+
+    peak_step: int
+    done: float
+    rate: float
+    end_step: int  # the last checkpoint <= t
+
+    def predict(self, rho: float) -> float:
+        """Step at which ln(N_peak / N) reaches ``rho`` at the observed rate (inf: not contracting)."""
+        if self.rate <= 0:
+            return math.inf
+        return self.end_step + max(rho - self.done, 0.0) / self.rate
+
+
+def norm_law(obs: Observation) -> NormLaw:
+    """The contraction of the weights from their peak after memorisation to t (needs checkpoints)."""
+    mem = memorisation_step(obs.log)
+    if mem is None:
+        last = obs.log["train_accuracy"].iloc[-1] if len(obs.log) else math.nan
+        raise GrokvizError(
+            f"too early at step {obs.at_step}: the training set is not memorised yet "
+            f"(train accuracy {last:.1%}; the forecast starts from {FIT_ACCURACY:.0%})"
+        )
+    curve = obs.curve[obs.curve["step"] >= _checkpoint_at_or_before(obs.curve, mem)]
+    if len(curve) < MIN_CHECKPOINTS:
+        raise GrokvizError(
+            f"too early at step {obs.at_step}: {len(curve)} checkpoint(s) since memorisation at step {mem}; "
+            f"the forecast needs {MIN_CHECKPOINTS} to measure how fast the weights contract"
+        )
+    steps = curve["step"].to_numpy(dtype=float)
+    log_norm = np.log(curve["sum_sq_weights"].to_numpy(dtype=float))
+    peak = int(np.argmax(log_norm))
+    done = float(log_norm[peak] - log_norm[-1])
+    span = steps[-1] - steps[peak]
+    # The mean rate since the peak: steadier than a slope over the last few checkpoints, which
+    # stalls on the plateau's small bumps.
+    rate = done / span if span > 0 else 0.0
+    return NormLaw(int(steps[peak]), done, rate, int(steps[-1]))
+
+
+def _checkpoint_at_or_before(curve: pd.DataFrame, step: int) -> int:
+    earlier = curve["step"][curve["step"] <= step]
+    return int(earlier.max()) if len(earlier) else int(curve["step"].min())
+
+
+def _log_ratio(end: float, start: float) -> float:
+    return float(np.log(max(end, 1e-12) / max(start, 1e-12)))
+
+
+def _relative_change(end: float, start: float) -> float:
+    """(end - start) / |start|, for values that may cross 0 (an LLC estimate can)."""
+    return float((end - start) / max(abs(start), 1.0))
+
+
+def features(obs: Observation, law: NormLaw, rho: float, signals: str) -> dict[str, float]:
+    """The correction's inputs (each a number; the fit standardises them). ``train``: the
+    contraction so far over rho, the Gini coefficients at t and their rise since the peak, the
+    log change of excluded loss (train pairs) and of train loss from the peak to t, the LLC's log
+    change. ``all`` adds the log change of restricted loss (all pairs) and of test loss."""
+    curve = obs.curve
+    start = curve[curve["step"] == law.peak_step].iloc[0]
+    end = curve.iloc[-1]
+    out = {
+        "progress": law.done / rho if rho > 0 else 0.0,
+        "gini_embed": float(end["gini_embed"]),
+        "gini_unembed": float(end["gini_unembed"]),
+        "gini_embed_rise": float(end["gini_embed"] - start["gini_embed"]),
+        "gini_unembed_rise": float(end["gini_unembed"] - start["gini_unembed"]),
+        "excluded_loss_change": _log_ratio(obs.probe_end["excluded_loss"], obs.probe_start["excluded_loss"]),
+        "llc_change": _relative_change(obs.probe_end["llc"], obs.probe_start["llc"]),
+        "rate_vs_decay": float(np.log(max(law.rate, 1e-12) / (obs.lr * obs.weight_decay))),
+    }
+    if signals == "all":
+        tail = obs.log[obs.log["step"] >= law.peak_step]
+        out["restricted_loss_change"] = _log_ratio(obs.probe_end["restricted_loss"], obs.probe_start["restricted_loss"])
+        out["test_loss_change"] = _log_ratio(float(tail["test_loss"].iloc[-1]), float(tail["test_loss"].max()))
+    return out
+
+
+@dataclass
+class Model:
+    """One signal set's fitted correction: log(actual / law) = intercept + coef . (x - mean) / scale,
+    and the 10% / 90% quantiles of its residuals (the 80% interval)."""
+
+    names: list[str]
+    mean: list[float]
+    scale: list[float]
+    coef: list[float]
+    intercept: float
+    q_low: float
+    q_high: float
+
+    def correction(self, x: dict[str, float]) -> float:
+        z = (np.array([x[n] for n in self.names]) - np.array(self.mean)) / np.array(self.scale)
+        return float(self.intercept + z @ np.array(self.coef))
+
+
+@dataclass
+class Constants:
+    """Everything the forecaster fitted: ``rho`` (ln of N_peak / N at the grok step, the median
+    over the fitting runs), ``min_rate`` (a slower contraction counts as none), one Model per
+    signal set."""
+
+    rho: float
+    min_rate: float
+    models: dict[str, Model]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Constants:
+        return cls(data["rho"], data["min_rate"], {k: Model(**v) for k, v in data["models"].items()})
+
+
+RIDGE = 1.0  # on standardised features: few runs, correlated signals
+
+
+def fit_model(rows: list[dict[str, float]], targets: list[float], names: list[str]) -> Model:
+    """Ridge fit of ``targets`` (log(actual / law)) on the features ``names`` of ``rows``."""
+    x = np.array([[r[n] for n in names] for r in rows], dtype=float)
+    y = np.array(targets, dtype=float)
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    z = (x - mean) / scale
+    intercept = float(y.mean())
+    coef = np.linalg.solve(z.T @ z + RIDGE * np.eye(len(names)), z.T @ (y - intercept))
+    residuals = y - intercept - z @ coef
+    # In-sample residuals understate held-out ones: widen by sqrt(n / (n - k - 1)).
+    widen = math.sqrt(len(y) / max(len(y) - len(names) - 1, 1))
+    q_low, q_high = np.quantile(residuals, [0.1, 0.9]) * widen
+    return Model(list(names), mean.tolist(), scale.tolist(), coef.tolist(), intercept, float(q_low), float(q_high))
+
+
+@dataclass
+class Forecast:
+    """A forecast at ``at_step``. ``grok_step`` None when ``will_grok`` is False; ``low``/``high``
+    the 80% interval; ``horizon`` the step up to which a "no" is claimed; ``signals`` name -> value
+    at at_step; ``reason`` one sentence; ``observed``: the grok was already in the log (``all``)."""
+
+    at_step: int
+    will_grok: bool
+    grok_step: int | None
+    low: int | None
+    high: int | None
+    horizon: int
+    signals: dict[str, float]
+    signal_set: str
+    reason: str
+    observed: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def sentence(self) -> str:
+        if self.will_grok:
+            if self.observed:
+                return (
+                    f"At step {self.at_step:,} the run has grokked: test accuracy >= 95% since step {self.grok_step:,}."
+                )
+            return (
+                f"At step {self.at_step:,} the forecast ({self.signal_set} signals) says it groks at about step "
+                f"{self.grok_step:,} (80% interval {self.low:,}-{self.high:,})."
+            )
+        return f"At step {self.at_step:,} the forecast ({self.signal_set} signals) says it will not grok by step {self.horizon:,}: {self.reason}"
+
+
+def forecast(obs: Observation, signals: str, constants: Constants) -> Forecast:
+    """The forecast at ``obs.at_step`` with the signal set ``signals`` ("train" or "all")."""
+    if signals not in SIGNALS:
+        raise GrokvizError(f"signals {signals!r}: choose one of {', '.join(SIGNALS)}")
+    law = norm_law(obs)
+    values = {"sum_sq_weights": float(obs.curve["sum_sq_weights"].iloc[-1]), "contraction": law.done}
+    values["contraction_rate"] = law.rate
+    values.update({k: float(obs.curve[k].iloc[-1]) for k in ("gini_embed", "gini_unembed")})
+    values.update({"excluded_loss": obs.probe_end["excluded_loss"], "llc": obs.probe_end["llc"]})
+    values["train_loss"] = float(obs.log["train_loss"].iloc[-1])
+    if signals == "all":
+        values["restricted_loss"] = obs.probe_end["restricted_loss"]
+        values["test_loss"] = float(obs.log["test_loss"].iloc[-1])
+        seen = grok_step(obs.log)
+        # Grokked already, and holding for the last 5% of the steps so far: no forecast needed.
+        if seen is not None and seen <= 0.95 * obs.at_step:
+            return Forecast(obs.at_step, True, seen, seen, seen, obs.horizon, values, signals, "seen", observed=True)
+
+    def no(reason: str) -> Forecast:
+        return Forecast(obs.at_step, False, None, None, None, obs.horizon, values, signals, reason)
+
+    if obs.weight_decay <= 0:
+        return no("without weight decay the weights do not contract (the norm law's delay is infinite).")
+    if law.rate < constants.min_rate:
+        return no(
+            f"the weights contract at {law.rate:.2e} per step, slower than the {constants.min_rate:.1e} it needs."
+        )
+    x = features(obs, law, constants.rho, signals)
+    values.update({f"feature.{k}": v for k, v in x.items()})
+    model = constants.models[signals]
+    base = law.predict(constants.rho)
+    centre = max(base * math.exp(model.correction(x)), obs.at_step)
+    low = max(base * math.exp(model.correction(x) + model.q_low), obs.at_step)
+    high = max(base * math.exp(model.correction(x) + model.q_high), low)
+    if centre > obs.horizon:
+        return no(f"at this contraction it would take until about step {round(centre):,}.")
+    return Forecast(obs.at_step, True, round(centre), round(low), round(high), obs.horizon, values, signals, "")
+
+
+def law_alone(obs: Observation, rho: float) -> float:
+    """The published law alone, for the baseline: peak + rho / (c * lr * weight decay), c = 1.41."""
+    law = norm_law(obs)
+    if obs.weight_decay <= 0:
+        return math.inf
+    return law.peak_step + rho / (PUBLISHED_C * obs.lr * obs.weight_decay)
+
+
+# Fitted by scripts/eval_forecast.py on the fitting runs of docs/forecast.md (filled in below).
+FITTED: dict = {}
+
+
+def fitted_constants() -> Constants:
+    """The constants scripts/eval_forecast.py fitted (docs/forecast.md)."""
+    return Constants.from_dict(FITTED)

@@ -1,0 +1,186 @@
+"""Calibrate and evaluate ``grokviz forecast`` on a grid of runs it never saw (docs/forecast.md).
+
+    python scripts/eval_forecast.py --train /tmp/forecast-grid   # train the grid (background, 1 thread)
+    python scripts/eval_forecast.py /tmp/forecast-grid           # fit on some runs, evaluate on the rest
+
+Training runs ``grokviz ensemble`` once per (prime, weight-decay group): members stepped together,
+one thread. Evaluation reads every run under the folder; the split is by seed and prime (fitting:
+primes 31 and 37, seeds 0 and 1; held out: seed 2 of those primes, every run of p = 43, and every
+weight-decay-0 run). It fits the forecaster's constants on the fitting runs, then prints, for
+forecasts made at 25%, 50% and 75% of each held-out run's grok step: the median of
+|predicted - actual| / actual, the share of runs whose grok step lies in the 80% interval, how often
+it was too early to say, and two baselines (the fitting runs' median grok step; the norm law alone,
+c = 1.41); and the false "will grok" rate on runs that never grok. The constants are printed as
+JSON for ``grokviz.analysis.forecast.FITTED``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from grokviz.analysis.forecast import (
+    Constants,
+    fit_model,
+    features,
+    forecast,
+    grok_step,
+    law_alone,
+    norm_law,
+)
+from grokviz.errors import GrokvizError
+from grokviz.storage.forecast import observe
+from grokviz.storage.runs import Run, list_runs
+
+FRACTIONS = (0.25, 0.5, 0.75)
+MIN_RATE = 1e-6  # per step; slower counts as not contracting
+COMMON = "--d-model 64 --d-head 16 --d-mlp 256 --lr 3e-3 --log-every 20 --save-every 100 --save schedule"
+GRID = [  # (folder, flags): the grid of docs/forecast.md
+    ("p31", "--p 31 --weight-decay 0.5,1,2 --frac-train 0.5,0.65 --seeds 0,1,2 --steps 6000"),
+    ("p31-wd0", "--p 31 --weight-decay 0 --frac-train 0.5,0.65 --seeds 0 --steps 3000"),
+    ("p37", "--p 37 --weight-decay 1,2 --frac-train 0.5,0.65 --seeds 0,1,2 --steps 4000"),
+    ("p37-wd0", "--p 37 --weight-decay 0 --frac-train 0.5 --seeds 1 --steps 3000"),
+    ("p43", "--p 43 --weight-decay 1,2 --frac-train 0.5,0.65 --seeds 0,1 --steps 4000"),
+    ("p43-wd0", "--p 43 --weight-decay 0 --frac-train 0.65 --seeds 0 --steps 3000"),
+]
+
+
+def train(root: Path) -> None:
+    for folder, flags in GRID:
+        if (root / folder).exists():
+            continue
+        command = ["grokviz", "ensemble", "--out", str(root / folder), *COMMON.split(), *flags.split()]
+        subprocess.run([*command, "--threads", "1", "--no-progress"], check=True)
+
+
+def is_fitting(run: Run) -> bool:
+    cfg = run.config
+    return cfg.weight_decay > 0 and cfg.p in (31, 37) and cfg.seed in (0, 1)
+
+
+def observations(run: Run, actual: int | None) -> dict[float, object]:
+    """Observation at each fraction of the grok step (of the run's length when it never groks);
+    the string "too early" where the forecast refuses."""
+    target = actual if actual is not None else run.config.steps
+    steps = run.steps()
+    out = {}
+    for fraction in FRACTIONS:
+        saved = [s for s in steps if s <= fraction * target]
+        try:
+            out[fraction] = observe(run, saved[-1] if saved else 0)
+        except GrokvizError:
+            out[fraction] = "too early"
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("root", type=Path, help="the grid's folder (sweep folders inside)")
+    parser.add_argument("--train", action="store_true", help="train the missing sweeps of the grid first")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.train:
+        train(args.root)
+        return 0
+    runs = []
+    for sweep in sorted(p for p in args.root.iterdir() if p.is_dir()):
+        found, _ = list_runs(sweep)
+        runs += found
+    records = []
+    for run in tqdm(runs, desc="observing runs"):
+        actual = grok_step(run.log())
+        final = grok_step(run.log()) is not None
+        records.append(
+            {
+                "run": run,
+                "name": f"p{run.config.p}/{run.name}",
+                "actual": actual,
+                "fitting": is_fitting(run),
+                "never": run.config.weight_decay == 0,
+                "grokked": final,
+                "obs": observations(run, actual),
+                "at_grok": observe(run, actual) if actual is not None and is_fitting(run) else None,
+            }
+        )
+    fitting = [r for r in records if r["fitting"] and r["grokked"]]
+    rho = float(np.median([norm_law(r["at_grok"]).done for r in fitting]))
+    models = {}
+    for signals in ("train", "all"):
+        rows, targets = [], []
+        for r in fitting:
+            for obs in r["obs"].values():
+                if isinstance(obs, str):
+                    continue
+                law = norm_law(obs)
+                base = law.predict(rho)
+                if not math.isfinite(base):
+                    continue
+                rows.append(features(obs, law, rho, signals))
+                targets.append(math.log(r["actual"] / base))
+        models[signals] = fit_model(rows, targets, list(rows[0]))
+    constants = Constants(rho, MIN_RATE, models)
+    median_fit = float(np.median([r["actual"] for r in fitting]))
+
+    held = [r for r in records if not r["fitting"]]
+    grokking = [r for r in held if r["grokked"]]
+    print(
+        f"\nruns: {len(records)}; fitting {len(fitting)} (grokked); held out {len(held)}:"
+        f" {len(grokking)} grokked, {sum(r['never'] for r in held)} never grok (weight decay 0),"
+        f" {sum(not r['grokked'] and not r['never'] for r in held)} not grokked by their last step"
+    )
+    print(f"rho = {rho:.3f}; fitting runs' median grok step {median_fit:.0f}\n")
+    header = "| at | method | runs | too early | median rel. error | 80% coverage |"
+    print(header + "\n|---|---|---|---|---|---|")
+    for fraction in FRACTIONS:
+        results = {
+            "forecast, train signals": [],
+            "forecast, all signals": [],
+            "median grok step": [],
+            "norm law alone": [],
+        }
+        early = 0
+        for r in grokking:
+            obs = r["obs"][fraction]
+            if isinstance(obs, str):
+                early += 1
+                continue
+            for signals in ("train", "all"):
+                made = forecast(obs, signals, constants)
+                predicted = made.grok_step if made.will_grok else math.inf
+                inside = made.will_grok and made.low <= r["actual"] <= made.high
+                results[f"forecast, {signals} signals"].append((abs(predicted - r["actual"]) / r["actual"], inside))
+            results["median grok step"].append((abs(median_fit - r["actual"]) / r["actual"], None))
+            results["norm law alone"].append((abs(law_alone(obs, rho) - r["actual"]) / r["actual"], None))
+        for method, values in results.items():
+            errors = [e for e, _ in values]
+            covered = [c for _, c in values if c is not None]
+            coverage = f"{np.mean(covered):.0%}" if covered else "-"
+            median = f"{np.median(errors):.1%}" if errors else "-"
+            print(f"| {fraction:.0%} | {method} | {len(values)} | {early} | {median} | {coverage} |")
+    print("\nruns that never grok (weight decay 0): forecasts at 25/50/75% of their length")
+    for signals in ("train", "all"):
+        said, total = 0, 0
+        for r in held:
+            if not r["never"]:
+                continue
+            for obs in r["obs"].values():
+                if isinstance(obs, str):
+                    continue
+                total += 1
+                said += forecast(obs, signals, constants).will_grok
+        print(f"  {signals} signals: false 'will grok' {said} of {total}")
+    print("\nheld-out runs:", ", ".join(r["name"] for r in held))
+    print("\nFITTED =", json.dumps(constants.to_dict()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
