@@ -23,6 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 from grokviz.core.config import Config
+from grokviz.core.families import family_of
+from grokviz.core.params import n_params
 from grokviz.errors import GrokvizError
 from grokviz.storage.files import atomic_write, read_format_json
 from grokviz.storage.runs import RUN_FILE, SWEEP_FILE, SWEEP_FORMAT, Run, open_run
@@ -142,6 +144,7 @@ class Sweep:
     axes: dict  # axis -> the values swept (as written by the ensemble)
     members: tuple[Member, ...]
     source: str = "unknown"
+    family: str = "modular"  # of its members (sweep.json's "family"; sweeps before it are modular)
 
     @property
     def name(self) -> str:
@@ -174,7 +177,13 @@ def open_sweep(path: str | os.PathLike) -> Sweep:
             raise GrokvizError(f"{sweep_file}: member {entry!r} has no plain folder 'name'")
         values = {k: v for k, v in entry.items() if k != "name"}
         members.append(Member(name=name, path=path / name, values=values))
-    return Sweep(path=path, axes=axes, members=tuple(members), source=str(body.get("source", "unknown")))
+    return Sweep(
+        path=path,
+        axes=axes,
+        members=tuple(members),
+        source=str(body.get("source", "unknown")),
+        family=str(body.get("family", "modular")),
+    )
 
 
 def list_sweeps(root: str | os.PathLike) -> tuple[list[Sweep], list[str]]:
@@ -195,6 +204,7 @@ def list_sweeps(root: str | os.PathLike) -> tuple[list[Sweep], list[str]]:
 OUTCOME_COLUMNS = (
     "member",
     *MEMBER_FIELDS,
+    "params",
     "outcome",
     "fit_step",
     "grok_step",
@@ -205,8 +215,24 @@ OUTCOME_COLUMNS = (
 )
 
 
+# A family whose log names its accuracies otherwise: (train, test) columns read as train_accuracy
+# and test_accuracy (the adder's training-batch and validation exact match).
+ACCURACY_COLUMNS = {"digits": ("train_exact", "val_exact")}
+
+
+def member_log(run: Run) -> pd.DataFrame:
+    """A member's log with ``train_accuracy`` and ``test_accuracy`` whatever its family (the adder's
+    exact match: every answer token right)."""
+    log = run.log()
+    columns = ACCURACY_COLUMNS.get(run.config.family)
+    if columns is None:
+        return log
+    return log.rename(columns=dict(zip(columns, ("train_accuracy", "test_accuracy"))))
+
+
 def outcome_table(sweep: Sweep, threshold: float = THRESHOLD) -> pd.DataFrame:
-    """One row per member: its settings, outcome, fit/grok steps and final accuracies.
+    """One row per member: its settings, parameter count, outcome, fit/grok steps and final accuracies
+    (an adder member's are its exact match: training batch and validation set).
 
     A member whose run or log cannot be read gets outcome 'unreadable' and the reason in
     ``problem``; the others are still classified. A member not yet logged, or logged short of its last
@@ -217,7 +243,10 @@ def outcome_table(sweep: Sweep, threshold: float = THRESHOLD) -> pd.DataFrame:
         row = {"member": member.name, **{axis: member.values.get(axis) for axis in MEMBER_FIELDS}, "problem": None}
         try:
             run = member.open()
-            outcome = classify(run.log(), threshold)
+            # Sweeps written before the size axes existed name no sizes: the member's config has them.
+            row.update({a: getattr(run.config, a) for a in member_fields(run.config) if row.get(a) is None})
+            row["params"] = n_params(family_of(run.config).param_shapes(run.config))
+            outcome = classify(member_log(run), threshold)
             row.update(vars(outcome))
             if outcome.last_step is None:
                 row["outcome"] = "waiting"

@@ -8,19 +8,28 @@ import streamlit as st
 
 from grokviz.storage import sweeps
 from grokviz.ui import catalog, charts, loaders, navigation
+from grokviz.ui.charts import cliff as cliff_charts
+from grokviz.ui.views import cliff as cliff_views
 from grokviz.ui.views import sweeps as sweep_views
 
 FIRST_TAB = "Training"  # where an opened member is shown
 LIVE_SECONDS = 4.0  # how often a sweep still being trained is checked for new log rows
 
 
-def open_member(key: str) -> None:
+def open_member(key: str, family: str = "modular") -> None:
     """Button callback (runs before the rerun, so it may set the run picker): open a sweep member
-    in the explorer, on its own last checkpoint."""
-    st.session_state["run"] = key
-    st.session_state.pop("step", None)
-    st.session_state["tab"] = FIRST_TAB
-    st.session_state["_open_explorer"] = True
+    on its family's page (the explorer, on its Training tab; the Adder page), at its last checkpoint."""
+    name = navigation.page_name(family)
+    spec = navigation.PAGES[name]
+    st.session_state[spec.run_param] = key
+    st.session_state.pop("step" if name == "explore" else f"{spec.run_param.removesuffix('run')}step", None)
+    if name == "explore":
+        st.session_state["tab"] = FIRST_TAB
+    st.session_state["_open_explorer"] = name
+
+
+CLIFF_KEY = "sweep_cliff"  # the cliff chart's selection
+OPENED_KEY = "_sweep_cliff_opened"  # the member the last click opened
 
 
 def _follow(sweep: sweeps.Sweep, seen: tuple) -> None:
@@ -37,8 +46,9 @@ def _follow(sweep: sweeps.Sweep, seen: tuple) -> None:
 
 def render() -> None:
     """The sweeps under the runs folder, and a member opened as the explorer's run."""
-    if st.session_state.pop("_open_explorer", False):
-        st.switch_page(navigation.page("explore"))
+    target = st.session_state.pop("_open_explorer", None)
+    if target:
+        st.switch_page(navigation.page(target if isinstance(target, str) else "explore"))
     root = catalog.runs_root()
     st.header("Sweeps")
     # The runs the explorer offers: a member opens only if it is one of them.
@@ -105,6 +115,8 @@ def render() -> None:
             for name in grid["member"]
             if catalog.run_key(sweep.path / name, catalog.base_dir()) in runs.runs
         }
+        if cliff_views.has_cliff(table):
+            _cliff(sweep, table, runs)
         if openable:
             outcome_of = dict(zip(table["member"], zip(table["outcome"], table["grok_step"])))
 
@@ -119,8 +131,8 @@ def render() -> None:
                 "Open this member",
                 icon=":material/open_in_new:",
                 on_click=open_member,
-                args=(chosen_member,),
-                help="Opens it in the explorer (the first page), on its Training tab.",
+                args=(chosen_member, sweep.family),
+                help="Opens it on its page (the explorer's Training tab; an adder on the Adder page).",
             )
         with st.expander("All members"):
             st.dataframe(
@@ -128,6 +140,40 @@ def render() -> None:
                 hide_index=True,
                 width="stretch",
             )
+
+
+def _cliff(sweep: sweeps.Sweep, table, runs) -> None:
+    """The parameter cliff: every member's final accuracy against its parameter count; a click opens it."""
+    adder = sweep.family == "digits"
+    accuracy = "final validation exact match" if adder else "final test accuracy"
+    points = cliff_views.cliff_points(table)
+    st.subheader("Parameter cliff")
+    st.caption(
+        f"One point per member: its {accuracy} against its parameter count (a log axis), coloured by outcome;"
+        " members of one size are spread around it, ordered by their other settings and seed. The number beside"
+        f" a grokked member is the first logged step with {'exact match' if adder else 'test accuracy'}"
+        f" >= {sweeps.THRESHOLD:.0%}. Hover a point for the member's settings; click it to open the member."
+    )
+    keys = {
+        name: catalog.run_key(sweep.path / name, catalog.base_dir())
+        for name in points["member"]
+        if catalog.run_key(sweep.path / name, catalog.base_dir()) in runs.runs
+    }
+    event = st.altair_chart(
+        cliff_charts.cliff_chart(points, title=f"{sweep.name}: final accuracy against size", accuracy_title=accuracy),
+        on_select="rerun",
+        selection_mode=cliff_charts.SELECTION,
+        key=CLIFF_KEY,
+        width="content",
+    )
+    picked = cliff_views.picked_member(event)
+    # Open a member once per click: the selection stays set on the reruns that follow.
+    if picked is None:
+        st.session_state.pop(OPENED_KEY, None)
+    elif picked in keys and st.session_state.get(OPENED_KEY) != picked:
+        st.session_state[OPENED_KEY] = picked
+        open_member(keys[picked], sweep.family)
+        st.rerun()
 
 
 if __name__ == "__main__":  # run by st.navigation as the Sweeps page (grokviz.ui.navigation)

@@ -1,0 +1,54 @@
+"""The parameter cliff chart of the Sweeps page: final accuracy against parameter count, one point
+per member (``views.cliff.cliff_points``), coloured by outcome, each grokked member's grok step written
+beside it; hovering shows the member's settings, clicking selects it (the page opens it)."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from grokviz.ui.charts.base import FIXED, title_params
+from grokviz.ui.charts.inputs import OUTCOME_COLORS
+
+SELECTION = "member_pick"  # the chart's point selection, as st.altair_chart reports it
+
+
+def cliff_chart(
+    points: pd.DataFrame, *, title: str, accuracy_title: str, subtitle: str | None = None
+) -> alt.LayerChart:
+    """Points (columns member, params, x, accuracy, outcome, grok_step, grok_label, config) on a log
+    parameter axis; a click selects one member (:data:`SELECTION`, by its ``member`` field)."""
+    domain = [o for o in OUTCOME_COLORS if o in set(points["outcome"])] or list(OUTCOME_COLORS)
+    pick = alt.selection_point(name=SELECTION, fields=["member"], on="click", clear="dblclick")
+    ticks = sorted(set(int(p) for p in points["params"]))
+    x = alt.X(
+        "x:Q",
+        title="parameters (seeds of one setting spread around their count)",
+        scale=alt.Scale(type="log", nice=False, padding=20),
+        axis=alt.Axis(values=ticks if len(ticks) <= 12 else alt.Undefined, format=",d", labelAngle=0),
+    )
+    y = alt.Y("accuracy:Q", title=accuracy_title, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"))
+    base = alt.Chart(points).encode(x=x, y=y)
+    dots = (
+        base.mark_point(filled=True, size=90, stroke="black")
+        .encode(
+            color=alt.Color(
+                "outcome:N",
+                scale=alt.Scale(domain=domain, range=[OUTCOME_COLORS[o] for o in domain]),
+                legend=alt.Legend(title=None, orient="bottom"),
+            ),
+            strokeWidth=alt.condition(pick, alt.value(2), alt.value(0)),
+            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.55)),
+            tooltip=[
+                alt.Tooltip("member:N"),
+                alt.Tooltip("config:N", title="settings"),
+                alt.Tooltip("params:Q", title="parameters", format=","),
+                alt.Tooltip("accuracy:Q", title=accuracy_title, format=".2%"),
+                alt.Tooltip("outcome:N"),
+                alt.Tooltip("grok_label:N", title=">= 99% at step"),
+            ],
+        )
+        .add_params(pick)
+    )
+    steps = base.mark_text(align="left", dx=7, dy=-7, fontSize=10, color="#444").encode(text="grok_label:N")
+    return alt.layer(dots, steps).properties(title=title_params(title, subtitle), width=640, height=340, autosize=FIXED)

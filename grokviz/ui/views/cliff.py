@@ -1,0 +1,67 @@
+"""A sweep's parameter cliff shaped for the Sweeps page: one point per member at its parameter count
+and final accuracy, seeds spread apart so that none hides another. Pure: pandas in, pandas out."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# The member settings a point's tooltip names, where the sweep's table has them.
+CONFIG_COLUMNS = ("d_model", "d_mlp", "n_heads", "lr", "weight_decay", "frac_train", "seed")
+# Seeds of one setting are spread over this factor of the parameter count (a log axis): wide
+# enough to tell 10 seeds apart at the chart's width, narrow enough to stay with their size.
+SPREAD = 0.06
+
+
+def has_cliff(table: pd.DataFrame) -> bool:
+    """Whether the members have more than one parameter count (a size sweep)."""
+    return table["params"].dropna().nunique() > 1
+
+
+def cliff_points(table: pd.DataFrame) -> pd.DataFrame:
+    """``sweeps.outcome_table`` rows -> one point per readable member: ``params``, ``x`` (the count,
+    the members that share it spread multiplicatively around it, grouped by setting then seed),
+    ``accuracy`` (the final test accuracy; an adder's validation exact match), ``outcome``,
+    ``grok_step``, ``grok_label`` ('12,300' or ''), ``config`` (its settings in words) and ``member``."""
+    rows = table[table["params"].notna()].copy()
+    # Every member of one parameter count gets its own place: ordered by its other settings, then
+    # its seed, the k-th of n sits at factor (1 + SPREAD)^(2k/(n-1) - 1) of the count.
+    order = [c for c in CONFIG_COLUMNS if c in rows and rows[c].notna().any()]
+    rows = rows.sort_values(["params", *order], kind="stable")
+    rank = rows.groupby("params").cumcount()
+    size = rows.groupby("params")["params"].transform("size")
+    offset = (2 * rank / (size - 1).clip(lower=1) - 1).where(size > 1, 0.0)
+    x = rows["params"].astype(float) * (1 + SPREAD) ** offset
+
+    def words(row) -> str:
+        parts = [
+            f"{c} {row[c]:g}" if isinstance(row[c], float) else f"{c} {row[c]}"
+            for c in CONFIG_COLUMNS
+            if c in row and pd.notna(row[c])
+        ]
+        return ", ".join(parts)
+
+    grok = rows["grok_step"]
+    return pd.DataFrame(
+        {
+            "member": rows["member"].to_numpy(),
+            "params": rows["params"].astype(int).to_numpy(),
+            "x": x.to_numpy(),
+            "accuracy": rows["test_accuracy"].astype(float).to_numpy(),
+            "outcome": rows["outcome"].to_numpy(),
+            "grok_step": pd.to_numeric(grok, errors="coerce").to_numpy(),
+            "grok_label": [f"{int(s):,}" if pd.notna(s) else "" for s in pd.to_numeric(grok, errors="coerce")],
+            "config": [words(row) for _, row in rows.iterrows()],
+        }
+    )
+
+
+def picked_member(event) -> str | None:
+    """The member a click on the cliff chart chose (``st.altair_chart(on_select=...)``'s event), or None."""
+    if not event:
+        return None
+    selection = event.get("selection", {}) if isinstance(event, dict) else getattr(event, "selection", {})
+    for points in (selection or {}).values():
+        for point in points or []:
+            if isinstance(point, dict) and point.get("member"):
+                return str(point["member"])
+    return None

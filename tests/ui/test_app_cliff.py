@@ -1,0 +1,69 @@
+"""The Sweeps page's parameter cliff (AppTest, no browser): on an adder sweep of two sizes it draws
+one point per member at its parameter count and exact match, spread so that none hides another,
+and a click on a point (the chart's selection) opens that member on the Adder page."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from grokviz.core.digits_config import DigitsConfig
+from grokviz.storage import sweeps
+from grokviz.training.ensemble import digits_grid, shape_grid, train_ensemble
+from grokviz.ui.charts.cliff import SELECTION, cliff_chart
+from grokviz.ui.views.cliff import cliff_points, has_cliff, picked_member
+
+SWEEPS_PAGE = "grokviz/ui/pages/sweeps.py"
+TINY = DigitsConfig(steps=20, batch_size=16, val_size=32, log_every=10, curriculum="3:10,10")
+
+
+@pytest.fixture(scope="module")
+def runs_root(tmp_path_factory) -> Path:
+    """A runs folder with a tiny adder sweep: two sizes x two learning rates x two seeds."""
+    root = tmp_path_factory.mktemp("runs")
+    configs = digits_grid(TINY, seeds=[0, 1], lrs=[0.02, 0.01], shapes=shape_grid(TINY, pairs=[(4, 16), (7, 14)]))
+    train_ensemble(configs, root / "adder-sizes", progress=False, threads=1)
+    return root
+
+
+def test_cliff_points_spread_every_member_apart(runs_root: Path) -> None:
+    table = sweeps.outcome_table(sweeps.open_sweep(runs_root / "adder-sizes"))
+    assert has_cliff(table) and sorted(set(table["params"])) == [412, 777]
+    points = cliff_points(table)
+    assert len(points) == 8 and points["x"].nunique() == 8  # none on top of another
+    for params, group in points.groupby("params"):
+        # Spread around the count (a factor of at most 1.06 either way), ordered by lr then seed.
+        assert group["x"].min() < params < group["x"].max() <= params * 1.06 + 1e-9
+    assert (points["accuracy"] == table.set_index("member").loc[points["member"], "test_accuracy"].to_numpy()).all()
+    row = points[points["member"] == "d7_ff14_h1_lr0.02_wd0.01_seed1"].iloc[0]
+    assert row["params"] == 777 and "d_model 7" in row["config"] and "lr 0.02" in row["config"]
+    spec = cliff_chart(points, title="t", accuracy_title="exact").to_dict()
+    assert spec["params"][0]["name"] == SELECTION and spec["params"][0]["select"]["fields"] == ["member"]
+    assert picked_member({"selection": {SELECTION: [{"member": "m1"}]}}) == "m1"
+    assert picked_member({"selection": {SELECTION: []}}) is None and picked_member(None) is None
+
+
+def test_one_size_has_no_cliff() -> None:
+    assert not has_cliff(pd.DataFrame({"params": [777, 777, None]}))
+
+
+def test_sweeps_page_draws_the_cliff_and_a_click_opens_the_member(runs_root: Path, monkeypatch, new_app, check) -> None:
+    monkeypatch.setenv("GROKVIZ_RUNS", str(runs_root))
+    at = new_app(timeout=120)
+    at.switch_page(SWEEPS_PAGE)
+    check(at.run())
+    assert "Parameter cliff" in [h.value for h in at.subheader]
+    assert any("final validation exact match against its parameter count" in c.value for c in at.caption)
+    charts = [e for e in at.get("vega_lite_chart") if "sweep_cliff" in e.proto.id]
+    assert len(charts) == 1 and list(charts[0].proto.selection_mode) == [SELECTION]
+    spec = json.loads(charts[0].proto.spec)
+    assert spec["params"][0]["name"] == SELECTION and spec["params"][0]["select"]["fields"] == ["member"]
+    # A click on a point: the chart's selection names the member; the page opens it on the Adder page.
+    target = "d7_ff14_h1_lr0.01_wd0.01_seed1"
+    at.session_state["sweep_cliff"] = {"selection": {SELECTION: [{"member": target}]}}
+    check(at.run())
+    assert at.session_state["adder_run"] == (runs_root / "adder-sizes" / target).resolve().as_posix()
+    assert at.selectbox(key="adder_run").value == at.session_state["adder_run"]  # on the Adder page
