@@ -20,6 +20,7 @@ from grokviz.commands import analyze as analyze_command
 from grokviz.commands import train as train_command
 from grokviz.core.config import dataset_for
 from grokviz.errors import GrokvizError
+from grokviz.storage.jobs import config_args
 from tests.conftest import BUNDLED_RUN, REPO
 
 ADDER = REPO / "checkpoints" / "adder-777"
@@ -52,21 +53,7 @@ def test_analyze_is_the_commands_json(path, capsys):
 def test_train_writes_what_the_command_writes(tmp_path, tiny_config):
     cfg = tiny_config.replace(steps=40, save_every=20)
     run = gv.train(cfg, tmp_path / "api", progress=False, threads=1)
-    flags = [
-        "--p",
-        "23",
-        "--d-model",
-        "64",
-        "--d-mlp",
-        "128",
-        "--n-heads",
-        "4",
-        "--d-head",
-        "16",
-        "--frac-train",
-        "0.5",
-    ]
-    flags += ["--steps", "40", "--log-every", "10", "--save-every", "20", "--save-log-points", "6"]
+    flags = config_args(cfg)  # the flags that build cfg, as the app's job launcher writes them
     assert train_command.main(["--out", str(tmp_path / "cli"), "--no-progress", "--threads", "1", *flags]) == 0
     cli = gv.open_run(tmp_path / "cli")
     assert run.config == cli.config == cfg
