@@ -143,8 +143,13 @@ def bench_first_page() -> tuple[tuple[float, float] | None, str]:
                         return None, "failed: the server did not start"
                     time.sleep(0.05)
             page.goto(f"http://localhost:{port}", wait_until="commit")
-            page.wait_for_selector(
-                '[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg', timeout=120_000
+            # A chart drawn at its size (the explorer first draws 1-pixel empty charts, only to have
+            # the browser load its chart renderer early: those are not charts to a person).
+            page.wait_for_function(
+                """() => [...document.querySelectorAll(
+                    '[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg')]
+                    .some(e => e.getBoundingClientRect().height > 50)""",
+                timeout=120_000,
             )
             first_chart = time.perf_counter() - start
             page.wait_for_selector('[data-testid="stMetric"]', timeout=120_000)

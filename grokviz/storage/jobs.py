@@ -51,6 +51,7 @@ NAME_RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or di
 # The trainers run on one thread: on the 2-core machines this targets, a second thread costs more
 # in wake-ups than it saves, and the app's own process needs the other core.
 THREADS = 1
+STARTING_S = 120.0  # a live job without the lock this soon after launch is starting, later ending
 TAIL_BYTES = 16_384  # of log.csv: enough rows for the recent speed, however long the log
 
 
@@ -106,7 +107,7 @@ class JobStatus:
 
     name: str
     run: Path
-    state: str  # "running", "starting", "finished", "stopped" or "failed"
+    state: str  # "running", "starting", "ending", "finished", "stopped" or "failed"
     step: int | None  # the last logged step
     total: int | None  # the config's steps
     steps_per_second: float | None
@@ -122,7 +123,7 @@ class JobStatus:
 
     @property
     def active(self) -> bool:
-        return self.state in ("running", "starting")
+        return self.state in ("running", "starting", "ending")
 
 
 # --- launching --------------------------------------------------------------------------------
@@ -328,7 +329,9 @@ def job_status(name: str, run: Path, job: Job | None) -> JobStatus:
     if now:
         state = "running"
     elif job is not None and job.returncode is None and _is_trainer(job.pid):
-        state = "starting"  # launched, not yet holding the lock (importing torch)
+        # Alive without the lock: importing torch before taking it, or past releasing it (its last
+        # lines of output); a launch's first minutes are taken for the first.
+        state = "starting" if time.time() - job.started < STARTING_S else "ending"
     else:
         error = last_error(Path(job.output)) if job is not None else None
         if job is not None and (error or job.returncode not in (None, 0) or config is None):

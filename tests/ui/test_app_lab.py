@@ -78,6 +78,11 @@ def test_bad_values_are_refused_in_the_trainers_words(new_app, check, runs) -> N
     at.text_input(key="new_modular_p").set_value("x")
     at.run()
     assert [e.value for e in at.error] == ["--p: 'x' is not an integer"]
+    at.text_input(key="new_modular_p").set_value("113")
+    at.text_input(key="new_modular_d_mlp").set_value("10000000")  # the trainer's memory check refuses it
+    at.run()
+    assert len(at.error) == 1 and "more than this machine's available memory" in at.error[0].value
+    assert _start_button(at).disabled
 
 
 @pytest.mark.parametrize("name", ["../escape", "/tmp/abs", "two words", ".hidden"])

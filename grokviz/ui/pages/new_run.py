@@ -21,11 +21,8 @@ from grokviz.ui.views import new_run
 from grokviz.ui.widgets import show_error
 
 REFRESH_SECONDS = 2.0  # how often the jobs list is read again
-RUN_JSON_WAIT_S = 30.0
-OPEN_GROUPS = (
-    "Task",
-    "Schedule",
-)  # the form's groups shown open: what a run is, and how long it trains  # how long "Start training" waits for the new run to appear before linking it
+RUN_JSON_WAIT_S = 30.0  # how long "Start training" waits for the new run to appear before linking it
+OPEN_GROUPS = ("Task", "Schedule")  # the form's groups shown open: what a run is, and how long it trains
 
 
 def render() -> None:
@@ -67,6 +64,7 @@ def jobs_list(root) -> None:
 STATE_ICONS = {
     "running": ":green[●]",
     "starting": ":orange[●]",
+    "ending": ":orange[●]",
     "finished": ":blue[●]",
     "stopped": ":gray[●]",
     "failed": ":red[●]",
@@ -144,8 +142,7 @@ def form(root) -> None:
         "Preset", names, key="new_preset", on_change=_apply_preset, help="Fills in every field below"
     )
     preset = new_run.PRESETS[preset_name]
-    if "new_values_of" not in st.session_state:
-        _apply_preset()
+    _apply_preset(only_missing=True)  # a first visit, or back from another page (which drops widget values)
     st.caption(preset.about)
     family = preset.family
     name = st.text_input("Run name", key="new_name", help=f"A new folder in {root}: {jobs.NAME_RULE}")
@@ -164,6 +161,14 @@ def form(root) -> None:
             f"**Time**: {new_run.duration_text(seconds)} on this machine (a 2-core CPU, one thread), "
             f"for {cfg.steps:,} steps.  \n**Memory**: {new_run.memory_text(cfg)}."
         )
+        try:
+            note = new_run.memory_check(cfg)
+        except GrokvizError as exc:  # what the trainer would say before allocating anything
+            show_error(exc)
+            cfg = None
+        else:
+            if note:
+                st.warning(note, icon=":material/memory:")
     try:
         limit = jobs.max_jobs()
     except GrokvizError as exc:
@@ -195,13 +200,14 @@ def _widget(column, family: str, field_: new_run.FormField):
     return column.text_input(field_.flag, key=key, help=field_.help, placeholder=placeholder)
 
 
-def _apply_preset() -> None:
-    """Fill every widget of the preset's family with the preset's values and offer its run name."""
+def _apply_preset(only_missing: bool = False) -> None:
+    """Fill every widget of the preset's family with the preset's values and offer its run name
+    (``only_missing``: only the widgets that have no value yet)."""
     preset = new_run.PRESETS[st.session_state.get("new_preset", next(iter(new_run.PRESETS)))]
-    for name, value in new_run.initial_values(preset).items():
-        st.session_state[f"new_{preset.family}_{name}"] = value
-    st.session_state["new_name"] = preset.name
-    st.session_state["new_values_of"] = preset.name
+    values = {f"new_{preset.family}_{name}": value for name, value in new_run.initial_values(preset).items()}
+    for key, value in {**values, "new_name": preset.name}.items():
+        if not (only_missing and key in st.session_state):
+            st.session_state[key] = value
 
 
 def _wait_for_run(run) -> None:

@@ -245,3 +245,14 @@ def memory_text(cfg: StoredConfig) -> str:
     from grokviz.training import memory
 
     return memory.estimate(cfg).describe()
+
+
+def memory_check(cfg: StoredConfig) -> str | None:
+    """The trainer's own memory check, here and now: its refusal (GrokvizError) for a run that
+    cannot fit on the device it would pick, its note for a large one, else None."""
+    if not isinstance(cfg, Config):
+        return None
+    from grokviz.training import memory
+    from grokviz.training.device import pick_device
+
+    return memory.check_fits(memory.estimate(cfg), pick_device("auto"))
