@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -29,14 +30,15 @@ from tqdm import tqdm
 
 from grokviz.analysis.forecast import (
     Constants,
-    fit_model,
     features,
+    fit_model,
     forecast,
     grok_step,
     law_alone,
     norm_law,
 )
 from grokviz.errors import GrokvizError
+from grokviz.storage import forecast as storage_forecast
 from grokviz.storage.forecast import observe
 from grokviz.storage.runs import Run, list_runs
 
@@ -48,8 +50,8 @@ GRID = [  # (folder, flags): the grid of docs/forecast.md
     ("p31-wd0", "--p 31 --weight-decay 0 --frac-train 0.5,0.65 --seeds 0 --steps 3000"),
     ("p37", "--p 37 --weight-decay 1,2 --frac-train 0.5,0.65 --seeds 0,1,2 --steps 4000"),
     ("p37-wd0", "--p 37 --weight-decay 0 --frac-train 0.5 --seeds 1 --steps 3000"),
-    ("p43", "--p 43 --weight-decay 1,2 --frac-train 0.5,0.65 --seeds 0,1 --steps 4000"),
-    ("p43-wd0", "--p 43 --weight-decay 0 --frac-train 0.65 --seeds 0 --steps 3000"),
+    ("p43", "--p 43 --weight-decay 1,2 --frac-train 0.65 --seeds 0 --steps 3000"),
+    ("p43-wd0", "--p 43 --weight-decay 0 --frac-train 0.65 --seeds 0 --steps 2000"),
 ]
 
 
@@ -90,6 +92,10 @@ def main() -> int:
     if args.train:
         train(args.root)
         return 0
+    # The probes (two LLCs per forecast) are the slow part: keep them between runs of this script.
+    cache = args.root / "probes.pkl"
+    if cache.is_file():
+        storage_forecast._PROBES.update(pickle.loads(cache.read_bytes()))
     runs = []
     for sweep in sorted(p for p in args.root.iterdir() if p.is_dir()):
         found, _ = list_runs(sweep)
@@ -110,6 +116,7 @@ def main() -> int:
                 "at_grok": observe(run, actual) if actual is not None and is_fitting(run) else None,
             }
         )
+    cache.write_bytes(pickle.dumps(dict(storage_forecast._PROBES)))
     fitting = [r for r in records if r["fitting"] and r["grokked"]]
     rho = float(np.median([norm_law(r["at_grok"]).done for r in fitting]))
     models = {}

@@ -75,6 +75,24 @@ def curves(
     )
 
 
+def llc_chart(
+    frame: pd.DataFrame, *, step: int | None = None, phases: pd.DataFrame | None = None, height: int = 220
+) -> alt.LayerChart:
+    """The local learning coefficient per checkpoint (frame columns step, llc), the phases shaded."""
+    data = pd.DataFrame({"step": frame["step"], "series": "LLC (training pairs)", "value": frame["llc"]})
+    return curves(
+        data,
+        title="Local learning coefficient",
+        subtitle="SGLD estimate per checkpoint, one fixed sampler setting (docs/forecast.md)",
+        y_title="LLC",
+        step=step,
+        phases=phases,
+        points=True,
+        colors={"LLC (training pairs)": "#9467bd"},
+        height=height,
+    )
+
+
 # --- Fourier ---------------------------------------------------------------------------------
 
 

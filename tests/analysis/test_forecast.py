@@ -1,0 +1,108 @@
+"""The forecaster's pure parts on curves whose answers are known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from grokviz.analysis.forecast import (
+    Constants,
+    Forecast,
+    Model,
+    Observation,
+    fit_model,
+    forecast,
+    grok_step,
+    memorisation_step,
+    norm_law,
+)
+from grokviz.errors import GrokvizError
+
+
+def log_of(test_accuracy, train_accuracy=None, every: int = 10) -> pd.DataFrame:
+    n = len(test_accuracy)
+    train = [1.0] * n if train_accuracy is None else train_accuracy
+    return pd.DataFrame(
+        {
+            "step": np.arange(n) * every,
+            "train_loss": np.linspace(1.0, 0.01, n),
+            "train_accuracy": train,
+            "test_loss": np.linspace(3.0, 2.0, n),
+            "test_accuracy": test_accuracy,
+        }
+    )
+
+
+def test_grok_step_is_where_test_accuracy_holds_to_the_end():
+    assert grok_step(log_of([0.1, 0.96, 0.5, 0.97, 0.98])) == 30  # the dip at 20 resets it
+    assert grok_step(log_of([0.1, 0.96, 0.97, 0.5])) is None  # a fall at the end: not grokked
+    assert grok_step(log_of([0.95, 0.95])) == 0  # 95% itself counts
+    assert memorisation_step(log_of([0.1] * 4, [0.2, 0.98, 0.99, 1.0])) == 20
+
+
+def observation(rate: float = 1e-3, peak: int = 100, at: int = 1000, weight_decay: float = 1.0) -> Observation:
+    """Weights that grow to a peak at ``peak`` and then contract as exp(-rate * (step - peak))."""
+    steps = np.arange(0, at + 1, 100)
+    log_norm = np.where(steps <= peak, 5.0 + steps / max(peak, 1) * 0.1, 5.1 - rate * (steps - peak))
+    curve = pd.DataFrame({"step": steps, "sum_sq_weights": np.exp(log_norm), "gini_embed": 0.2, "gini_unembed": 0.3})
+    log = log_of([0.1] * (at // 10 + 1))
+    probe = {"restricted_loss": 1.0, "restricted_loss_train": 1.0, "excluded_loss": 1.0, "llc": 50.0}
+    return Observation(at, 1e-3, weight_decay, 10_000, log, curve, dict(probe), dict(probe))
+
+
+def test_norm_law_measures_the_contraction_since_the_peak():
+    law = norm_law(observation(rate=1e-3))
+    assert law.peak_step == 100 and law.end_step == 1000
+    assert law.done == pytest.approx(0.9)  # 1e-3 per step over 900 steps
+    assert law.rate == pytest.approx(1e-3)
+    assert law.predict(2.0) == pytest.approx(1000 + 1.1 / 1e-3)  # 1.1 more to go at 1e-3 per step
+    assert law.predict(0.5) == 1000  # already past it: now
+
+
+def neutral(rho: float = 2.0, q: float = 0.2) -> Constants:
+    """Constants whose correction is 0 and whose interval is exp(+-q) around the law."""
+    names = ["progress"]
+    model = Model(names, [0.0], [1.0], [0.0], 0.0, -q, q)
+    return Constants(rho, 1e-6, {"train": model, "all": model})
+
+
+def test_forecast_follows_the_law_with_its_interval_and_says_no_in_words():
+    made = forecast(observation(rate=1e-3), "train", neutral())
+    assert made.will_grok and made.grok_step == 2100
+    assert made.low == round(2100 * math.exp(-0.2)) and made.high == round(2100 * math.exp(0.2))
+    assert set(made.to_dict()) >= {"at_step", "will_grok", "grok_step", "low", "high", "horizon", "signals"}
+    assert made.signals["contraction_rate"] == pytest.approx(1e-3)
+    no_decay = forecast(observation(weight_decay=0.0), "train", neutral())
+    assert not no_decay.will_grok and no_decay.grok_step is None and "weight decay" in no_decay.reason
+    slow = forecast(observation(rate=1e-5), "train", neutral())  # 1.99 / 1e-5 steps: past the horizon
+    assert not slow.will_grok and slow.horizon == 10_000 and "step" in slow.sentence()
+
+
+def test_too_early_says_what_is_missing():
+    obs = observation()
+    obs.log["train_accuracy"] = 0.5
+    with pytest.raises(GrokvizError, match="not memorised yet"):
+        forecast(obs, "train", neutral())
+    short = observation(at=100)
+    with pytest.raises(GrokvizError, match="checkpoint"):
+        forecast(short, "train", neutral())
+    with pytest.raises(GrokvizError, match="signals 'test'"):
+        forecast(observation(), "test", neutral())
+
+
+def test_fit_recovers_a_linear_correction():
+    rng = np.random.default_rng(0)
+    xs = rng.normal(size=200)
+    rows = [{"progress": float(x)} for x in xs]
+    targets = list(0.3 + 0.5 * xs)
+    model = fit_model(rows, targets, ["progress"])
+    assert model.correction({"progress": 1.0}) == pytest.approx(0.8, abs=0.02)
+    assert model.q_high - model.q_low < 0.02  # no noise: a narrow interval (the ridge shrinks a little)
+
+
+def test_forecast_round_trips_as_a_dict():
+    made = Forecast(10, True, 20, 15, 25, 100, {"x": 1.0}, "train", "")
+    assert Forecast(**made.to_dict()) == made
