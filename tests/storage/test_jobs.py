@@ -1,11 +1,10 @@
 """Training jobs (grokviz.storage.jobs): names that cannot escape the runs folder, the limits of a
 shared app, the trainer's command line built from a config, reading a job's progress and its error,
-and a real tiny job started, refused a second, stopped, resumed and extended, found again by a
-process other than the one that launched it."""
+and a real tiny job started, found by its lock, refused a second, stopped, resumed and extended."""
 
 from __future__ import annotations
 
-import subprocess
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,8 +19,6 @@ from grokviz.core.groups_config import GroupsConfig
 from grokviz.errors import GrokvizError
 from grokviz.storage import jobs
 from grokviz.storage.lock import FolderLock, holder, holder_pid
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("name", ["../x", "/tmp/x", "a/b", "a b", ".hidden", "-rf", "", "x" * 65, "naïve", "a\nb"])
@@ -100,7 +97,7 @@ def test_holder_names_the_writer_without_taking_the_lock(tmp_path) -> None:
     assert holder(run) is None
     with FolderLock(run, create=True):
         line = holder(run)
-        assert holder_pid(line) == __import__("os").getpid()
+        assert holder_pid(line) == os.getpid()
         assert line == holder(run)  # asking twice took nothing
     assert holder(run) is None
 
@@ -115,31 +112,28 @@ def _wait(root, name, until, timeout=60.0) -> jobs.JobStatus:
     raise AssertionError(f"{name}: not reached in {timeout} s: {found.get(name)}")
 
 
-def test_a_job_outlives_its_launcher_stops_resumes_and_extends(tmp_path, monkeypatch, tiny_config) -> None:
-    """Launched by another process that then exits (an app that is killed), the job trains on; this
-    process finds it through its lock, refuses a second job, stops it, resumes and extends it."""
+def test_a_job_is_found_by_its_lock_stopped_resumed_and_extended(tmp_path, monkeypatch, tiny_config) -> None:
+    """A launched job trains in a process of its own (the trainer itself holds the run's lock); a
+    second job is refused; Stop saves and ends it; --resume --steps N extends it to N.
+    (tests/ui/test_app_lab.py kills the app that launched one.)"""
     monkeypatch.delenv(jobs.READ_ONLY_ENV, raising=False)
     monkeypatch.delenv(jobs.MAX_JOBS_ENV, raising=False)
-    cfg = tiny_config.replace(steps=3000)
-    launcher = (
-        "import sys; from grokviz.core.config import Config; from grokviz.storage import jobs; "
-        f"jobs.start(sys.argv[1], 'tiny', Config.from_json({cfg.to_json()!r}))"
-    )
-    subprocess.run([sys.executable, "-c", launcher, str(tmp_path)], check=True, cwd=REPO, timeout=120)
+    job = jobs.start(tmp_path, "tiny", tiny_config.replace(steps=400))
+    assert os.getpgid(job.pid) != os.getpgid(0)  # its own session: a Ctrl-C to the app leaves it be
     running = _wait(tmp_path, "tiny", lambda s: s.state == "running" and (s.step or 0) >= 50)
-    assert running.total == 3000 and running.steps_per_second > 0 and running.seconds_left > 0
-    assert holder_pid(running.holder) == running.job.pid  # the launched process is the trainer
+    jobs.stop(running)  # first: it must not reach its last step before the stop
+    assert running.total == 400 and running.steps_per_second > 0 and running.seconds_left > 0
+    assert holder_pid(running.holder) == job.pid  # the launched process is the trainer
     with pytest.raises(GrokvizError, match="GROKVIZ_MAX_JOBS allows 1"):
         jobs.start(tmp_path, "second", tiny_config)
 
-    jobs.stop(running)
     stopped = _wait(tmp_path, "tiny", lambda s: s.state == "stopped")
-    assert 50 <= stopped.step < 3000 and stopped.holder is None and stopped.error is None
+    assert 50 <= stopped.step < 400 and stopped.holder is None and stopped.error is None
     assert "stopped at step" in Path(stopped.job.output).read_text()
 
-    jobs.resume(tmp_path, tmp_path / "tiny", steps=3100)  # resumed and extended past the 3,000
+    jobs.resume(tmp_path, tmp_path / "tiny", steps=450)  # resumed and extended past its 400
     finished = _wait(tmp_path, "tiny", lambda s: s.state == "finished", timeout=120)
-    assert finished.step == finished.total == 3100 and finished.job.action == "extend"
+    assert finished.step == finished.total == 450 and finished.job.action == "extend"
     with pytest.raises(GrokvizError, match="already exists"):
         jobs.start(tmp_path, "tiny", tiny_config)
     jobs.forget(tmp_path, finished)
@@ -151,10 +145,12 @@ def test_a_job_that_fails_says_why(tmp_path, monkeypatch) -> None:
     (tmp_path / "digits").mkdir()  # a folder that is no run: resuming it is refused before launching
     with pytest.raises(GrokvizError, match="not a run folder"):
         jobs.resume(tmp_path, tmp_path / "digits")
-    job = jobs._launch(tmp_path, "bad", tmp_path / "bad", "start", [sys.executable, "-m", "grokviz", "train", "--p"])
+    # A trainer that ends as the commands do on a bad value: one error line, exit status 2.
+    # ("grokviz" in its command line: jobs tells a live trainer from a reused pid by it.)
+    refusal = "import sys; print('error: --p=24 must be a prime in [5, 997]', file=sys.stderr); sys.exit(2)  # grokviz"
+    jobs._launch(tmp_path, "bad", tmp_path / "bad", "start", [sys.executable, "-c", refusal])
     failed = _wait(tmp_path, "bad", lambda s: s.state == "failed")
-    assert failed.error.startswith("error: argument --p") and failed.job == jobs.list_jobs(tmp_path)[0].job
-    assert job.action == "start"
+    assert failed.error == "error: --p=24 must be a prime in [5, 997]" and failed.step is None
 
 
 def test_the_names_copied_to_keep_torch_out_agree_with_their_owners() -> None:
