@@ -318,6 +318,15 @@ def list_jobs(root: str | os.PathLike) -> list[JobStatus]:
     return sorted(found, key=lambda s: (not s.active, -(s.job.started if s.job else 0.0), s.name))
 
 
+def idle_runs(root: str | os.PathLike) -> list[str]:
+    """The names of the runs directly in ``root`` that no trainer is writing now (to resume or extend)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [path.parent for path in root.glob(f"*/{RUN_FILE}") if not path.parent.name.startswith(".")]
+    return sorted(folder.name for folder in found if holder(folder) is None)
+
+
 def job_status(name: str, run: Path, job: Job | None) -> JobStatus:
     """Where one run stands: who writes it, its step / total and speed, and, once its job has
     ended, whether it finished, stopped or failed (with the last error line of its output)."""

@@ -180,3 +180,20 @@ def test_a_run_outlives_a_killed_app_and_a_new_app_shows_and_stops_it(new_app, c
     assert 0 < status.step < 3000 and (runs / "tiny" / "resume.safetensors").is_file()
     at.run()
     assert [b.label for b in at.button if b.label in ("Resume", "Stop")] == ["Resume"]
+
+
+def test_a_run_trained_elsewhere_is_extended_from_the_page(new_app, check, runs, tiny_config) -> None:
+    from grokviz.training.single import train
+
+    train(tiny_config, runs / "done", progress=False, threads=1)  # 300 steps, as in a terminal
+    at = check(_page(new_app))
+    assert at.selectbox(key="continue_run").value == "done"
+    assert any(c.value == "done: finished, step 300 of 300" for c in at.caption)
+    at.number_input(key="extend_steps_other_done").set_value(360)
+    next(b for b in at.button if b.key == "extend_other_done").click()
+    check(at.run())
+    deadline = time.monotonic() + 90
+    while not [s for s in jobs.list_jobs(runs) if s.state == "finished" and s.step == 360]:
+        assert time.monotonic() < deadline, jobs.list_jobs(runs)
+        time.sleep(0.2)
+    assert " --resume --steps 360 " in " ".join(jobs.list_jobs(runs)[0].job.argv)

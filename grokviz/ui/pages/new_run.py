@@ -40,6 +40,7 @@ def render() -> None:
         "or the app restarts. The explorer follows a run while it trains."
     )
     jobs_list(root)
+    continue_a_run(root)
     st.divider()
     form(root)
 
@@ -95,9 +96,26 @@ def job_row(root, status: jobs.JobStatus) -> None:
         actions(root, status, right)
 
 
-def actions(root, status: jobs.JobStatus, container) -> None:
-    """Stop a running job; resume, extend or forget one that ended."""
-    key = status.name
+def continue_a_run(root) -> None:
+    """Resume or extend any run of the runs folder that no one is writing (one trained in a terminal,
+    a bundled one), with the same buttons as a job's."""
+    names = jobs.idle_runs(root)
+    if not names:
+        return
+    with st.expander("Resume or extend another run", icon=":material/update:"):
+        name = st.selectbox("Run", names, key="continue_run", help=f"The runs in {root} that no one is writing")
+        status = jobs.job_status(name, root / name, None)
+        if status.active:  # started since the list was read
+            st.caption(f"{name} is being written: see the jobs above.")
+            return
+        st.caption(f"{name}: {status.state}, step {status.step or 0:,} of {status.total or 0:,}")
+        actions(root, status, st, where="other")
+
+
+def actions(root, status: jobs.JobStatus, container, where: str = "job") -> None:
+    """Stop a running job; resume, extend or forget one that ended (``where`` keeps the widget keys
+    of the jobs list and of "Resume or extend another run" apart)."""
+    key = f"{where}_{status.name}"
     if status.active:
         if container.button("Stop", key=f"stop_{key}", icon=":material/stop:", help="Stops at the next step and saves"):
             _act(lambda: jobs.stop(status), f"Asked {status.name} to stop; it saves its last step first.")
