@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 from grokviz.core import digits_model  # noqa: E402
 from grokviz.core.digits_config import DigitsConfig  # noqa: E402
 from grokviz.training.digits import training_batch, update  # noqa: E402
-from grokviz.training.digits_members import make_digits_groups, step_digits_group  # noqa: E402
+from grokviz.training.digits_members import compiled_scores, make_digits_groups, step_digits_group  # noqa: E402
 from grokviz.training.optim import AdamWState, Hyper  # noqa: E402
 
 
@@ -41,15 +41,15 @@ def separate(configs: list[DigitsConfig], steps: int, first: int) -> float:
     return time.perf_counter() - start
 
 
-def together(configs: list[DigitsConfig], steps: int, first: int) -> float:
-    """Seconds for ``steps`` steps of the configs as one ensemble group."""
+def together(configs: list[DigitsConfig], steps: int, first: int, loss_fn=None) -> float:
+    """Seconds for ``steps`` steps of the configs as one ensemble group (``loss_fn``: compiled or not)."""
     (group,) = make_digits_groups(configs, torch.device("cpu"))
     group.state.step.fill_(first)
     start = time.perf_counter()
     for step in range(first, first + steps):
         drawn = [training_batch(cfg, step) for cfg in configs]  # every member has its own data seed
         x, labels = (torch.stack([d[k] for d in drawn]) for k in (0, 1))  # [member, batch, 33|12]
-        step_digits_group(group, x, labels)
+        step_digits_group(group, x, labels, loss_fn=loss_fn)
     return time.perf_counter() - start
 
 
@@ -60,24 +60,33 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=60, help="steps per member per round")
     parser.add_argument("--d-model", type=int, default=7)
     parser.add_argument("--d-mlp", type=int, default=14)
+    parser.add_argument("--compile", action="store_true", help="also time the ensemble with its step compiled")
     args = parser.parse_args()
     torch.set_num_threads(1)
     base = DigitsConfig(d_model=args.d_model, d_mlp=args.d_mlp)
     configs = [base.replace(seed=s) for s in range(args.members)]
     first = 8000  # past the curriculum: 1-10 digit operands, as most of training
-    separate(configs, 3, first), together(configs, 3, first)  # warm-up
-    rates = {"separate": [], "ensemble": []}
+    kinds = {"separate runs": separate, "ensemble": together}
+    if args.compile:
+        compiled = compiled_scores()
+        start = time.perf_counter()
+        together(configs, 1, first, compiled)  # compiles it
+        print(f"compiling the ensemble's step took {time.perf_counter() - start:.0f} s")
+        kinds["ensemble, compiled"] = lambda c, s, f: together(c, s, f, compiled)
+    for fn in kinds.values():
+        fn(configs, 3, first)  # warm-up
+    rates = {name: [] for name in kinds}
     for _ in range(args.rounds):
-        for name, fn in (("separate", separate), ("ensemble", together)):
-            seconds = fn(configs, args.steps, first)
-            rates[name].append(args.members * args.steps / seconds)
-    sep, ens = statistics.median(rates["separate"]), statistics.median(rates["ensemble"])
+        for name, fn in kinds.items():
+            rates[name].append(args.members * args.steps / fn(configs, args.steps, first))
+    median = {name: statistics.median(values) for name, values in rates.items()}
     print(
         f"{args.members} adder members, d_model {args.d_model}, d_mlp {args.d_mlp}, batch {base.batch_size}, 1 thread"
     )
-    print(f"  {args.members} separate runs: {sep:7.1f} member-steps/s  ({1e3 / sep:.2f} ms per member-step)")
-    print(f"  one ensemble:      {ens:7.1f} member-steps/s  ({1e3 / ens:.2f} ms per member-step)")
-    print(f"  ratio: {ens / sep:.2f}x (median of {args.rounds} interleaved rounds of {args.steps} steps)")
+    for name, rate in median.items():
+        ratio = rate / median["separate runs"]
+        print(f"  {name:20s} {rate:7.1f} member-steps/s  ({1e3 / rate:6.2f} ms per member-step)  {ratio:.2f}x")
+    print(f"  (medians of {args.rounds} interleaved rounds of {args.steps} steps each)")
     return 0
 
 
