@@ -13,8 +13,8 @@ the finished run, so ``grokviz convert to-tracker`` sends them afterwards). Wher
 * ``mlflow``: the tracking URI in ``MLFLOW_TRACKING_URI``, else a local file store ``<run>/mlruns``.
 
 A missing package is refused before training starts, naming the extra to install. A tracker
-that fails mid-run (a full disk, a dead server) is reported once and dropped: training, the log
-and the checkpoints go on (:class:`Guarded`).
+that will not start or fails mid-run (a full disk, a dead server) is reported once and dropped:
+training, the log and the checkpoints go on (:class:`Guarded`).
 """
 
 from __future__ import annotations
@@ -80,7 +80,16 @@ def resolve(tracker: str | Tracker | None, run_dir: Path, config: Mapping[str, A
     if tracker is None:
         return None
     if isinstance(tracker, str):
-        return Guarded(open_tracker(tracker, run_dir, config), tracker)
+        try:
+            return Guarded(open_tracker(tracker, run_dir, config), tracker)
+        except GrokvizError as exc:
+            # The package is there (checked before training) but the tracker would not start (a dead
+            # server, an unwritable folder): said once, and the run trains without it, as after a failure.
+            print(
+                f"warning: {exc}; training goes on without it (send it later with grokviz convert to-tracker)",
+                file=sys.stderr,
+            )
+            return None
     check(tracker)
     return Guarded(tracker)
 

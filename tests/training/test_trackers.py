@@ -104,6 +104,17 @@ def test_unknown_and_missing_trackers_are_refused_before_training(tmp_path, monk
     assert not (tmp_path / "b").exists()
 
 
+@needs("mlflow")
+def test_a_tracker_that_will_not_start_is_reported_and_training_goes_on(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    run = train(TINY, tmp_path / "run", tracker="mlflow", progress=False, threads=1)
+    assert run.log().step.iloc[-1] == TINY.steps
+    (warning,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warning.startswith("warning: --tracker mlflow: could not start") and "training goes on without it" in warning
+
+
 @needs("tensorboard")
 def test_tensorboard_event_files_hold_the_log(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
