@@ -132,24 +132,31 @@ def progress_measures(
     return _row(*panels)
 
 
+def _spectrum_function(matrix: str):
+    """The analysis function of ``matrix``'s spectrum: W_E's, or W_L's (the neuron-to-logit map)."""
+    from grokviz.analysis import fourier
+
+    functions = {"W_E": fourier.embed_spectrum, "W_L": fourier.unembed_spectrum}
+    if matrix not in functions:
+        raise GrokvizError(f"matrix={matrix!r} must be 'W_E' or 'W_L'")
+    return functions[matrix]
+
+
 def spectrum(
     run: Run | str | os.PathLike, step: int | None = None, matrix: str = "W_E", *, width: int = WIDTH
 ) -> alt.LayerChart:
     """The norm of each Fourier frequency of ``matrix`` (``"W_E"``, the embedding, or ``"W_L"``,
     the neuron-to-logit map) at one checkpoint, key frequencies in orange: the Fourier tab."""
-    from grokviz.analysis import fourier
     from grokviz.analysis.group import group_for
     from grokviz.storage.timeline import default_key_frequencies
     from grokviz.ui import charts
     from grokviz.ui.views import spectra
 
-    spectrum_of = {"W_E": fourier.embed_spectrum, "W_L": fourier.unembed_spectrum}
-    if matrix not in spectrum_of:
-        raise GrokvizError(f"matrix={matrix!r} must be 'W_E' or 'W_L'")
+    spectrum_of = _spectrum_function(matrix)
     opened = modular_run(run, "gv.charts.spectrum")
     at = checkpoint_step(opened, step)
     group = group_for(opened.config.task, opened.config.p)
-    norms = spectrum_of[matrix](opened.load(at), group)  # [n_frequencies]
+    norms = spectrum_of(opened.load(at), group)  # [n_frequencies]
     over = f", over log x (Z_{group.order})" if group.discrete_log else ""
     return charts.spectrum_chart(
         spectra.spectrum_frame(norms, default_key_frequencies(opened)),
@@ -163,18 +170,15 @@ def spectrum_over_training(
 ) -> alt.LayerChart:
     """Each checkpoint's share of ``matrix``'s squared norm per frequency, as a heatmap over
     training, the key frequencies labelled: the Fourier tab's lower charts."""
-    from grokviz.analysis import fourier
     from grokviz.analysis.group import group_for
     from grokviz.storage.timeline import default_key_frequencies
     from grokviz.ui import charts
     from grokviz.ui.views import spectra
 
-    spectrum_of = {"W_E": fourier.embed_spectrum, "W_L": fourier.unembed_spectrum}
-    if matrix not in spectrum_of:
-        raise GrokvizError(f"matrix={matrix!r} must be 'W_E' or 'W_L'")
+    spectrum_of = _spectrum_function(matrix)
     opened = modular_run(run, "gv.charts.spectrum_over_training")
     group = group_for(opened.config.task, opened.config.p)
-    history = {step: spectrum_of[matrix](opened.load(step), group).numpy() for step in opened.steps()}
+    history = {step: spectrum_of(opened.load(step), group).numpy() for step in opened.steps()}
     return charts.spectrum_heatmap(
         spectra.spectrum_history(history),
         title=f"{matrix} spectrum over training",
