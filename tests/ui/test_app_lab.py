@@ -21,7 +21,13 @@ from grokviz.storage import jobs
 
 NEW_PAGE = "grokviz/ui/pages/new_run.py"  # relative to app.py, as AppTest.switch_page wants it
 REPO = Path(__file__).resolve().parents[2]
-TINY = {"p": "23", "frac_train": "0.5", "steps": "3000", "log_every": "10", "save_every": "100"}
+TINY = {
+    "p": "23",
+    "frac_train": "0.5",
+    "steps": "30000",
+    "log_every": "10",
+    "save_every": "100",
+}  # stopped long before its end
 
 
 @pytest.fixture
@@ -177,9 +183,10 @@ def test_a_run_outlives_a_killed_app_and_a_new_app_shows_and_stops_it(new_app, c
     while (status := jobs.list_jobs(runs)[0]).state != "stopped":
         assert time.monotonic() < deadline, status
         time.sleep(0.2)
-    assert 0 < status.step < 3000 and (runs / "tiny" / "resume.safetensors").is_file()
+    assert 0 < status.step < 30000 and (runs / "tiny" / "resume.safetensors").is_file()
     at.run()
-    assert [b.label for b in at.button if b.label in ("Resume", "Stop")] == ["Resume"]
+    labels = {b.label for b in at.button}
+    assert "Resume" in labels and "Stop" not in labels
 
 
 def test_a_run_trained_elsewhere_is_extended_from_the_page(new_app, check, runs, tiny_config) -> None:
