@@ -75,13 +75,14 @@ def test_start_follow_stop_and_resume_a_run(lab_runs: Path, server: str, browser
     page.screenshot(path=str(SHOTS / "browser-lab-2-following.png"))
 
     page.goto(f"{server}/new", wait_until="domcontentloaded")
-    page.get_by_role("button", name="Stop").click(timeout=60_000)
-    page.get_by_text(re.compile(r"tiny: stopped, step [\d,]+ of 1,500")).wait_for(timeout=60_000)
+    job = page.locator(".st-key-job_tiny")  # the job's box in the jobs list
+    job.get_by_role("button", name="Stop").click(timeout=60_000)
+    job.get_by_text(re.compile(r"tiny: stopped, step [\d,]+ of 1,500")).wait_for(timeout=60_000)
     stopped = jobs.list_jobs(lab_runs)[0]
     assert stopped.state == "stopped" and grown <= stopped.step < 1500
 
-    page.get_by_role("button", name="Resume").click(timeout=30_000)
-    page.get_by_text("tiny: finished, step 1,500 of 1,500").wait_for(timeout=120_000)
+    job.get_by_role("button", name="Resume").click(timeout=30_000)
+    job.get_by_text("tiny: finished, step 1,500 of 1,500").wait_for(timeout=120_000)
     page.screenshot(path=str(SHOTS / "browser-lab-3-finished.png"))
     assert page.locator('[data-testid="stException"]').count() == 0
     finished = jobs.list_jobs(lab_runs)[0]
