@@ -15,6 +15,7 @@ from grokviz.storage import sweeps
 from grokviz.training.ensemble import digits_grid, shape_grid, train_ensemble
 from grokviz.ui.charts.cliff import SELECTION, cliff_chart
 from grokviz.ui.views.cliff import cliff_points, has_cliff, picked_member
+from grokviz.ui.views.sweeps import axis_order, with_size_axis
 
 SWEEPS_PAGE = "grokviz/ui/pages/sweeps.py"
 TINY = DigitsConfig(steps=20, batch_size=16, val_size=32, log_every=10, curriculum="3:10,10")
@@ -67,3 +68,15 @@ def test_sweeps_page_draws_the_cliff_and_a_click_opens_the_member(runs_root: Pat
     check(at.run())
     assert at.session_state["adder_run"] == (runs_root / "adder-sizes" / target).resolve().as_posix()
     assert at.selectbox(key="adder_run").value == at.session_state["adder_run"]  # on the Adder page
+
+
+def test_a_size_sweep_grids_over_one_size_axis() -> None:
+    # Shapes are swept as pairs: one 'size' axis (ordered by parameters) replaces d_model and d_mlp.
+    table = pd.DataFrame(
+        {"params": [973, 412, 777], "d_model": [7, 4, 7], "d_mlp": [28, 16, 14], "n_heads": [1, 1, 1], "lr": [0.02] * 3}
+    )
+    sized, swept = with_size_axis(table, ["lr", "d_model", "d_mlp"])
+    assert swept == ["size", "lr"]
+    assert list(sized["size"]) == ["973: d7/28", "412: d4/16", "777: d7/14"]
+    assert axis_order(sized["size"]) == ["412: d4/16", "777: d7/14", "973: d7/28"]
+    assert with_size_axis(table, ["lr", "seed"]) == (table, ["lr", "seed"])

@@ -23,7 +23,7 @@ def cliff_chart(
     ticks = sorted(set(int(p) for p in points["params"]))
     x = alt.X(
         "x:Q",
-        title="parameters (seeds of one setting spread around their count)",
+        title="parameters (log axis; the members of one size spread around their count)",
         scale=alt.Scale(type="log", nice=False, padding=20),
         axis=alt.Axis(values=ticks if len(ticks) <= 12 else alt.Undefined, format=",d", labelAngle=0),
     )

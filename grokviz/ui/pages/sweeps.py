@@ -68,10 +68,10 @@ def render() -> None:
         sweep = by_name[st.selectbox("Sweep", list(by_name), key="sweep", bind="query-params")]
         logs_signature = tuple(catalog.file_mtime(m.path / "log.csv") for m in sweep.members)
         table = loaders.sweep_outcomes(str(sweep.path), logs_signature)
-        swept = sweep.swept_axes() or ["seed"]
+        table, swept = sweep_views.with_size_axis(table, sweep.swept_axes() or ["seed"])
         x_default = "frac_train" if "frac_train" in swept else swept[0]
         y_choices = [a for a in swept if a != x_default]
-        y_default = "weight_decay" if "weight_decay" in y_choices else (y_choices[0] if y_choices else None)
+        y_default = next((a for a in ("weight_decay", "seed") if a in y_choices), y_choices[0] if y_choices else None)
         controls = st.columns(4)
         x_axis = controls[0].selectbox("Across", swept, index=swept.index(x_default), key="sweep_x")
         y_options = [a for a in swept if a != x_axis]
