@@ -95,7 +95,10 @@ def main() -> int:
     # The probes (two LLCs per forecast) are the slow part: keep them between runs of this script.
     cache = args.root / "probes.pkl"
     if cache.is_file():
-        storage_forecast._PROBES.update(pickle.loads(cache.read_bytes()))
+        for key, value in pickle.loads(cache.read_bytes()).items():
+            storage_forecast._PROBES[key] = value
+            if "llc" in value:  # the LLC is per file, whatever the key frequencies
+                storage_forecast._PROBES[key[:3]] = {"llc": value["llc"]}
     runs = []
     for sweep in sorted(p for p in args.root.iterdir() if p.is_dir()):
         found, _ = list_runs(sweep)

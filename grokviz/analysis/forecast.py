@@ -1,7 +1,6 @@
 """Will a run grok, and when: the forecast from what a run shows up to one step.
 
-Owns (definitions in docs/analysis.md, "Forecasting grokking"; the method and its measured error
-in docs/forecast.md):
+Owns (definitions, the method and its measured error in docs/forecast.md):
 
 * :func:`grok_step` and :func:`memorisation_step` — read off a log;
 * :class:`Observation` — everything a forecast at step t may read (config, log rows <= t, the

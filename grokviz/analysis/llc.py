@@ -1,6 +1,6 @@
 """The local learning coefficient (LLC) of a checkpoint, estimated by SGLD.
 
-Owns (definition in docs/analysis.md, "Forecasting grokking"):
+Owns (definition and sampler setting in docs/forecast.md):
 
 * :class:`SamplerSettings` and :data:`SAMPLER` — the one fixed sampler setting every LLC grokviz
   shows is made with (LLC values are only comparable under one setting);

@@ -24,7 +24,7 @@ from grokviz.storage.runs import Run
 from grokviz.storage.timeline import default_key_frequencies, timeline
 
 TOP_FREQUENCIES = 3  # before any neuron clusters: the embedding's strongest frequencies stand in
-_PROBES: dict[tuple, dict[str, float]] = {}  # (checkpoint file, size, mtime, key freqs) -> measures
+_PROBES: dict[tuple, dict[str, float]] = {}  # (file, size, mtime[, key freqs...]) -> LLC [losses]
 
 
 def _key_frequencies(run: Run, step: int) -> list[int]:
@@ -38,24 +38,26 @@ def _key_frequencies(run: Run, step: int) -> list[int]:
 
 
 def _probe(run: Run, step: int, key_freqs: list[int], llc_known: dict[int, float]) -> dict[str, float]:
-    stat = run.checkpoint_path(step).stat()
-    key = (str(run.checkpoint_path(step)), stat.st_size, stat.st_mtime_ns, tuple(key_freqs))
-    if key not in _PROBES:
-        if len(_PROBES) > 4096:
-            _PROBES.clear()
+    path = run.checkpoint_path(step).resolve()
+    stat = path.stat()
+    file_key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if len(_PROBES) > 4096:
+        _PROBES.clear()
+    if file_key + tuple(key_freqs) not in _PROBES:
         params, dataset = run.load(step), run.config.dataset()
         group = group_for(run.config.task, run.config.p)
         measures = progress_measures(params, dataset, key_freqs, group, run.config.architecture)
-        llc = llc_known.get(step)
-        if llc is None:
-            llc = checkpoint_llc(params, dataset, run.config.architecture)
-        _PROBES[key] = {
+        _PROBES[file_key + tuple(key_freqs)] = {
             "restricted_loss": measures["restricted_loss"],
             "restricted_loss_train": measures["restricted_loss_train"],
             "excluded_loss": measures["excluded_loss"],
-            "llc": llc,
         }
-    return _PROBES[key]
+    if file_key not in _PROBES:  # the LLC does not depend on the key frequencies: once per file
+        llc = llc_known.get(step)
+        if llc is None:
+            llc = checkpoint_llc(run.load(step), run.config.dataset(), run.config.architecture)
+        _PROBES[file_key] = {"llc": llc}
+    return {**_PROBES[file_key + tuple(key_freqs)], **_PROBES[file_key]}
 
 
 def _require_modular(run: Run) -> None:

@@ -88,6 +88,19 @@ def _write_cache(path: Path, key: dict, frame: pd.DataFrame) -> bool:
         return False
 
 
+def _known_llc(cached: tuple[dict, pd.DataFrame] | None, signatures: dict) -> dict[int, float]:
+    """step -> LLC from a cache's rows of unchanged checkpoints, made under today's sampler setting."""
+    if not cached or cached[0].get("llc_sampler") != SAMPLER.to_dict() or "llc" not in cached[1]:
+        return {}
+    stored = cached[0].get("checkpoints", {})
+    known = {}
+    for step, value in zip(cached[1]["step"], cached[1]["llc"]):
+        step = str(int(step))
+        if step in signatures and stored.get(step) == signatures[step] and value == value:  # not NaN
+            known[int(step)] = float(value)
+    return known
+
+
 def timeline(
     run: Run,
     key_freqs=None,
@@ -122,19 +135,16 @@ def timeline(
         used = chosen
 
     reusable: dict[int, dict] = {}
-    known_llc: dict[int, float] = {}  # from any cached row of an unchanged checkpoint, same sampler
-    if cached:
+    if cached and [int(k) for k in cached[0].get("key_freqs", [])] == used:
         stored = cached[0].get("checkpoints", {})
-        same_freqs = [int(k) for k in cached[0].get("key_freqs", [])] == used
-        same_sampler = cached[0].get("llc_sampler") == SAMPLER.to_dict()
         for record in cached[1].to_dict("records"):
             step = str(int(record["step"]))
             if step in signatures and stored.get(step) == signatures[step]:
-                value = record.get("llc")
-                if same_sampler and value is not None and value == value:  # not NaN
-                    known_llc[int(step)] = float(value)
-                if same_freqs:
-                    reusable[int(step)] = {k: v for k, v in record.items() if k != "llc"}
+                reusable[int(step)] = {k: v for k, v in record.items() if k != "llc"}
+    # The LLC does not depend on the key frequencies: take it from this cache and the default one.
+    known_llc = _known_llc(cached, signatures) if use_cache else {}
+    if use_cache and chosen is not None:
+        known_llc = {**_known_llc(_read_cache(_cache_path(run, None), default=True), signatures), **known_llc}
 
     dataset = dataset_for(run.config)
     group = group_for(run.config.task, run.config.p)
@@ -160,7 +170,7 @@ def timeline(
     if len(frame):
         frame = frame.astype({"step": "int64"})
 
-    if todo or cached is None or len(cached[1]) != len(frame) or (known_llc and "llc" not in cached[1]):
+    if todo or cached is None or len(cached[1]) != len(frame) or ("llc" in frame and "llc" not in cached[1]):
         key = {
             "format": TIMELINE_FORMAT,
             "default": chosen is None,  # key frequencies of the last checkpoint, or chosen ones

@@ -39,3 +39,28 @@ def test_more_parameters_more_llc_and_same_setting_same_value():
     large = estimate_llc(*regression(40))
     assert large > 2.5 * small  # 4x in expectation
     assert estimate_llc(*regression(10)) == pytest.approx(small, rel=1e-3)  # seeded: one setting, one value
+
+
+def test_timeline_keeps_each_checkpoints_llc(grokked_run, tmp_path, monkeypatch):
+    import shutil
+
+    from grokviz.storage import timeline as timeline_module
+    from grokviz.storage.runs import open_run
+
+    path = tmp_path / "run"
+    shutil.copytree(grokked_run.path, path, ignore=shutil.ignore_patterns("timeline*.json"))
+    run = open_run(path)
+    seen = []
+    first = timeline_module.timeline(run, llc=True, progress=lambda done, total: seen.append(total))
+    assert seen[0] == len(run.steps()) and first["llc"].notna().all()
+    # The LLC falls once the model has grokked and cleaned up: the end is below the run's highest value.
+    assert first["llc"].iloc[-1] < first["llc"].max()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("recomputed an LLC the cache holds")
+
+    monkeypatch.setattr(timeline_module, "checkpoint_llc", refuse)
+    again = timeline_module.timeline(run, key_freqs=[1, 2], llc=True)  # other key frequencies, same LLCs
+    assert again["llc"].tolist() == pytest.approx(first["llc"].tolist())
+    plain = timeline_module.timeline(run)  # without llc=True the known values still come along
+    assert plain["llc"].tolist() == pytest.approx(first["llc"].tolist())
