@@ -17,7 +17,7 @@ from grokviz.storage.sweeps import member_name, open_sweep
 from grokviz.training import distributed, memory
 from grokviz.training.digits import train_digits
 from grokviz.training.digits_members import plan_digits_groups
-from grokviz.training.ensemble import digits_grid, shape_grid, train_ensemble
+from grokviz.training.ensemble import digits_grid, grid_configs, shape_grid, train_ensemble
 
 # A few steps of the recipe on small batches: the curriculum's switch falls inside the run.
 TINY = DigitsConfig(steps=40, batch_size=32, val_size=64, log_every=10, curriculum="3:20,10", save_every=20)
@@ -139,3 +139,27 @@ def test_cli_refuses_bad_adder_axes(capsys) -> None:
     assert "multiple of d_model" in capsys.readouterr().err
     assert main(["--adder", "--out", "/tmp/never", "--n-heads", "2"]) == 2  # 2 does not divide d_model 7
     assert "--n-heads=2 must divide d_model=7" in capsys.readouterr().err
+
+
+def test_modular_size_axes_group_by_shape_and_equal_single_runs(tmp_path, tiny_config) -> None:
+    from grokviz.training.members import plan_groups
+    from grokviz.training.single import train
+
+    cfg = tiny_config.replace(steps=30, log_every=10)
+    shapes = shape_grid(cfg, d_models=[8, 16], d_mlps=["4x"], n_heads=[2])
+    assert shapes == [
+        {"d_model": 8, "d_mlp": 32, "n_heads": 2, "d_head": 4},
+        {"d_model": 16, "d_mlp": 64, "n_heads": 2, "d_head": 8},
+    ]
+    configs = grid_configs(cfg, seeds=[0, 1], shapes=shapes)
+    assert plan_groups(configs) == [[0, 1], [2, 3]]  # one group per shape
+    assert member_name(configs[2]) == "wd1_frac0.5_lr0.001_seed0_d16_mlp64_h2"
+    assert member_name(tiny_config.replace(d_model=128, d_mlp=512, n_heads=4, d_head=32)).endswith("seed0")
+    folders = train_ensemble(configs, tmp_path / "sizes", progress=False, threads=1)
+    assert json.loads((tmp_path / "sizes" / SWEEP_FILE).read_text())["members"][3]["d_model"] == 16
+    single = train(configs[3], tmp_path / "single", progress=False, threads=1)
+    ours, theirs = open_run(folders[3]).load(30), single.load(30)
+    for name in theirs:
+        torch.testing.assert_close(ours[name], theirs[name], rtol=1e-5, atol=1e-6)
+    with pytest.raises(GrokvizError, match="must divide d_model=7"):
+        shape_grid(cfg, d_models=[7], n_heads=[2])
