@@ -204,3 +204,27 @@ def test_a_run_trained_elsewhere_is_extended_from_the_page(new_app, check, runs,
         assert time.monotonic() < deadline, jobs.list_jobs(runs)
         time.sleep(0.2)
     assert " --resume --steps 360 " in " ".join(jobs.list_jobs(runs)[0].job.argv)
+
+
+def test_the_first_charts_need_no_torch() -> None:
+    """What the explorer runs before its first charts (the fast start) imports no torch."""
+    code = (
+        "import sys; import grokviz.ui.main, grokviz.ui.navigation, grokviz.ui.catalog, grokviz.storage.jobs; "
+        "import grokviz.ui.tabs.training; print('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "False", done.stderr
+
+
+def test_the_first_charts_are_of_the_url_s_modular_run_in_the_runs_folder(runs, bundled_run_path) -> None:
+    from grokviz.ui import catalog
+
+    (runs / "add-p113").symlink_to(bundled_run_path)
+    assert catalog.log_preview(None) == runs / "add-p113" / "log.csv"  # the default run
+    assert catalog.log_preview("add-p113") == runs / "add-p113" / "log.csv"
+    adder = Path(bundled_run_path).parent / "adder-777"
+    if adder.is_dir():
+        (runs / "adder").symlink_to(adder)
+        assert catalog.log_preview("adder") is None  # another family: its page draws it
+    for outside in ("../add-p113", str(bundled_run_path), "missing"):
+        assert catalog.log_preview(outside) is None
