@@ -18,6 +18,7 @@ import pytest
 from grokviz.core.config import Config
 from grokviz.core.stored import ConfigError
 from grokviz.storage import jobs
+from grokviz.ui.views.new_run import PRESETS, build_config, form_fields, initial_values
 
 NEW_PAGE = "grokviz/ui/pages/new_run.py"  # relative to app.py, as AppTest.switch_page wants it
 REPO = Path(__file__).resolve().parents[2]
@@ -228,3 +229,16 @@ def test_the_first_charts_are_of_the_url_s_modular_run_in_the_runs_folder(runs, 
         assert catalog.log_preview("adder") is None  # another family: its page draws it
     for outside in ("../add-p113", str(bundled_run_path), "missing"):
         assert catalog.log_preview(outside) is None
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_every_preset_is_a_valid_config_of_its_family_with_every_field_on_the_form(preset) -> None:
+    from dataclasses import fields
+
+    chosen = PRESETS[preset]
+    cfg, problems = build_config(chosen.family, initial_values(chosen))
+    assert problems == [] and cfg.family == chosen.family
+    assert all(getattr(cfg, name) == value for name, value in chosen.values.items())
+    grouped = form_fields(chosen.family)
+    on_form = [f.name for group in grouped.values() for f in group]
+    assert sorted(on_form) == sorted(f.name for f in fields(cfg)) and "Other" not in grouped

@@ -14,7 +14,7 @@ import argparse
 from dataclasses import MISSING, dataclass, fields
 
 from grokviz.commands.flags import FLAG_TYPES, config_flag
-from grokviz.core.architecture import ACTIVATIONS, ATTENTIONS, BIASES, LAYERNORMS, POS_EMBEDS, UNEMBEDS
+from grokviz.core.config import _CHOICES as ARCHITECTURE_CHOICES  # the architecture fields', as Config checks them
 from grokviz.core.config import GROKFASTS, LR_SCHEDULES, MATMULS, Config
 from grokviz.core.digits_config import NORMALIZATIONS
 from grokviz.core.digits_config import UNEMBEDS as DIGITS_UNEMBEDS
@@ -51,12 +51,7 @@ CHOICES: dict[str, dict[str, tuple]] = {
     "modular": {
         "task": tuple(sorted(TASKS)),
         "split": SPLITS,
-        "layernorm": LAYERNORMS,
-        "biases": BIASES,
-        "pos_embed": POS_EMBEDS,
-        "attention": ATTENTIONS,
-        "unembed": UNEMBEDS,
-        "activation": ACTIVATIONS,
+        **ARCHITECTURE_CHOICES,
         "matmul": MATMULS,
         "lr_schedule": LR_SCHEDULES,
         "grokfast": GROKFASTS,
