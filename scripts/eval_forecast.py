@@ -29,6 +29,7 @@ import torch
 from tqdm import tqdm
 
 from grokviz.analysis.forecast import (
+    RIDGE,
     Constants,
     features,
     fit_model,
@@ -87,6 +88,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("root", type=Path, help="the grid's folder (sweep folders inside)")
     parser.add_argument("--train", action="store_true", help="train the missing sweeps of the grid first")
+    parser.add_argument("--ridge", type=float, default=RIDGE, help="the correction's ridge penalty")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.train:
@@ -124,7 +126,7 @@ def main() -> int:
     rho = float(np.median([norm_law(r["at_grok"]).done for r in fitting]))
     models = {}
     for signals in ("train", "all"):
-        rows, targets = [], []
+        rows, targets, groups = [], [], []
         for r in fitting:
             for obs in r["obs"].values():
                 if isinstance(obs, str):
@@ -135,7 +137,8 @@ def main() -> int:
                     continue
                 rows.append(features(obs, law, rho, signals))
                 targets.append(math.log(r["actual"] / base))
-        models[signals] = fit_model(rows, targets, list(rows[0]))
+                groups.append(r["name"])
+        models[signals] = fit_model(rows, targets, list(rows[0]), groups=groups, ridge=args.ridge)
     constants = Constants(rho, MIN_RATE, models)
     median_fit = float(np.median([r["actual"] for r in fitting]))
 

@@ -187,18 +187,43 @@ class Constants:
 RIDGE = 1.0  # on standardised features: few runs, correlated signals
 
 
-def fit_model(rows: list[dict[str, float]], targets: list[float], names: list[str]) -> Model:
-    """Ridge fit of ``targets`` (log(actual / law)) on the features ``names`` of ``rows``."""
+def _ridge(z: np.ndarray, y: np.ndarray, ridge: float) -> tuple[float, np.ndarray]:
+    intercept = float(y.mean())
+    coef = np.linalg.solve(z.T @ z + ridge * np.eye(z.shape[1]), z.T @ (y - intercept))
+    return intercept, coef
+
+
+def fit_model(
+    rows: list[dict[str, float]],
+    targets: list[float],
+    names: list[str],
+    groups: list | None = None,
+    ridge: float = RIDGE,
+) -> Model:
+    """Ridge fit of ``targets`` (log(actual / law)) on the features ``names`` of ``rows``.
+
+    The interval's quantiles come from held-out residuals when ``groups`` (one label per row, e.g.
+    its run) is given: each group predicted by the fit to the others (in-sample residuals
+    understate the error on a run the fit never saw); otherwise from in-sample residuals widened
+    by sqrt(n / (n - k - 1)).
+    """
     x = np.array([[r[n] for n in names] for r in rows], dtype=float)
     y = np.array(targets, dtype=float)
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale == 0] = 1.0
     z = (x - mean) / scale
-    intercept = float(y.mean())
-    coef = np.linalg.solve(z.T @ z + RIDGE * np.eye(len(names)), z.T @ (y - intercept))
-    residuals = y - intercept - z @ coef
-    # In-sample residuals understate held-out ones: widen by sqrt(n / (n - k - 1)).
-    widen = math.sqrt(len(y) / max(len(y) - len(names) - 1, 1))
+    intercept, coef = _ridge(z, y, ridge)
+    if groups is not None and len(set(groups)) > 2:
+        labels = np.array([str(g) for g in groups])
+        residuals = np.empty_like(y)
+        for label in set(labels):
+            out = labels == label
+            b0, b = _ridge(z[~out], y[~out], ridge)
+            residuals[out] = y[out] - b0 - z[out] @ b
+        widen = 1.0
+    else:
+        residuals = y - intercept - z @ coef
+        widen = math.sqrt(len(y) / max(len(y) - len(names) - 1, 1))
     q_low, q_high = np.quantile(residuals, [0.1, 0.9]) * widen
     return Model(list(names), mean.tolist(), scale.tolist(), coef.tolist(), intercept, float(q_low), float(q_high))
 
@@ -270,6 +295,17 @@ def forecast(obs: Observation, signals: str, constants: Constants) -> Forecast:
     centre = max(base * math.exp(model.correction(x)), obs.at_step)
     low = max(base * math.exp(model.correction(x) + model.q_low), obs.at_step)
     high = max(base * math.exp(model.correction(x) + model.q_high), low)
+    if centre > obs.horizon and law.done >= constants.rho:
+        # Past the horizon, yet contracted past the norm at which the fitting runs grokked (the
+        # correction was fitted on forecasts made before the grok): the grok is behind, at about
+        # the first checkpoint that got there.
+        curve = obs.curve[obs.curve["step"] >= law.peak_step]
+        peak_norm = float(curve["sum_sq_weights"].iloc[0])
+        contraction = np.log(peak_norm / curve["sum_sq_weights"].to_numpy(dtype=float))
+        reached = int(curve["step"].to_numpy()[np.argmax(contraction >= constants.rho)])
+        low, high = round(reached * math.exp(model.q_low)), round(reached * math.exp(model.q_high))
+        reason = f"the weights contracted past the norm of grokking at step {reached:,}"
+        return Forecast(obs.at_step, True, reached, low, max(high, reached), obs.horizon, values, signals, reason)
     if centre > obs.horizon:
         return no(f"at this contraction it would take until about step {round(centre):,}.")
     return Forecast(obs.at_step, True, round(centre), round(low), round(high), obs.horizon, values, signals, "")
@@ -283,8 +319,111 @@ def law_alone(obs: Observation, rho: float) -> float:
     return law.peak_step + rho / (PUBLISHED_C * obs.lr * obs.weight_decay)
 
 
-# Fitted by scripts/eval_forecast.py on the fitting runs of docs/forecast.md (filled in below).
-FITTED: dict = {}
+# Printed by scripts/eval_forecast.py on the grid of docs/forecast.md (fitted on its 20 fitting runs).
+FITTED: dict = {
+    "rho": 0.48922465985224717,
+    "min_rate": 1e-06,
+    "models": {
+        "train": {
+            "names": [
+                "progress",
+                "gini_embed",
+                "gini_unembed",
+                "gini_embed_rise",
+                "gini_unembed_rise",
+                "excluded_loss_change",
+                "llc_change",
+                "rate_vs_decay",
+            ],
+            "mean": [
+                0.572437939600228,
+                0.20711593765957395,
+                0.3204735629048632,
+                0.09217237210511364,
+                0.13572788670637076,
+                0.28038038123183723,
+                -0.6476051904209619,
+                -1.2935408052982695,
+            ],
+            "scale": [
+                0.3280506290410658,
+                0.05581630243352832,
+                0.08525941532097464,
+                0.058948615536811036,
+                0.08850199279608348,
+                0.7803381168471761,
+                0.24668302359098715,
+                0.6631616661285924,
+            ],
+            "coef": [
+                0.15728530768255167,
+                0.055188322624475435,
+                -0.5195027530531556,
+                0.32294386955278437,
+                0.11505519816477836,
+                -0.15397536069303847,
+                0.12002181160787964,
+                0.1607908534173566,
+            ],
+            "intercept": 0.30815936489426227,
+            "q_low": -0.2311799032504423,
+            "q_high": 0.29910784277204844,
+        },
+        "all": {
+            "names": [
+                "progress",
+                "gini_embed",
+                "gini_unembed",
+                "gini_embed_rise",
+                "gini_unembed_rise",
+                "excluded_loss_change",
+                "llc_change",
+                "rate_vs_decay",
+                "restricted_loss_change",
+                "test_loss_change",
+            ],
+            "mean": [
+                0.572437939600228,
+                0.20711593765957395,
+                0.3204735629048632,
+                0.09217237210511364,
+                0.13572788670637076,
+                0.28038038123183723,
+                -0.6476051904209619,
+                -1.2935408052982695,
+                -0.9923708961125479,
+                -0.841291138025744,
+            ],
+            "scale": [
+                0.3280506290410658,
+                0.05581630243352832,
+                0.08525941532097464,
+                0.058948615536811036,
+                0.08850199279608348,
+                0.7803381168471761,
+                0.24668302359098715,
+                0.6631616661285924,
+                0.9142425546233812,
+                0.5875508861215806,
+            ],
+            "coef": [
+                0.15031877045937567,
+                0.05290508151151167,
+                -0.5227638584673583,
+                0.31092706918715873,
+                0.10523385204002865,
+                -0.13052810448912913,
+                0.10014210047806917,
+                0.16145652291073745,
+                0.038015392573470856,
+                -0.02586740405643303,
+            ],
+            "intercept": 0.30815936489426227,
+            "q_low": -0.24849040731870028,
+            "q_high": 0.296743924477346,
+        },
+    },
+}
 
 
 def fitted_constants() -> Constants:

@@ -97,5 +97,5 @@ def test_panel_draws_the_forecast_its_history_and_the_llc(grokked_run, tmp_path)
     at.button(key="forecast_history").click().run()
     at.button(key="forecast_llc").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    titles = str([c.proto.spec for c in at.get("arrow_vega_lite_chart")])
+    titles = "\n".join(c.proto.spec for c in at.get("vega_lite_chart"))
     assert "The forecast's history" in titles and "Local learning coefficient" in titles
