@@ -64,9 +64,8 @@ def _require_modular(run: Run) -> None:
     if run.family != "modular":
         # The norm law and the constants were fitted on modular-arithmetic runs; the adder's and a
         # group's curves have not been calibrated, so a number would be a guess in a forecast's clothes.
-        raise GrokvizError(
-            wrong_family_message(run.family, "modular", str(run.path), "the forecast (fitted on such runs only)")
-        )
+        message = wrong_family_message(run.family, "modular", str(run.path), "the forecast")
+        raise GrokvizError(f"{message}: its constants were fitted on those only")
 
 
 def observe(run: Run, at_step: int | None = None, frame: pd.DataFrame | None = None) -> Observation:

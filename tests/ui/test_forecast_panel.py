@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 
 import pandas as pd
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from grokviz.ui.charts.forecast import forecast_accuracy_chart, forecast_history_chart
@@ -82,6 +83,7 @@ def panel_script(run_path: str) -> None:
     forecast_panel.render(view)
 
 
+@pytest.mark.slow  # ~45 s: the LLC of every checkpoint and a forecast from each saved step
 def test_panel_draws_the_forecast_its_history_and_the_llc(grokked_run, tmp_path):
     path = tmp_path / "run"
     shutil.copytree(grokked_run.path, path, ignore=shutil.ignore_patterns("timeline*.json"))
