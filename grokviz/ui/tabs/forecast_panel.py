@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from grokviz.analysis.forecast import SIGNALS
+from grokviz.analysis.forecast import SIGNALS, Forecast
 from grokviz.errors import GrokvizError
 from grokviz.storage.forecast import forecast_history, forecast_run
 from grokviz.storage.timeline import timeline
@@ -64,20 +64,9 @@ def render(view: View) -> None:
                 x_end=float(log["step"].max()),
             )
             st.altair_chart(chart, width="stretch")
-        st.write(_sentence(made))
+        st.write(Forecast(**made).sentence())
     _history(view, signals)
     _llc(view)
-
-
-def _sentence(made: dict) -> str:
-    if made["will_grok"]:
-        if made["observed"]:
-            return f"At step {made['at_step']:,} the run has grokked: test accuracy ≥ 95% since step {made['grok_step']:,}."
-        return (
-            f"At step {made['at_step']:,} the forecast says the run groks at about step **{made['grok_step']:,}** "
-            f"(80% interval {made['low']:,}–{made['high']:,})."
-        )
-    return f"At step {made['at_step']:,} the forecast says the run will **not** grok by step {made['horizon']:,}: {made['reason']}"
 
 
 def _history(view: View, signals: str) -> None:
