@@ -1,5 +1,5 @@
 """The Sweeps page's parameter cliff (AppTest, no browser): on an adder sweep of two sizes it draws
-one point per member at its parameter count and exact match, spread so that none hides another,
+one point per member at its parameter count and exact match, side by side so that none hides another,
 and a click on a point (the chart's selection) opens that member on the Adder page."""
 
 from __future__ import annotations
@@ -34,10 +34,16 @@ def test_cliff_points_spread_every_member_apart(runs_root: Path) -> None:
     table = sweeps.outcome_table(sweeps.open_sweep(runs_root / "adder-sizes"))
     assert has_cliff(table) and sorted(set(table["params"])) == [412, 777]
     points = cliff_points(table)
-    assert len(points) == 8 and points["x"].nunique() == 8  # none on top of another
-    for params, group in points.groupby("params"):
-        # Spread around the count (a factor of at most 1.06 either way), ordered by lr then seed.
-        assert group["x"].min() < params < group["x"].max() <= params * 1.06 + 1e-9
+    # None on top of another: each member has its own slot among those of its count, lr then seed.
+    assert len(points) == 8 and not points.duplicated(["params", "slot"]).any()
+    at_777 = points[points["params"] == 777].sort_values("slot")
+    assert list(at_777["slot"]) == [0, 1, 2, 3]
+    assert list(at_777["member"]) == [
+        "d7_ff14_h1_lr0.01_wd0.01_seed0",
+        "d7_ff14_h1_lr0.01_wd0.01_seed1",
+        "d7_ff14_h1_lr0.02_wd0.01_seed0",
+        "d7_ff14_h1_lr0.02_wd0.01_seed1",
+    ]
     assert (points["accuracy"] == table.set_index("member").loc[points["member"], "test_accuracy"].to_numpy()).all()
     row = points[points["member"] == "d7_ff14_h1_lr0.02_wd0.01_seed1"].iloc[0]
     assert row["params"] == 777 and "d_model 7" in row["config"] and "lr 0.02" in row["config"]
@@ -78,5 +84,5 @@ def test_a_size_sweep_grids_over_one_size_axis() -> None:
     sized, swept = with_size_axis(table, ["lr", "d_model", "d_mlp"])
     assert swept == ["size", "lr"]
     assert list(sized["size"]) == ["973: d7/28", "412: d4/16", "777: d7/14"]
-    assert axis_order(sized["size"]) == ["412: d4/16", "777: d7/14", "973: d7/28"]
+    assert axis_order([*sized["size"], "1208: d8/32"]) == ["412: d4/16", "777: d7/14", "973: d7/28", "1208: d8/32"]
     assert with_size_axis(table, ["lr", "seed"]) == (table, ["lr", "seed"])

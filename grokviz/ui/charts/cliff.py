@@ -16,19 +16,23 @@ SELECTION = "member_pick"  # the chart's point selection, as st.altair_chart rep
 def cliff_chart(
     points: pd.DataFrame, *, title: str, accuracy_title: str, subtitle: str | None = None
 ) -> alt.LayerChart:
-    """Points (columns member, params, x, accuracy, outcome, grok_step, grok_label, config) on a log
-    parameter axis; a click selects one member (:data:`SELECTION`, by its ``member`` field)."""
+    """Points (columns member, params, slot, accuracy, outcome, grok_step, grok_label, config), one
+    band per parameter count; a click selects one member (:data:`SELECTION`, by its ``member`` field)."""
     domain = [o for o in OUTCOME_COLORS if o in set(points["outcome"])] or list(OUTCOME_COLORS)
     pick = alt.selection_point(name=SELECTION, fields=["member"], on="click", clear="dblclick")
-    ticks = sorted(set(int(p) for p in points["params"]))
+    counts = sorted(set(int(p) for p in points["params"]))
+    # One band per parameter count, in order (not to scale: sizes close in count stay apart), the
+    # members of a count side by side in it.
     x = alt.X(
-        "x:Q",
-        title="parameters (log axis; the members of one size spread around their count)",
-        scale=alt.Scale(type="log", nice=False, padding=20),
-        axis=alt.Axis(values=ticks if len(ticks) <= 12 else alt.Undefined, format=",d", labelAngle=0),
+        "params:O",
+        title="parameters (the members of one size side by side: by their other settings, then seed)",
+        sort=counts,
+        scale=alt.Scale(type="band", paddingInner=0.25),
+        axis=alt.Axis(labelAngle=0, format=",d"),
     )
+    offset = alt.XOffset("slot:O")
     y = alt.Y("accuracy:Q", title=accuracy_title, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"))
-    base = alt.Chart(points).encode(x=x, y=y)
+    base = alt.Chart(points).encode(x=x, xOffset=offset, y=y)
     dots = (
         base.mark_point(filled=True, size=90, stroke="black")
         .encode(
@@ -51,4 +55,9 @@ def cliff_chart(
         .add_params(pick)
     )
     steps = base.mark_text(align="left", dx=7, dy=-7, fontSize=10, color="#444").encode(text="grok_label:N")
-    return alt.layer(dots, steps).properties(title=title_params(title, subtitle), width=640, height=340, autosize=FIXED)
+    return alt.layer(dots, steps).properties(
+        title=title_params(title, subtitle),
+        width=max(360, 70 * len(counts) * max(1, int(points["slot"].max()) + 1) // 3),
+        height=340,
+        autosize=FIXED,
+    )

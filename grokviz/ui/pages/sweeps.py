@@ -107,6 +107,7 @@ def render() -> None:
                 subtitle="grokked: the number is the step test accuracy reached 99%; memorised only: train did, test never; never fit",
                 x_order=sweep_views.axis_order(grid["x"]),
                 y_order=sweep_views.axis_order(grid["y"]),
+                cell=95 if x_axis == sweep_views.SIZE_AXIS else 70,  # room for '762: d6/24'
             ),
             width="content",
         )
@@ -149,8 +150,9 @@ def _cliff(sweep: sweeps.Sweep, table, runs) -> None:
     points = cliff_views.cliff_points(table)
     st.subheader("Parameter cliff")
     st.caption(
-        f"One point per member: its {accuracy} against its parameter count (a log axis), coloured by outcome;"
-        " members of one size are spread around it, ordered by their other settings and seed. The number beside"
+        f"One point per member: its {accuracy} against its parameter count (one column per count, in order),"
+        " coloured by outcome; the members of one size stand side by side, ordered by their other settings, then"
+        " seed. The number beside"
         f" a grokked member is the first logged step with {'exact match' if adder else 'test accuracy'}"
         f" >= {sweeps.THRESHOLD:.0%}. Hover a point for the member's settings; click it to open the member."
     )

@@ -7,9 +7,6 @@ import pandas as pd
 
 # The member settings a point's tooltip names, where the sweep's table has them.
 CONFIG_COLUMNS = ("d_model", "d_mlp", "n_heads", "lr", "weight_decay", "frac_train", "seed")
-# Seeds of one setting are spread over this factor of the parameter count (a log axis): wide
-# enough to tell 10 seeds apart at the chart's width, narrow enough to stay with their size.
-SPREAD = 0.06
 
 
 def has_cliff(table: pd.DataFrame) -> bool:
@@ -18,19 +15,16 @@ def has_cliff(table: pd.DataFrame) -> bool:
 
 
 def cliff_points(table: pd.DataFrame) -> pd.DataFrame:
-    """``sweeps.outcome_table`` rows -> one point per readable member: ``params``, ``x`` (the count,
-    the members that share it spread multiplicatively around it, grouped by setting then seed),
+    """``sweeps.outcome_table`` rows -> one point per readable member: ``params``, ``slot`` (its place
+    among the members of that count: by their other settings, then seed),
     ``accuracy`` (the final test accuracy; an adder's validation exact match), ``outcome``,
     ``grok_step``, ``grok_label`` ('12,300' or ''), ``config`` (its settings in words) and ``member``."""
     rows = table[table["params"].notna()].copy()
-    # Every member of one parameter count gets its own place: ordered by its other settings, then
-    # its seed, the k-th of n sits at factor (1 + SPREAD)^(2k/(n-1) - 1) of the count.
+    # Every member of one parameter count gets its own slot beside the others, ordered by its
+    # other settings, then its seed.
     order = [c for c in CONFIG_COLUMNS if c in rows and rows[c].notna().any()]
     rows = rows.sort_values(["params", *order], kind="stable")
-    rank = rows.groupby("params").cumcount()
-    size = rows.groupby("params")["params"].transform("size")
-    offset = (2 * rank / (size - 1).clip(lower=1) - 1).where(size > 1, 0.0)
-    x = rows["params"].astype(float) * (1 + SPREAD) ** offset
+    slot = rows.groupby("params").cumcount()
 
     def words(row) -> str:
         parts = [
@@ -45,7 +39,7 @@ def cliff_points(table: pd.DataFrame) -> pd.DataFrame:
         {
             "member": rows["member"].to_numpy(),
             "params": rows["params"].astype(int).to_numpy(),
-            "x": x.to_numpy(),
+            "slot": slot.to_numpy(),
             "accuracy": rows["test_accuracy"].astype(float).to_numpy(),
             "outcome": rows["outcome"].to_numpy(),
             "grok_step": pd.to_numeric(grok, errors="coerce").to_numpy(),

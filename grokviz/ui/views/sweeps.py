@@ -44,14 +44,14 @@ SIZE_AXIS = "size"
 
 def with_size_axis(table: pd.DataFrame, swept: list[str]) -> tuple[pd.DataFrame, list[str]]:
     """A sweep over model sizes gets one ``size`` axis ('777: d7/14': parameters, d_model/d_mlp, and
-    the heads where they differ) in place of its size fields: shapes are swept as pairs (d_mlp = 4 d_model), and a grid over
+    the heads where they differ; short, to fit a grid cell) in place of its size fields: shapes are swept as pairs (d_mlp = 4 d_model), and a grid over
     d_model x d_mlp would be mostly empty cells."""
     sized = [axis for axis in swept if axis in SIZE_FIELDS]
     if not sized:
         return table, swept
     heads = table["n_heads"].nunique() > 1  # named only where they differ: the label fits a grid cell
     labels = [
-        f"{int(params):,}: d{d}/{m}" + (f" h{h}" if heads else "") if pd.notna(params) else "unreadable"
+        f"{int(params)}: d{d}/{m}" + (f" h{h}" if heads else "") if pd.notna(params) else "unreadable"
         for params, d, m, h in zip(table["params"], table["d_model"], table["d_mlp"], table["n_heads"])
     ]
     rest = [axis for axis in swept if axis not in SIZE_FIELDS]
