@@ -22,6 +22,7 @@ environment variables: ``GROKVIZ_MAX_JOBS`` (default 1) trainings launched at on
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -114,6 +115,7 @@ class JobStatus:
     holder: str | None  # who holds the writer lock (None: no one)
     job: Job | None  # the app's record, if the app launched it
     error: str | None = None  # a failed job's last error line
+    members: int = 0  # a sweep's members being written (its step and total are then summed over them)
 
     @property
     def seconds_left(self) -> float | None:
@@ -315,7 +317,35 @@ def list_jobs(root: str | os.PathLike) -> list[JobStatus]:
             folders.setdefault(folder.relative_to(root).as_posix(), folder)
     found = [job_status(name, folder, records.get(name)) for name, folder in folders.items()]
     found = [status for status in found if status.job is not None or status.holder is not None]
-    return sorted(found, key=lambda s: (not s.active, -(s.job.started if s.job else 0.0), s.name))
+    return sorted(_sweeps_as_one(found), key=lambda s: (not s.active, -(s.job.started if s.job else 0.0), s.name))
+
+
+def _sweeps_as_one(found: list[JobStatus]) -> list[JobStatus]:
+    """An ensemble holds its sweep folder and every member's: one row for the sweep, its progress
+    the sum over its members (member-steps, and their speeds), instead of a row per member."""
+    by_name = {status.name: status for status in found}
+    members: dict[str, list[JobStatus]] = {}
+    for status in found:
+        parent = status.name.rpartition("/")[0]
+        if parent in by_name and status.holder is not None and status.holder == by_name[parent].holder:
+            members.setdefault(parent, []).append(status)
+    shown_in_sweep = {member.name for group in members.values() for member in group}
+    rows = []
+    for status in found:
+        if status.name in shown_in_sweep:
+            continue
+        group = members.get(status.name)
+        if group:
+            rates = [m.steps_per_second for m in group if m.steps_per_second]
+            status = dataclasses.replace(
+                status,
+                step=sum(m.step or 0 for m in group),
+                total=sum(m.total or 0 for m in group),
+                steps_per_second=sum(rates) or None,
+                members=len(group),
+            )
+        rows.append(status)
+    return rows
 
 
 def idle_runs(root: str | os.PathLike) -> list[str]:

@@ -159,3 +159,24 @@ def test_the_names_copied_to_keep_torch_out_agree_with_their_owners() -> None:
     from grokviz.storage.runs import RUN_FILE
 
     assert (jobs.RUN_FILE, jobs.LOG_FILE, jobs._DEFAULT_FAMILY) == (RUN_FILE, LOG_FILE, DEFAULT_FAMILY)
+
+
+def test_a_sweep_being_written_is_one_row_summed_over_its_members(tmp_path) -> None:
+    writer = "pid 7 on host, since today: grokviz ensemble --out sweep"
+
+    def row(name, step, total, rate, holder=writer):
+        return jobs.JobStatus(name, tmp_path / name, "running", step, total, rate, holder, None)
+
+    rows = jobs._sweeps_as_one(
+        [
+            row("sweep", None, None, None),
+            row("sweep/a", 100, 400, 20.0),
+            row("sweep/b", 50, 400, 10.0),
+            row("solo", 5, 9, 1.0, "pid 8"),
+        ]
+    )
+    assert [(r.name, r.step, r.total, r.steps_per_second, r.members) for r in rows] == [
+        ("sweep", 150, 800, 30.0, 2),
+        ("solo", 5, 9, 1.0, 0),
+    ]
+    assert rows[0].seconds_left == pytest.approx(650 / 30)

@@ -75,7 +75,8 @@ STATE_ICONS = {
 def job_row(root, status: jobs.JobStatus) -> None:
     with st.container(border=True, key=f"job_{status.name}"):
         left, right = st.columns([3, 2])
-        progress = f"step {status.step:,}" if status.step is not None else "no log yet"
+        unit = f"{status.members} members, member-step" if status.members else "step"
+        progress = f"{unit} {status.step:,}" if status.step is not None else "no log yet"
         if status.total is not None:
             progress += f" of {status.total:,}"
         speed = ""
