@@ -25,6 +25,7 @@ from grokviz.commands.flags import (
     shapes,
     sizes,
 )
+from grokviz.commands.trainer import add_tracker_flag
 from grokviz.core.config import Config
 from grokviz.errors import GrokvizError
 from grokviz.storage.sweeps import member_name
@@ -149,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_sweep_flags(parser)
     add_runtime_flags(parser)
+    add_tracker_flag(parser)
     add_config_flags(parser, skip=PER_MEMBER)
     parser.add_argument(
         "--group",
@@ -269,9 +271,15 @@ def _check_memory(args, shape_configs: list, per_shape: int) -> None:
 
 
 def _train(args, configs, axes) -> int:
+    tracker = getattr(args, "tracker", None)  # the modular parser's (adder ensembles do not send yet)
+    if tracker is not None and (args.ray is not None or args.resume):
+        raise GrokvizError(
+            "--tracker is not sent from --ray or --resume sweeps yet; send the members afterwards with "
+            "grokviz convert to-tracker MEMBER --tracker NAME"
+        )
     if args.ray is not None or args.resume:
         return _sweep(args, configs, axes)
-    folders = train_ensemble(configs, args.out, **_training_options(args, axes))
+    folders = train_ensemble(configs, args.out, tracker=tracker, **_training_options(args, axes))
     print(f"{args.out}: {len(folders)} members trained")
     return 0
 

@@ -44,7 +44,7 @@ from grokviz.storage.log import LogWriter
 from grokviz.storage.resume import save_resume_state
 from grokviz.storage.runs import open_run, require_new_folder, save_checkpoint, write_run_file
 from grokviz.storage.sweeps import MEMBER_FIELDS, member_fields, member_name, write_sweep_file
-from grokviz.training import memory
+from grokviz.training import memory, trackers
 from grokviz.training.device import configure_cpu, keep_freed_memory, matmul_precision, pick_device
 from grokviz.training.dropout import capturable
 from grokviz.training.members import MemberBatch, MemberState, group_steps, make_groups, restore, step_group
@@ -178,15 +178,29 @@ def check_members(configs: list[Config]) -> None:
 
 
 def train_ensemble(
-    configs: list[Config], out: str | Path, *, axes: dict[str, list] | None = None, **options
+    configs: list[Config],
+    out: str | Path,
+    *,
+    axes: dict[str, list] | None = None,
+    tracker: str | None = None,
+    **options,
 ) -> list[Path]:
     """Train every config as one member of a sweep folder ``out``; returns the member folders.
 
     ``options``: the fields of :class:`EnsembleOptions` (how to train). ``axes``: what ``sweep.json``
-    names as the sweep's axes (None: the member fields that differ).
+    names as the sweep's axes (None: the member fields that differ). ``tracker``: also send each
+    member's log rows to ``"tensorboard"``, ``"wandb"`` or ``"mlflow"``, one tracker run per member
+    in its own folder (``training.trackers``; modular and group members).
     Refused, before anything is allocated or written, when the estimate exceeds the free memory."""
     check_members(configs)
     opts = EnsembleOptions(**options)
+    if tracker is not None:
+        trackers.require(tracker)  # before anything is written
+        if configs[0].family == "digits":
+            raise GrokvizError(
+                "--tracker: adder ensembles do not send to trackers yet; send the members afterwards with "
+                "grokviz convert to-tracker MEMBER --tracker NAME"
+            )
     out = Path(out)
     require_new_folder(out, other_choice=" or pass --resume")
     dev = pick_device(opts.device)
@@ -209,7 +223,10 @@ def train_ensemble(
         for folder in folders:
             locks.enter_context(FolderLock(folder, create=True))
         with precision(configs[0], dev):
-            return trainer_of(configs[0], opts.compile)(
+            trainer = trainer_of(configs[0], opts.compile)
+            if tracker is not None:  # train_members' keyword (adder members are refused above)
+                trainer = functools.partial(trainer, tracker=tracker)
+            return trainer(
                 configs, folders, dev, opts.save, opts.progress, opts.use_graphs, opts.group_size, prologue=write_sweep
             )
 
@@ -254,13 +271,15 @@ def train_members(
     resume_every: int | None = None,
     start: tuple[int, list[MemberState]] | None = None,
     on_state_saved: Callable[[int], None] | None = None,
+    tracker: str | None = None,
 ) -> list[Path]:
     """Train ``configs`` into the run folders ``folders`` (``prologue`` runs before the first file).
 
     ``resume_every``: also write each member's resume state every that many steps (before the step's
     update, as the single run does). ``start`` = (step, one state per member): continue from there,
     keeping the log rows and checkpoints before ``step``. ``on_state_saved(step)`` is called in the
-    writer thread once every member's resume state of ``step`` is on disk."""
+    writer thread once every member's resume state of ``step`` is on disk. ``tracker``: one tracker
+    run per member (``training.trackers``), sent each row as it is written."""
     first = configs[0]
     if (start is not None or resume_every) and first.grokfast != "none":
         # Member resume states hold weights and AdamW moments, not the filter's state: a resumed
@@ -284,6 +303,7 @@ def train_members(
         LogWriter(folder, family_of(configs[0]).log_columns, keep_below_step=start_step if start else None)
         for folder in folders
     ]
+    member_trackers = [trackers.resolve(tracker, folder, cfg.to_dict()) for folder, cfg in zip(folders, configs)]
     fired: list[set] = [events_already_fired(open_run(f)) if start else set() for f in folders]
     schedule = checkpoint_schedule(first) if save == "schedule" else {0, first.steps}
     flush_every = CUDA_FLUSH_EVERY if dev.type == "cuda" else 1
@@ -307,11 +327,17 @@ def train_members(
                 for index, (values, member) in enumerate(zip(metrics.tolist(), group.members)):
                     record = log_record(step, values, clock.seconds(elapsed))
                     logs[member].append(record)
+                    sent = member_trackers[member]
+                    if sent is not None:
+                        sent.log(record | trackers.row_extras(configs[member], step, None), step)
                     last_test[member] = record["test_accuracy"]
                     crossed = save == "schedule" and new_events(record, fired[member])
                     if snapshot is not None and (crossed or step in schedule):
                         weights = {k: writer.fetch(v[index]) for k, v in snapshot.items()}  # this member only
                         save_checkpoint(folders[member], step, weights, configs[member])
+                        if sent is not None:
+                            measures = trackers.checkpoint_measures(configs[member], weights)
+                            sent.log(measures | {"sum_sq_weights": trackers.sum_sq(weights)}, step)
                 if moments is not None and on_state_saved is not None and group is groups[-1]:
                     on_state_saved(step)
             bar.set_postfix_str(
@@ -373,4 +399,7 @@ def train_members(
         bar.close()
         for log in logs:
             log.close()
+        for sent in member_trackers:  # after the writer has sent them the last rows
+            if sent is not None:
+                sent.close()
     return folders

@@ -230,3 +230,37 @@ def test_checkpoint_measures_are_the_progress_measures(tiny_config):
     sent = trackers.checkpoint_measures(tiny_config, params)
     assert sent == {"progress/gini_embed": full["gini_embed"], "progress/gini_unembed": full["gini_unembed"]}
     assert trackers.row_extras(tiny_config, 5, params)["sum_sq_weights"] == pytest.approx(full["sum_sq_weights"])
+
+
+@needs("tensorboard")
+def test_each_ensemble_member_gets_its_own_tracker_run(tmp_path, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from grokviz.commands import ensemble
+    from grokviz.storage.sweeps import open_sweep
+
+    sizes = ["--p", "13", "--d-model", "16", "--n-heads", "2", "--d-head", "8", "--d-mlp", "32", "--steps", "60"]
+    argv = [*sizes, "--log-every", "10", "--seeds", "0,1", "--save", "schedule", "--no-progress", "--threads", "1"]
+    assert ensemble.main(["--out", str(tmp_path / "sweep"), "--tracker", "tensorboard", *argv]) == 0
+    members = open_sweep(tmp_path / "sweep").members
+    finals = set()
+    for member in members:
+        run = member.open()
+        events = EventAccumulator(str(run.path / "tensorboard"), size_guidance={"scalars": 0})
+        events.Reload()
+        sent = {tag: {e.step: e.value for e in events.Scalars(tag)} for tag in events.Tags()["scalars"]}
+        assert_rows_match(run, sent)
+        assert set(sent["progress/gini_embed"]) == set(run.steps())
+        finals.add(sent["test_loss"][60])
+    assert len(members) == 2 and len(finals) == 2  # each member's own values
+    capsys.readouterr()
+    again = ["--out", str(tmp_path / "sweep"), "--resume", "--tracker", "tensorboard", *argv]
+    assert ensemble.main(again) == 2
+    assert "--tracker is not sent from --ray or --resume sweeps yet" in capsys.readouterr().err
+    from grokviz.core.digits_config import DigitsConfig
+    from grokviz.training.ensemble import train_ensemble
+
+    adders = [DigitsConfig(seed=0), DigitsConfig(seed=1)]
+    with pytest.raises(GrokvizError, match="adder ensembles do not send to trackers yet"):
+        train_ensemble(adders, tmp_path / "adders", tracker="tensorboard", progress=False)
+    assert not (tmp_path / "adders").exists()
