@@ -13,11 +13,13 @@ from grokviz.analysis.forecast import (
     Forecast,
     Model,
     Observation,
+    conformal_interval,
     fit_model,
     forecast,
     grok_step,
     memorisation_step,
     norm_law,
+    select_features,
 )
 from grokviz.errors import GrokvizError
 
@@ -106,3 +108,41 @@ def test_fit_recovers_a_linear_correction():
 def test_forecast_round_trips_as_a_dict():
     made = Forecast(10, True, 20, 15, 25, 100, {"x": 1.0}, "train", "")
     assert Forecast(**made.to_dict()) == made
+
+
+def test_conformal_interval_is_the_order_statistics_that_cover_80_percent():
+    residuals = np.arange(1.0, 20.0)  # 19 residuals: (n + 1) * 0.1 = 2nd and (n + 1) * 0.9 = 18th
+    assert conformal_interval(residuals) == (2.0, 18.0)
+    assert conformal_interval(np.arange(1.0, 6.0)) == (1.0, 5.0)  # too few for 80%: the extremes
+
+
+def noisy_rows(n_groups: int = 20, per_group: int = 5, seed: int = 0):
+    """Targets 0.5 * signal + noise whose size depends on ``progress`` (early: 4x wider), and a
+    feature of pure noise."""
+    rng = np.random.default_rng(seed)
+    rows, targets, groups = [], [], []
+    for g in range(n_groups):
+        for _ in range(per_group):
+            progress = float(rng.uniform(0.1, 1.2))
+            signal, junk = rng.normal(size=2)
+            sd = 0.4 if progress < 0.4 else 0.1
+            rows.append({"progress": progress, "signal": float(signal), "junk": float(junk)})
+            targets.append(0.5 * signal + sd * float(rng.normal()))
+            groups.append(g)
+    return rows, targets, groups
+
+
+def test_selection_keeps_the_signal_and_the_interval_covers_held_out_rows_with_an_early_band():
+    rows, targets, groups = noisy_rows()
+    names, ridge = select_features(rows, targets, ["signal", "junk"], groups)
+    assert "signal" in names and "junk" not in names
+    model = fit_model(rows, targets, names, groups=groups, ridge=ridge)
+    assert model.correction({"progress": 0.5, "signal": 1.0}) == pytest.approx(0.5, abs=0.1)
+    early, late = model.interval(0.2), model.interval(0.8)
+    assert early[1] - early[0] > 2 * (late[1] - late[0])  # the early band is the wider
+    fresh, fresh_targets, _ = noisy_rows(seed=1)  # new rows from the same law: about 80% inside
+    inside = [
+        model.interval(r["progress"])[0] <= y - model.correction(r) <= model.interval(r["progress"])[1]
+        for r, y in zip(fresh, fresh_targets)
+    ]
+    assert 0.65 <= np.mean(inside) <= 0.95
