@@ -35,7 +35,7 @@ from grokviz.storage.resume import save_resume_state
 from grokviz.storage.runs import open_run, save_checkpoint, write_run_file
 from grokviz.storage.sweeps import SHAPE_FIELDS
 from grokviz.training.digits import EXACT_EVENTS, training_batch, validation_pairs
-from grokviz.training.members import MemberState, stack
+from grokviz.training.members import MemberState, restore, stack
 from grokviz.training.optim import AdamWState, Hyper, adamw_step, adder_learning_rate
 from grokviz.training.schedule import checkpoint_schedule, events_already_fired, new_events
 from grokviz.training.writer import BackgroundWriter, Clock
@@ -155,15 +155,6 @@ def evaluate_group(group: DigitsBatch) -> tuple[torch.Tensor, torch.Tensor, torc
     return member_scores(_batched_logits(group.params, x), labels)
 
 
-def restore_digits(group: DigitsBatch, step: int, states: list[MemberState]) -> None:
-    """Put the members' saved weights and AdamW moments into ``group``, which continues at ``step``."""
-    with torch.no_grad():
-        for target, index in ((group.params, 0), (group.state.exp_avg, 1), (group.state.exp_avg_sq, 2)):
-            for name, tensor in target.items():
-                tensor.copy_(torch.stack([state[index][name] for state in states]))
-        group.state.step.fill_(step)
-
-
 def train_digits_members(
     configs: list[DigitsConfig],
     folders: list[Path],
@@ -187,7 +178,7 @@ def train_digits_members(
     groups = make_digits_groups(configs, dev, group_size)
     if start is not None:
         for group in groups:
-            restore_digits(group, start_step, [start[1][i] for i in group.members])
+            restore(group, start_step, [start[1][i] for i in group.members])
     if prologue is not None:
         prologue()
     for folder, cfg in zip(folders, configs):
