@@ -108,6 +108,13 @@ def live_signature(run: Run, steps: list[int] | None = None) -> tuple:
     return (tuple(run.steps() if steps is None else steps), log_signature(run))
 
 
+def progress_key(run_path: str, signature: tuple) -> tuple:
+    """The memo key of a run's progress measures: its path and saved steps only. They are computed
+    from the checkpoints, so a log that grows while the run trains (several rows a second for a
+    small model) must not make them new: the explorer would recompute them and rerun without end."""
+    return (run_path, signature[0])
+
+
 def checkpoint_mtime(run: Run, step: int) -> float:
     """Modification time of a checkpoint file (part of cache keys: a rewritten file reloads)."""
     try:

@@ -92,7 +92,11 @@ def _watch(run: Run, signature: tuple) -> None:
     @st.fragment(run_every=LIVE_SECONDS)
     def watch_run(seen=signature) -> None:
         now = catalog.live_signature(run)
-        if now != seen:
+        # Only the timed calls compare: the first call is inside the full run, which has just read
+        # the run, and a run that logs many rows a second would otherwise rerun it without end.
+        armed = st.session_state.get("_watch_armed", False)
+        st.session_state["_watch_armed"] = True
+        if armed and now != seen:
             old_steps, new_steps = seen[0], now[0]
             if new_steps and (not old_steps or st.session_state.get("step") in (None, old_steps[-1])):
                 st.session_state["step"] = new_steps[-1]  # follow the newest checkpoint
@@ -108,6 +112,7 @@ def _watch(run: Run, signature: tuple) -> None:
                 "resume it on the New run page or with `--resume`"
             )
 
+    st.session_state["_watch_armed"] = False  # a full run: its fragment's first call only draws
     watch_run()
 
 

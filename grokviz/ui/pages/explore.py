@@ -137,7 +137,7 @@ def build_view(choice: sidebar.Choice) -> View | None:
         show_error(exc)
         log = None
     # The progress measures, if this session has computed them (the Training tab does, then reruns).
-    known_timeline = loaders.memo_store().get(("timeline", (run_path, choice.signature)))
+    known_timeline = loaders.memo_store().get(("timeline", catalog.progress_key(run_path, choice.signature)))
     if log is not None:
         phases = loaders.load_phases(run_path, *log_key, known_timeline, known_timeline is not None)
     else:

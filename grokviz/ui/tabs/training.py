@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from grokviz.errors import GrokvizError
-from grokviz.ui import charts
+from grokviz.ui import catalog, charts
 from grokviz.ui.views import curves
 from grokviz.ui.widgets import show_error
 
@@ -67,7 +67,8 @@ def render(view: View) -> None:
         f"Per saved checkpoint, for the key frequencies of the last checkpoint: {view.key_text} "
         "(frequency (clustered neurons))."
     )
-    known_timeline = loaders.memo_store().get(("timeline", (view.run_path, view.signature)))
+    key = catalog.progress_key(view.run_path, view.signature)
+    known_timeline = loaders.memo_store().get(("timeline", key))
     try:
         if view.too_big:
             st.info(view.too_big)
@@ -75,7 +76,7 @@ def render(view: View) -> None:
         else:
             progress_frame = loaders.remembered(
                 "timeline",
-                (view.run_path, view.signature),
+                key,
                 lambda report: timeline(view.run, progress=report),
                 "Computing progress measures for every checkpoint",
             )
