@@ -5,8 +5,10 @@
 
 Training runs ``grokviz ensemble`` once per (prime, weight-decay group): members stepped together,
 one thread. Evaluation reads every run under the folder; the split is by seed and prime (fitting:
-primes 31 and 37, seeds 0 and 1; held out: seed 2 of those primes, every run of p = 43, and every
-weight-decay-0 run). It fits the forecaster's constants on the fitting runs, then prints, for
+primes 31 and 37, seeds 0, 1, 3 and 4; held out: seed 2 of those primes, every run of p = 43, and
+every weight-decay-0 run). It fits the forecaster's constants on the fitting runs (features, ridge
+penalty and interval chosen by cross-validation on them, each configuration left out with all its
+seeds; the held-out runs choose nothing), prints that cross-validation, then prints, for
 forecasts made at 25%, 50% and 75% of each held-out run's grok step: the median of
 |predicted - actual| / actual, the share of runs whose grok step lies in the 80% interval, how often
 it was too early to say, and two baselines (the fitting runs' median grok step; the norm law alone,
