@@ -14,7 +14,9 @@ from grokviz.analysis.forecast import (
     Model,
     Observation,
     conformal_interval,
+    features,
     fit_model,
+    fitted_constants,
     forecast,
     grok_step,
     memorisation_step,
@@ -146,3 +148,15 @@ def test_selection_keeps_the_signal_and_the_interval_covers_held_out_rows_with_a
         for r, y in zip(fresh, fresh_targets)
     ]
     assert 0.65 <= np.mean(inside) <= 0.95
+
+
+def test_the_shipped_constants_use_known_features_and_an_early_band_no_narrower():
+    constants = fitted_constants()
+    obs = observation(rate=1e-3)
+    candidates = features(obs, norm_law(obs), constants.rho, "all")
+    for model in constants.models.values():
+        assert model.names and set(model.names) <= set(candidates)
+        early, late = model.interval(0.1), model.interval(0.9)
+        assert early[0] <= late[0] < 0 < late[1] <= early[1]
+    made = forecast(obs, "train", constants)
+    assert made.low < made.grok_step < made.high
