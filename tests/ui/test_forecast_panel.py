@@ -91,10 +91,13 @@ def test_panel_draws_the_forecast_its_history_and_the_llc(grokked_run, tmp_path)
     at = AppTest.from_function(panel_script, kwargs={"run_path": str(path)}, default_timeout=180)
     at.query_params["step"] = str(steps[1])  # before memorisation: no forecast, and why
     at.run()
+    assert not at.info, "a forecast is made only when asked (the slider must stay fast)"
+    at.button(key="forecast_now").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("No forecast at step" in i.value and "memorised" in i.value for i in at.info)
     at.query_params["step"] = str(steps[-1])
     at.run()
+    at.button(key="forecast_now").click().run()
     assert any("has grokked" in m.value or "groks at about" in m.value for m in at.markdown)
     at.button(key="forecast_history").click().run()
     at.button(key="forecast_llc").click().run()

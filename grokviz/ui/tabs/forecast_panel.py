@@ -3,8 +3,9 @@ the selected step; for a finished run, what the forecast said at each saved step
 happened; and the LLC curve with the phases shaded.
 
 One entry, ``render(view)``, called by the Training tab (``grokviz.ui.tabs.training``) after its
-charts. Forecasts are cached per (run, step, signal set, file signature); the history and the LLC
-take seconds per checkpoint and are computed with a progress bar on request, then remembered.
+charts. Each of the three takes seconds (the LLC of checkpoints), so each is made on request: the
+forecast at a step with a button, then cached per (run, step, signal set, file signature) and shown
+again whenever that step is selected; the history and the LLC with a progress bar, then remembered.
 """
 
 from __future__ import annotations
@@ -47,6 +48,23 @@ def render(view: View) -> None:
         key="forecast_signals",
         format_func=lambda s: f"{s}: {SIGNAL_LABELS[s]}",
     )
+    # A forecast estimates the LLC of two checkpoints: seconds of CPU, so it is made when asked
+    # (then remembered for this step) and never on a plain move of the step slider, which must
+    # rerun in milliseconds.
+    key = (view.run_path, view.step, signals, view.signature)
+    asked = st.session_state.setdefault("forecasts_asked", set())
+    if key not in asked:
+        if not st.button(
+            f"Forecast from step {view.step:,} (a few seconds: the LLC of two checkpoints)", key="forecast_now"
+        ):
+            st.caption(
+                "The forecast reads only what the run showed up to the selected step: its log, its checkpoints "
+                "and (with `all`) its test split. Steps already forecast come back at once."
+            )
+            _history(view, signals)
+            _llc(view)
+            return
+        asked.add(key)
     made = cached_forecast(view.run_path, view.step, signals, view.signature)
     if isinstance(made, str):
         st.info(f"No forecast at step {view.step:,}: {made}")

@@ -45,6 +45,7 @@ def render(view: View) -> None:
     """Curves over the whole run (drawn once per run; the step rule is added per rerun)."""
     from grokviz.storage.timeline import timeline
     from grokviz.ui import loaders
+    from grokviz.ui.tabs import forecast_panel
 
     if view.log is None or not len(view.log):
         st.info("This run has no training log; the progress measures below come from the checkpoints.")
@@ -104,3 +105,4 @@ def render(view: View) -> None:
             )
             column.vega_lite_chart(charts.add_step_rule(spec, view.step), width="stretch")
             column.caption(explanation)
+    forecast_panel.render(view)
