@@ -87,6 +87,7 @@ def render() -> None:
             fixed[axis] = column.selectbox(axis, sweep_views.axis_order(table[axis]), key=f"sweep_fix_{axis}")
         grid = sweep_views.sweep_grid(table, x_axis, y_axis, fixed)
         counts = table["outcome"].value_counts()
+        measure = "validation exact match" if sweep.family == "digits" else "test accuracy"
         st.caption(
             f"{len(table)} members: "
             + ", ".join(
@@ -94,7 +95,7 @@ def render() -> None:
                 for o in (*sweeps.OUTCOMES, *sweeps.LIVE_OUTCOMES)
                 if o in counts or o in sweeps.OUTCOMES
             )
-            + f". Numbers are the first logged step with test accuracy >= {sweeps.THRESHOLD:.0%}."
+            + f". Numbers are the first logged step with {measure} >= {sweeps.THRESHOLD:.0%}."
         )
         if table["outcome"].isin(sweeps.LIVE_OUTCOMES).any():
             _follow(sweep, logs_signature)
