@@ -223,7 +223,6 @@ def neuron(run: Run | str | os.PathLike, neuron: int, step: int | None = None, *
     group = group_for(cfg.task, cfg.p)
     acts = group.on_group(neurons.neuron_activations(opened.load(at), cfg.architecture))  # [n, n, d_mlp]
     axis = "log " if group.discrete_log else ""
-    labels = ["const"] + [str(k) for k in range(1, fourier.n_frequencies(group.order) + 1)]
     return _row(
         charts.heatmap(
             acts[:, :, neuron].numpy(),
@@ -234,16 +233,11 @@ def neuron(run: Run | str | os.PathLike, neuron: int, step: int | None = None, *
             tick_every=10 if cfg.p > 40 else 5,
             size=size,
         ),
-        charts.heatmap(
+        charts.neuron_spectrum(
             frequency_pair_norms(fourier.fourier_2d(acts[:, :, neuron].double()), centre=True),
-            title=f"Neuron {neuron}: 2-D Fourier spectrum",
-            subtitle="norm of each (frequency of a, frequency of b) block, mean left out",
-            x_title="frequency in b",
-            y_title="frequency in a",
-            color_title="norm",
-            x_labels=labels,
-            y_labels=labels,
-            tick_every=5,
+            fourier.n_frequencies(group.order),
+            neuron,
+            "norm of each (frequency of a, frequency of b) block, mean left out",
             size=size,
         ),
     )

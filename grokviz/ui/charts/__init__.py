@@ -35,6 +35,7 @@ from grokviz.ui.charts.inputs import (  # noqa: F401
     correctness_grid,
     heatmap,
     logits_chart,
+    neuron_spectrum,
     neuron_strip,
     sweep_grid,
     waves_chart,

@@ -155,6 +155,26 @@ def heatmap(
 # --- prediction and attention ------------------------------------------------------------------
 
 
+def neuron_spectrum(
+    block_norms: np.ndarray, n_frequencies: int, neuron: int, subtitle: str | list[str], size: int = 340
+) -> alt.LayerChart | alt.Chart:
+    """One neuron's 2-D Fourier spectrum: ``block_norms`` [const + frequencies of a, same of b], the
+    norm of each (frequency of a, frequency of b) block (``views.spectra.frequency_pair_norms``)."""
+    labels = ["const"] + [str(k) for k in range(1, n_frequencies + 1)]
+    return heatmap(
+        block_norms,
+        title=f"Neuron {neuron}: 2-D Fourier spectrum",
+        subtitle=subtitle,
+        x_title="frequency in b",
+        y_title="frequency in a",
+        color_title="norm",
+        x_labels=labels,
+        y_labels=labels,
+        tick_every=5,
+        size=size,
+    )
+
+
 def logits_chart(
     logits: np.ndarray, *, answer: int, label: int, title: str, subtitle: str | None = None, height: int = 200
 ) -> alt.LayerChart:

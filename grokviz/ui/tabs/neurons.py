@@ -89,22 +89,12 @@ def render(view: View) -> None:
         )
     with middle:
         block_norms = frequency_pair_norms(fourier.fourier_2d(group_acts[:, :, neuron].double()), centre=True)
-        labels = ["const"] + [str(k) for k in range(1, fourier.n_frequencies(group.order) + 1)]
+        subtitle = [
+            "norm of each (frequency of a, frequency of b) block, mean left out;",
+            "a frequency-k neuron lights (k, k), (k, const) and (const, k)",
+        ]
         st.altair_chart(
-            charts.heatmap(
-                block_norms,
-                title=f"Neuron {neuron}: 2-D Fourier spectrum",
-                subtitle=[
-                    "norm of each (frequency of a, frequency of b) block, mean left out;",
-                    "a frequency-k neuron lights (k, k), (k, const) and (const, k)",
-                ],
-                x_title="frequency in b",
-                y_title="frequency in a",
-                color_title="norm",
-                x_labels=labels,
-                y_labels=labels,
-                tick_every=5,
-            ),
+            charts.neuron_spectrum(block_norms, fourier.n_frequencies(group.order), neuron, subtitle),
             width="content",
         )
     if result is not None:
