@@ -109,6 +109,22 @@ def test_spectrum_chart_marks_key_frequencies():
     spec(chart)
 
 
+def test_a_spectrum_swapped_into_the_template_equals_the_chart_built_for_it():
+    # The Fourier tab builds one spectrum chart per run and swaps each step's data into it.
+    first = spectra.spectrum_frame(torch.tensor([0.1, 2.0, 0.3, 5.0]), key_frequencies=[2, 4])
+    later = spectra.spectrum_frame(torch.tensor([3.0, 0.2, 0.7, 1.5]), key_frequencies=[2, 4])
+    template = charts.static_spec(charts.spectrum_chart(first, title="W_E at step 0", subtitle="s"))
+    swapped = charts.with_spectrum(template, later, "W_E at step 100")
+    built = charts.static_spec(charts.spectrum_chart(later, title="W_E at step 100", subtitle="s"))
+
+    def by_layer(d):
+        return [d["datasets"][layer["data"]["name"]] for layer in d["layer"]]
+
+    assert by_layer(swapped) == by_layer(built)
+    assert swapped["title"] == built["title"]
+    assert by_layer(template)[0][1]["norm"] == 2.0  # the template itself is left as it was
+
+
 def test_spectrum_heatmap_covers_each_checkpoint_span():
     history = spectra.spectrum_history({0: np.array([1.0, 1.0]), 100: np.array([0.0, 2.0]), 300: np.array([1.0, 0.0])})
     chart = charts.spectrum_heatmap(history, title="t", key_frequencies=[2], step=100)

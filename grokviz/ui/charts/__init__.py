@@ -45,4 +45,5 @@ from grokviz.ui.charts.training import (  # noqa: F401
     curves,
     spectrum_chart,
     spectrum_heatmap,
+    with_spectrum,
 )

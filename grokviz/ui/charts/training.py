@@ -3,6 +3,7 @@ ablation applied at every checkpoint. Each is drawn once per run and gets the st
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 
 import altair as alt
@@ -128,6 +129,20 @@ def spectrum_chart(
         .encode(x="frequency:Q", y="norm:Q", text="frequency:Q")
     )
     return alt.layer(bars, labels).properties(title=title_params(title, subtitle), height=height, autosize=FIT_WIDTH)
+
+
+def with_spectrum(template: Mapping, spectrum: pd.DataFrame, title: str) -> dict:
+    """A :func:`spectrum_chart` spec (as :func:`~grokviz.ui.charts.base.static_spec` makes it, for any
+    spectrum of the same frequencies and key frequencies) with ``spectrum``'s bars and labels and
+    ``title``. The step slider swaps the data this way instead of building and validating two
+    Altair charts on every move (about 40 ms each on a 2-core CPU)."""
+    rows = spectrum.assign(kind=np.where(spectrum["key"], "key frequency", "other"))
+    records = json.loads(rows.to_json(orient="records", double_precision=15))  # as static_spec stores them
+    bars, labels = (layer["data"]["name"] for layer in template["layer"])
+    out = dict(template)
+    out["datasets"] = {bars: records, labels: [r for r in records if r["key"]]}
+    out["title"] = {**template["title"], "text": title}
+    return out
 
 
 def spectrum_heatmap(

@@ -21,22 +21,28 @@ def render(view: View) -> None:
     group = view.group
     over = f" over log x, Z_{group.order} (token 0 left out)" if group.discrete_log else ""
     left, right = st.columns(2)
-    left.altair_chart(
-        charts.spectrum_chart(
-            spectra.spectrum_frame(fourier.embed_spectrum(view.params, group), view.key_freqs),
-            title=f"Embedding W_E at step {view.step:,}",
-            subtitle=f"norm of each frequency of B @ W_E (cos and sin together){over}",
+    sides = (
+        (
+            left,
+            fourier.embed_spectrum,
+            f"Embedding W_E at step {view.step:,}",
+            f"norm of each frequency of B @ W_E (cos and sin together){over}",
         ),
-        width="stretch",
-    )
-    right.altair_chart(
-        charts.spectrum_chart(
-            spectra.spectrum_frame(fourier.unembed_spectrum(view.params, group), view.key_freqs),
-            title=f"Neuron-to-logit map {spectra.neuron_logit_map_name(view.arch)} at step {view.step:,}",
-            subtitle="norm of each frequency of W_L over the output c" + (" (log c; c = 0 left out)" if over else ""),
+        (
+            right,
+            fourier.unembed_spectrum,
+            f"Neuron-to-logit map {spectra.neuron_logit_map_name(view.arch)} at step {view.step:,}",
+            "norm of each frequency of W_L over the output c" + (" (log c; c = 0 left out)" if over else ""),
         ),
-        width="stretch",
     )
+    for column, spectrum_of, title, subtitle in sides:
+        frame = spectra.spectrum_frame(spectrum_of(view.params, group), view.key_freqs)
+        # One chart per run and side, its data swapped per step (the slider stays fast).
+        template = loaders.static_chart(
+            ("spectrum-at-step", subtitle, view.run_path, view.signature, tuple(view.key_freqs)),
+            lambda: charts.spectrum_chart(frame, title=title, subtitle=subtitle),
+        )
+        column.vega_lite_chart(charts.with_spectrum(template, frame, title), width="stretch")
     mtimes = tuple(view.mtime(s) for s in view.steps)
     try:
         embed_history, unembed_history = loaders.spectra_over_run(view.run_path, tuple(view.steps), mtimes)
