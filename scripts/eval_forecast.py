@@ -13,7 +13,7 @@ forecasts made at 25%, 50% and 75% of each held-out run's grok step: the median 
 |predicted - actual| / actual, the share of runs whose grok step lies in the 80% interval, how often
 it was too early to say, and two baselines (the fitting runs' median grok step; the norm law alone,
 c = 1.41); and the false "will grok" rate on runs that never grok. The constants are printed as
-JSON for ``grokviz.analysis.forecast.FITTED``.
+JSON for ``grokviz.analysis.forecast_fitted.FITTED``.
 """
 
 from __future__ import annotations

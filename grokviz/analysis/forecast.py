@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from grokviz.analysis.forecast_fitted import FITTED
 from grokviz.errors import GrokvizError
 
 GROK_ACCURACY = 0.95  # test accuracy a run must hold from its grok step to the end of its log
@@ -396,35 +397,6 @@ def law_alone(obs: Observation, rho: float) -> float:
     if obs.weight_decay <= 0:
         return math.inf
     return law.peak_step + rho / (PUBLISHED_C * obs.lr * obs.weight_decay)
-
-
-# Printed by scripts/eval_forecast.py on the grid of docs/forecast.md (fitted on its 40 fitting runs).
-FITTED: dict = {
-    "rho": 0.48922465985224717,
-    "min_rate": 1e-06,
-    "models": {
-        "train": {
-            "names": ["progress", "gini_unembed"],
-            "mean": [0.600153767589798, 0.32992455380692814],
-            "scale": [0.3846638320045706, 0.09295096032494185],
-            "coef": [0.21465923842169596, -0.32202719253020223],
-            "intercept": 0.3213348985327509,
-            "q_low": -0.2630181072710466,
-            "q_high": 0.3474235378903363,
-            "bands": [[0.4, -0.4700890250367048, 0.3644256545219514]],
-        },
-        "all": {
-            "names": ["progress", "gini_unembed"],
-            "mean": [0.600153767589798, 0.32992455380692814],
-            "scale": [0.3846638320045706, 0.09295096032494185],
-            "coef": [0.21465923842169596, -0.32202719253020223],
-            "intercept": 0.3213348985327509,
-            "q_low": -0.2630181072710466,
-            "q_high": 0.3474235378903363,
-            "bands": [[0.4, -0.4700890250367048, 0.3644256545219514]],
-        },
-    },
-}
 
 
 def fitted_constants() -> Constants:
