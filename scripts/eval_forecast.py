@@ -30,17 +30,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from grokviz.analysis.forecast import (
-    Constants,
-    features,
-    fit_model,
-    forecast,
-    grok_step,
-    held_out_residuals,
-    law_alone,
-    norm_law,
-    select_features,
-)
+from grokviz.analysis.forecast import Constants, features, forecast, grok_step, law_alone, norm_law
+from grokviz.analysis.forecast_fit import fit_model, held_out_residuals, select_features
 from grokviz.errors import GrokvizError
 from grokviz.storage import forecast as storage_forecast
 from grokviz.storage.forecast import observe

@@ -13,16 +13,14 @@ from grokviz.analysis.forecast import (
     Forecast,
     Model,
     Observation,
-    conformal_interval,
     features,
-    fit_model,
     fitted_constants,
     forecast,
     grok_step,
     memorisation_step,
     norm_law,
-    select_features,
 )
+from grokviz.analysis.forecast_fit import conformal_interval, fit_model, select_features
 from grokviz.errors import GrokvizError
 
 
