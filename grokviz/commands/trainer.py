@@ -67,17 +67,23 @@ def trainer_main(
     train: Callable[[object, argparse.Namespace], object],
     report: Callable[[object], str],
     extendable: bool = False,
+    build_config: Callable[[argparse.Namespace, list[str]], object] | None = None,
 ) -> int:
     """Parse ``argv``, build the config (or read the run's own on ``--resume``), call
     ``train(cfg, args)`` and print ``<run>: step N, <report(last log row)>, K checkpoints``.
 
+    ``build_config(args, argv)`` replaces the plain flags-to-config step (``train``'s ``--recipe``).
     A :class:`GrokvizError` ends as one ``error:`` line and exit status 2, nothing half-written."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     try:
+        if args.resume and getattr(args, "recipe", None):
+            raise GrokvizError("--resume continues the run with its own config; drop --recipe")
         if args.resume:
             command = f"{parser.prog} --resume"
             cfg = config_on_resume(args, argv, config_class.family, command, extendable=extendable)
+        elif build_config is not None:
+            cfg = build_config(args, argv)
         else:
             cfg = config_from_args(args, config_class)
         run = train(cfg, args)

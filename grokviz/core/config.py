@@ -23,6 +23,10 @@ from grokviz.core.stored import SAVE_DTYPES, ConfigError, Problems, StoredConfig
 from grokviz.core.tasks import SPLITS, TASKS, Dataset, make_dataset
 from grokviz.errors import GrokvizError
 
+# Blocks of the modular model: one is the paper's; Power et al. (2022) trained two. Deeper models
+# are allowed up to 4 (the analyses and the app show every layer; beyond that nothing is tested).
+N_LAYERS_MIN, N_LAYERS_MAX = 1, 4
+
 # Training needs the p^2 x d_mlp activations in memory; 997 (largest prime below 1000) keeps
 # that at ~2 GB of fp32 at the default width. Below 5 there is only one Fourier frequency.
 P_MIN, P_MAX = 5, 997
@@ -92,6 +96,9 @@ class Config(StoredConfig):
     n_heads: int = field(default=4, metadata={"help": "attention heads"})
     d_head: int = field(default=32, metadata={"help": "width of each head"})
     d_mlp: int = field(default=512, metadata={"help": "MLP neurons"})
+    n_layers: int = field(
+        default=1, metadata={"help": f"transformer blocks, {N_LAYERS_MIN} to {N_LAYERS_MAX} (blocks.0 ... blocks.N-1)"}
+    )
     # --- architecture (defaults: the paper's; grokviz.core.architecture) ------------------------
     layernorm: str = field(
         default="none",
@@ -118,6 +125,13 @@ class Config(StoredConfig):
     beta2: float = field(default=0.98, metadata={"help": "AdamW beta2"})
     warmup_steps: int = field(default=10, metadata={"help": "linear learning-rate warm-up from 0"})
     steps: int = field(default=25_000, metadata={"help": "optimiser steps (full batch: one step = one epoch)"})
+    batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "training pairs per step, drawn without replacement from (seed, step), so a resumed run "
+            "draws what it would have; unset: the whole training set every step (full batch)"
+        },
+    )
     matmul: str = field(
         default="fp32",
         metadata={
@@ -186,7 +200,30 @@ class Config(StoredConfig):
         for name, allowed in _CHOICES.items():
             check.one_of(name, allowed)
         check.below_one("dropout")
+        self._depth_and_batch_problems(check)
         return check.list
+
+    def _depth_and_batch_problems(self, check: Problems) -> None:
+        """``n_layers`` in range, ``batch_size`` within the training set, and what depth excludes."""
+        if check.ok("n_layers") and not N_LAYERS_MIN <= self.n_layers <= N_LAYERS_MAX:
+            check.add("n_layers", f"must be between {N_LAYERS_MIN} and {N_LAYERS_MAX}")
+        if check.ok("n_layers", "dropout") and self.n_layers > 1 and self.dropout > 0:
+            # Masks are drawn for one block's sites (training.dropout); per-layer masks are not built.
+            check.add("dropout", "is supported with one layer only (n_layers=1); use dropout=0 with more layers")
+        if not check.ok("batch_size") or self.batch_size is None:
+            return
+        if self.batch_size < 1:
+            check.add("batch_size", "must be at least 1 (or unset: the whole training set)")
+            return
+        if {"task", "p", "frac_train", "group"} & {name for name, _ in check.list}:
+            return  # the training set's size is unknown: its fields are refused above
+        n_train = self.train_size()
+        if self.batch_size > n_train:
+            check.add("batch_size", f"is above the training set's {n_train} pairs; give 1 to {n_train}, or unset")
+
+    def train_size(self) -> int:
+        """How many pairs the training split holds (as ``tasks.make_dataset`` splits them)."""
+        return int(self.frac_train * self.pair_count())
 
     def _task_problems(self, check: Problems) -> None:
         """The rules of the task fields (``task``, ``p``, ``frac_train``): a subclass with other

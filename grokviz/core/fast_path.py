@@ -21,8 +21,8 @@ import torch
 from einops import einsum
 
 from grokviz.core.architecture import REFERENCE, Architecture
-from grokviz.core.forward import Hooks, add_bias, drop, hook, layer_norm, mlp_unembed
-from grokviz.core.params import Params, p_of
+from grokviz.core.forward import Hooks, add_bias, drop, forward, hook, layer_norm, mlp_unembed
+from grokviz.core.params import Params, n_layers_of, p_of
 
 
 def forward_last(
@@ -51,6 +51,8 @@ def forward_last(
     position 2 only. On the reference architecture every optional branch below is skipped, and
     the step is what it was before the options (docs/architectures.md).
     """
+    if n_layers_of(params) > 1:
+        return _forward_last_deep(params, a, b, hooks, cache, arch)
     W_E, W_pos = params["embed.W_E"], params.get("pos_embed.W_pos")
     W_Q, W_K, W_V = (params[f"blocks.0.attn.W_{n}"] for n in "QKV")
     p = W_E.shape[0] - 1  # the '=' token is the last row of W_E
@@ -99,6 +101,59 @@ def forward_last(
         resid_mid = hook(hooks, cache, "blocks.0.ln1.hook_normalized", layer_norm(params, "blocks.0.ln1", resid_mid))
     resid_mid = hook(hooks, cache, "blocks.0.hook_resid_mid", resid_mid)
     return mlp_unembed(params, resid_mid, arch, hooks, cache, dropout)
+
+
+def _forward_last_deep(
+    params: Params, a: torch.Tensor, b: torch.Tensor, hooks: Hooks | None, cache: dict | None, arch: Architecture
+) -> torch.Tensor:
+    """:func:`forward_last` of a model with more than one block: position-2 logits [batch, d_vocab_out].
+
+    Every block but the last runs at all three positions (the next block's keys and values read
+    positions 0 and 1), the last one's query, MLP and unembedding at position 2 only
+    (``forward(last_only=True)``). Hooks and the cache see the '=' position of every block, without
+    a position axis, as a 1-layer model's: an intervention on an earlier block changes its position-2
+    activation only (what positions 0 and 1 compute is left alone).
+    """
+    p = p_of(params)
+    tokens = torch.stack([a, b, torch.full_like(a, p)], dim=1)  # [batch, pos]
+    n_layers = n_layers_of(params)
+    if hooks is None and cache is None:  # training: nothing to slice
+        return forward(params, tokens, arch, last_only=True)
+    inner: dict = {}
+    wrapped = {name: _at_query(fn, _query_dim(name, n_layers, arch)) for name, fn in (hooks or {}).items()}
+    logits = forward(params, tokens, arch, hooks=wrapped, cache=inner, last_only=True)
+    if cache is not None:
+        for name, act in inner.items():
+            dim = _query_dim(name, n_layers, arch)
+            cache[name] = act if dim is None else act.select(dim, -1)
+    return logits
+
+
+def _query_dim(name: str, n_layers: int, arch: Architecture) -> int | None:
+    """The axis of query positions of the activation ``name`` in ``forward(last_only=True)``, or None
+    when it has none (the last block after its query, and keys and values, which are per key)."""
+    if name.endswith((".hook_k", ".hook_v")):
+        return None
+    query_axis = 2 if name.endswith((".hook_pattern", ".hook_attn_scores")) else 1
+    if not name.startswith(f"blocks.{n_layers - 1}."):
+        return None if name.startswith(("ln_final", "unembed")) else query_axis
+    # The last block: only what precedes its query has positions.
+    before_query = name.endswith(".hook_resid_pre") or (
+        arch.layernorm == "pre" and name.endswith(".ln1.hook_normalized")
+    )
+    return query_axis if before_query else None
+
+
+def _at_query(fn, dim: int | None):
+    """A hook that applies ``fn`` to the last query position of its activation only."""
+    if dim is None:
+        return fn
+
+    def at_last(act: torch.Tensor) -> torch.Tensor:
+        last = fn(act.select(dim, -1)).unsqueeze(dim)
+        return torch.cat([act.narrow(dim, 0, act.shape[dim] - 1), last], dim=dim)
+
+    return at_last
 
 
 def all_pairs(p: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from einops import einsum
 
 from grokviz.core.architecture import LN_EPS, REFERENCE, Architecture
-from grokviz.core.params import Params
+from grokviz.core.params import Params, n_layers_of
 
 Hooks = Mapping[str, Callable[[torch.Tensor], torch.Tensor]]
 
@@ -93,6 +93,39 @@ def add_bias(params: Params, name: str, x: torch.Tensor) -> torch.Tensor:
     return x if bias is None else x + bias
 
 
+def mlp_block(
+    params: Params,
+    block: str,
+    resid_mid: torch.Tensor,
+    arch: Architecture,
+    hooks: Hooks | None,
+    cache: dict | None,
+    dropout: Mapping[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """resid_mid [..., d_model] -> resid_post [..., d_model]: the MLP sublayer of ``block`` ("blocks.0")."""
+    x = resid_mid
+    if arch.layernorm == "pre":
+        x = hook(hooks, cache, f"{block}.ln2.hook_normalized", layer_norm(params, f"{block}.ln2", x))
+    pre = add_bias(params, f"{block}.mlp.b_in", x @ params[f"{block}.mlp.W_in"])
+    pre = hook(hooks, cache, f"{block}.mlp.hook_pre", pre)
+    post = torch.relu(pre) if arch.activation == "relu" else F.gelu(pre)
+    post = hook(hooks, cache, f"{block}.mlp.hook_post", post)
+    mlp_out = add_bias(params, f"{block}.mlp.b_out", drop(dropout, "mlp_post", post) @ params[f"{block}.mlp.W_out"])
+    mlp_out = hook(hooks, cache, f"{block}.hook_mlp_out", mlp_out)
+    resid_post = resid_mid + drop(dropout, "mlp_out", mlp_out)
+    if arch.layernorm == "post":
+        resid_post = layer_norm(params, f"{block}.ln2", resid_post)
+        resid_post = hook(hooks, cache, f"{block}.ln2.hook_normalized", resid_post)
+    return hook(hooks, cache, f"{block}.hook_resid_post", resid_post)
+
+
+def unembed(params: Params, resid: torch.Tensor, arch: Architecture, hooks: Hooks | None, cache: dict | None):
+    """The last block's resid_post [..., d_model] -> logits [..., d_vocab_out] (the final LayerNorm, W_U, b_U)."""
+    if arch.layernorm == "pre":
+        resid = hook(hooks, cache, "ln_final.hook_normalized", layer_norm(params, "ln_final", resid))
+    return add_bias(params, "unembed.b_U", resid @ unembed_matrix(params))
+
+
 def mlp_unembed(
     params: Params,
     resid_mid: torch.Tensor,
@@ -100,25 +133,53 @@ def mlp_unembed(
     hooks: Hooks | None,
     cache: dict | None,
     dropout: Mapping[str, torch.Tensor] | None = None,
+    block: str = "blocks.0",
 ) -> torch.Tensor:
-    """resid_mid [..., d_model] -> logits [..., d_vocab_out]: the MLP sublayer and the unembedding."""
-    x = resid_mid
+    """resid_mid [..., d_model] -> logits [..., d_vocab_out]: the last block's MLP and the unembedding."""
+    return unembed(params, mlp_block(params, block, resid_mid, arch, hooks, cache, dropout), arch, hooks, cache)
+
+
+def attention_block(
+    params: Params,
+    block: str,
+    resid_pre: torch.Tensor,
+    arch: Architecture,
+    hooks: Hooks | None,
+    cache: dict | None,
+    last_only: bool,
+    dropout: Mapping[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """resid_pre [batch, pos, d_model] -> resid_mid [batch, (pos,) d_model]: the attention sublayer of ``block``.
+
+    With ``last_only`` only the last position queries (its output has no position axis).
+    """
+    n_ctx = resid_pre.shape[1]
+    attn_in = resid_pre
     if arch.layernorm == "pre":
-        x = hook(hooks, cache, "blocks.0.ln2.hook_normalized", layer_norm(params, "blocks.0.ln2", x))
-    pre = hook(
-        hooks, cache, "blocks.0.mlp.hook_pre", add_bias(params, "blocks.0.mlp.b_in", x @ params["blocks.0.mlp.W_in"])
-    )
-    post = torch.relu(pre) if arch.activation == "relu" else F.gelu(pre)
-    post = hook(hooks, cache, "blocks.0.mlp.hook_post", post)
-    mlp_out = add_bias(params, "blocks.0.mlp.b_out", drop(dropout, "mlp_post", post) @ params["blocks.0.mlp.W_out"])
-    mlp_out = hook(hooks, cache, "blocks.0.hook_mlp_out", mlp_out)
-    resid_post = resid_mid + drop(dropout, "mlp_out", mlp_out)
+        attn_in = hook(hooks, cache, f"{block}.ln1.hook_normalized", layer_norm(params, f"{block}.ln1", attn_in))
+    eq = _ATTENTION[last_only]
+    query_in = attn_in[:, -1] if last_only else attn_in  # [batch, (q_pos,) d_model]
+
+    def project(name: str, x: torch.Tensor, equation: str) -> torch.Tensor:
+        out = add_bias(params, f"{block}.attn.b_{name}", einsum(x, params[f"{block}.attn.W_{name}"], equation))
+        return hook(hooks, cache, f"{block}.attn.hook_{name.lower()}", out)
+
+    q = project("Q", query_in, eq["q"])  # [batch, (q_pos,) head, d_head]
+    k = project("K", attn_in, _ATTENTION[False]["q"])  # [batch, k_pos, head, d_head]
+    v = project("V", attn_in, _ATTENTION[False]["q"])
+    scores = einsum(q, k, eq["scores"]) / math.sqrt(q.shape[-1])  # [batch, head, (q_pos,) k_pos]
+    if arch.attention == "causal" and not last_only:  # the last query sees every key either way
+        future = torch.ones(n_ctx, n_ctx, dtype=torch.bool, device=resid_pre.device).triu(1)  # [q_pos, k_pos]
+        scores = scores.masked_fill(future, float("-inf"))
+    scores = hook(hooks, cache, f"{block}.attn.hook_attn_scores", scores)
+    pattern = hook(hooks, cache, f"{block}.attn.hook_pattern", scores.softmax(dim=-1))
+    z = hook(hooks, cache, f"{block}.attn.hook_z", einsum(drop(dropout, "pattern", pattern), v, eq["z"]))
+    attn_out = add_bias(params, f"{block}.attn.b_O", einsum(z, params[f"{block}.attn.W_O"], eq["out"]))
+    attn_out = hook(hooks, cache, f"{block}.hook_attn_out", attn_out)  # [batch, (pos,) d_model]
+    resid_mid = (resid_pre[:, -1] if last_only else resid_pre) + drop(dropout, "attn_out", attn_out)
     if arch.layernorm == "post":
-        resid_post = hook(hooks, cache, "blocks.0.ln2.hook_normalized", layer_norm(params, "blocks.0.ln2", resid_post))
-    resid_post = hook(hooks, cache, "blocks.0.hook_resid_post", resid_post)
-    if arch.layernorm == "pre":
-        resid_post = hook(hooks, cache, "ln_final.hook_normalized", layer_norm(params, "ln_final", resid_post))
-    return add_bias(params, "unembed.b_U", resid_post @ unembed_matrix(params))
+        resid_mid = hook(hooks, cache, f"{block}.ln1.hook_normalized", layer_norm(params, f"{block}.ln1", resid_mid))
+    return hook(hooks, cache, f"{block}.hook_resid_mid", resid_mid)
 
 
 def forward(
@@ -133,41 +194,22 @@ def forward(
 ) -> torch.Tensor:
     """tokens [batch, pos] -> last-position logits [batch, d_vocab_out].
 
-    Pass ``cache={}`` to receive every activation under its TransformerLens hook name.
+    Pass ``cache={}`` to receive every activation under its TransformerLens hook name. With
+    ``last_only`` every block but the last runs at all positions (later blocks read them), and the
+    last block's query, MLP and unembedding at the last position only.
     """
     n_ctx = tokens.shape[1]
     resid = hook(hooks, cache, "hook_embed", params["embed.W_E"][tokens])  # [batch, pos, d_model]
     if "pos_embed.W_pos" in params:
         pos = params["pos_embed.W_pos"][:n_ctx].expand_as(resid)
         resid = resid + hook(hooks, cache, "hook_pos_embed", pos)
-    resid_pre = hook(hooks, cache, "blocks.0.hook_resid_pre", resid)  # [batch, pos, d_model]
-    attn_in = resid_pre
-    if arch.layernorm == "pre":
-        attn_in = hook(hooks, cache, "blocks.0.ln1.hook_normalized", layer_norm(params, "blocks.0.ln1", attn_in))
-    eq = _ATTENTION[last_only]
-    query_in = attn_in[:, -1] if last_only else attn_in  # [batch, (q_pos,) d_model]
-
-    def project(name: str, x: torch.Tensor, equation: str) -> torch.Tensor:
-        out = add_bias(params, f"blocks.0.attn.b_{name}", einsum(x, params[f"blocks.0.attn.W_{name}"], equation))
-        return hook(hooks, cache, f"blocks.0.attn.hook_{name.lower()}", out)
-
-    q = project("Q", query_in, eq["q"])  # [batch, (q_pos,) head, d_head]
-    k = project("K", attn_in, _ATTENTION[False]["q"])  # [batch, k_pos, head, d_head]
-    v = project("V", attn_in, _ATTENTION[False]["q"])
-    scores = einsum(q, k, eq["scores"]) / math.sqrt(q.shape[-1])  # [batch, head, (q_pos,) k_pos]
-    if arch.attention == "causal" and not last_only:  # the last query sees every key either way
-        future = torch.ones(n_ctx, n_ctx, dtype=torch.bool, device=tokens.device).triu(1)  # [q_pos, k_pos]
-        scores = scores.masked_fill(future, float("-inf"))
-    scores = hook(hooks, cache, "blocks.0.attn.hook_attn_scores", scores)
-    pattern = hook(hooks, cache, "blocks.0.attn.hook_pattern", scores.softmax(dim=-1))
-    z = hook(hooks, cache, "blocks.0.attn.hook_z", einsum(drop(dropout, "pattern", pattern), v, eq["z"]))
-    attn_out = add_bias(params, "blocks.0.attn.b_O", einsum(z, params["blocks.0.attn.W_O"], eq["out"]))
-    attn_out = hook(hooks, cache, "blocks.0.hook_attn_out", attn_out)  # [batch, (pos,) d_model]
-    resid_mid = (resid_pre[:, -1] if last_only else resid_pre) + drop(dropout, "attn_out", attn_out)
-    if arch.layernorm == "post":
-        resid_mid = hook(hooks, cache, "blocks.0.ln1.hook_normalized", layer_norm(params, "blocks.0.ln1", resid_mid))
-    resid_mid = hook(hooks, cache, "blocks.0.hook_resid_mid", resid_mid)
-    logits = mlp_unembed(params, resid_mid, arch, hooks, cache, dropout)  # [batch, (pos,) d_vocab_out]
+    n_layers = n_layers_of(params)
+    for layer in range(n_layers):
+        block, last_block = f"blocks.{layer}", layer == n_layers - 1
+        resid = hook(hooks, cache, f"{block}.hook_resid_pre", resid)  # [batch, pos, d_model]
+        resid_mid = attention_block(params, block, resid, arch, hooks, cache, last_only and last_block, dropout)
+        resid = mlp_block(params, block, resid_mid, arch, hooks, cache, dropout)  # [batch, (pos,) d_model]
+    logits = unembed(params, resid, arch, hooks, cache)  # [batch, (pos,) d_vocab_out]
     return logits if last_only else logits[:, -1]
 
 

@@ -70,6 +70,9 @@ class GroupsConfig(Config):
         if group is not None and ok("p") and self.p != group.order:
             check.add("p", f"must be {group.order}, the order of {group.name} (leave it unset)")
         check_frac_train(check, group.order**2 if group is not None else None)
+        if ok("n_layers") and self.n_layers != 1:
+            # The irrep analyses read one block's neurons (analysis.groups); deeper group runs are not built.
+            check.add("n_layers", "must be 1 for a group run (the representation-theory analyses read one layer)")
 
     @property
     def finite_group(self) -> FiniteGroup:

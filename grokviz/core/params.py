@@ -1,4 +1,4 @@
-"""The modular 1-layer transformer's tensors: their type, names, shapes, initialisation and count.
+"""The modular transformer's tensors (one block, or up to four): their type, names, shapes, initialisation and count.
 
 Parameters live in a ``dict[str, Tensor]`` (:data:`Params`, the one type both families' models
 use) keyed exactly as TransformerLens names them (right-multiplying layout, see
@@ -41,39 +41,53 @@ PARAM_SHAPES: dict[str, Callable[[Config], tuple[int, ...]]] = {
 
 
 def param_shapes(cfg: Config) -> dict[str, tuple[int, ...]]:
-    """Name -> shape of every tensor a checkpoint of ``cfg`` stores, in canonical order."""
+    """Name -> shape of every tensor a checkpoint of ``cfg`` stores, in canonical order.
+
+    Blocks ``blocks.0`` ... ``blocks.{n_layers - 1}`` in order, each with the same tensors; a
+    1-layer model's order (and so its initialisation) is what it always was.
+    """
     arch = cfg.architecture
-    d, h, dh, m = cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_mlp
+    d = cfg.d_model
     shapes = {"embed.W_E": (cfg.d_vocab, d)}
     if arch.pos_embed == "learned":
         shapes["pos_embed.W_pos"] = (cfg.n_ctx, d)
-    if arch.layernorm == "pre":
-        shapes |= {"blocks.0.ln1.w": (d,), "blocks.0.ln1.b": (d,)}
-    for name in ("Q", "K", "V"):
-        shapes[f"blocks.0.attn.W_{name}"] = (h, d, dh)
-    if arch.biases == "all":
-        shapes |= {f"blocks.0.attn.b_{name}": (h, dh) for name in ("Q", "K", "V")}
-    shapes["blocks.0.attn.W_O"] = (h, dh, d)
-    if arch.biases == "all":
-        shapes["blocks.0.attn.b_O"] = (d,)
-    if arch.layernorm == "post":
-        shapes |= {"blocks.0.ln1.w": (d,), "blocks.0.ln1.b": (d,)}
-    if arch.layernorm == "pre":
-        shapes |= {"blocks.0.ln2.w": (d,), "blocks.0.ln2.b": (d,)}
-    shapes["blocks.0.mlp.W_in"] = (d, m)
-    if arch.biases != "none":
-        shapes["blocks.0.mlp.b_in"] = (m,)
-    shapes["blocks.0.mlp.W_out"] = (m, d)
-    if arch.biases != "none":
-        shapes["blocks.0.mlp.b_out"] = (d,)
-    if arch.layernorm == "post":
-        shapes |= {"blocks.0.ln2.w": (d,), "blocks.0.ln2.b": (d,)}
+    for layer in range(cfg.n_layers):
+        shapes |= _block_shapes(cfg, f"blocks.{layer}")
     if arch.layernorm == "pre":
         shapes |= {"ln_final.w": (d,), "ln_final.b": (d,)}
     if arch.unembed == "untied":
         shapes["unembed.W_U"] = (d, cfg.d_vocab_out)
     if arch.biases == "all":
         shapes["unembed.b_U"] = (cfg.d_vocab_out,)
+    return shapes
+
+
+def _block_shapes(cfg: Config, block: str) -> dict[str, tuple[int, ...]]:
+    """The tensors of one block named ``block`` (``"blocks.0"``), in canonical order."""
+    arch = cfg.architecture
+    d, h, dh, m = cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_mlp
+    shapes: dict[str, tuple[int, ...]] = {}
+    if arch.layernorm == "pre":
+        shapes |= {f"{block}.ln1.w": (d,), f"{block}.ln1.b": (d,)}
+    for name in ("Q", "K", "V"):
+        shapes[f"{block}.attn.W_{name}"] = (h, d, dh)
+    if arch.biases == "all":
+        shapes |= {f"{block}.attn.b_{name}": (h, dh) for name in ("Q", "K", "V")}
+    shapes[f"{block}.attn.W_O"] = (h, dh, d)
+    if arch.biases == "all":
+        shapes[f"{block}.attn.b_O"] = (d,)
+    if arch.layernorm == "post":
+        shapes |= {f"{block}.ln1.w": (d,), f"{block}.ln1.b": (d,)}
+    if arch.layernorm == "pre":
+        shapes |= {f"{block}.ln2.w": (d,), f"{block}.ln2.b": (d,)}
+    shapes[f"{block}.mlp.W_in"] = (d, m)
+    if arch.biases != "none":
+        shapes[f"{block}.mlp.b_in"] = (m,)
+    shapes[f"{block}.mlp.W_out"] = (m, d)
+    if arch.biases != "none":
+        shapes[f"{block}.mlp.b_out"] = (d,)
+    if arch.layernorm == "post":
+        shapes |= {f"{block}.ln2.w": (d,), f"{block}.ln2.b": (d,)}
     return shapes
 
 
@@ -95,6 +109,11 @@ def init_params(cfg: Config, device: torch.device | str = "cpu") -> Params:
             scale = 1 / math.sqrt(cfg.d_vocab_out if name == "unembed.W_U" else cfg.d_model)
             params[name] = torch.randn(shape, generator=generator) * scale
     return {name: t.to(device) for name, t in params.items()}
+
+
+def n_layers_of(params: Params) -> int:
+    """How many blocks a model has: ``blocks.0`` ... ``blocks.{n - 1}`` each store ``attn.W_Q``."""
+    return sum(1 for name in params if name.startswith("blocks.") and name.endswith(".attn.W_Q"))
 
 
 def p_of(params: Params) -> int:

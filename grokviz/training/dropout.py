@@ -22,11 +22,12 @@ _STEP_STRIDE = 1_000_003
 
 
 class DropoutDraw:
-    """The masks of every training step of one run (``cfg.dropout`` > 0) over ``n_train`` pairs."""
+    """The masks of every training step of one run (``cfg.dropout`` > 0) over ``n_rows`` pairs
+    (the training set, or the minibatch)."""
 
-    def __init__(self, cfg: Config, n_train: int, device: torch.device):
+    def __init__(self, cfg: Config, n_rows: int, device: torch.device):
         self.rate, self.seed, self.device = cfg.dropout, cfg.seed, device
-        self.shapes = dropout_shapes(n_train, cfg.n_heads, cfg.d_model, cfg.d_mlp, cfg.n_ctx)
+        self.shapes = dropout_shapes(n_rows, cfg.n_heads, cfg.d_model, cfg.d_mlp, cfg.n_ctx)
 
     def at(self, step: int) -> dict[str, torch.Tensor]:
         """The masks of the update that follows ``step`` updates."""
@@ -34,16 +35,16 @@ class DropoutDraw:
         return dropout_masks(self.rate, self.shapes, generator, self.device)
 
 
-def draw_for(cfg: Config, n_train: int, device: torch.device) -> DropoutDraw | None:
+def draw_for(cfg: Config, n_rows: int, device: torch.device) -> DropoutDraw | None:
     """The run's mask source, or None without dropout (then the step draws nothing)."""
-    return DropoutDraw(cfg, n_train, device) if cfg.dropout > 0 else None
+    return DropoutDraw(cfg, n_rows, device) if cfg.dropout > 0 else None
 
 
-def capturable(use_graphs: bool, dev: torch.device, with_dropout: bool) -> bool:
-    """Whether the steps may be captured as CUDA graphs: not with dropout (its generator is reseeded
-    on the host each step), which is then said on stderr."""
-    if use_graphs and with_dropout and dev.type == "cuda":
-        print("note: dropout: the steps run eagerly, not as CUDA graphs", file=sys.stderr)
+def capturable(use_graphs: bool, dev: torch.device, reseeded: bool) -> bool:
+    """Whether the steps may be captured as CUDA graphs: not with dropout or minibatches (their
+    generators are reseeded on the host each step), which is then said on stderr."""
+    if use_graphs and reseeded and dev.type == "cuda":
+        print("note: dropout or minibatches: the steps run eagerly, not as CUDA graphs", file=sys.stderr)
         return False
     return use_graphs
 

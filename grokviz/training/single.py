@@ -1,6 +1,6 @@
 """The single-run trainer: ``train(cfg, out)``.
 
-Full-batch AdamW on the fast path of ``grokviz.core.fast_path`` (position 2 only, token tables),
+Full-batch (or, with ``batch_size``, minibatch: ``grokviz.training.batches``) AdamW on the fast path of ``grokviz.core.fast_path`` (position 2 only, token tables),
 float64 loss, on CUDA when present. Writes a run folder (see ``grokviz.storage.runs``) as it goes:
 
 * a log row every ``log_every`` steps (train and test loss/accuracy, test set evaluated then);
@@ -33,6 +33,8 @@ from grokviz.storage.log import LogWriter
 from grokviz.storage.resume import RESUME_FILE, save_resume_state
 from grokviz.storage.runs import Run, open_run, save_checkpoint, write_run_file
 from grokviz.training import memory, trackers
+from grokviz.training.batches import BatchDraw
+from grokviz.training.batches import draw_for as batch_draw_for
 from grokviz.training.device import configure_cpu, matmul_precision, pick_device
 from grokviz.training.dropout import DropoutDraw, capturable, draw_for
 from grokviz.training.graphs import replayable
@@ -69,23 +71,30 @@ class SingleStep:
     grokfast: Grokfast | None = None  # the gradient filter (its state is updated in place)
     arch: Architecture = REFERENCE
     dropout: DropoutDraw | None = None  # masks per step (None: no dropout; the step stays capturable)
+    batches: BatchDraw | None = None  # minibatch indices per step (None: full batch; the step stays capturable)
 
     def __call__(self, *, evaluate: bool, update: bool = True) -> torch.Tensor | None:
         """One full-batch step: [4] metrics of the weights before the update (train loss, train
         accuracy, test loss, test accuracy) if ``evaluate``, then one AdamW update if ``update``.
 
-        With dropout the update's loss is the dropped-out one, and the logged train metrics are the
-        model's own (no dropout, as analysis sees it), from one more forward on log steps."""
-        masks = self.dropout.at(int(self.state.step)) if self.dropout is not None else None
-        logits = forward_last(self.params, *self.train[:2], arch=self.arch, dropout=masks)
+        With dropout or a minibatch the update's loss is the dropped-out or minibatch one, and the
+        logged train metrics are the model's own over the whole training set (no dropout, as
+        analysis sees it), from one more forward on log steps."""
+        step = int(self.state.step) if self.dropout is not None or self.batches is not None else 0
+        masks = self.dropout.at(step) if self.dropout is not None else None
+        a, b, labels = self.train
+        if self.batches is not None:
+            rows = self.batches.at(step)  # [batch_size]
+            a, b, labels = a[rows], b[rows], labels[rows]
+        logits = forward_last(self.params, a, b, arch=self.arch, dropout=masks)
         metrics = None
         if not evaluate:  # most steps: no accuracy, no test set
-            train_loss = cross_entropy64(logits, self.train[2])
+            train_loss = cross_entropy64(logits, labels)
         else:
-            train_loss, train_acc = loss_and_accuracy(logits, self.train[2])
+            train_loss, train_acc = loss_and_accuracy(logits, labels)
             with torch.no_grad():
                 logged_loss, logged_acc = train_loss.detach(), train_acc
-                if masks is not None:
+                if masks is not None or self.batches is not None:
                     logged_loss, logged_acc = loss_and_accuracy(
                         forward_last(self.params, *self.train[:2], arch=self.arch), self.train[2]
                     )
@@ -140,9 +149,11 @@ def _train(
     test_data = tuple(t[dataset.test_idx].to(dev) for t in (dataset.a, dataset.b, dataset.labels))
 
     start_step, params, state, grokfast = _prepare_run(cfg, out, resume, dev)
-    dropout = draw_for(cfg, len(train_data[0]), dev)
-    step_of = SingleStep(params, state, Hyper.of(cfg, dev), train_data, test_data, grokfast, cfg.architecture, dropout)
-    use_graphs = capturable(use_graphs, dev, dropout is not None)
+    batches = batch_draw_for(cfg, len(train_data[0]), dev)
+    dropout = draw_for(cfg, len(train_data[0]) if batches is None else batches.batch_size, dev)
+    hyper = Hyper.of(cfg, dev)
+    step_of = SingleStep(params, state, hyper, train_data, test_data, grokfast, cfg.architecture, dropout, batches)
+    use_graphs = capturable(use_graphs, dev, dropout is not None or batches is not None)
     # Two captured kinds of step; the last step (metrics, no update) runs once, eagerly.
     logged = replayable(lambda: step_of(evaluate=True), step_of.state_tensors(), use_graph=use_graphs)
     plain = replayable(lambda: step_of(evaluate=False), step_of.state_tensors(), use_graph=use_graphs)
