@@ -14,6 +14,7 @@ from grokviz.commands.flags import (
     Parser,
     add_config_flags,
     add_runtime_flags,
+    batch_sizes,
     config_from_args,
     fail,
     given_flags,
@@ -35,7 +36,9 @@ from grokviz.training.ensemble import SAVE_MODES, digits_grid, grid_configs, sha
 
 # Config fields given as lists (one value per grid point) instead of the single-value flags.
 SIZE_AXES = frozenset({"d_model", "d_mlp", "n_heads"})
-PER_MEMBER = frozenset({"seed", "weight_decay", "frac_train", "lr", "grokfast_lamb"}) | SIZE_AXES
+# Depth and batch size: modular members only (each value its own group, as a model size is).
+RUN_AXES = frozenset({"n_layers", "batch_size"})
+PER_MEMBER = frozenset({"seed", "weight_decay", "frac_train", "lr", "grokfast_lamb"}) | SIZE_AXES | RUN_AXES
 DIGITS_PER_MEMBER = frozenset({"seed", "weight_decay", "lr"}) | SIZE_AXES
 
 
@@ -148,6 +151,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="Grokfast amplifications, e.g. 0,1,2,5 (with --grokfast; unset: 2.0 for ema, 5.0 for ma)",
     )
+    depth_group = parser.add_argument_group(
+        "depth and minibatches (each value is its own group of members, as a model size is)"
+    )
+    depth_group.add_argument(
+        "--n-layers", type=sizes, default=None, help=f"transformer blocks, e.g. 1,2 (1 to 4; {defaults.n_layers})"
+    )
+    depth_group.add_argument(
+        "--batch-size",
+        type=batch_sizes,
+        default=None,
+        help="training pairs per step, e.g. 128,512,full (full: the whole training set every step; each member "
+        "draws its single run's batches from its seed and the step)",
+    )
     add_sweep_flags(parser)
     add_runtime_flags(parser)
     add_tracker_flag(parser)
@@ -187,11 +203,19 @@ def main(argv: list[str] | None = None) -> int:
         if base.grokfast != "none":
             axes["grokfast_lamb"] = args.grokfast_lamb or [base.grokfast_lamb]
         shape_changes = _shapes(args, base, keep_d_head=bool(given_flags(argv, ["d_head"])))
-        _check_axes(base, axes, shape_changes, args.group_size)
-        # The memory the grid needs, before anything is allocated (one config per shape stands for its members).
-        per_shape = math.prod(len(values) for values in axes.values())
         largest = base.replace(frac_train=max(args.frac_train))
-        _check_memory(args, [largest.replace(**change) for change in shape_changes], per_shape)
+        # Depth and batch size: one group per value, like a shape (sweep.json names them when given).
+        run_axes = {"n_layers": args.n_layers, "batch_size": args.batch_size}
+        group_changes = [
+            change | {"n_layers": depth, "batch_size": batch}
+            for change in shape_changes
+            for depth in args.n_layers or [base.n_layers]
+            for batch in args.batch_size or [base.batch_size]
+        ]
+        _check_axes(base, axes, group_changes, args.group_size, largest)
+        # The memory the grid needs, before anything is allocated (one config per group stands for its members).
+        per_shape = math.prod(len(values) for values in axes.values())
+        _check_memory(args, [largest.replace(**change) for change in group_changes], per_shape)
         configs = grid_configs(
             base,
             seeds=args.seeds,
@@ -200,7 +224,10 @@ def main(argv: list[str] | None = None) -> int:
             lrs=args.lr,
             grokfast_lambs=args.grokfast_lamb,
             shapes=shape_changes if len(shape_changes) > 1 or _sizes_given(args) else None,
+            n_layers=args.n_layers,
+            batch_sizes=args.batch_size,
         )
+        axes |= {name: values for name, values in run_axes.items() if values is not None}
         return _train(args, configs, _with_size_axes(axes, shape_changes))
     except GrokvizError as exc:
         return fail(exc)
@@ -246,15 +273,16 @@ def _with_size_axes(axes: dict, shape_changes: list[dict]) -> dict:
     return sized
 
 
-def _check_axes(base, axes: dict, shape_changes: list[dict], group_size: int | None) -> None:
+def _check_axes(base, axes: dict, shape_changes: list[dict], group_size: int | None, largest=None) -> None:
     """Each axis value on its own (one small config each), so that a bad value is named before the
-    whole grid is built."""
+    whole grid is built. ``shape_changes`` are checked on ``largest`` (the largest training set,
+    which a batch size must fit in), or ``base``."""
     for name, values in axes.items():
         # Seeds are integers >= 0 by their parser: the two ends stand for a range of them.
         for value in (min(values), max(values)) if name == "seed" else dict.fromkeys(values):
             base.replace(**{name: value})
     for change in shape_changes:
-        base.replace(**change)
+        (largest or base).replace(**change)
     if group_size is not None and group_size < 1:
         raise GrokvizError(f"--group-size={group_size} must be at least 1")
 
@@ -266,7 +294,7 @@ def _check_memory(args, shape_configs: list, per_shape: int) -> None:
         # Refused before anything is written; a Ray task holds one group, on its own device.
         distributed.ray_module()
         counts = [min(per_shape, group_size or per_shape)]
-        shape_configs = [max(shape_configs, key=lambda c: (c.d_model, c.d_mlp))]
+        shape_configs = [max(shape_configs, key=lambda c: memory.estimate_sweep([c]).total)]
     memory.check_fits(memory.estimate_sweep(shape_configs, group_size, counts), pick_device(args.device))
 
 

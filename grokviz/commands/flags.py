@@ -156,6 +156,23 @@ def sizes(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers like 4,7,16") from None
 
 
+def batch_sizes(text: str) -> list[int | None]:
+    """'64,512,full' -> [64, 512, None]: training pairs per step, 'full' for the whole training set
+    (the config checks each against the training set's size)."""
+    found: list[int | None] = []
+    for part in (part.strip() for part in text.split(",")):
+        if part == "full":
+            found.append(None)
+            continue
+        try:
+            found.append(int(part))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: {part!r} is neither an integer nor 'full'; give batch sizes like 64,512,full"
+            ) from None
+    return found
+
+
 def mlp_sizes(text: str) -> list[int | str]:
     """'14,28' -> [14, 28]; an entry 'Nx' is N times each member's d_model ('4x': d_mlp = 4 d_model)."""
     found: list[int | str] = []

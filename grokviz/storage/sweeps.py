@@ -38,18 +38,24 @@ OUTCOMES = ("never fit", "memorised only", "grokked")
 LIVE_OUTCOMES = ("waiting", "training")
 # The config fields in which the members of one sweep may differ, in the order of a member's
 # folder name and of the app's axes. Everything else is shared by all members. The shape fields
-# (d_model, d_mlp, n_heads) put members in separate groups; an adder config has no frac_train
-# nor grokfast_lamb (see :func:`member_fields`).
+# (d_model, d_mlp, n_heads, n_layers) and batch_size put members in separate groups; an adder config
+# has no frac_train nor grokfast_lamb, and its ensemble sweeps neither depth nor batch size (see
+# :func:`member_fields`).
 MEMBER_FIELDS = (
     *("weight_decay", "frac_train", "lr", "seed", "data_seed", "grokfast_lamb"),
-    *("d_model", "d_mlp", "n_heads", "d_head"),
+    *("d_model", "d_mlp", "n_heads", "d_head", "n_layers", "batch_size"),
 )
-SHAPE_FIELDS = ("d_model", "d_mlp", "n_heads", "d_head")
+SHAPE_FIELDS = ("d_model", "d_mlp", "n_heads", "d_head", "n_layers")
+# Fields of the adder's config that its ensemble does not sweep (one depth and batch size per sweep).
+_NOT_ADDER_MEMBER_FIELDS = ("n_layers", "batch_size")
 
 
 def member_fields(cfg) -> tuple[str, ...]:
-    """The :data:`MEMBER_FIELDS` that are fields of ``cfg``'s family (an adder's d_head is derived, not one)."""
+    """The :data:`MEMBER_FIELDS` that are fields of ``cfg``'s family and swept by its ensemble (an
+    adder's d_head is derived, not one; its n_layers and batch_size are shared by every member)."""
     names = {f.name for f in dataclasses.fields(cfg)}
+    if cfg.family == "digits":
+        names -= set(_NOT_ADDER_MEMBER_FIELDS)
     return tuple(f for f in MEMBER_FIELDS if f in names)
 
 
@@ -57,8 +63,9 @@ def member_name(cfg: Config) -> str:
     """Folder name of a member, from its per-member fields: ``wd1_frac0.3_lr0.001_seed0``, with
     ``_data7`` for a data seed, ``_ema2`` / ``_ma5`` for a Grokfast filter and its lamb, and
     ``_d32_mlp128_h4`` for a model of another shape than the paper's (d_model 128, d_mlp 512, 4
-    heads; so the names of sweeps of that shape stay as they were). An adder member names its shape
-    first: ``d7_ff14_h1_lr0.02_wd0.01_seed0``."""
+    heads; so the names of sweeps of that shape stay as they were), ``_layers2`` for more than one
+    block and ``_batch512`` for minibatches. An adder member names its shape first:
+    ``d7_ff14_h1_lr0.02_wd0.01_seed0``."""
     if cfg.family == "digits":
         name = f"d{cfg.d_model}_ff{cfg.d_mlp}_h{cfg.n_heads}_lr{cfg.lr:g}_wd{cfg.weight_decay:g}_seed{cfg.seed}"
         return name + (f"_data{cfg.data_seed}" if cfg.data_seed is not None else "")
@@ -69,6 +76,10 @@ def member_name(cfg: Config) -> str:
         name += f"_{cfg.grokfast}{cfg.grokfast_lamb:g}"
     if (cfg.d_model, cfg.d_mlp, cfg.n_heads) != (128, 512, 4):
         name += f"_d{cfg.d_model}_mlp{cfg.d_mlp}_h{cfg.n_heads}"
+    if cfg.n_layers != 1:
+        name += f"_layers{cfg.n_layers}"
+    if cfg.batch_size is not None:
+        name += f"_batch{cfg.batch_size}"
     return name
 
 
@@ -245,6 +256,8 @@ def outcome_table(sweep: Sweep, threshold: float = THRESHOLD) -> pd.DataFrame:
             run = member.open()
             # Sweeps written before the size axes existed name no sizes: the member's config has them.
             row.update({a: getattr(run.config, a) for a in member_fields(run.config) if row.get(a) is None})
+            if "batch_size" in member_fields(run.config) and row["batch_size"] is None:
+                row["batch_size"] = "full"  # the whole training set every step (not a missing value)
             row["params"] = n_params(family_of(run.config).param_shapes(run.config))
             outcome = classify(member_log(run), threshold)
             row.update(vars(outcome))

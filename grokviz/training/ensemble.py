@@ -3,12 +3,14 @@
 Every parameter gets a leading member axis (``[member, ...]``) and one step trains all members
 at once (``grokviz.training.members``: the batched step, one model definition with the single run).
 
-Members may differ in ``seed``, ``data_seed``, ``lr``, ``weight_decay``, ``frac_train`` and the
+Members may differ in ``seed``, ``data_seed``, ``lr``, ``weight_decay``, ``frac_train``, the
 Grokfast filter's ``grokfast_lamb`` (a ``[member]`` tensor in the filter, as lr and weight decay
-are in AdamW); everything else is shared. Members with different ``frac_train`` have training sets of
-different sizes, so they are trained in *groups* of equal size (one batched step per group per
-step) rather than padded with a mask: a masked mean sums in another order than the single run
-and a member would no longer equal the single run with its config (which tests check).
+are in AdamW), the model's sizes and depth (``n_layers``) and ``batch_size``; everything else is
+shared. Members with different ``frac_train`` have training sets of different sizes, so they are
+trained in *groups* of equal size (one batched step per group per step) rather than padded with a
+mask: a masked mean sums in another order than the single run and a member would no longer equal
+the single run with its config (which tests check). Members of another shape, depth or batch size
+are their own groups in the same way.
 
 Output: a sweep folder ::
 
@@ -43,7 +45,7 @@ from grokviz.storage.lock import FolderLock
 from grokviz.storage.log import LogWriter
 from grokviz.storage.resume import save_resume_state
 from grokviz.storage.runs import open_run, require_new_folder, save_checkpoint, write_run_file
-from grokviz.storage.sweeps import MEMBER_FIELDS, member_fields, member_name, write_sweep_file
+from grokviz.storage.sweeps import member_fields, member_name, write_sweep_file
 from grokviz.training import memory, trackers
 from grokviz.training.device import configure_cpu, keep_freed_memory, matmul_precision, pick_device
 from grokviz.training.dropout import capturable
@@ -116,9 +118,12 @@ def grid_configs(
     lrs=None,
     grokfast_lambs=None,
     shapes: list[dict] | None = None,
+    n_layers=None,
+    batch_sizes=None,
 ) -> list[Config]:
     """The product of the given axes (an axis left out, None, keeps ``base``'s value), the model
-    shapes outermost (:func:`shape_grid`'s changes), then weight decay.
+    shapes outermost (:func:`shape_grid`'s changes), then depth, batch size (None in
+    ``batch_sizes``: the full batch) and weight decay.
 
     An axis given as an empty list is an error, never the base value: an empty range must not
     quietly train the default member."""
@@ -129,12 +134,16 @@ def grid_configs(
         "seeds": seeds,
         "grokfast_lambs": grokfast_lambs,
         "shapes": shapes,
+        "n_layers": n_layers,
+        "batch_sizes": batch_sizes,
     }
     empty = [name for name, values in given.items() if values is not None and not len(values)]
     if empty:
         raise GrokvizError(f"an ensemble axis has no values: {', '.join(empty)}")
     axes = (
         [{}] if shapes is None else shapes,
+        [base.n_layers] if n_layers is None else n_layers,
+        [base.batch_size] if batch_sizes is None else batch_sizes,
         [base.weight_decay] if weight_decays is None else weight_decays,
         [base.frac_train] if frac_trains is None else frac_trains,
         [base.lr] if lrs is None else lrs,
@@ -142,8 +151,17 @@ def grid_configs(
         [base.grokfast_lamb] if grokfast_lambs is None else grokfast_lambs,
     )
     return [
-        base.replace(weight_decay=wd, frac_train=frac, lr=lr, seed=seed, grokfast_lamb=lamb, **shape)
-        for shape, wd, frac, lr, seed, lamb in itertools.product(*axes)
+        base.replace(
+            n_layers=depth,
+            batch_size=batch,
+            weight_decay=wd,
+            frac_train=frac,
+            lr=lr,
+            seed=seed,
+            grokfast_lamb=lamb,
+            **shape,
+        )
+        for shape, depth, batch, wd, frac, lr, seed, lamb in itertools.product(*axes)
     ]
 
 
@@ -167,11 +185,12 @@ def check_members(configs: list[Config]) -> None:
     if len(kinds) > 1:
         raise GrokvizError(f"members must be of one task family; these mix {sorted(k.family for k in kinds)}")
     # Every field of the members' own class: a groups sweep's members share their group too.
-    shared = [f.name for f in fields(type(configs[0])) if f.name not in MEMBER_FIELDS]
+    swept = member_fields(configs[0])
+    shared = [f.name for f in fields(type(configs[0])) if f.name not in swept]
     for cfg in configs[1:]:
         differs = [n for n in shared if getattr(cfg, n) != getattr(configs[0], n)]
         if differs:
-            raise GrokvizError(f"members may differ only in {list(MEMBER_FIELDS)}; they differ in {differs}")
+            raise GrokvizError(f"members may differ only in {list(swept)}; they differ in {differs}")
     names = [member_name(c) for c in configs]
     if len(set(names)) != len(names):
         raise GrokvizError("two members have the same config; give each axis distinct values")
@@ -293,7 +312,7 @@ def train_members(
     if start is not None:
         for group in groups:
             restore(group, start_step, [start[1][i] for i in group.members])
-    use_graphs = capturable(use_graphs, dev, any(group.dropout for group in groups))
+    use_graphs = capturable(use_graphs, dev, any(group.dropout or group.batches for group in groups))
     steps_of = [group_steps(group, use_graphs) for group in groups]  # before any file: see graphs.replayable
     if prologue is not None:
         prologue()

@@ -1,11 +1,14 @@
-"""An ensemble's batch of members: the members with training sets of one size, their stacked
-``[member, ...]`` parameters and AdamW state, and the one batched step that trains them all.
+"""An ensemble's batch of members: the members with training sets of one size (and one model shape
+and batch size), their stacked ``[member, ...]`` parameters and AdamW state, and the one batched
+step that trains them all.
 
 The forward is ``torch.func.vmap`` over :func:`grokviz.core.fast_path.forward_last` (the single
 run's own fast path, so there is one model definition), the backward is one ``autograd.grad``
 of the summed member losses (members share no weights, so each gets exactly its own gradient),
 and AdamW is the single run's update with the per-member learning rate and weight decay as
-broadcast tensors. ``grokviz.training.ensemble`` drives these batches over the steps.
+broadcast tensors. With minibatches each member draws its single run's indices
+(``grokviz.training.batches``), and they are gathered per member before the vmapped forward.
+``grokviz.training.ensemble`` drives these batches over the steps.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from grokviz.core.config import Config, dataset_for
 from grokviz.core.fast_path import forward_last
 from grokviz.core.params import Params, init_params
 from grokviz.storage.sweeps import SHAPE_FIELDS
+from grokviz.training.batches import BatchDraw
+from grokviz.training.batches import draw_for as batch_draw_for
 from grokviz.training.dropout import DropoutDraw, draw_for, stacked
 from grokviz.training.graphs import replayable
 from grokviz.training.grokfast import Grokfast
@@ -62,7 +67,7 @@ def batched_loss(params: Params, a, b, labels, arch: Architecture = REFERENCE, m
 
 @dataclass
 class MemberBatch:
-    """Members with training sets of one size, trained by one batched step."""
+    """Members with training sets of one size, models of one shape and one batch size, trained by one batched step."""
 
     members: list[int]  # indices into the ensemble's configs
     configs: list[Config]
@@ -73,6 +78,7 @@ class MemberBatch:
     test: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # a, b, labels: [member, n_test]
     grokfast: Grokfast | None = None  # the gradient filter, lamb: [member]
     dropout: list[DropoutDraw] | None = None  # each member's masks (its single run's), None without dropout
+    batches: list[BatchDraw] | None = None  # each member's minibatch indices (its single run's), None: full batch
 
     @property
     def arch(self) -> Architecture:
@@ -80,13 +86,13 @@ class MemberBatch:
 
 
 def plan_groups(configs: list[Config], group_size: int | None = None, datasets=None) -> list[list[int]]:
-    """Indices of the members of each group: training sets of one size and models of one shape
-    (``SHAPE_FIELDS``), at most ``group_size`` per group."""
+    """Indices of the members of each group: training sets of one size, models of one shape
+    (``SHAPE_FIELDS``: n_layers included) and one batch size, at most ``group_size`` per group."""
     by_size: dict[tuple, list[int]] = {}
     datasets = datasets or [dataset_for(cfg) for cfg in configs]
     for i, data in enumerate(datasets):
         shape = tuple(getattr(configs[i], name) for name in SHAPE_FIELDS)
-        by_size.setdefault((len(data.train_idx), *shape), []).append(i)
+        by_size.setdefault((len(data.train_idx), *shape, configs[i].batch_size), []).append(i)
     return [
         same_size[start : start + (group_size or len(same_size))]
         for same_size in by_size.values()
@@ -110,6 +116,8 @@ def make_groups(configs: list[Config], dev: torch.device, group_size: int | None
         params = stack([init_params(configs[i], dev) for i in members])
         params = {k: v.requires_grad_(True) for k, v in params.items()}
         group_configs = [configs[i] for i in members]
+        n_train = len(datasets[members[0]].train_idx)
+        batches = _batch_draws(group_configs, n_train, dev)
         groups.append(
             MemberBatch(
                 members,
@@ -120,33 +128,54 @@ def make_groups(configs: list[Config], dev: torch.device, group_size: int | None
                 split("train_idx"),
                 split("test_idx"),
                 Grokfast.of(group_configs, params),
-                _dropout_draws(group_configs, len(datasets[members[0]].train_idx), dev),
+                # Masks for the rows a step trains on: the minibatch's, or the whole training set's.
+                _dropout_draws(group_configs, n_train if batches is None else batches[0].batch_size, dev),
+                batches,
             )
         )
     return groups
 
 
-def _dropout_draws(configs: list[Config], n_train: int, dev: torch.device) -> list[DropoutDraw] | None:
-    draws = [draw_for(cfg, n_train, dev) for cfg in configs]
+def _dropout_draws(configs: list[Config], n_rows: int, dev: torch.device) -> list[DropoutDraw] | None:
+    draws = [draw_for(cfg, n_rows, dev) for cfg in configs]
     return None if draws[0] is None else draws
 
 
+def _batch_draws(configs: list[Config], n_train: int, dev: torch.device) -> list[BatchDraw] | None:
+    """Each member's minibatch source (its single run's), or None for full batches (a group shares its batch size)."""
+    draws = [batch_draw_for(cfg, n_train, dev) for cfg in configs]
+    return None if draws[0] is None else draws
+
+
+def step_rows(group: MemberBatch, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """a, b, labels [member, rows] of the update that follows ``step`` updates: every member's whole
+    training set, or with minibatches each member's own draw (the indices its single run draws)."""
+    if group.batches is None:
+        return group.train
+    rows = torch.stack([draw.at(step) for draw in group.batches])  # [member, batch_size]
+    return tuple(column.gather(1, rows) for column in group.train)
+
+
 def step_group(group: MemberBatch, evaluate: bool, update: bool = True) -> torch.Tensor | None:
-    """One full-batch step of every member of ``group``, as the single run's step does it.
+    """One step of every member of ``group`` (full batch or minibatch), as the single run's step does it.
 
     Returns [member, 4] metrics of the weights before the update (train loss, train accuracy,
     test loss, test accuracy) if ``evaluate``, then applies one AdamW update unless ``update`` is
-    False (the last step is only evaluated).
+    False (the last step is only evaluated). With dropout or minibatches the logged train metrics
+    are the model's own over the whole training set, from one more forward, as the single run's.
     """
     metrics, arch = None, group.arch
-    masks = stacked(group.dropout, int(group.state.step)) if group.dropout else None
+    # Drawn per step on the host from (seed, step), like the single run's (so never graph-captured).
+    step = int(group.state.step) if group.dropout or group.batches else 0
+    masks = stacked(group.dropout, step) if group.dropout else None
+    rows = step_rows(group, step)  # a, b, labels: [member, rows]
     if not evaluate:
-        train_loss = batched_loss(group.params, *group.train, arch, masks)  # [member]
+        train_loss = batched_loss(group.params, *rows, arch, masks)  # [member]
     else:
-        train_loss, train_acc = batched_metrics(group.params, *group.train, arch, masks)  # [member] each
+        train_loss, train_acc = batched_metrics(group.params, *rows, arch, masks)  # [member] each
         with torch.no_grad():
             logged_loss, logged_acc = train_loss.detach(), train_acc
-            if masks is not None:  # logged: the model's own metrics, as the single run logs them
+            if masks is not None or group.batches is not None:  # logged: as the single run logs them
                 logged_loss, logged_acc = batched_metrics(group.params, *group.train, arch, None)
             test_loss, test_acc = batched_metrics(group.params, *group.test, arch, None)
         metrics = torch.stack([logged_loss, logged_acc, test_loss, test_acc], dim=1)  # [member, 4]
