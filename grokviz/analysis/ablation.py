@@ -41,13 +41,15 @@ class AblationResult:
     site: str = "logits"
 
 
-def site_baseline(params: Params, site: str, group: Group | None = None, arch: Architecture = REFERENCE) -> Baseline:
+def site_baseline(
+    params: Params, site: str, group: Group | None = None, arch: Architecture = REFERENCE, layer: int | None = None
+) -> Baseline:
     """The baseline an ablation at ``site`` needs: the full :func:`~grokviz.analysis.baseline.baseline`
-    (activations too) at the neurons site, the all-pairs logits alone at the logits and embedding
-    sites (one forward, no activations kept)."""
+    (activations of block ``layer`` too; None: the last) at the neurons site, the all-pairs logits
+    alone at the logits and embedding sites (one forward, no activations kept)."""
     check_site(site)
     if site == "neurons":
-        return baseline(params, group, arch)
+        return baseline(params, group, arch, layer)
     logits = forward_all_pairs(params, arch=arch)  # [p*p, p]
     return Baseline(p=p_of(params), logits=logits, acts=None, group=group, arch=arch, params=params)
 
@@ -61,6 +63,7 @@ def ablate(
     group: Group | None = None,
     arch: Architecture = REFERENCE,
     base: Baseline | None = None,
+    layer: int | None = None,
 ) -> AblationResult:
     """Remove (or keep only) ``frequencies`` at ``site`` of the model ``params``: a whole ablation in one call.
 
@@ -70,12 +73,13 @@ def ablate(
     these params (e.g. one the app caches per checkpoint: :func:`site_baseline` of this site, or
     the full :func:`~grokviz.analysis.baseline.baseline`, which serves every site); it then
     carries the group and architecture. Without one, :func:`site_baseline` builds it from
-    ``params``, ``group`` and ``arch``.
+    ``params``, ``group`` and ``arch``. ``layer``: whose neurons the neurons site projects (None:
+    the last block's; a given ``base`` carries its own).
     """
     check_mode(mode)
     check_site(site)
     if base is None:
-        base = site_baseline(params, site, group, arch)
+        base = site_baseline(params, site, group, arch, layer)
     return ablate_baseline(base, params, dataset, frequencies, mode, site)
 
 

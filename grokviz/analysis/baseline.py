@@ -33,9 +33,10 @@ from einops import rearrange
 
 from grokviz.analysis.fourier import blocks_of, frequency_blocks, neuron_logit_map
 from grokviz.analysis.group import Group, additive
+from grokviz.analysis.layers import neurons_hook, resolve_layer
 from grokviz.core.architecture import REFERENCE, Architecture
 from grokviz.core.fast_path import forward_all_pairs
-from grokviz.core.params import Params, p_of
+from grokviz.core.params import Params, n_layers_of, p_of
 from grokviz.core.tasks import Dataset
 
 SPLITS = ("train", "test", "all")
@@ -55,10 +56,12 @@ class Baseline:
     logits: torch.Tensor  # [p*p, p]
     acts: torch.Tensor | None  # [p (a), p (b), d_mlp] post-ReLU at position 2 (the neurons site needs it)
     acts_fourier: torch.Tensor | None = None  # [p, p, d_mlp] full fourier_2d(acts), only if a caller has it
-    W_L: torch.Tensor | None = None  # [d_mlp, p] = W_out @ W_U (the neurons site needs it)
+    W_L: torch.Tensor | None = None  # [d_mlp, p] = W_out @ W_U (the linear neurons site needs it)
     group: Group | None = None  # None: the additive basis of Z_p, sign read from the dataset
     arch: Architecture = REFERENCE  # the model's; without a linear readout the neurons site reruns it
     params: Params | None = None  # the weights (the neurons site of a LayerNorm model needs them)
+    layer: int = 0  # the block whose neurons ``acts`` holds (grokviz.analysis.layers)
+    n_layers: int = 1  # the model's blocks: an earlier block's neurons site reruns the model
 
     _before: dict = field(default_factory=dict, repr=False)  # id(dataset) -> (dataset, evaluation)
 
@@ -69,6 +72,11 @@ class Baseline:
             stored = (dataset, evaluate(self.logits, dataset))
             self._before[id(dataset)] = stored
         return stored[1]
+
+    @property
+    def linear_neurons(self) -> bool:
+        """Whether the logits are ``rest + acts @ W_L`` exactly: the last block's neurons, no LayerNorm after them."""
+        return self.arch.linear_readout and self.layer == self.n_layers - 1 and self.W_L is not None
 
     @property
     def frame(self) -> Group:
@@ -92,13 +100,22 @@ class Baseline:
         return rearrange(self.group_acts, "a b neuron -> (a b) neuron") @ self.W_L
 
 
-def baseline(params: Params, group: Group | None = None, arch: Architecture = REFERENCE) -> Baseline:
-    """One all-pairs forward: logits and activations (their frequency blocks follow on first use)."""
+def baseline(
+    params: Params, group: Group | None = None, arch: Architecture = REFERENCE, layer: int | None = None
+) -> Baseline:
+    """One all-pairs forward: logits and the activations of block ``layer`` (None: the last; their
+    frequency blocks follow on first use). W_L comes with the last block's neurons only: an earlier
+    block's neurons site runs the model again, and its W_L (a Jacobian) costs p backward passes."""
     p = p_of(params)
+    layer = resolve_layer(params, layer)
+    n_layers = n_layers_of(params)
     cache: dict = {}
     logits = forward_all_pairs(params, cache, arch)  # [p*p, p]
-    acts = rearrange(cache["blocks.0.mlp.hook_post"], "(a b) neuron -> a b neuron", a=p)
-    return Baseline(p=p, logits=logits, acts=acts, W_L=neuron_logit_map(params), group=group, arch=arch, params=params)
+    acts = rearrange(cache[neurons_hook(layer)], "(a b) neuron -> a b neuron", a=p)
+    W_L = neuron_logit_map(params, arch, layer) if layer == n_layers - 1 else None
+    return Baseline(
+        p=p, logits=logits, acts=acts, W_L=W_L, group=group, arch=arch, params=params, layer=layer, n_layers=n_layers
+    )
 
 
 def evaluate(logits: torch.Tensor, dataset: Dataset) -> tuple[dict[str, SplitMetrics], torch.Tensor]:

@@ -2,7 +2,8 @@
 
 Owns: the orthonormal basis ``B`` (rows: constant, then cos k, sin k for k = 1..(p-1)/2, cos
 before sin), its labels, the per-frequency grouping of its rows, 1-D spectra of the embedding
-and of the neurons-to-logits map ``W_L = W_out @ W_U`` (:func:`neuron_logit_map`), the 2-D
+and of the neurons-to-logits map ``W_L`` (``grokviz.analysis.logit_map``; the last block's,
+``W_out @ W_U``, unless a layer is chosen), the 2-D
 transform of anything indexed by ``(a, b)``, and each frequency's 3x3 block of that transform
 (:func:`block_index`, :func:`blocks_of`, :func:`frequency_blocks`).
 
@@ -19,8 +20,9 @@ from functools import lru_cache
 import torch
 
 from grokviz.analysis.group import Group
+from grokviz.analysis.logit_map import neuron_logit_map
+from grokviz.core.architecture import REFERENCE, Architecture
 from grokviz.core.fast_path import all_pairs
-from grokviz.core.forward import unembed_matrix
 from grokviz.core.params import Params
 
 
@@ -213,31 +215,20 @@ def embed_spectrum(params: Params, group: Group | None = None) -> torch.Tensor:
     return frequency_norms(embed_fourier(params, group))
 
 
-def neuron_logit_map(params: Params) -> torch.Tensor:
-    """W_L [d_mlp, p]: how each neuron writes to the logits (biases excluded).
-
-    Without LayerNorm, ``W_out @ W_U`` exactly. With one, a LayerNorm sits between the MLP and
-    the logits (``ln_final`` in a pre-LN model, ``ln2`` in a post-LN one); it is linear apart from
-    its division by each input's standard deviation, so ``W_L = W_out @ C @ diag(w) @ W_U`` (C
-    removes the mean over d_model) is each neuron's map to the logits up to one positive factor
-    per input (docs/analysis.md). Its spectrum and Gini coefficient do not depend on that factor.
-    """
-    W_out = params["blocks.0.mlp.W_out"]  # [d_mlp, d_model]
-    norm = "ln_final" if "ln_final.w" in params else "blocks.0.ln2" if "blocks.0.ln2.w" in params else None
-    if norm is not None:
-        W_out = (W_out - W_out.mean(dim=1, keepdim=True)) * params[f"{norm}.w"]
-    return W_out @ unembed_matrix(params)
-
-
-def unembed_fourier(params: Params, group: Group | None = None) -> torch.Tensor:
+def unembed_fourier(
+    params: Params, group: Group | None = None, layer: int | None = None, arch: Architecture = REFERENCE
+) -> torch.Tensor:
     """W_L @ B^T, transposed: [n (basis row), d_mlp], W_L in the Fourier basis of its output axis
-    (discrete-log: the outputs c = g^l in log order, c = 0 left out)."""
-    W_L = neuron_logit_map(params)  # [d_mlp, p]
+    (discrete-log: the outputs c = g^l in log order, c = 0 left out). ``layer``: whose neurons
+    (None: the last block's, the only one a 1-layer model has; ``arch`` runs an earlier one's)."""
+    W_L = neuron_logit_map(params, arch, layer)  # [d_mlp, p]
     if group is not None and group.discrete_log:
         W_L = W_L[:, group.tokens]  # [d_mlp, n]
     return (W_L @ fourier_basis(W_L.shape[1], W_L.dtype).T).T
 
 
-def unembed_spectrum(params: Params, group: Group | None = None) -> torch.Tensor:
-    """[K] norm of each frequency of W_L over its output (logit) axis: W_L @ B^T."""
-    return frequency_norms(unembed_fourier(params, group))
+def unembed_spectrum(
+    params: Params, group: Group | None = None, layer: int | None = None, arch: Architecture = REFERENCE
+) -> torch.Tensor:
+    """[K] norm of each frequency of W_L over its output (logit) axis: W_L @ B^T (None: the last block's W_L)."""
+    return frequency_norms(unembed_fourier(params, group, layer, arch))

@@ -2,9 +2,12 @@
 
 Owns (definitions in docs/analysis.md, "Neurons"):
 
-* :func:`neuron_activations` — ``N[a, b, n]``, post-ReLU at position 2 for all pairs;
+* :func:`neuron_activations` — ``N[a, b, n]``, post-ReLU at position 2 for all pairs, of one
+  block (``layer``; None: the last, see ``grokviz.analysis.layers``); :func:`layer_activations`
+  — every block's, from one forward;
 * :func:`neuron_stats` — per-neuron FVE of every frequency's 3x3 block, best frequency,
   clustered / dead flags; :func:`key_frequencies` — frequency -> number of clustered neurons;
+  :func:`layers_key_frequencies` — the same over every block's neurons (counts added);
 * :func:`probe` — the cos·cos / sin·sin least-squares picture of one neuron at one input;
   :func:`term_correlations` — every neuron's Pearson correlation with the nine terms.
 
@@ -24,9 +27,10 @@ import torch
 from einops import einsum, rearrange
 
 from grokviz.analysis.fourier import blocks_of, frequency_blocks, n_frequencies
+from grokviz.analysis.layers import neurons_hook, resolve_layer
 from grokviz.core.architecture import REFERENCE, Architecture
 from grokviz.core.fast_path import forward_all_pairs
-from grokviz.core.params import Params, p_of
+from grokviz.core.params import Params, n_layers_of, p_of
 
 # A neuron whose activations vary by less than this (RMS over all pairs) is dead: a ReLU that
 # never fires (or always gives the same value) has no frequency to report.
@@ -45,13 +49,20 @@ TERMS = (
 )
 
 
-def neuron_activations(params: Params, arch: Architecture = REFERENCE) -> torch.Tensor:
-    """N [p (a), p (b), d_mlp]: post-activation MLP neurons at the '=' position for every pair."""
+def neuron_activations(params: Params, arch: Architecture = REFERENCE, layer: int | None = None) -> torch.Tensor:
+    """N [p (a), p (b), d_mlp]: post-activation MLP neurons of block ``layer`` (None: the last) at
+    the '=' position for every pair."""
+    layer = resolve_layer(params, layer)
+    return layer_activations(params, arch)[layer]
+
+
+def layer_activations(params: Params, arch: Architecture = REFERENCE) -> list[torch.Tensor]:
+    """[N of block 0, N of block 1, ...], each [p (a), p (b), d_mlp] at the '=' position: one forward."""
     p = p_of(params)
     cache: dict = {}
     forward_all_pairs(params, cache, arch)
-    post = cache["blocks.0.mlp.hook_post"]  # [p*p, d_mlp]
-    return rearrange(post, "(a b) neuron -> a b neuron", a=p)
+    posts = [cache[neurons_hook(layer)] for layer in range(n_layers_of(params))]  # each [p*p, d_mlp]
+    return [rearrange(post, "(a b) neuron -> a b neuron", a=p) for post in posts]
 
 
 @dataclass(frozen=True)
@@ -131,6 +142,19 @@ def key_frequencies(stats: NeuronStats, min_neurons: int = 1) -> dict[int, int]:
     """
     counts = torch.bincount(stats.frequency[stats.clustered], minlength=1).tolist()
     return {k: n for k, n in enumerate(counts) if k >= 1 and n >= max(min_neurons, 1)}
+
+
+def layers_key_frequencies(stats: list[NeuronStats], min_neurons: int = 1) -> dict[int, int]:
+    """Frequency -> number of clustered neurons with it in any block (each block's counts added).
+
+    The key frequencies of a model with several blocks are those of all its neurons: a frequency
+    counts once a neuron of any block is clustered on it. One block: :func:`key_frequencies`.
+    """
+    total: dict[int, int] = {}
+    for one in stats:
+        for k, n in key_frequencies(one).items():
+            total[k] = total.get(k, 0) + n
+    return {k: n for k, n in sorted(total.items()) if n >= max(min_neurons, 1)}
 
 
 def neuron_frequency_counts(stats: NeuronStats) -> dict[int, int]:

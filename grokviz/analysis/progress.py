@@ -4,7 +4,9 @@ Owns (definitions in docs/analysis.md, "Progress measures over training"):
 
 * :func:`gini` — Hurley and Rickard's Gini coefficient of a vector of non-negative values;
 * :func:`progress_measures` — restricted / excluded loss for a fixed set of key frequencies,
-  Gini of W_E's and W_L's spectra, sums of squared weights, train/test loss and accuracy;
+  Gini of W_E's and W_L's spectra (W_L of the last block, the one writing to the logits; with
+  more than one block the logits come from the model's own N-block forward), sums of squared
+  weights, train/test loss and accuracy;
 * :func:`phase_boundaries` — memorisation / circuit formation / cleanup, by the rule in
   ``PHASE_RULE`` (also returned in ``Phases.rule`` for the app to show).
 

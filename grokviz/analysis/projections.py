@@ -7,9 +7,10 @@ Owns (definitions in docs/analysis.md, "Frequency ablation"): the sites and mode
 * :func:`project_embedding` — ``embedding``: W_E[:p] projected, for the model to run again;
 * :func:`project_neurons_logits`, :func:`project_neurons_forward` — ``neurons``: each neuron's
   activations projected on/off the frequencies' 3x3 blocks (:func:`projected_activations`),
-  continued through the rest of the model linearly through ``W_L = W_out W_U`` where the
-  architecture has no LayerNorm, else by the model's own forward with the projected activations
-  put in at ``blocks.0.mlp.hook_post``;
+  continued through the rest of the model linearly through ``W_L = W_out W_U`` where that is
+  exact (the last block's neurons, no LayerNorm), else by the model's own forward with the
+  projected activations put in at ``blocks.{layer}.mlp.hook_post`` (the baseline's block; only
+  the '=' position's activations change);
 * :func:`ablated_logits` — the all-pairs logits after the ablation at a site, from a
   :class:`~grokviz.analysis.baseline.Baseline`.
 
@@ -34,6 +35,7 @@ from einops import einsum, rearrange
 from grokviz.analysis.baseline import Baseline
 from grokviz.analysis.fourier import block_index, check_frequencies, fourier_basis, frequency_rows
 from grokviz.analysis.group import Group
+from grokviz.analysis.layers import neurons_hook
 from grokviz.core.fast_path import all_pairs, forward_all_pairs
 from grokviz.core.params import Params
 from grokviz.core.tasks import Dataset
@@ -183,28 +185,29 @@ def _block_projection(base: Baseline, frequencies, dtype: torch.dtype) -> tuple[
 
 def project_neurons_forward(base: Baseline, frequencies, mode: str = "remove", params: Params | None = None):
     """The neurons-site ablation as logits [p*p, p], by the model's own forward: the projected
-    activations replace ``blocks.0.mlp.hook_post`` and the rest of the model runs on them.
+    activations replace the '=' position's ``blocks.{base.layer}.mlp.hook_post`` and the rest of
+    the model runs on them.
 
-    Exact for every architecture; on one without LayerNorm it equals :func:`project_neurons_logits`
-    (tested), which needs no forward."""
+    Exact for every architecture and block; for the last block of a model without LayerNorm it
+    equals :func:`project_neurons_logits` (tested), which needs no forward."""
     params = base.params if params is None else params
     if params is None:
         raise ValueError("the neurons site of this architecture runs the model again: pass params")
     acts = projected_activations(base, frequencies, mode)
-    return forward_all_pairs(params, arch=base.arch, hooks={"blocks.0.mlp.hook_post": lambda _: acts})
+    return forward_all_pairs(params, arch=base.arch, hooks={neurons_hook(base.layer): lambda _: acts})
 
 
 def ablated_logits(
     base: Baseline, frequencies, mode: str = "remove", site: str = "logits", params: Params | None = None, sign: int = 1
 ) -> torch.Tensor:
     """[p*p, p] logits after the ablation (``params``, or ``base.params``, runs the model again at
-    the embedding site, and at the neurons site of a model with LayerNorm)."""
+    the embedding site, and at the neurons site of a model with LayerNorm or of an earlier block)."""
     check_site(site)
     params = base.params if params is None else params
     if site == "logits":
         return project_logits(base.logits, frequencies, mode, sign, base.group)
     if site == "neurons":
-        if base.arch.linear_readout:
+        if base.linear_neurons:
             return project_neurons_logits(base, frequencies, mode)
         return project_neurons_forward(base, frequencies, mode, params)
     if params is None:  # the embedding site

@@ -4,18 +4,28 @@ The keys are a contract other tools read (docs/cli.md): step, p, task, train/tes
 accuracy, key_frequencies, neuron_frequency_counts, fraction_neurons_clustered, excluded_loss,
 restricted_loss, basis ("additive", or "discrete-log" for mul and div, whose key frequencies
 are over Z_{p-1}) and generator (the primitive root g of the logs; null when additive), and a
-few more. Pure: weights in, a dict out.
+few more. A model with more than one block adds ``n_layers`` and ``layers`` (each block's neuron
+facts); its top-level key frequencies, counts and clustered fraction are over every block's
+neurons, and ``gini_unembed`` is the last block's W_L. Pure: weights in, a dict out.
 """
 
 from __future__ import annotations
 
+import torch
+
 from grokviz.analysis.baseline import baseline, evaluate
 from grokviz.analysis.group import group_for
-from grokviz.analysis.neurons import key_frequencies, neuron_stats
+from grokviz.analysis.neurons import (
+    NeuronStats,
+    key_frequencies,
+    layer_activations,
+    layers_key_frequencies,
+    neuron_stats,
+)
 from grokviz.analysis.progress import progress_measures_from_logits
 from grokviz.core.config import Config, check_analysable, dataset_for
 from grokviz.core.families import SummaryRequest
-from grokviz.core.params import Params
+from grokviz.core.params import Params, n_layers_of
 from grokviz.core.tasks import FOURIER_TASKS
 from grokviz.errors import GrokvizError
 
@@ -26,13 +36,14 @@ def summarise(
     """The JSON object of one checkpoint (see the module docstring)."""
     group = group_for(cfg.task, cfg.p)  # discrete-log for mul and div: frequencies over Z_{p-1}
     base = baseline(params, group, cfg.architecture)  # one all-pairs forward serves the neurons and the losses
-    stats = neuron_stats(base.group_acts, threshold=threshold, blocks=base.blocks)
-    counts = key_frequencies(stats)
+    stats = neuron_stats(base.group_acts, threshold=threshold, blocks=base.blocks)  # the last block's
+    per_layer = _earlier_layers_stats(params, cfg, group, threshold) + [stats]
+    counts = layers_key_frequencies(per_layer)  # one block: key_frequencies(stats)
     used = sorted(counts) if key_freqs is None else key_freqs
     dataset = dataset_for(cfg)
     measures = progress_measures_from_logits(params, base.logits, dataset, used, group)
     every = evaluate(base.logits, dataset)[0]["all"]
-    return {
+    out = {
         "step": step,
         "p": cfg.p,
         "task": cfg.task,
@@ -48,9 +59,9 @@ def summarise(
         "all_accuracy": every.accuracy,
         "key_frequencies": sorted(counts),
         "neuron_frequency_counts": {str(k): n for k, n in counts.items()},
-        "fraction_neurons_clustered": stats.fraction_clustered,
-        "n_neurons": int(stats.dead.numel()),
-        "n_dead_neurons": int(stats.dead.sum()),
+        "fraction_neurons_clustered": _fraction_clustered(per_layer),
+        "n_neurons": sum(int(one.dead.numel()) for one in per_layer),
+        "n_dead_neurons": sum(int(one.dead.sum()) for one in per_layer),
         "clustered_threshold": threshold,
         "ablation_frequencies": used,
         "excluded_loss": measures["excluded_loss"],
@@ -59,6 +70,38 @@ def summarise(
         "gini_embed": measures["gini_embed"],
         "gini_unembed": measures["gini_unembed"],
         "sum_sq_weights": measures["sum_sq_weights"],
+    }
+    if len(per_layer) > 1:  # a 1-layer summary keeps exactly the keys it always had
+        out["n_layers"] = len(per_layer)
+        out["layers"] = [_layer_facts(layer, one) for layer, one in enumerate(per_layer)]
+    return out
+
+
+def _earlier_layers_stats(params: Params, cfg: Config, group, threshold: float) -> list[NeuronStats]:
+    """:func:`neuron_stats` of every block but the last ([] for one layer), one more all-pairs forward."""
+    if n_layers_of(params) == 1:
+        return []
+    acts = layer_activations(params, cfg.architecture)[:-1]
+    return [neuron_stats(group.on_group(one), threshold=threshold) for one in acts]
+
+
+def _fraction_clustered(per_layer: list[NeuronStats]) -> float:
+    """Clustered neurons over every block's neurons (one block: its ``fraction_clustered``)."""
+    if len(per_layer) == 1:
+        return per_layer[0].fraction_clustered
+    return float(torch.cat([one.clustered for one in per_layer]).float().mean())
+
+
+def _layer_facts(layer: int, stats: NeuronStats) -> dict:
+    """One block's neuron facts, as the summary reports them for the whole model."""
+    counts = key_frequencies(stats)
+    return {
+        "layer": layer,
+        "key_frequencies": sorted(counts),
+        "neuron_frequency_counts": {str(k): n for k, n in counts.items()},
+        "fraction_neurons_clustered": stats.fraction_clustered,
+        "n_neurons": int(stats.dead.numel()),
+        "n_dead_neurons": int(stats.dead.sum()),
     }
 
 
@@ -104,7 +147,14 @@ def human(path: str, out: dict) -> str:
     lines.append(
         f"  clustered neurons: {out['fraction_neurons_clustered']:.1%} of {out['n_neurons']} "
         f"(FVE >= {out['clustered_threshold']}), {out['n_dead_neurons']} dead"
+        + (f", over {out['n_layers']} layers" if "layers" in out else "")
     )
+    for facts in out.get("layers", []):
+        layer_counts = ", ".join(f"{k} ({n})" for k, n in facts["neuron_frequency_counts"].items()) or "none"
+        lines.append(
+            f"    layer {facts['layer']}: {facts['fraction_neurons_clustered']:.1%} of {facts['n_neurons']} clustered, "
+            f"{facts['n_dead_neurons']} dead; frequencies {layer_counts}"
+        )
     lines.append(
         f"  restricted loss {out['restricted_loss']:.3g} (keep only {out['ablation_frequencies']}), "
         f"excluded loss {out['excluded_loss']:.3g} (remove them; train pairs)"

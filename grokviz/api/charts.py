@@ -146,7 +146,8 @@ def spectrum(
     run: Run | str | os.PathLike, step: int | None = None, matrix: str = "W_E", *, width: int = WIDTH
 ) -> alt.LayerChart:
     """The norm of each Fourier frequency of ``matrix`` (``"W_E"``, the embedding, or ``"W_L"``,
-    the neuron-to-logit map) at one checkpoint, key frequencies in orange: the Fourier tab."""
+    the neuron-to-logit map of the last block's neurons) at one checkpoint, key frequencies in
+    orange: the Fourier tab."""
     from grokviz.analysis.group import group_for
     from grokviz.storage.timeline import default_key_frequencies
     from grokviz.ui import charts
@@ -204,13 +205,16 @@ def ablation_grid(ablation: Ablation, *, size: int = 340) -> alt.Chart:
     )
 
 
-def neuron(run: Run | str | os.PathLike, neuron: int, step: int | None = None, *, size: int = 300) -> alt.HConcatChart:
-    """One MLP neuron over all inputs (a, b) and its 2-D Fourier spectrum: a frequency-k neuron
-    lights (k, k), (k, const) and (const, k). The Neurons tab's heatmaps (over log a, log b for
-    ``mul`` and ``div``); ``gv.probe`` fits it at one input."""
+def neuron(
+    run: Run | str | os.PathLike, neuron: int, step: int | None = None, *, layer: int | None = None, size: int = 300
+) -> alt.HConcatChart:
+    """One MLP neuron of block ``layer`` (None: the last) over all inputs (a, b) and its 2-D Fourier
+    spectrum: a frequency-k neuron lights (k, k), (k, const) and (const, k). The Neurons tab's
+    heatmaps (over log a, log b for ``mul`` and ``div``); ``gv.probe`` fits it at one input."""
 
     from grokviz.analysis import fourier, neurons
     from grokviz.analysis.group import group_for
+    from grokviz.analysis.layers import resolve_layer
     from grokviz.ui import charts
     from grokviz.ui.views.spectra import frequency_pair_norms
 
@@ -221,12 +225,14 @@ def neuron(run: Run | str | os.PathLike, neuron: int, step: int | None = None, *
         raise GrokvizError(f"neuron={neuron} must be 0..{cfg.d_mlp - 1}")
     at = checkpoint_step(opened, step)
     group = group_for(cfg.task, cfg.p)
-    acts = group.on_group(neurons.neuron_activations(opened.load(at), cfg.architecture))  # [n, n, d_mlp]
+    params = opened.load(at)
+    acts = group.on_group(neurons.neuron_activations(params, cfg.architecture, layer))  # [n, n, d_mlp]
     axis = "log " if group.discrete_log else ""
+    of_layer = f" of layer {resolve_layer(params, layer)}" if cfg.n_layers > 1 else ""
     return _row(
         charts.heatmap(
             acts[:, :, neuron].numpy(),
-            title=f"Neuron {neuron} over all inputs",
+            title=f"Neuron {neuron}{of_layer} over all inputs",
             subtitle=f"activation for every ({axis}a, {axis}b) at step {at:,}",
             x_title=f"{axis}b",
             y_title=f"{axis}a",

@@ -174,10 +174,13 @@ def ablate(
     frequencies: list[int] | None = None,
     mode: str = "remove",
     site: str = "logits",
+    *,
+    layer: int | None = None,
 ) -> Ablation:
     """Remove (``mode="remove"``) or keep only (``"keep"``) Fourier ``frequencies`` (default: the
     run's key frequencies) at ``site`` (``"logits"``, ``"embedding"``, ``"neurons"``) of one
-    checkpoint of a modular run: the app's Ablation tab. Returns an :class:`Ablation`
+    checkpoint of a modular run: the app's Ablation tab. ``layer``: whose neurons the neurons site
+    projects (None: the last block's; a 1-layer run has block 0 only). Returns an :class:`Ablation`
     (``.result.after["test"].accuracy``, ``.table()``)."""
     from grokviz.analysis.ablation import ablate as _ablate
     from grokviz.analysis.group import group_for
@@ -189,29 +192,38 @@ def ablate(
     cfg = opened.config
     chosen = default_key_frequencies(opened) if frequencies is None else list(frequencies)
     dataset, group = dataset_for(cfg), group_for(cfg.task, cfg.p)
-    result = _ablate(opened.load(at), dataset, chosen, mode, site, group, cfg.architecture)
+    result = _ablate(opened.load(at), dataset, chosen, mode, site, group, cfg.architecture, layer=layer)
     return Ablation(opened, at, result, dataset, group)
 
 
-def key_frequencies(run: Run | str | os.PathLike, step: int | None = None) -> dict[int, int]:
-    """Key frequency -> number of neurons clustered on it (FVE >= 0.85) at ``step`` (default the last)."""
+def key_frequencies(
+    run: Run | str | os.PathLike, step: int | None = None, *, layer: int | None = None
+) -> dict[int, int]:
+    """Key frequency -> number of neurons clustered on it (FVE >= 0.85) at ``step`` (default the
+    last), in every block (counts added), or in block ``layer`` alone."""
     from grokviz.analysis import neurons
     from grokviz.analysis.group import group_for
 
     opened = modular_run(run, "gv.key_frequencies")
     cfg = opened.config
-    acts = neurons.neuron_activations(opened.load(checkpoint_step(opened, step)), cfg.architecture)
-    return neurons.key_frequencies(neurons.neuron_stats(group_for(cfg.task, cfg.p).on_group(acts)))
+    params = opened.load(checkpoint_step(opened, step))
+    group = group_for(cfg.task, cfg.p)
+    if layer is not None:
+        acts = [neurons.neuron_activations(params, cfg.architecture, layer)]
+    else:
+        acts = neurons.layer_activations(params, cfg.architecture)
+    return neurons.layers_key_frequencies([neurons.neuron_stats(group.on_group(one)) for one in acts])
 
 
-def neuron_table(run: Run | str | os.PathLike, step: int | None = None) -> pd.DataFrame:
-    """One row per MLP neuron at ``step``: neuron, frequency, best_fve, clustered, dead."""
+def neuron_table(run: Run | str | os.PathLike, step: int | None = None, *, layer: int | None = None) -> pd.DataFrame:
+    """One row per MLP neuron of block ``layer`` (None: the last) at ``step``: neuron, frequency,
+    best_fve, clustered, dead."""
     from grokviz.analysis import neurons
     from grokviz.analysis.group import group_for
 
     opened = modular_run(run, "gv.neuron_table")
     cfg = opened.config
-    acts = neurons.neuron_activations(opened.load(checkpoint_step(opened, step)), cfg.architecture)
+    acts = neurons.neuron_activations(opened.load(checkpoint_step(opened, step)), cfg.architecture, layer)
     return neurons.neuron_stats(group_for(cfg.task, cfg.p).on_group(acts)).table()
 
 
@@ -234,11 +246,18 @@ class Probe:
 
 
 def probe(
-    run: Run | str | os.PathLike, neuron: int | None = None, a: int = 1, b: int = 2, step: int | None = None
+    run: Run | str | os.PathLike,
+    neuron: int | None = None,
+    a: int = 1,
+    b: int = 2,
+    step: int | None = None,
+    *,
+    layer: int | None = None,
 ) -> Probe:
-    """The app's probe: neuron ``neuron`` (default: the best-fitting neuron of the largest cluster
-    at the last checkpoint) at input (a, b), fitted by the nine terms of its frequency over all
-    inputs. For ``mul`` and ``div`` the terms are over (log a, log b); a or b = 0 is refused."""
+    """The app's probe: neuron ``neuron`` of block ``layer`` (None: the last; default neuron: the
+    best-fitting one of the largest cluster at the last checkpoint) at input (a, b), fitted by the
+    nine terms of its frequency over all inputs. For ``mul`` and ``div`` the terms are over
+    (log a, log b); a or b = 0 is refused."""
     from grokviz.analysis import neurons
     from grokviz.analysis.group import group_for
     from grokviz.ui.views.neurons import default_neuron
@@ -250,14 +269,14 @@ def probe(
         if not 0 <= value < cfg.p:
             raise GrokvizError(f"{name}={value} must be a token 0..{cfg.p - 1}")
     if neuron is None:
-        neuron = default_neuron(neuron_table(opened))
+        neuron = default_neuron(neuron_table(opened, layer=layer))
     if not 0 <= neuron < cfg.d_mlp:
         raise GrokvizError(f"neuron={neuron} must be 0..{cfg.d_mlp - 1}")
     group = group_for(cfg.task, cfg.p)
     la, lb = group.element(a), group.element(b)
     if la is None or lb is None:
         raise GrokvizError(f"({a}, {b}) contains 0, which has no discrete log: choose a, b != 0")
-    acts = group.on_group(neurons.neuron_activations(opened.load(at), cfg.architecture))
+    acts = group.on_group(neurons.neuron_activations(opened.load(at), cfg.architecture, layer))
     return Probe(neuron, a, b, at, neurons.probe(acts, neuron, la, lb), group.discrete_log)
 
 

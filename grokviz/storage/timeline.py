@@ -27,7 +27,7 @@ import pandas as pd
 
 from grokviz.analysis.group import group_for
 from grokviz.analysis.llc import SAMPLER, checkpoint_llc
-from grokviz.analysis.neurons import key_frequencies, neuron_activations, neuron_stats
+from grokviz.analysis.neurons import layer_activations, layers_key_frequencies, neuron_stats
 from grokviz.analysis.progress import progress_measures
 from grokviz.core.config import dataset_for
 from grokviz.core.families import require_family
@@ -38,14 +38,14 @@ TIMELINE_FORMAT = "grokviz.timeline/3"  # /2: rows stored inside the key file; /
 
 
 def default_key_frequencies(run: Run, step: int | None = None) -> list[int]:
-    """Key frequencies (every frequency of a clustered neuron) of ``step``, default the last one."""
+    """Key frequencies (every frequency of a clustered neuron, in any block) of ``step``, default the last one."""
     steps = run.steps()
     if not steps:
         return []
     params = run.load(steps[-1] if step is None else step)
     group = group_for(run.config.task, run.config.p)
-    acts = neuron_activations(params, run.config.architecture)
-    return sorted(key_frequencies(neuron_stats(group.on_group(acts))))
+    per_layer = [neuron_stats(group.on_group(acts)) for acts in layer_activations(params, run.config.architecture)]
+    return sorted(layers_key_frequencies(per_layer))
 
 
 def _signature(run: Run, step: int) -> list[int] | None:
