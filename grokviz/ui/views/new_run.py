@@ -19,6 +19,7 @@ from grokviz.core.config import GROKFASTS, LR_SCHEDULES, MATMULS, Config
 from grokviz.core.digits_config import NORMALIZATIONS
 from grokviz.core.digits_config import UNEMBEDS as DIGITS_UNEMBEDS
 from grokviz.core.families import FAMILIES
+from grokviz.core.recipes import RECIPES
 from grokviz.core.stored import SAVE_DTYPES, ConfigError, StoredConfig
 from grokviz.core.tasks import SPLITS, TASKS
 
@@ -123,6 +124,20 @@ PRESETS: dict[str, Preset] = {
         },
         "torch-encoder-mine",
         "PyTorch's nn.TransformerEncoder as blog posts train it: the bundled torch-encoder-p97 run's recipe.",
+    ),
+    "Power et al.'s setup (2 layers, minibatches)": Preset(
+        "modular",
+        {
+            **RECIPES["power2022"].values,
+            "task": "div",
+            "frac_train": 0.5,
+            "batch_size": 512,
+            "steps": 4000,
+            "save_dtype": "float16",
+        },
+        "div-p97-2l-mine",
+        "x ÷ y mod 97, half the pairs, 2 layers, minibatches of 512 (grokviz train --recipe power2022): "
+        "the bundled div-p97-2l run's recipe, shortened to 4,000 steps.",
     ),
     "777-parameter adder": Preset(
         "digits", {}, "adder-777-mine", "gpt-acc-jax's adder: 10-digit addition with 777 parameters, 27,000 steps."
