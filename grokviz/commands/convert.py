@@ -6,7 +6,8 @@
   ``HookedTransformer`` (a ``.safetensors`` state dict with a JSON config, or the grokking demo's
   ``torch.save``'d dict, ``model.cfg`` included) -> a grokviz run folder.
 * ``torch-encoder FILE --p P [--task add] --out DIR``: a PyTorch ``nn.TransformerEncoder`` model's
-  state dict (as blog posts train it: post-LayerNorm, biases, no positional embedding) -> a grokviz run folder.
+  state dict (as blog posts train it: post-LayerNorm, biases, no positional embedding; 1 to 4 encoder layers)
+  -> a grokviz run folder.
 * ``to-tracker RUN --tracker tensorboard|wandb|mlflow``: a run folder's log and progress measures
   sent to an experiment tracker after the fact (``grokviz.training.trackers.export_run``).
 * ``export-tl RUN_OR_CHECKPOINT [--step N] --out FILE.safetensors``: one of our checkpoints ->
@@ -69,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     te = commands.add_parser(
         "torch-encoder",
         help="import a PyTorch nn.TransformerEncoder model (as blog posts train it)",
-        description="Import torch.save(model.state_dict()) of nn.Embedding(p + 1, d), an nn.TransformerEncoder of one "
-        "nn.TransformerEncoderLayer(d, nhead, dim_feedforward, batch_first=True) and nn.Linear(d, p + 1) on the last "
+        description="Import torch.save(model.state_dict()) of nn.Embedding(p + 1, d), an nn.TransformerEncoder of 1 to "
+        "4 nn.TransformerEncoderLayer(d, nhead, dim_feedforward, batch_first=True) and nn.Linear(d, p + 1) on the last "
         "position. Sizes come from the shapes; what a state dict does not record (heads, norm order, activation, "
         "dropout) from the options below, PyTorch's defaults otherwise. Read with torch.load(weights_only=True).",
     )
@@ -84,7 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the layer was built with norm_first=True (pre-LN; needs the encoder's final norm)",
     )
     te.add_argument("--activation", default="relu", choices=ACTIVATIONS, help="the encoder layer's activation")
-    te.add_argument("--dropout", type=number, default=0.1, help="the dropout it was trained with (recorded only)")
+    te.add_argument(
+        "--dropout",
+        type=number,
+        default=None,
+        help="the dropout it was trained with (recorded only; default: PyTorch's 0.1 for one layer, 0 for more, "
+        "which grokviz trains without dropout)",
+    )
     te.add_argument(
         "--frac-train", type=number, default=0.5, help="grokviz's own split for train/test metrics (not in the file)"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +115,15 @@ def write_run(imported: ImportedRun, out: str | Path) -> Path:
     return out
 
 
+# A block's tensor name: ``blocks.{l}.`` then the name within the block.
+BLOCK = re.compile(r"^blocks\.(\d+)\.")
+
+
+def block_0_name(name: str) -> str:
+    """The name of the same tensor in block 0 (``blocks.2.mlp.W_in`` -> ``blocks.0.mlp.W_in``); others unchanged."""
+    return BLOCK.sub("blocks.0.", name, count=1)
+
+
 def check_ranks(state_dict: Mapping[str, Any], names, source: str, reference: bool = False) -> None:
     """Each named entry is a tensor of its layout's rank (sizes are checked against the config later)."""
     for name in names:
@@ -121,7 +131,7 @@ def check_ranks(state_dict: Mapping[str, Any], names, source: str, reference: bo
         if not isinstance(tensor, torch.Tensor):
             raise GrokvizError(f"{source}: {name} is a {type(tensor).__name__}, not a tensor")
         # Both layouts have the same ranks except the reference's W_O, [d_model, n_heads * d_head].
-        rank = 2 if reference and name == "blocks.0.attn.W_O" else len(PARAM_SHAPES[name](Config()))
+        rank = 2 if reference and name == "blocks.0.attn.W_O" else len(PARAM_SHAPES[block_0_name(name)](Config()))
         if tensor.dim() != rank:
             raise GrokvizError(f"{source}: {name} has shape {tuple(tensor.shape)}; expected {rank} dimensions")
 

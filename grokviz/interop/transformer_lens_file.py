@@ -23,7 +23,7 @@ from grokviz.core.tasks import make_dataset
 from grokviz.errors import GrokvizError
 from grokviz.interop.files import load_torch_file, read_json
 from grokviz.interop.imported import ImportedRun, float_list, merge_histories, per_pair_losses, round_fraction
-from grokviz.interop.transformer_lens import PARAM_NAMES, transformer_lens_to_params
+from grokviz.interop.transformer_lens import transformer_lens_to_params
 
 # The TransformerLens grokking demo's data seed and fraction: its split equals grokviz's split with
 # data_seed=598 (both are torch.randperm(p*p) from a generator seeded 598; checked in the tests).
@@ -87,8 +87,16 @@ def import_transformer_lens(path: str | Path, config_path: str | Path | None = N
     notes += tl_notes
     if grokviz_meta:
         ours = Config.from_json(grokviz_meta.get("grokviz_config", "null"), source=source)
-        if any(getattr(ours, k) != getattr(cfg, k) for k in ("p", "d_model", "n_heads", "d_head", "d_mlp")):
-            raise GrokvizError(f"{source}: the grokviz config in the file's metadata does not match its tensors")
+        differ = [
+            f"{k}={getattr(ours, k)} (the tensors: {getattr(cfg, k)})"
+            for k in ("p", "n_layers", "d_model", "n_heads", "d_head", "d_mlp")
+            if getattr(ours, k) != getattr(cfg, k)
+        ]
+        if differ:
+            raise GrokvizError(
+                f"{source}: the grokviz config in the file's metadata does not match its tensors: it says "
+                + ", ".join(differ)
+            )
         # Our own export: its tensors, as the run's architecture stores them (no W_U when tied,
         # no W_pos without positions, the biases it has).
         from grokviz.core.params import param_shapes
@@ -131,7 +139,7 @@ def import_transformer_lens(path: str | Path, config_path: str | Path | None = N
         final_step = 0
         notes.append("the file says nothing about how long the model trained; stored as step 0")
     if final_step in checkpoints and not all(
-        torch.equal(checkpoints[final_step][k], final_params[k]) for k in PARAM_NAMES
+        torch.equal(checkpoints[final_step][k], final_params[k]) for k in final_params
     ):
         notes.append(f"the final model differs from the checkpoint of step {final_step}; the final model kept")
     checkpoints[final_step] = final_params

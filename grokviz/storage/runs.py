@@ -94,6 +94,13 @@ def validate_params(params: Params, cfg: StoredConfig, source: str) -> Params:
     expected = family_of(cfg).param_shapes(cfg)
     missing = sorted(set(expected) - set(params))
     unexpected = sorted(set(params) - set(expected))
+    held = sorted({".".join(name.split(".")[:2]) for name in params if name.startswith("blocks.")})
+    n_layers = getattr(cfg, "n_layers", len(held))
+    if len(held) != n_layers:  # a whole layer too many or too few: say that, not a dozen tensor names
+        raise GrokvizError(
+            f"{source}: the tensors hold {len(held)} block(s) ({', '.join(held) or 'none'}) but the config says "
+            f"n_layers={n_layers}; a checkpoint holds exactly its config's blocks, blocks.0 ... blocks.{n_layers - 1}"
+        )
     if missing or unexpected:
         raise GrokvizError(f"{source}: tensors do not match the config (missing {missing}, unexpected {unexpected})")
     out = {}

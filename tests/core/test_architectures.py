@@ -190,12 +190,14 @@ def test_reference_initialisation_is_unchanged() -> None:
 class TorchEncoder(nn.Module):
     """The PyTorch nn.TransformerEncoder model, as its post writes it (keys embedding, transformer_encoder, output_head)."""
 
-    def __init__(self, p: int, d: int = 16, nhead: int = 2, d_ff: int = 32, norm_first: bool = False, **kwargs):
+    def __init__(
+        self, p: int, d: int = 16, nhead: int = 2, d_ff: int = 32, norm_first: bool = False, num_layers=1, **kwargs
+    ):
         super().__init__()
         self.embedding = nn.Embedding(p + 1, d)
         layer = nn.TransformerEncoderLayer(d, nhead, d_ff, batch_first=True, norm_first=norm_first, **kwargs)
         norm = nn.LayerNorm(d) if norm_first else None
-        self.transformer_encoder = nn.TransformerEncoder(layer, 1, norm=norm, enable_nested_tensor=False)
+        self.transformer_encoder = nn.TransformerEncoder(layer, num_layers, norm=norm, enable_nested_tensor=False)
         self.output_head = nn.Linear(d, p + 1, bias=kwargs.get("bias", True))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -239,8 +241,8 @@ def test_importer_refuses_what_it_cannot_read(tmp_path) -> None:
         with pytest.raises(GrokvizError, match=match):
             import_torch_encoder(path, kwargs.pop("p", p), n_heads=2, **kwargs)
 
-    two = {**state, **{k.replace("layers.0.", "layers.1."): v for k, v in state.items() if "layers.0." in k}}
-    refused(two, "has 2 encoder layers")
+    # 2 to 4 layers are imported (tests/interop/test_layers.py)
+    refused(TorchEncoder(p, num_layers=5).state_dict(), "has 5 encoder layers; grokviz's models have 1 to 4")
     refused({k: v for k, v in state.items() if "linear2.weight" not in k}, "missing keys")
     refused({**state, "transformer_encoder.norm.weight": torch.ones(16)}, "norm order cannot be told")
     refused(state, "needs the encoder's final norm", norm_first=True)
