@@ -4,12 +4,15 @@ too early and other families refused in one line."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
 import pandas as pd
 
+from grokviz.analysis.forecast import fitted_constants, forecast
 from grokviz.cli import main as cli
+from grokviz.storage.forecast import forecast_run, observe
 from grokviz.storage.runs import open_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,3 +77,16 @@ def test_too_early_and_other_families_are_one_error_line(grokked_run, tmp_path, 
     assert code == 2 and "10-digit adder run" in err and "modular-arithmetic run" in err
     code, _, err = run_cli(capsys, str(path), "--signals", "test")
     assert code == 2 and "--signals" in err
+
+
+def test_observe_without_the_llc_gives_the_same_forecast(grokked_run, tmp_path):
+    # scripts/eval_forecast.py observes its ~400 fitting forecasts without the LLC, which the
+    # shipped correction does not use: the forecast must be the one `grokviz forecast` makes.
+    run = open_run(copy_of(grokked_run, tmp_path))
+    at = run.steps()[len(run.steps()) // 2 + 1]
+    quick = observe(run, at, llc=False)
+    assert math.isnan(quick.probe_end["llc"]) and quick.probe_end["excluded_loss"] > 0
+    made, full = forecast(quick, "train", fitted_constants()).to_dict(), forecast_run(run, at).to_dict()
+    assert full["signals"]["llc"] > 0
+    for key in ("will_grok", "grok_step", "low", "high"):
+        assert made[key] == full[key]

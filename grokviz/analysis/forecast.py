@@ -125,14 +125,67 @@ def _relative_change(end: float, start: float) -> float:
     return float((end - start) / max(abs(start), 1.0))
 
 
-def features(obs: Observation, law: NormLaw, rho: float, signals: str) -> dict[str, float]:
+CLOCK_CLIP = 1.5  # a clock's log ratio to the law is clipped to +-1.5: a signal that has not moved says "much later", not "never"
+TEST_TREND = 0.3  # the test loss's log-linear trend is fitted on the last 30% of the steps since the norm's peak
+LEVELS = (  # the clocks' signals, and whether each rises to its level at the grok step (else falls)
+    ("gini_unembed", True),
+    ("gini_embed", True),
+    ("excluded_loss", True),
+    ("restricted_loss_train", False),
+    ("test_loss", False),
+    ("restricted_loss", False),
+)
+TRAIN_ONLY = ("gini_unembed", "gini_embed", "excluded_loss", "restricted_loss_train")
+
+
+def _clipped_log_ratio(step: float, t: int, base: float) -> float:
+    return float(np.clip(math.log(max(step, t) / base), -CLOCK_CLIP, CLOCK_CLIP))
+
+
+def _clock(t: int, start_step: int, start: float, end: float, level: float, rising: bool, base: float) -> float:
+    """ln(clock / law), clipped: the clock is the step at which a signal that moved from ``start``
+    (at ``start_step``) to ``end`` (at t) reaches ``level`` at the same mean rate; t when it is
+    there already, and "much later" when it has not moved towards it."""
+    sign = 1.0 if rising else -1.0
+    need, moved = sign * (level - start), sign * (end - start)
+    if need <= moved:
+        return _clipped_log_ratio(t, t, base)
+    if moved <= 1e-9:
+        return CLOCK_CLIP
+    return _clipped_log_ratio(start_step + (t - start_step) * need / moved, t, base)
+
+
+def _test_loss_clock(obs: Observation, law: NormLaw, level: float, base: float) -> float:
+    """ln(clock / law), clipped, for the test loss: its log-linear trend over the last TEST_TREND of
+    the steps since the peak, extrapolated to ``level`` (the test loss at the fitting runs' grok)."""
+    span = law.end_step - law.peak_step
+    tail = obs.log[(obs.log["step"] >= law.end_step - TEST_TREND * span) & (obs.log["step"] <= law.end_step)]
+    if len(tail) < 2 or np.ptp(tail["step"].to_numpy(dtype=float)) == 0:
+        return CLOCK_CLIP
+    log_loss = np.log(np.maximum(tail["test_loss"].to_numpy(dtype=float), 1e-12))  # [rows]
+    slope = float(np.polyfit(tail["step"].to_numpy(dtype=float), log_loss, 1)[0])
+    if log_loss[-1] <= math.log(level):
+        return _clipped_log_ratio(law.end_step, law.end_step, base)
+    if slope >= -1e-9:
+        return CLOCK_CLIP
+    return _clipped_log_ratio(law.end_step + (math.log(level) - log_loss[-1]) / slope, law.end_step, base)
+
+
+def features(
+    obs: Observation, law: NormLaw, rho: float, signals: str, levels: dict[str, float] | None = None
+) -> dict[str, float]:
     """The correction's inputs (each a number; the fit standardises them). ``train``: the
     contraction so far over rho, the Gini coefficients at t and their rise since the peak, the
-    log change of excluded loss (train pairs) and of train loss from the peak to t, the LLC's log
-    change. ``all`` adds the log change of restricted loss (all pairs) and of test loss."""
+    log change of excluded loss (train pairs), of train loss and of the LLC from the peak to t,
+    ln(rate / (lr * weight decay)). ``all`` adds the log change of restricted loss (all pairs)
+    and of test loss. With ``levels`` (each signal's median at the fitting runs' grok step) also
+    the **clocks**: ln(clock / the law's step) for each signal of LEVELS, the step at which the
+    signal reaches its level at its mean rate since the peak (the test loss: at its recent
+    log-linear trend)."""
     curve = obs.curve
     start = curve[curve["step"] == law.peak_step].iloc[0]
     end = curve.iloc[-1]
+    tail = obs.log[obs.log["step"] >= law.peak_step]
     out = {
         "progress": law.done / rho if rho > 0 else 0.0,
         "gini_embed": float(end["gini_embed"]),
@@ -140,13 +193,26 @@ def features(obs: Observation, law: NormLaw, rho: float, signals: str) -> dict[s
         "gini_embed_rise": float(end["gini_embed"] - start["gini_embed"]),
         "gini_unembed_rise": float(end["gini_unembed"] - start["gini_unembed"]),
         "excluded_loss_change": _log_ratio(obs.probe_end["excluded_loss"], obs.probe_start["excluded_loss"]),
+        "train_loss_change": _log_ratio(float(tail["train_loss"].iloc[-1]), float(tail["train_loss"].iloc[0])),
         "llc_change": _relative_change(obs.probe_end["llc"], obs.probe_start["llc"]),
         "rate_vs_decay": float(np.log(max(law.rate, 1e-12) / (obs.lr * obs.weight_decay))),
     }
     if signals == "all":
-        tail = obs.log[obs.log["step"] >= law.peak_step]
         out["restricted_loss_change"] = _log_ratio(obs.probe_end["restricted_loss"], obs.probe_start["restricted_loss"])
         out["test_loss_change"] = _log_ratio(float(tail["test_loss"].iloc[-1]), float(tail["test_loss"].max()))
+    if levels:
+        base = law.predict(rho)
+        for name, rising in LEVELS:
+            if name == "test_loss" or (signals == "train" and name not in TRAIN_ONLY):
+                continue
+            if name.startswith("gini"):
+                begin, now, level = float(start[name]), float(end[name]), levels[name]
+            else:  # losses move on a log scale
+                begin, now = math.log(obs.probe_start[name]), math.log(obs.probe_end[name])
+                level = math.log(levels[name])
+            out[f"{name}_clock"] = _clock(law.end_step, law.peak_step, begin, now, level, rising, base)
+        if signals == "all":
+            out["test_loss_clock"] = _test_loss_clock(obs, law, levels["test_loss"], base)
     return out
 
 
@@ -184,18 +250,21 @@ class Model:
 class Constants:
     """Everything the forecaster fitted: ``rho`` (ln of N_peak / N at the grok step, the median
     over the fitting runs), ``min_rate`` (a slower contraction counts as none), one Model per
-    signal set."""
+    signal set, and ``levels``: each clock's signal at the grok step (the median over the fitting
+    runs; see :func:`features`)."""
 
     rho: float
     min_rate: float
     models: dict[str, Model]
+    levels: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> Constants:
-        return cls(data["rho"], data["min_rate"], {k: Model(**v) for k, v in data["models"].items()})
+        models = {k: Model(**v) for k, v in data["models"].items()}
+        return cls(data["rho"], data["min_rate"], models, dict(data.get("levels", {})))
 
 
 @dataclass
@@ -258,7 +327,7 @@ def forecast(obs: Observation, signals: str, constants: Constants) -> Forecast:
         return no(
             f"the weights contract at {law.rate:.2e} per step, slower than the {constants.min_rate:.1e} it needs."
         )
-    x = features(obs, law, constants.rho, signals)
+    x = features(obs, law, constants.rho, signals, constants.levels)
     values.update({f"feature.{k}": v for k, v in x.items()})
     model = constants.models[signals]
     base = law.predict(constants.rho)

@@ -17,6 +17,7 @@ from grokviz.analysis.forecast import Model
 
 RIDGE = 1.0  # on standardised features: few runs, correlated signals
 COVERAGE = 0.8  # the interval's nominal coverage
+MIN_GAIN = 0.002  # in mean |log error|: a feature must lower it by at least this to be added
 EARLY_PROGRESS = 0.4  # below this contraction so far (over rho) a forecast gets its own, wider band
 
 
@@ -102,10 +103,12 @@ def select_features(
     groups: list,
     ridges: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0),
     start: tuple[str, ...] = ("progress",),
+    min_gain: float = MIN_GAIN,
 ) -> tuple[list[str], float]:
     """Forward selection by held-out error: from ``start``, add the candidate that lowers the mean
-    |held-out residual| most, while one does; the ridge penalty chosen the same way. Few runs and
-    correlated signals: every feature the data cannot pay for widens the error on unseen runs."""
+    |held-out residual| most, while one lowers it by at least ``min_gain``; the ridge penalty
+    chosen the same way. Few runs and correlated signals: every feature the data cannot pay for
+    widens the error on unseen runs."""
     best: tuple[float, list[str], float] | None = None
     for ridge in ridges:
         names = list(start)
@@ -116,7 +119,7 @@ def select_features(
                 for c in candidates
                 if c not in names
             ]
-            if not trials or min(trials)[0] >= error:
+            if not trials or min(trials)[0] > error - min_gain:
                 break
             error, chosen = min(trials)
             names.append(chosen)

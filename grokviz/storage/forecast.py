@@ -9,6 +9,7 @@ restricted and excluded losses are those of the last checkpoint <= at_step), and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import pandas as pd
@@ -37,7 +38,7 @@ def _key_frequencies(run: Run, step: int) -> list[int]:
     return sorted(int(i) + 1 for i in spectrum.argsort(descending=True)[:TOP_FREQUENCIES])
 
 
-def _probe(run: Run, step: int, key_freqs: list[int], llc_known: dict[int, float]) -> dict[str, float]:
+def _probe(run: Run, step: int, key_freqs: list[int], llc_known: dict[int, float], llc: bool = True) -> dict[str, float]:
     path = run.checkpoint_path(step).resolve()
     stat = path.stat()
     file_key = (str(path), stat.st_size, stat.st_mtime_ns)
@@ -52,11 +53,13 @@ def _probe(run: Run, step: int, key_freqs: list[int], llc_known: dict[int, float
             "restricted_loss_train": measures["restricted_loss_train"],
             "excluded_loss": measures["excluded_loss"],
         }
+    if not llc and file_key not in _PROBES and step not in llc_known:
+        return {**_PROBES[file_key + tuple(key_freqs)], "llc": math.nan}
     if file_key not in _PROBES:  # the LLC does not depend on the key frequencies: once per file
-        llc = llc_known.get(step)
-        if llc is None:
-            llc = checkpoint_llc(run.load(step), run.config.dataset(), run.config.architecture)
-        _PROBES[file_key] = {"llc": llc}
+        value = llc_known.get(step)
+        if value is None:
+            value = checkpoint_llc(run.load(step), run.config.dataset(), run.config.architecture)
+        _PROBES[file_key] = {"llc": value}
     return {**_PROBES[file_key + tuple(key_freqs)], **_PROBES[file_key]}
 
 
@@ -68,10 +71,14 @@ def _require_modular(run: Run) -> None:
         raise GrokvizError(f"{message}: its constants were fitted on those only")
 
 
-def observe(run: Run, at_step: int | None = None, frame: pd.DataFrame | None = None) -> Observation:
+def observe(
+    run: Run, at_step: int | None = None, frame: pd.DataFrame | None = None, llc: bool = True
+) -> Observation:
     """What a forecast at ``at_step`` (default: the last logged or saved step) may read.
 
-    ``frame``: the run's timeline if already computed (its rows after at_step are not read)."""
+    ``frame``: the run's timeline if already computed (its rows after at_step are not read).
+    ``llc=False``: the probes' LLC is NaN unless already known (scripts/eval_forecast.py's fitting
+    forecasts at many steps, whose correction does not use it: about 3 s per checkpoint saved)."""
     _require_modular(run)
     steps = run.steps()
     log = run.log()
@@ -100,8 +107,8 @@ def observe(run: Run, at_step: int | None = None, frame: pd.DataFrame | None = N
     llc_known = {}
     if "llc" in curve:
         llc_known = {int(s): float(v) for s, v in zip(curve["step"], curve["llc"]) if v == v}
-    obs.probe_start = _probe(run, law.peak_step, keys, llc_known)
-    obs.probe_end = _probe(run, law.end_step, keys, llc_known)
+    obs.probe_start = _probe(run, law.peak_step, keys, llc_known, llc)
+    obs.probe_end = _probe(run, law.end_step, keys, llc_known, llc)
     return obs
 
 

@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 
 from grokviz.analysis.forecast import (
+    CLOCK_CLIP,
+    LEVELS,
     Constants,
     Forecast,
     Model,
@@ -148,13 +150,33 @@ def test_selection_keeps_the_signal_and_the_interval_covers_held_out_rows_with_a
     assert 0.65 <= np.mean(inside) <= 0.95
 
 
-def test_the_shipped_constants_use_known_features_and_an_early_band_no_narrower():
+def test_the_shipped_constants_use_known_features_and_intervals_around_the_centre():
     constants = fitted_constants()
     obs = observation(rate=1e-3)
-    candidates = features(obs, norm_law(obs), constants.rho, "all")
+    candidates = features(obs, norm_law(obs), constants.rho, "all", constants.levels)
+    assert set(constants.levels) == {name for name, _ in LEVELS}
     for model in constants.models.values():
-        assert model.names and set(model.names) <= set(candidates)
-        early, late = model.interval(0.1), model.interval(0.9)
-        assert early[0] <= late[0] < 0 < late[1] <= early[1]
+        assert model.names and set(model.names) <= set(candidates) and "llc_change" not in model.names
+        for progress in (0.1, 0.9):  # the early band and the late one
+            low, high = model.interval(progress)
+            assert low < 0 < high
     made = forecast(obs, "train", constants)
     assert made.low < made.grok_step < made.high
+
+
+def test_clocks_extrapolate_each_signal_at_its_mean_rate_to_its_level_at_the_grok_step():
+    obs = observation(rate=1e-3)  # peak at 100, t = 1000; the law (rho 2) says step 2100
+    obs.curve["gini_unembed"] = np.where(obs.curve["step"] <= 100, 0.2, 0.2 + 1e-4 * (obs.curve["step"] - 100))
+    obs.probe_end["excluded_loss"] = math.e  # ln 1 -> ln e at the peak and at t: ln level 3 at step 100 + 3 * 900
+    obs.log["test_loss"] = np.exp(-1e-3 * obs.log["step"])  # ln falls 1e-3 per step: ln 0.1 at step 2303
+    levels = {"gini_unembed": 0.38, "gini_embed": 0.2, "excluded_loss": math.exp(3), "restricted_loss_train": 1.0}
+    levels.update({"test_loss": 0.1, "restricted_loss": 1.0})
+    x = features(obs, norm_law(obs), 2.0, "all", levels)
+    assert x["gini_unembed_clock"] == pytest.approx(math.log(1900 / 2100))  # 0.29 at t, 0.38 at 100 + 2 * 900
+    assert x["excluded_loss_clock"] == pytest.approx(math.log(2800 / 2100))
+    assert x["test_loss_clock"] == pytest.approx(math.log(1000 * math.log(10) / 2100), abs=1e-6)
+    assert x["gini_embed_clock"] == pytest.approx(math.log(1000 / 2100))  # at its level already: now
+    assert x["restricted_loss_train_clock"] == pytest.approx(math.log(1000 / 2100))
+    obs.curve["gini_unembed"] = 0.2  # has not moved: "much later", clipped
+    assert features(obs, norm_law(obs), 2.0, "train", levels)["gini_unembed_clock"] == CLOCK_CLIP
+    assert "test_loss_clock" not in features(obs, norm_law(obs), 2.0, "train", levels)
