@@ -2,9 +2,11 @@
 of one that cannot fit.
 
 The estimate counts, in bytes: the float32 parameters, their gradients and AdamW's two moments;
-the activations that full-batch training keeps for the backward pass (every pair of the training
-set: attention, MLP pre- and post-activations, residual streams, float32 logits and the float64
-copy the loss is computed in), twice over for their gradients; and the no-grad test-set pass.
+the activations that training keeps for the backward pass (every pair of the training set, or of
+the minibatch with ``batch_size``: attention, MLP pre- and post-activations, residual streams,
+float32 logits and the float64 copy the loss is computed in; in a model of N blocks every block
+but the last at all three positions), twice over for their gradients; and the no-grad passes of a
+log step (the test set, and with minibatches the whole training set, whose metrics are logged).
 An ensemble holds every member's parameters and optimiser state at once, but only one group's
 activations (groups are stepped one after another, ``group_size`` members at a time).
 
@@ -67,20 +69,33 @@ def n_pairs(cfg: Config) -> tuple[int, int]:
 
 
 def activation_bytes_per_pair(cfg: Config) -> int:
-    """What one pair's forward keeps: position 2's attention, MLP and residuals, and its logits."""
+    """What one pair's forward keeps: position 2's attention, MLP and residuals, and its logits;
+    in a deeper model also every earlier block at all three positions."""
     attention = cfg.n_heads * (3 * 2 + cfg.d_head)  # scores and pattern over 3 keys, z
     residual = 4 * cfg.d_model  # attn_out, resid_mid, mlp_out, resid_post
     mlp = 2 * cfg.d_mlp  # pre and post
     logits = cfg.d_vocab_out * FLOAT32 + 2 * cfg.d_vocab_out * FLOAT64  # float32, float64 copy, log-softmax
     general = 0
-    if not cfg.architecture.is_reference:
-        # The general path embeds all three positions and projects their keys and values per pair
-        # (the fast path gathers them from p-row tables), normalises, and multiplies by masks.
-        arch = cfg.architecture
+    arch = cfg.architecture
+    if not arch.is_reference or cfg.n_layers > 1:
+        # The general path (and any model of more than one block) embeds all three positions and
+        # projects their keys and values per pair (the 1-layer fast path gathers them from p-row
+        # tables), normalises, and multiplies by masks.
         general = 3 * cfg.d_model + 2 * 3 * cfg.n_heads * cfg.d_head
         general += (3 + 2) * cfg.d_model if arch.layernorm != "none" else 0
         general += cfg.n_heads * 3 + 2 * cfg.d_model + cfg.d_mlp if cfg.dropout > 0 else 0
-    return (attention + residual + mlp + general) * FLOAT32 + logits
+    earlier = (cfg.n_layers - 1) * _block_at_all_positions(cfg)
+    return (attention + residual + mlp + general + earlier) * FLOAT32 + logits
+
+
+def _block_at_all_positions(cfg: Config) -> int:
+    """Floats one pair keeps of a block that is not the last (its output is read at all three
+    positions by the next block's keys and values)."""
+    width = cfg.n_heads * cfg.d_head
+    per_position = 3 * width + width + 5 * cfg.d_model + 2 * cfg.d_mlp  # q, k, v; z; 5 streams; MLP pre, post
+    if cfg.architecture.layernorm != "none":
+        per_position += 2 * cfg.d_model  # the two normalised streams
+    return 3 * per_position + 2 * cfg.n_heads * 3 * 3  # scores and pattern: [head, q_pos, k_pos]
 
 
 def estimate(cfg: Config, members: int = 1, group_size: int | None = None) -> MemoryEstimate:
@@ -89,9 +104,12 @@ def estimate(cfg: Config, members: int = 1, group_size: int | None = None) -> Me
     weights = n_params(param_shapes(cfg)) * FLOAT32 * members  # from the config alone
     n_train, n_test = n_pairs(cfg)
     per_pair = activation_bytes_per_pair(cfg)
-    # Training keeps the forward's activations and holds their gradients during the backward;
-    # the test pass (no grad) frees as it goes, but its largest tensors coexist.
-    activations = group * (2 * n_train * per_pair + n_test * per_pair)
+    # Training keeps the update's activations (the training set's, or the minibatch's) and holds
+    # their gradients during the backward; a no-grad pass frees as it goes, but its largest
+    # tensors coexist. A minibatch run's log steps also pass over the whole training set.
+    update_rows = n_train if cfg.batch_size is None else min(cfg.batch_size, n_train)
+    evaluated_rows = n_test if cfg.batch_size is None else max(n_train, n_test)
+    activations = group * (2 * update_rows * per_pair + evaluated_rows * per_pair)
     return MemoryEstimate(members, group, weights, weights, 2 * weights, activations)
 
 
