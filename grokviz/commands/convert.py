@@ -138,7 +138,7 @@ def _print_import(kind: str, imported, out: Path) -> None:
     cfg = imported.config
     print(
         f"config: task={cfg.task} p={cfg.p} frac_train={cfg.frac_train} seed={cfg.seed} data_seed={cfg.data_seed} "
-        f"d_model={cfg.d_model} n_heads={cfg.n_heads} d_head={cfg.d_head} d_mlp={cfg.d_mlp} "
+        f"n_layers={cfg.n_layers} d_model={cfg.d_model} n_heads={cfg.n_heads} d_head={cfg.d_head} d_mlp={cfg.d_mlp} "
         f"lr={cfg.lr:g} weight_decay={cfg.weight_decay:g}"
     )
     print(f"architecture: {cfg.architecture.describe()}")

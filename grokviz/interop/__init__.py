@@ -2,9 +2,9 @@
 
 * ``progress_measures``: the paper's reference code (left-multiplying weights, ``random.shuffle`` split),
   its files read by ``progress_measures_file``;
-* ``transformer_lens``: TransformerLens ``HookedTransformer`` state dicts, exported and converted;
+* ``transformer_lens``: TransformerLens ``HookedTransformer`` state dicts (1 to 4 blocks), exported and converted;
   ``transformer_lens_file``: their files and the grokking demo's, read;
-* ``torch_encoder``: PyTorch ``nn.TransformerEncoder`` state dicts (the model blog posts train);
+* ``torch_encoder``: PyTorch ``nn.TransformerEncoder`` state dicts (the model blog posts train; 1 to 4 layers);
 * ``files``: reading pickles safely; ``imported``: the :class:`ImportedRun` every importer returns
   and :func:`write_run`, which turns it into a run folder.
 

@@ -62,7 +62,8 @@ def reference_sizes(state_dict: Mapping[str, torch.Tensor], source: str = "state
     extra = sorted(set(state_dict) - set(REFERENCE_KEYS) - set(REFERENCE_BUFFERS))
     if extra:
         raise GrokvizError(
-            f"{source}: unexpected tensors {extra}; grokviz imports the 1-layer, no-LayerNorm model only"
+            f"{source}: unexpected tensors {extra}; this importer reads the paper's model only (1 layer, no "
+            "LayerNorm); deeper models come in through TransformerLens' layout (grokviz convert transformer-lens)"
         )
     check_ranks(state_dict, REFERENCE_KEYS, source, reference=True)
     d_model, d_vocab = state_dict["embed.W_E"].shape
@@ -166,7 +167,9 @@ def config_from_reference(
         ("batch_style", ("full",)),
     ):
         if name in ref and ref[name] not in allowed:
-            raise GrokvizError(f"config has {name}={ref[name]!r}; grokviz's model needs {allowed[0]!r}")
+            raise GrokvizError(
+                f"config has {name}={ref[name]!r}; the paper's model, which this importer reads, has {allowed[0]!r}"
+            )
         ref.pop(name, None)
     if "fn_name" in ref:
         fn_name = ref.pop("fn_name")
