@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from grokviz.analysis.layers import is_last, neurons_hook, resolve_layer
+from grokviz.analysis.layers import is_last, resolve_layer
 from grokviz.core.architecture import REFERENCE, Architecture
 from grokviz.core.fast_path import all_pairs, forward_last
 from grokviz.core.forward import unembed_matrix
@@ -53,10 +53,12 @@ def mean_logit_jacobian(params: Params, arch: Architecture = REFERENCE, layer: i
 
     Row n, column c: how much logit c moves per unit of neuron n's activation at the '=' position,
     averaged over the p^2 inputs (only that position's activation is varied; positions 0 and 1
-    keep theirs, as in every neuron intervention here). A neuron's activation at one pair reaches
-    only that pair's logits, so the sum over pairs of the Jacobian is one vector-Jacobian product
-    of the summed logits per output class: p backward passes over the p^2 pairs, no per-pair
-    Jacobian stored.
+    keep theirs, as in every neuron intervention here). The neurons reach the rest of the model
+    only through ``W_out`` (``mlp_out = post @ W_out + b_out``), so the mean Jacobian is ``W_out``
+    times the mean Jacobian with respect to ``mlp_out`` (d_model wide). A pair's ``mlp_out`` reaches
+    only that pair's logits, so the sum over pairs of that Jacobian is one vector-Jacobian product
+    of the summed logits per output class: p backward passes over the p^2 pairs from the logits
+    back to block ``layer`` (batched ``CLASS_CHUNK`` at a time), no per-pair Jacobian stored.
     """
     layer = resolve_layer(params, layer)
     p = p_of(params)
@@ -64,16 +66,26 @@ def mean_logit_jacobian(params: Params, arch: Architecture = REFERENCE, layer: i
     frozen = {name: tensor.detach() for name, tensor in params.items()}
     captured: list[torch.Tensor] = []
 
-    def capture(act: torch.Tensor) -> torch.Tensor:  # [p*p, d_mlp] the '=' position's neurons
+    def capture(act: torch.Tensor) -> torch.Tensor:  # [p*p, d_model] the '=' position's MLP output
         leaf = act.detach().requires_grad_(True)
         captured.append(leaf)
         return leaf
 
     with torch.enable_grad():
-        logits = forward_last(frozen, a, b, hooks={neurons_hook(layer): capture}, arch=arch)  # [p*p, p]
+        logits = forward_last(frozen, a, b, hooks={f"blocks.{layer}.hook_mlp_out": capture}, arch=arch)  # [p*p, p]
         summed = logits.sum(dim=0)  # [p]: sum over pairs of each class's logit
-        rows = []
-        for c in range(p):
-            (grad,) = torch.autograd.grad(summed[c], captured[0], retain_graph=c < p - 1)  # [p*p, d_mlp]
-            rows.append(grad.mean(dim=0))
-    return torch.stack(rows, dim=1).detach()  # [d_mlp, p]
+        columns = []
+        for start in range(0, p, CLASS_CHUNK):
+            classes = torch.arange(start, min(start + CLASS_CHUNK, p))
+            one_hot = torch.nn.functional.one_hot(classes, p).to(summed.dtype)  # [chunk, p]
+            (grads,) = torch.autograd.grad(
+                summed, captured[0], grad_outputs=one_hot, is_grads_batched=True, retain_graph=True
+            )  # [chunk, p*p, d_model]
+            columns.append(grads.mean(dim=1))  # [chunk, d_model]
+    per_d_model = torch.cat(columns).T  # [d_model, p]: mean d logits / d mlp_out
+    return (params[f"blocks.{layer}.mlp.W_out"].detach() @ per_d_model).detach()  # [d_mlp, p]
+
+
+# Output classes per batched backward pass: each holds [chunk, p^2, d_mlp] gradients of the later
+# blocks' MLP (8 x 9409 x 512 floats = 150 MB at p = 97), and fewer passes cost less Python overhead.
+CLASS_CHUNK = 8

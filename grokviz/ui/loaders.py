@@ -89,26 +89,33 @@ def logits_base(run_path: str, step: int, mtime: float):
 
 
 @st.cache_resource(max_entries=6, show_spinner=False)
-def activations(run_path: str, step: int, mtime: float):
-    return neurons.neuron_activations(load_params(run_path, step, mtime), arch_of(run_path))
+def activations(run_path: str, step: int, mtime: float, layer: int = 0):
+    """[p, p, d_mlp] the '=' position's neurons of block ``layer`` (0: a 1-layer run's only one)."""
+    return neurons.neuron_activations(load_params(run_path, step, mtime), arch_of(run_path), layer)
 
 
 @st.cache_resource(max_entries=3, show_spinner=False)
-def ablation_baseline(run_path: str, step: int, mtime: float):
-    return baseline.baseline(load_params(run_path, step, mtime), group_of(run_path), arch_of(run_path))
+def ablation_baseline(run_path: str, step: int, mtime: float, layer: int | None = None):
+    """The neurons site's baseline: block ``layer``'s activations (None: the last block's)."""
+    return baseline.baseline(load_params(run_path, step, mtime), group_of(run_path), arch_of(run_path), layer)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def key_frequency_counts(run_path: str, step: int, mtime: float) -> dict[int, int]:
-    """Frequency -> number of clustered neurons at one checkpoint (the app uses the last one)."""
-    acts = group_of(run_path).on_group(activations(run_path, step, mtime))  # discrete-log: log order, 0 left out
-    return neurons.key_frequencies(neurons.neuron_stats(acts))
+    """Frequency -> number of clustered neurons at one checkpoint (the app uses the last one), in
+    every block (each block's counts added; one block: its own)."""
+    group = group_of(run_path)  # discrete-log: log order, 0 left out
+    n_layers = opened_run(run_path).config.n_layers
+    per_layer = [
+        neurons.neuron_stats(group.on_group(activations(run_path, step, mtime, layer))) for layer in range(n_layers)
+    ]
+    return neurons.layers_key_frequencies(per_layer)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def neuron_table(run_path: str, step: int, mtime: float):
-    """Per-neuron frequency table of one checkpoint (neuron, frequency, best_fve, clustered, dead)."""
-    return neurons.neuron_stats(group_of(run_path).on_group(activations(run_path, step, mtime))).table()
+def neuron_table(run_path: str, step: int, mtime: float, layer: int = 0):
+    """Per-neuron frequency table of block ``layer`` at one checkpoint (neuron, frequency, best_fve, clustered, dead)."""
+    return neurons.neuron_stats(group_of(run_path).on_group(activations(run_path, step, mtime, layer))).table()
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

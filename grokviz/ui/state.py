@@ -52,6 +52,11 @@ class View:
         return self.cfg.p
 
     @property
+    def n_layers(self) -> int:
+        """The model's blocks (tabs that show neurons or attention offer a layer choice when above 1)."""
+        return self.cfg.n_layers
+
+    @property
     def arch(self) -> Architecture:
         """The function the run's checkpoints compute (every forward of the app passes it)."""
         return self.cfg.architecture

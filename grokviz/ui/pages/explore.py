@@ -121,7 +121,8 @@ def build_view(choice: sidebar.Choice) -> View | None:
     checkpoint cannot be read."""
     run, steps, step = choice.run, choice.steps, choice.step
     cfg, run_path = run.config, str(run.path)
-    st.header(f"{run.name}: {TASKS[cfg.task].formula} with p = {cfg.p}")
+    layers = f", {cfg.n_layers} layers" if cfg.n_layers > 1 else ""
+    st.header(f"{run.name}: {TASKS[cfg.task].formula} with p = {cfg.p}{layers}")
     try:  # live analysis holds p^2 x d_mlp activations: refuse, in words, where they cannot fit
         check_analysable(cfg, run_path)
         too_big = None

@@ -10,13 +10,13 @@ from grokviz.errors import GrokvizError
 from grokviz.ui import charts, loaders
 from grokviz.ui.state import View
 from grokviz.ui.views import frequencies, grids, metrics
-from grokviz.ui.widgets import show_error
+from grokviz.ui.widgets import layer_choice, show_error
 
 SITE_HELP = {
     "logits": "project the all-pairs logits off / onto cos(w(a+b)) and sin(w(a+b))",
     "embedding": "project W_E's token rows off / onto the frequencies' cos and sin, then run the model",
     "neurons": "project each neuron's activations over (a, b) off / onto the frequencies' 3x3 blocks, then run the "
-    "rest of the model on them",
+    "rest of the model on them (with more than one layer: the chosen layer's neurons at the '=' position)",
 }
 MODE_LABELS = {"remove": "remove", "keep": "keep only"}  # also the URL's values
 
@@ -48,6 +48,8 @@ def render(view: View) -> None:
         bind="query-params",
         help="; ".join(f"{k}: {v}" for k, v in SITE_HELP.items()),
     )
+    # The neurons site projects one block's neurons: the layer choice (shared with the Neurons tab).
+    layer = layer_choice(view.n_layers) if site == "neurons" else view.n_layers - 1
     st.caption(
         f"Key frequencies of the last checkpoint (step {view.steps[-1]:,}), with their clustered neurons: "
         + (", ".join(frequencies.frequency_label(k, view.key_counts) for k in view.key_counts) or "none yet")
@@ -63,10 +65,12 @@ def render(view: View) -> None:
             # The cached baseline of the shown step (the neurons site's holds the activations); over
             # the run (not cached) ablate builds the one its site needs.
             if site == "neurons":
-                base = loaders.ablation_baseline(view.run_path, at_step, at_mtime) if cached else None
+                base = loaders.ablation_baseline(view.run_path, at_step, at_mtime, layer) if cached else None
             else:
                 base = loaders.logits_base(view.run_path, at_step, at_mtime)
-            return ablation.ablate(at_params, view.dataset, chosen, mode, site, view.group, view.arch, base=base)
+            return ablation.ablate(
+                at_params, view.dataset, chosen, mode, site, view.group, view.arch, base=base, layer=layer
+            )
 
         try:
             result = compute_ablation(view.step)
@@ -74,7 +78,8 @@ def render(view: View) -> None:
             show_error(exc)
             result = None
         if result is not None:
-            what = f"{MODE_LABELS[mode]} frequencies {{{', '.join(map(str, chosen))}}} at the {site}"
+            where = f"layer {layer}'s neurons" if site == "neurons" and view.n_layers > 1 else f"the {site}"
+            what = f"{MODE_LABELS[mode]} frequencies {{{', '.join(map(str, chosen))}}} at {where}"
             st.caption(f"Step {view.step:,}: {what} ({SITE_HELP[site]}).")
             if view.group.discrete_log:
                 st.caption(
@@ -113,7 +118,7 @@ def render(view: View) -> None:
                     metrics.metrics_display(metrics.metrics_table(result.before, result.after)), width="stretch"
                 )
                 st.markdown("**The same ablation at every checkpoint**")
-                memo_key = (view.run_path, view.signature, tuple(chosen), mode, site)
+                memo_key = (view.run_path, view.signature, tuple(chosen), mode, site, layer)
                 stored = loaders.memo_store().get(("ablation-timeline", memo_key))
                 slot = st.empty()
                 if stored is None and slot.button(

@@ -31,7 +31,9 @@ def render(view: View) -> None:
         (
             right,
             fourier.unembed_spectrum,
-            f"Neuron-to-logit map {spectra.neuron_logit_map_name(view.arch)} at step {view.step:,}",
+            f"Neuron-to-logit map {spectra.neuron_logit_map_name(view.arch)}"
+            + (f" of the last layer ({view.n_layers - 1})" if view.n_layers > 1 else "")
+            + f" at step {view.step:,}",
             "norm of each frequency of W_L over the output c" + (" (log c; c = 0 left out)" if over else ""),
         ),
     )

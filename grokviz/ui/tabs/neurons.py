@@ -1,5 +1,6 @@
 """The Neurons tab: every MLP neuron at (a, b) grouped by frequency, one neuron over all inputs and
-its 2-D spectrum, and the cos·cos / sin·sin probe of that neuron at (a, b)."""
+its 2-D spectrum, and the cos·cos / sin·sin probe of that neuron at (a, b). A run with more than
+one block gets a layer choice above them (the last block by default)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from grokviz.ui import charts, loaders
 from grokviz.ui.state import View
 from grokviz.ui.views.neurons import default_neuron, neuron_groups, probe_table
 from grokviz.ui.views.spectra import frequency_pair_norms
-from grokviz.ui.widgets import clamp_state, show_error
+from grokviz.ui.widgets import clamp_state, layer_choice, show_error
 
 
 def render(view: View) -> None:
@@ -21,13 +22,15 @@ def render(view: View) -> None:
         st.info(view.too_big)
         return
     d_mlp = view.cfg.d_mlp
+    layer = layer_choice(view.n_layers)
+    of_layer = f" of layer {layer}" if view.n_layers > 1 else ""
     try:  # neurons are grouped by their frequency at the last checkpoint: stable while scrubbing
         group_step, final_table = (
             view.steps[-1],
-            loaders.neuron_table(view.run_path, view.steps[-1], view.mtime(view.steps[-1])),
+            loaders.neuron_table(view.run_path, view.steps[-1], view.mtime(view.steps[-1]), layer),
         )
     except GrokvizError:
-        group_step, final_table = view.step, loaders.neuron_table(view.run_path, view.step, view.mtime())
+        group_step, final_table = view.step, loaders.neuron_table(view.run_path, view.step, view.mtime(), layer)
     clamp_state("neuron", 0, d_mlp - 1)
     neuron = int(
         st.number_input(
@@ -40,7 +43,7 @@ def render(view: View) -> None:
             help="Default: the best-fitting neuron of the largest cluster.",
         )
     )
-    acts = loaders.activations(view.run_path, view.step, view.mtime())  # [p, p, d_mlp]
+    acts = loaders.activations(view.run_path, view.step, view.mtime(), layer)  # [p, p, d_mlp]
     groups = neuron_groups(
         acts[view.a, view.b],
         torch.tensor(final_table["frequency"].values),
@@ -52,7 +55,7 @@ def render(view: View) -> None:
         charts.neuron_strip(
             groups,
             selected=neuron,
-            title=f"All {d_mlp} neurons at input ({view.a}, {view.b}), step {view.step:,}",
+            title=f"All {d_mlp} neurons{of_layer} at input ({view.a}, {view.b}), step {view.step:,}",
             subtitle=f"grouped by each neuron's frequency at step {group_step:,}; "
             f"clustered = FVE >= 0.85; the red ring is neuron {neuron}",
         ),
@@ -77,7 +80,7 @@ def render(view: View) -> None:
         st.altair_chart(
             charts.heatmap(
                 group_acts[:, :, neuron].numpy(),
-                title=f"Neuron {neuron} over all inputs" + (" in log order" if axis else ""),
+                title=f"Neuron {neuron}{of_layer} over all inputs" + (" in log order" if axis else ""),
                 subtitle=f"activation for every ({axis}a, {axis}b) at step {view.step:,}"
                 + ("" if marker is None else f"; the red square is ({view.a}, {view.b})"),
                 x_title=f"{axis}b",
@@ -99,7 +102,7 @@ def render(view: View) -> None:
         )
     if result is not None:
         st.subheader(
-            f"Probe: neuron {neuron} at ({view.a}, {view.b}) with the terms of frequency k = {result.frequency}"
+            f"Probe: neuron {neuron}{of_layer} at ({view.a}, {view.b}) with the terms of frequency k = {result.frequency}"
         )
         if view.note and not group.discrete_log:
             st.caption("The probe's terms come from the addition circuit; see the note above.")

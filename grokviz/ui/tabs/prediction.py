@@ -1,5 +1,6 @@
 """The Prediction & attention tab: the logits at (a, b), each key frequency's share of the correct
-logit, the waves that peak together at the answer, and where the '=' position attends."""
+logit, the waves that peak together at the answer, and where the '=' position attends (in every
+layer of a deeper model)."""
 
 from __future__ import annotations
 
@@ -59,13 +60,17 @@ def render(view: View) -> None:
         st.caption("Key frequencies and their waves describe the addition circuit; see the note above.")
     if group.discrete_log and label_column is None:
         st.caption("The answer is 0 (an operand is 0): it has no log, so no frequency contributes to it.")
-    st.altair_chart(
-        charts.attention_chart(
-            attention_at(view.params, view.a, view.b, view.arch),
-            a=view.a,
-            b=view.b,
-            title=f"Attention from the '=' position for ({view.a}, {view.b})",
-            subtitle="one bar per head: how much it reads from a, from b and from '='",
-        ),
-        width="stretch",
-    )
+    # Every block's pattern, first to last (one chart for a 1-layer model, as always).
+    for layer in range(view.n_layers):
+        of_layer = f" in layer {layer}" if view.n_layers > 1 else ""
+        st.altair_chart(
+            charts.attention_chart(
+                attention_at(view.params, view.a, view.b, view.arch, layer),
+                a=view.a,
+                b=view.b,
+                title=f"Attention from the '=' position{of_layer} for ({view.a}, {view.b})",
+                subtitle="one bar per head: how much it reads from a, from b and from '='"
+                + ("; in later layers these positions hold what earlier layers wrote there" if layer else ""),
+            ),
+            width="stretch",
+        )

@@ -13,9 +13,10 @@ from grokviz.analysis.attention import attention_pattern
 from grokviz.core.architecture import REFERENCE, Architecture
 
 
-def attention_at(params, a: int, b: int, arch: Architecture = REFERENCE) -> np.ndarray:
-    """[n_heads, 3]: where the '=' position attends (to a, to b, to '=') for the one input (a, b)."""
-    pattern = attention_pattern(params, torch.tensor([int(a)]), torch.tensor([int(b)]), arch)
+def attention_at(params, a: int, b: int, arch: Architecture = REFERENCE, layer: int | None = None) -> np.ndarray:
+    """[n_heads, 3]: where the '=' position of block ``layer`` (None: the last) attends (to a, to b,
+    to '=') for the one input (a, b)."""
+    pattern = attention_pattern(params, torch.tensor([int(a)]), torch.tensor([int(b)]), arch, layer)
     return pattern[0].double().numpy()
 
 
