@@ -4,7 +4,7 @@ The reference model is re-implemented here, independently of grokviz, from the p
 (left-multiplying weights, masked scores scaled by 1/sqrt(d_head), no LayerNorm, W_O applied to z
 flattened as (head d_head)), so that the layout conversion is checked against the original maths
 rather than against itself. The TransformerLens side is checked against TransformerLens 3.x's
-documented names, shapes and buffers, and against a TransformerLens-style forward written here.
+documented names, shapes and buffers, and against a TransformerLens-style forward (test_layers.tl_forward).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from grokviz.core.params import init_params
 from grokviz.core.tasks import make_dataset
 from grokviz.errors import GrokvizError
 from grokviz.storage.runs import list_runs, open_run, save_checkpoint, write_run_file
+from tests.interop.test_layers import tl_forward  # TransformerLens' forward at any depth, in plain torch
 
 FIXTURE_FILES = ("progress-measures-seed1-wd1.pth", "progress-measures-no-wd.pth")
 
@@ -408,27 +409,6 @@ HOOKED_TRANSFORMER_CONFIG_FIELDS = {
     "eps",
     "init_mode",
 }
-
-
-def tl_forward(sd: dict[str, torch.Tensor], tl_config: dict, tokens: torch.Tensor) -> torch.Tensor:
-    """What a TransformerLens HookedTransformer computes for this config, written from its components."""
-    assert tl_config["normalization_type"] is None and tl_config["act_fn"] == "relu" and tl_config["use_attn_scale"]
-    resid = sd["embed.W_E"][tokens] + sd["pos_embed.W_pos"][: tokens.shape[1]]
-    q = torch.einsum("bpd,hde->bphe", resid, sd["blocks.0.attn.W_Q"]) + sd["blocks.0.attn.b_Q"]
-    k = torch.einsum("bpd,hde->bphe", resid, sd["blocks.0.attn.W_K"]) + sd["blocks.0.attn.b_K"]
-    v = torch.einsum("bpd,hde->bphe", resid, sd["blocks.0.attn.W_V"]) + sd["blocks.0.attn.b_V"]
-    scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / math.sqrt(tl_config["d_head"])
-    n = tokens.shape[1]
-    scores = torch.where(sd["blocks.0.attn.mask"][:n, :n], scores, sd["blocks.0.attn.IGNORE"])
-    z = torch.einsum("bhqk,bkhe->bqhe", scores.softmax(-1), v)
-    resid = (
-        resid
-        + z.reshape(*z.shape[:2], -1) @ sd["blocks.0.attn.W_O"].reshape(-1, tl_config["d_model"])
-        + sd["blocks.0.attn.b_O"]
-    )
-    post = torch.relu(resid @ sd["blocks.0.mlp.W_in"] + sd["blocks.0.mlp.b_in"])
-    resid = resid + post @ sd["blocks.0.mlp.W_out"] + sd["blocks.0.mlp.b_out"]
-    return (resid @ sd["unembed.W_U"] + sd["unembed.b_U"])[:, -1]
 
 
 def test_tl_export_layout_and_round_trip(tiny_config):

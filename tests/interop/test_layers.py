@@ -257,3 +257,18 @@ def test_encoder_layers_refused_in_words(tmp_path) -> None:
     refused(gap, r"has encoder layers \[0, 2\]")
     torch.save(state, path)
     assert import_torch_encoder(path, p, n_heads=2, dropout=0).config.n_layers == 2  # an explicit 0 is fine
+
+
+def test_grokking_demo_file_of_a_two_layer_model(two_layer_export, tmp_path) -> None:
+    tl_config, sd = two_layer_export
+    path = tmp_path / "demo.pth"
+    data = {"model": sd, "config": tl_config, "checkpoints": [sd], "checkpoint_epochs": [9], "train_losses": [1.0] * 20}
+    torch.save(data, path)
+    imported = interop.import_transformer_lens(path)
+    assert imported.config.n_layers == 2 and [step for step, _ in imported.checkpoints] == [10, 20]
+    one_block = {k: v for k, v in sd.items() if not k.startswith("blocks.1.")}
+    torch.save(dict(data, checkpoints=[one_block]), path)
+    with pytest.raises(
+        GrokvizError, match=r"checkpoint of epoch 9: the config says n_layers=2 but the state dict has 1"
+    ):
+        interop.import_transformer_lens(path)
