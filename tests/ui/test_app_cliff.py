@@ -14,7 +14,7 @@ from grokviz.core.digits_config import DigitsConfig
 from grokviz.storage import sweeps
 from grokviz.training.ensemble import digits_grid, shape_grid, train_ensemble
 from grokviz.ui.charts.cliff import SELECTION, cliff_chart
-from grokviz.ui.views.cliff import cliff_points, has_cliff, picked_member
+from grokviz.ui.views.cliff import cliff_points, grok_labels, has_cliff, picked_member
 from grokviz.ui.views.sweeps import axis_order, with_size_axis
 
 SWEEPS_PAGE = "grokviz/ui/pages/sweeps.py"
@@ -51,6 +51,30 @@ def test_cliff_points_spread_every_member_apart(runs_root: Path) -> None:
     assert spec["params"][0]["name"] == SELECTION and spec["params"][0]["select"]["fields"] == ["member"]
     assert picked_member({"selection": {SELECTION: [{"member": "m1"}]}}) == "m1"
     assert picked_member({"selection": {SELECTION: []}}) is None and picked_member(None) is None
+
+
+def test_grok_steps_are_written_once_per_size() -> None:
+    # Three members of 1,208 parameters grok at 8,200, 9,600 and 8,800 (adder-cliff's d 8): one label
+    # for the size, not three written over each other; a size where none grokked has none.
+    points = pd.DataFrame(
+        {
+            "params": [1208, 1208, 1208, 412, 412, 575],
+            "accuracy": [1.0, 0.999, 1.0, 0.0, 0.0, 1.0],
+            "grok_step": [8200.0, 9600.0, 8800.0, None, None, 13200.0],
+        }
+    )
+    labels = grok_labels(points)
+    assert labels.to_dict("records") == [
+        {"params": 575, "accuracy": 1.0, "label": "13,200"},
+        {"params": 1208, "accuracy": 1.0, "label": "8,200-9,600"},
+    ]
+    points["slot"], points["outcome"], points["member"] = [0, 1, 2, 0, 1, 0], "grokked", list("abcdef")
+    points["config"] = points["grok_label"] = ""
+    spec = cliff_chart(points, title="t", accuracy_title="a").to_dict()
+    text = [layer for layer in spec["layer"] if layer["mark"]["type"] == "text"]
+    written = spec["datasets"][text[0]["data"]["name"]]
+    assert len(text) == 1 and [row["label"] for row in written] == ["13,200", "8,200-9,600"]
+    assert grok_labels(points.assign(grok_step=None)).empty
 
 
 def test_one_size_has_no_cliff() -> None:

@@ -1,6 +1,7 @@
 """The parameter cliff chart of the Sweeps page: final accuracy against parameter count, one point
-per member (``views.cliff.cliff_points``), coloured by outcome, each grokked member's grok step written
-beside it; hovering shows the member's settings, clicking selects it (the page opens it)."""
+per member (``views.cliff.cliff_points``), coloured by outcome, the grok steps of each parameter count
+written once above its band (``views.cliff.grok_labels``; each member's own in its tooltip); hovering
+shows the member's settings, clicking selects it (the page opens it)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pandas as pd
 
 from grokviz.ui.charts.base import FIXED, title_params
 from grokviz.ui.charts.inputs import OUTCOME_COLORS
+from grokviz.ui.views.cliff import grok_labels
 
 SELECTION = "member_pick"  # the chart's point selection, as st.altair_chart reports it
 
@@ -54,7 +56,13 @@ def cliff_chart(
         )
         .add_params(pick)
     )
-    steps = base.mark_text(align="left", dx=7, dy=-7, fontSize=10, color="#444").encode(text="grok_label:N")
+    # One label per band, centred above its highest grokked member: labels per member overlapped
+    # where members of one count grok close together.
+    steps = (
+        alt.Chart(grok_labels(points))
+        .mark_text(baseline="bottom", dy=-9, fontSize=10, color="#444")
+        .encode(x=x, y=y, text="label:N")
+    )
     return alt.layer(dots, steps).properties(
         title=title_params(title, subtitle),
         width=max(360, 70 * len(counts) * max(1, int(points["slot"].max()) + 1) // 3),

@@ -153,9 +153,9 @@ def _cliff(sweep: sweeps.Sweep, table, runs) -> None:
     st.caption(
         f"One point per member: its {accuracy} against its parameter count (one column per count, in order),"
         " coloured by outcome; the members of one size stand side by side, ordered by their other settings, then"
-        " seed. The number beside"
-        f" a grokked member is the first logged step with {'exact match' if adder else 'test accuracy'}"
-        f" >= {sweeps.THRESHOLD:.0%}. Hover a point for the member's settings; click it to open the member."
+        " seed. The numbers above"
+        f" a size are the first logged steps with {'exact match' if adder else 'test accuracy'}"
+        f" >= {sweeps.THRESHOLD:.0%} (from its first grokked member to its last). Hover a point for the member's settings; click it to open the member."
     )
     keys = {
         name: catalog.run_key(sweep.path / name, catalog.base_dir())

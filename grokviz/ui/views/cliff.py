@@ -49,6 +49,27 @@ def cliff_points(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def grok_labels(points: pd.DataFrame) -> pd.DataFrame:
+    """:func:`cliff_points` -> one label per parameter count that has grokked members: ``params``,
+    ``accuracy`` (the highest of its grokked members, where the label sits) and ``label``, the first
+    step at the threshold ('8,200' for one member, '8,200-9,600' for several). One per count, not one per
+    member: members of one count that grok close together would write their steps over each other."""
+    grokked = points[points["grok_step"].notna()]
+    rows = [
+        {
+            "params": int(params),
+            "accuracy": float(group["accuracy"].max()),
+            "label": _step_range(int(group["grok_step"].min()), int(group["grok_step"].max())),
+        }
+        for params, group in grokked.groupby("params", sort=True)
+    ]
+    return pd.DataFrame(rows, columns=["params", "accuracy", "label"])
+
+
+def _step_range(first: int, last: int) -> str:
+    return f"{first:,}" if first == last else f"{first:,}-{last:,}"
+
+
 def picked_member(event) -> str | None:
     """The member a click on the cliff chart chose (``st.altair_chart(on_select=...)``'s event), or None."""
     if not event:
