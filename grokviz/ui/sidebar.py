@@ -39,7 +39,7 @@ EXPLORER = run_picker.Picker(
     family=Config.family,
     what="the run explorer",
     title="grokviz",
-    caption="Grokking in a 1-layer transformer on modular arithmetic (Nanda et al. 2023).",
+    caption="Grokking in small transformers on modular arithmetic (Nanda et al. 2023; Power et al. 2022).",
     empty_text=(
         "No runs found in {root}.\n\nTrain one with `{train} --out checkpoints/NAME` "
         "(the reference recipe: about 15 minutes on a 2-core CPU), start `grokviz app` inside a clone of grokviz to open "
@@ -61,7 +61,8 @@ def render() -> Choice | None:
             return None
         choices, run = picked
         cfg = run.config
-        st.caption(f"Model: {cfg.architecture.describe()}")
+        depth = f"{cfg.n_layers} layers, " if cfg.n_layers > 1 else ""
+        st.caption(f"Model: {depth}{cfg.architecture.describe()}")
         with st.expander("Config", icon=":material/settings:"):
             st.dataframe(config.config_table(cfg), hide_index=True, width="stretch")
             st.caption(f"Folder: `{run.path}`  \nWritten by: {run.source}")
