@@ -105,11 +105,11 @@ def key_frequency_counts(run_path: str, step: int, mtime: float) -> dict[int, in
     """Frequency -> number of clustered neurons at one checkpoint (the app uses the last one), in
     every block (each block's counts added; one block: its own)."""
     group = group_of(run_path)  # discrete-log: log order, 0 left out
-    n_layers = opened_run(run_path).config.n_layers
-    per_layer = [
-        neurons.neuron_stats(group.on_group(activations(run_path, step, mtime, layer))) for layer in range(n_layers)
-    ]
-    return neurons.layers_key_frequencies(per_layer)
+    if opened_run(run_path).config.n_layers == 1:  # the Neurons tab's cached activations serve it
+        every = [activations(run_path, step, mtime)]
+    else:  # every block's from one forward
+        every = neurons.layer_activations(load_params(run_path, step, mtime), arch_of(run_path))
+    return neurons.layers_key_frequencies([neurons.neuron_stats(group.on_group(acts)) for acts in every])
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
