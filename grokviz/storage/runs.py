@@ -243,8 +243,13 @@ class Run:
         if step not in self._files:
             steps = self.steps()
             if step not in self._files:
+                # A file of that step that was skipped says why (wrong depth, shapes, NaN, ...).
+                name = checkpoint_name(step)
+                why = next((p.removesuffix("; skipped") for p in self._file_problems if name in p), None)
                 raise GrokvizError(
-                    f"{self.path}: no loadable checkpoint for step {step}; saved steps are {shown_steps(steps)}"
+                    f"{self.path}: no loadable checkpoint for step {step}"
+                    + (f" ({why})" if why else "")
+                    + f"; saved steps are {shown_steps(steps)}"
                 )
         return self._load_file(self.checkpoint_path(step), step)
 

@@ -132,8 +132,9 @@ def test_broken_checkpoint_is_skipped_and_reported_beside_good_ones(run_copy, ca
     message = run.problems[0]
     assert str(broken) in message and words in message, message
     assert run.load(40)["embed.W_E"].shape == (14, 16)
-    with pytest.raises(GrokvizError, match="no loadable checkpoint for step 30"):
+    with pytest.raises(GrokvizError, match="no loadable checkpoint for step 30") as skipped:
         run.load(30)
+    assert words in str(skipped.value)  # the reason it was skipped, not only that it was
     # The same file opened on its own: one clear error naming it (or, for a file that is fine in
     # isolation but belongs to another run, a clean load).
     if case in ("another run's config", "step disagrees with name"):
