@@ -1,18 +1,20 @@
 """Calibrate and evaluate ``grokviz forecast`` on a grid of runs it never saw (docs/forecast.md).
 
-    python scripts/eval_forecast.py --train /tmp/forecast-grid   # train the grid (background, 1 thread)
-    python scripts/eval_forecast.py /tmp/forecast-grid           # fit on some runs, evaluate on the rest
+    python scripts/eval_forecast.py --train /tmp/forecast-grid [--also /tmp/forecast-fresh]  # train (1 thread)
+    python scripts/eval_forecast.py /tmp/forecast-grid [--also /tmp/forecast-fresh]          # fit, evaluate
 
 Training runs ``grokviz ensemble`` once per (prime, weight-decay group): members stepped together,
-one thread. Evaluation reads every run under the folder; the split is by seed and prime (fitting:
-primes 31 and 37, seeds 0, 1, 3 and 4; held out: seed 2 of those primes, every run of p = 43, and
-every weight-decay-0 run). It fits the forecaster's constants on the fitting runs (features, ridge
-penalty and interval chosen by cross-validation on them, each configuration left out with all its
-seeds; the held-out runs choose nothing), prints that cross-validation, then prints, for
-forecasts made at 25%, 50% and 75% of each held-out run's grok step: the median of
+one thread (GRID in ROOT, FRESH in the --also folder). Evaluation reads every run under ROOT; the
+split is by seed and prime (fitting: primes 31 and 37, seeds 0, 1, 3 and 4; held out: seed 2 of
+those primes, every run of p = 43, and every weight-decay-0 run); every run under --also is held
+out too (the fresh set). It fits the forecaster's constants on the fitting runs' forecasts at every
+5% from 15% to 85% of their grok steps (rho, the clocks' levels, and the features, ridge penalty
+and interval chosen by cross-validation on them, each configuration left out with all its seeds;
+the held-out runs choose nothing), prints that cross-validation, then prints for each held-out
+set, for forecasts made at 25%, 50% and 75% of each run's grok step: the median of
 |predicted - actual| / actual, the share of runs whose grok step lies in the 80% interval, how often
 it was too early to say, and two baselines (the fitting runs' median grok step; the norm law alone,
-c = 1.41); and the false "will grok" rate on runs that never grok. The constants are printed as
+c = 1.41); and the false "will grok" count on runs that never grok. The constants are printed as
 JSON for ``grokviz.analysis.forecast_fitted.FITTED``.
 """
 

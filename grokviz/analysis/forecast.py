@@ -335,10 +335,11 @@ def forecast(obs: Observation, signals: str, constants: Constants) -> Forecast:
     centre = max(base * math.exp(model.correction(x)), obs.at_step)
     low = max(base * math.exp(model.correction(x) + q_low), obs.at_step)
     high = max(base * math.exp(model.correction(x) + q_high), low)
-    if centre > obs.horizon and law.done >= constants.rho:
+    if centre > obs.horizon and law.done >= constants.rho and signals == "train":
         # Past the horizon, yet contracted past the norm at which the fitting runs grokked (the
         # correction was fitted on forecasts made before the grok): the grok is behind, at about
-        # the first checkpoint that got there.
+        # the first checkpoint that got there. With "all" the log says whether it grokked (above),
+        # and a slow run contracts past rho without grokking: then the "no" below.
         curve = obs.curve[obs.curve["step"] >= law.peak_step]
         peak_norm = float(curve["sum_sq_weights"].iloc[0])
         contraction = np.log(peak_norm / curve["sum_sq_weights"].to_numpy(dtype=float))

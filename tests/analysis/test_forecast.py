@@ -180,3 +180,15 @@ def test_clocks_extrapolate_each_signal_at_its_mean_rate_to_its_level_at_the_gro
     obs.curve["gini_unembed"] = 0.2  # has not moved: "much later", clipped
     assert features(obs, norm_law(obs), 2.0, "train", levels)["gini_unembed_clock"] == CLOCK_CLIP
     assert "test_loss_clock" not in features(obs, norm_law(obs), 2.0, "train", levels)
+
+
+def test_contracted_past_rho_reads_as_grokked_with_train_signals_only():
+    # A correction that puts the grok past the horizon, on weights already contracted past rho:
+    # with train signals the grok is behind (the first checkpoint past rho); with all signals the
+    # log's test accuracy (0.1) shows it is not, so the answer is the corrected law's "no".
+    model = Model(["progress"], [0.0], [1.0], [0.0], math.log(20.0), -0.2, 0.2)
+    constants = Constants(0.5, 1e-6, {"train": model, "all": model})
+    behind = forecast(observation(rate=1e-3), "train", constants)  # 0.9 contracted since step 100
+    assert behind.will_grok and behind.grok_step == 600 and "contracted past" in behind.reason
+    said = forecast(observation(rate=1e-3), "all", constants)
+    assert not said.will_grok and said.grok_step is None and "20,000" in said.reason
