@@ -138,6 +138,8 @@ def test_selection_keeps_the_signal_and_the_interval_covers_held_out_rows_with_a
     rows, targets, groups = noisy_rows()
     names, ridge = select_features(rows, targets, ["signal", "junk"], groups)
     assert "signal" in names and "junk" not in names
+    # a feature must pay for itself: demand more than the signal's gain and none is added
+    assert select_features(rows, targets, ["signal", "junk"], groups, min_gain=10.0)[0] == ["progress"]
     model = fit_model(rows, targets, names, groups=groups, ridge=ridge)
     assert model.correction({"progress": 0.5, "signal": 1.0}) == pytest.approx(0.5, abs=0.1)
     early, late = model.interval(0.2), model.interval(0.8)
