@@ -19,8 +19,9 @@ weight decay 1, betas (0.9, 0.98). Each row compares
 Variants run interleaved, round by round, in one process, so machine noise hits all alike; the
 ratio is plain / grokviz (above 1: grokviz is faster). ``--baseline PATH`` (another checkout, e.g.
 ``git worktree add /tmp/base 6c1630e``) also times the 1-layer reference recipe's step (p = 113,
-full batch, with the test set every 100 steps as the trainer does) in that checkout and in this
-one, alternately, each in a fresh process: the single-layer fast path must keep its speed.
+full batch, with the test set every 100 steps) in that checkout and in this one, back to back in
+alternating order, each in a fresh process, and prints the median of the per-round ratios: the
+single-layer fast path must keep its speed.
 """
 
 from __future__ import annotations
@@ -186,7 +187,8 @@ def main() -> None:
     parser.add_argument("--layers", default="1,2,4", help="depths to time, e.g. 1,2,4")
     parser.add_argument("--batch", type=int, default=512, help="the minibatch size (Power et al.'s 512)")
     parser.add_argument("--baseline", type=Path, default=None, help="another checkout: time its 1-layer step too")
-    parser.add_argument("--baseline-steps", type=int, default=200)
+    parser.add_argument("--baseline-steps", type=int, default=100)
+    parser.add_argument("--baseline-rounds", type=int, default=10)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # as the trainers do (grokviz.training.device)
@@ -222,17 +224,23 @@ def main() -> None:
 
     if args.baseline is not None:
         found = {"baseline": [], "this checkout": []}
-        for _ in range(args.rounds):
-            for name, checkout in (("baseline", args.baseline), ("this checkout", REPO)):
+        checkouts = [("baseline", args.baseline), ("this checkout", REPO)]
+        for round_ in range(args.baseline_rounds):
+            # Back to back, in alternating order (ABBA...), so that a drift in the machine's load
+            # favours neither; the ratio of each round's pair is what is compared.
+            for name, checkout in checkouts if round_ % 2 == 0 else checkouts[::-1]:
                 found[name].append(reference_step_ms(checkout, args.threads, args.baseline_steps))
         old, new = (statistics.median(found[n]) for n in ("baseline", "this checkout"))
+        ratios = [b / a for a, b in zip(found["baseline"], found["this checkout"])]
         print(
-            f"\n1-layer reference recipe step (p 113, full batch, test set every 100 steps), median of "
-            f"{args.rounds} alternating processes of {args.baseline_steps} steps:"
+            f"\n1-layer reference recipe step (p 113, full batch, test set every 100 steps), "
+            f"{args.baseline_rounds} rounds of one process per checkout, {args.baseline_steps} steps each:"
         )
-        print(f"  baseline {args.baseline}: {old:.1f} ms   this checkout: {new:.1f} ms   ratio {new / old:.3f}")
-        print(f"  all rounds, baseline: {[round(x, 1) for x in found['baseline']]}")
-        print(f"  all rounds, this checkout: {[round(x, 1) for x in found['this checkout']]}")
+        print(
+            f"  baseline {args.baseline}: {old:.1f} ms   this checkout: {new:.1f} ms (medians)   "
+            f"median of per-round ratios (this / baseline): {statistics.median(ratios):.3f}"
+        )
+        print(f"  per-round ratios: {[round(x, 3) for x in ratios]}")
 
 
 if __name__ == "__main__":
