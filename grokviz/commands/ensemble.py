@@ -154,13 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
     depth_group = parser.add_argument_group(
         "depth and minibatches (each value is its own group of members, as a model size is)"
     )
+    # String defaults: argparse reads them with the flag's type, and --help shows them as written.
     depth_group.add_argument(
-        "--n-layers", type=sizes, default=None, help=f"transformer blocks, e.g. 1,2 (1 to 4; {defaults.n_layers})"
+        "--n-layers", type=sizes, default=str(defaults.n_layers), help="transformer blocks, e.g. 1,2 (1 to 4)"
     )
     depth_group.add_argument(
         "--batch-size",
         type=batch_sizes,
-        default=None,
+        default="full",
         help="training pairs per step, e.g. 128,512,full (full: the whole training set every step; each member "
         "draws its single run's batches from its seed and the step)",
     )
@@ -205,12 +206,12 @@ def main(argv: list[str] | None = None) -> int:
         shape_changes = _shapes(args, base, keep_d_head=bool(given_flags(argv, ["d_head"])))
         largest = base.replace(frac_train=max(args.frac_train))
         # Depth and batch size: one group per value, like a shape (sweep.json names them when given).
-        run_axes = {"n_layers": args.n_layers, "batch_size": args.batch_size}
+        run_axes = {name: getattr(args, name) for name in given_flags(argv, ["n_layers", "batch_size"])}
         group_changes = [
             change | {"n_layers": depth, "batch_size": batch}
             for change in shape_changes
-            for depth in args.n_layers or [base.n_layers]
-            for batch in args.batch_size or [base.batch_size]
+            for depth in args.n_layers
+            for batch in args.batch_size
         ]
         _check_axes(base, axes, group_changes, args.group_size, largest)
         # The memory the grid needs, before anything is allocated (one config per group stands for its members).
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             n_layers=args.n_layers,
             batch_sizes=args.batch_size,
         )
-        axes |= {name: values for name, values in run_axes.items() if values is not None}
+        axes |= run_axes
         return _train(args, configs, _with_size_axes(axes, shape_changes))
     except GrokvizError as exc:
         return fail(exc)
