@@ -256,8 +256,10 @@ def outcome_table(sweep: Sweep, threshold: float = THRESHOLD) -> pd.DataFrame:
             run = member.open()
             # Sweeps written before the size axes existed name no sizes: the member's config has them.
             row.update({a: getattr(run.config, a) for a in member_fields(run.config) if row.get(a) is None})
-            if "batch_size" in member_fields(run.config) and row["batch_size"] is None:
-                row["batch_size"] = "full"  # the whole training set every step (not a missing value)
+            if "batch_size" in member_fields(run.config):
+                # As text, "full" for the whole training set every step (not a missing value); one
+                # type for the column, which the app shows as a table.
+                row["batch_size"] = "full" if row["batch_size"] is None else str(row["batch_size"])
             row["params"] = n_params(family_of(run.config).param_shapes(run.config))
             outcome = classify(member_log(run), threshold)
             row.update(vars(outcome))

@@ -17,7 +17,7 @@ from grokviz.core.params import init_params
 from grokviz.storage.log import LOG_FILE
 from grokviz.storage.resume import load_resume_state
 from grokviz.storage.runs import SWEEP_FILE, checkpoint_name, open_run
-from grokviz.storage.sweeps import member_name
+from grokviz.storage.sweeps import member_name, open_sweep, outcome_table
 from grokviz.training import distributed, memory
 from grokviz.training.ensemble import grid_configs, train_ensemble
 from grokviz.training.single import train
@@ -163,6 +163,9 @@ def test_the_ensemble_command_sweeps_depth_and_batch_size(tmp_path, capsys) -> N
     assert {(c.n_layers, c.batch_size) for c in configs} == {(1, 16), (1, None), (2, 16), (2, None)}
     assert {m["name"] for m in body["members"]} == {member_name(c) for c in configs}
     assert member_name(configs[0]).endswith("_batch16") and "_layers2" in member_name(configs[3])
+    # The Sweeps page's table: the full batch in words, one type per column (it is drawn by Arrow).
+    table = outcome_table(open_sweep(out))
+    assert sorted(table["batch_size"]) == ["16", "16", "full", "full"] and sorted(table["n_layers"]) == [1, 1, 2, 2]
     # Bad values: one line each, naming the value and what is allowed; nothing written.
     for bad, words in (
         (["--n-layers", "1,9"], "--n-layers=9 must be between 1 and 4"),
