@@ -49,12 +49,16 @@ MEMBERS = {
         SMALL.replace(n_layers=2, seed=2, batch_size=48, grokfast="ema"),
         SMALL.replace(n_layers=2, seed=3, batch_size=48, grokfast="ema", grokfast_lamb=5.0),
     ],
+    "dropout": [  # masks drawn for the minibatch's rows (dropout is a one-layer option)
+        SMALL.replace(seed=2, batch_size=48, dropout=0.1),
+        SMALL.replace(seed=3, batch_size=48, dropout=0.1),
+    ],
 }
 
 
-@pytest.mark.parametrize("grokfast", list(MEMBERS))
-def test_members_of_two_layers_and_minibatches_equal_their_single_runs(tmp_path, grokfast) -> None:
-    configs = [cfg.replace(steps=40) for cfg in MEMBERS[grokfast]]
+@pytest.mark.parametrize("kind", list(MEMBERS))
+def test_members_of_two_layers_and_minibatches_equal_their_single_runs(tmp_path, kind) -> None:
+    configs = [cfg.replace(steps=40) for cfg in MEMBERS[kind]]
     folders = train_ensemble(configs, tmp_path / "sweep", progress=False)
     for folder, cfg in zip(folders, configs):
         member, single = open_run(folder), train(cfg, tmp_path / f"single-{folder.name}", progress=False)
