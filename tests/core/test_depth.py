@@ -176,3 +176,25 @@ def test_a_group_run_has_one_layer() -> None:
     with pytest.raises(ConfigError, match="n_layers=2 must be 1 for a group run"):
         GroupsConfig(group="S3", n_layers=2)
     assert GroupsConfig(group="S3", batch_size=10).batch_size == 10
+
+
+@pytest.mark.parametrize(
+    "arch", ARCHS[:2] + [{"layernorm": "post", "pos_embed": "none"}], ids=["reference", "pre", "post"]
+)
+def test_the_causal_training_path_has_the_definitions_gradients(arch) -> None:
+    """The N-block training forward (position 0 as a p-row table) against ``forward(last_only=True)``:
+    the same logits and the same gradient of the loss, in float64."""
+    cfg = tiny(3, **arch)
+    params = {name: t.double().requires_grad_(True) for name, t in randomised(cfg).items()}
+    gen = torch.Generator().manual_seed(2)
+    a, b = torch.randint(0, cfg.p, (40,), generator=gen), torch.randint(0, cfg.p, (40,), generator=gen)
+    labels = (a + b) % cfg.p
+    tokens = torch.stack([a, b, torch.full_like(a, cfg.p)], dim=1)
+    fast = forward_last(params, a, b, arch=cfg.architecture)
+    slow = forward(params, tokens, cfg.architecture, last_only=True)
+    torch.testing.assert_close(fast, slow, atol=1e-10, rtol=1e-10)
+    names = list(params)
+    g_fast = torch.autograd.grad(F.cross_entropy(fast, labels), [params[n] for n in names])
+    g_slow = torch.autograd.grad(F.cross_entropy(slow, labels), [params[n] for n in names])
+    for name, x, y in zip(names, g_fast, g_slow):
+        torch.testing.assert_close(x, y, atol=1e-10, rtol=1e-9, msg=name)
