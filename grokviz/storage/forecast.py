@@ -38,7 +38,9 @@ def _key_frequencies(run: Run, step: int) -> list[int]:
     return sorted(int(i) + 1 for i in spectrum.argsort(descending=True)[:TOP_FREQUENCIES])
 
 
-def _probe(run: Run, step: int, key_freqs: list[int], llc_known: dict[int, float], llc: bool = True) -> dict[str, float]:
+def _probe(
+    run: Run, step: int, key_freqs: list[int], llc_known: dict[int, float], llc: bool = True
+) -> dict[str, float]:
     path = run.checkpoint_path(step).resolve()
     stat = path.stat()
     file_key = (str(path), stat.st_size, stat.st_mtime_ns)
@@ -71,9 +73,7 @@ def _require_modular(run: Run) -> None:
         raise GrokvizError(f"{message}: its constants were fitted on those only")
 
 
-def observe(
-    run: Run, at_step: int | None = None, frame: pd.DataFrame | None = None, llc: bool = True
-) -> Observation:
+def observe(run: Run, at_step: int | None = None, frame: pd.DataFrame | None = None, llc: bool = True) -> Observation:
     """What a forecast at ``at_step`` (default: the last logged or saved step) may read.
 
     ``frame``: the run's timeline if already computed (its rows after at_step are not read).

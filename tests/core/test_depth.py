@@ -15,6 +15,7 @@ from grokviz.core.forward import forward
 from grokviz.core.groups_config import GroupsConfig
 from grokviz.core.params import init_params, n_layers_of, n_params, param_shapes
 from grokviz.core.recipes import RECIPES
+from grokviz.interop.progress_measures import REFERENCE_KEYS
 
 ARCHS = [
     {},
@@ -122,19 +123,8 @@ def test_a_hook_on_an_earlier_block_changes_its_equals_position_only() -> None:
 
 def test_one_layer_keeps_its_tensors_order_and_initialisation() -> None:
     cfg = Config()
-    assert list(param_shapes(cfg)) == [
-        "embed.W_E",
-        "pos_embed.W_pos",
-        "blocks.0.attn.W_Q",
-        "blocks.0.attn.W_K",
-        "blocks.0.attn.W_V",
-        "blocks.0.attn.W_O",
-        "blocks.0.mlp.W_in",
-        "blocks.0.mlp.b_in",
-        "blocks.0.mlp.W_out",
-        "blocks.0.mlp.b_out",
-        "unembed.W_U",
-    ]
+    # The paper's layout, in its order: what every 1-layer reference checkpoint stores.
+    assert tuple(param_shapes(cfg)) == REFERENCE_KEYS
     two = init_params(cfg.replace(n_layers=2))
     one = init_params(cfg)
     assert n_layers_of(two) == 2 and n_layers_of(one) == 1
