@@ -77,6 +77,18 @@ def test_grok_steps_are_written_once_per_size() -> None:
     assert grok_labels(points.assign(grok_step=None)).empty
 
 
+def test_the_bundled_modular_cliff() -> None:
+    # checkpoints/mod-cliff (docs/cliff.md): 48 members at six sizes; every d 64 member ends above
+    # 95% test accuracy, no d 4 member above 50%; the points keep the members' final accuracies.
+    table = sweeps.outcome_table(sweeps.open_sweep(Path(__file__).parents[2] / "checkpoints" / "mod-cliff"))
+    assert len(table) == 48 and has_cliff(table) and set(table["outcome"]) <= set(sweeps.OUTCOMES)
+    points = cliff_points(table)
+    assert sorted(set(points["params"])) == [1004, 2009, 6320, 18784, 62144, 222592]
+    assert not points.duplicated(["params", "slot"]).any()
+    assert (points[points["params"] == 62144]["accuracy"] >= 0.95).all()
+    assert (points[points["params"] == 1004]["accuracy"] < 0.5).all()
+
+
 def test_one_size_has_no_cliff() -> None:
     assert not has_cliff(pd.DataFrame({"params": [777, 777, None]}))
 
