@@ -65,7 +65,9 @@ def cliff_chart(
     )
     return alt.layer(dots, steps).properties(
         title=title_params(title, subtitle),
-        width=max(360, 70 * len(counts) * max(1, int(points["slot"].max()) + 1) // 3),
+        # About 18 px per member (a point is 11 px wide), at least 70 per band: 48 members at six
+        # sizes fit beside the page's sidebar.
+        width=max(360, len(counts) * max(70, 18 * (int(points["slot"].max()) + 1))),
         height=340,
         autosize=FIXED,
     )
