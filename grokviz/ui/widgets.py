@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from grokviz.analysis.layers import layer_label
-
 
 def show_error(exc: Exception) -> None:
     st.error(str(exc), icon=":material/error:")
@@ -24,6 +22,9 @@ def layer_choice(n_layers: int, what: str = "neurons") -> int:
     block, the one writing to the logits) where the run has more than one layer; 0 without asking otherwise."""
     if n_layers <= 1:
         return 0
+    # Imported here: analysis.layers loads torch, which the explorer's first charts must not wait for.
+    from grokviz.analysis.layers import layer_label
+
     clamp_state("layer", 0, n_layers - 1)
     return int(
         st.radio(
