@@ -76,10 +76,18 @@ def render() -> Choice | None:
                 for problem in skipped:
                     st.warning(problem)
         signature = catalog.live_signature(run, steps)
-        if not steps or steps[-1] < cfg.steps:
+        logged = run.log()
+        finished = len(logged) > 0 and int(logged["step"].iloc[-1]) >= cfg.steps
+        if not finished and (not steps or steps[-1] < cfg.steps):
             _watch(run, signature)
         if not steps:
-            st.info(f"{run.path} has no checkpoints yet; this page updates when the first one lands.")
+            if finished:  # e.g. a bundled sweep member kept as its log alone
+                st.info(
+                    f"{run.path} has no checkpoints: its log reaches step {cfg.steps:,}, but no weights were kept "
+                    "(a bundled sweep keeps some members' logs only). Its curves are on the Sweeps page."
+                )
+            else:
+                st.info(f"{run.path} has no checkpoints yet; this page updates when the first one lands.")
             return None
         step = _step_slider(steps)
         a, b = _input_pair(cfg.p)

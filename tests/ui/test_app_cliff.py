@@ -122,3 +122,18 @@ def test_a_size_sweep_grids_over_one_size_axis() -> None:
     assert list(sized["size"]) == ["973: d7/28", "412: d4/16", "777: d7/14"]
     assert axis_order([*sized["size"], "1208: d8/32"]) == ["412: d4/16", "777: d7/14", "973: d7/28", "1208: d8/32"]
     assert with_size_axis(table, ["lr", "seed"]) == (table, ["lr", "seed"])
+
+
+def test_a_bundled_member_kept_as_its_log_alone_says_so(new_app, monkeypatch) -> None:
+    """mod-cliff keeps the logs of its d 32-128 members without weights: the explorer says that no
+    checkpoint will come (not 'yet') and does not watch the folder for one."""
+    sweep = Path(__file__).resolve().parents[2] / "checkpoints" / "mod-cliff"
+    member = "wd1_frac0.5_lr0.001_seed0_d128_mlp512_h1"
+    if not (sweep / member).is_dir():
+        pytest.skip("the bundled mod-cliff sweep is not in this checkout")
+    monkeypatch.setenv("GROKVIZ_RUNS", str(sweep))
+    at = new_app(timeout=120, run=member).run()
+    assert not at.exception
+    said = [i.value for i in at.info]
+    assert any("has no checkpoints: its log reaches step 1,000" in text for text in said), said
+    assert not any("yet" in text for text in said)
