@@ -90,3 +90,13 @@ def test_observe_without_the_llc_gives_the_same_forecast(grokked_run, tmp_path):
     assert full["signals"]["llc"] > 0
     for key in ("will_grok", "grok_step", "low", "high"):
         assert made[key] == full[key]
+
+
+def test_a_deeper_or_minibatch_run_is_refused_in_words(capsys) -> None:
+    """The constants were fitted on 1-layer full-batch runs: the bundled 2-layer minibatch run is refused."""
+    deep = REPO / "checkpoints" / "div-p97-2l"
+    if not deep.is_dir():
+        return
+    code, out, err = run_cli(capsys, str(deep), "--at", "2840")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "fitted on 1-layer, full-batch runs; this run has 2 layers" in err

@@ -23,11 +23,13 @@ import torch
 from grokviz.analysis.baseline import Baseline, SplitMetrics, baseline, evaluate
 from grokviz.analysis.fourier import check_frequencies, fourier_basis, frequency_rows
 from grokviz.analysis.group import Group, additive
+from grokviz.analysis.layers import resolve_layer
 from grokviz.analysis.projections import ablated_logits, check_mode, check_site, residue_sign
 from grokviz.core.architecture import REFERENCE, Architecture
 from grokviz.core.fast_path import forward_all_pairs, forward_last
 from grokviz.core.params import Params, p_of
 from grokviz.core.tasks import Dataset
+from grokviz.errors import GrokvizError
 
 
 @dataclass
@@ -78,6 +80,13 @@ def ablate(
     """
     check_mode(mode)
     check_site(site)
+    if layer is not None and site != "neurons":
+        raise GrokvizError(
+            f"layer={layer} chooses whose neurons are ablated; it applies to site='neurons' only, not {site!r}"
+        )
+    weights = base.params if base is not None and base.params is not None else params
+    if base is not None and layer is not None and weights is not None and base.layer != resolve_layer(weights, layer):
+        raise GrokvizError(f"layer={layer}: the given baseline holds layer {base.layer}'s neurons")
     if base is None:
         base = site_baseline(params, site, group, arch, layer)
     return ablate_baseline(base, params, dataset, frequencies, mode, site)

@@ -208,8 +208,9 @@ def features(
             if name.startswith("gini"):
                 begin, now, level = float(start[name]), float(end[name]), levels[name]
             else:  # losses move on a log scale
-                begin, now = math.log(obs.probe_start[name]), math.log(obs.probe_end[name])
-                level = math.log(levels[name])
+                # A float64 mean loss can be exactly 0 once every margin is large: floor it as _log_ratio does.
+                begin, now = (math.log(max(obs.probe_start[name], 1e-12)), math.log(max(obs.probe_end[name], 1e-12)))
+                level = math.log(max(levels[name], 1e-12))
             out[f"{name}_clock"] = _clock(law.end_step, law.peak_step, begin, now, level, rising, base)
         if signals == "all":
             out["test_loss_clock"] = _test_loss_clock(obs, law, levels["test_loss"], base)

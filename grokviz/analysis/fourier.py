@@ -21,7 +21,7 @@ import torch
 
 from grokviz.analysis.group import Group
 from grokviz.analysis.logit_map import neuron_logit_map
-from grokviz.core.architecture import REFERENCE, Architecture
+from grokviz.core.architecture import Architecture
 from grokviz.core.fast_path import all_pairs
 from grokviz.core.params import Params
 
@@ -216,7 +216,7 @@ def embed_spectrum(params: Params, group: Group | None = None) -> torch.Tensor:
 
 
 def unembed_fourier(
-    params: Params, group: Group | None = None, layer: int | None = None, arch: Architecture = REFERENCE
+    params: Params, group: Group | None = None, layer: int | None = None, arch: Architecture | None = None
 ) -> torch.Tensor:
     """W_L @ B^T, transposed: [n (basis row), d_mlp], W_L in the Fourier basis of its output axis
     (discrete-log: the outputs c = g^l in log order, c = 0 left out). ``layer``: whose neurons
@@ -228,7 +228,7 @@ def unembed_fourier(
 
 
 def unembed_spectrum(
-    params: Params, group: Group | None = None, layer: int | None = None, arch: Architecture = REFERENCE
+    params: Params, group: Group | None = None, layer: int | None = None, arch: Architecture | None = None
 ) -> torch.Tensor:
     """[K] norm of each frequency of W_L over its output (logit) axis: W_L @ B^T (None: the last block's W_L)."""
     return frequency_norms(unembed_fourier(params, group, layer, arch))

@@ -27,7 +27,7 @@ from grokviz.core.forward import unembed_matrix
 from grokviz.core.params import Params, p_of
 
 
-def neuron_logit_map(params: Params, arch: Architecture = REFERENCE, layer: int | None = None) -> torch.Tensor:
+def neuron_logit_map(params: Params, arch: Architecture | None = None, layer: int | None = None) -> torch.Tensor:
     """W_L [d_mlp, p]: how each neuron of block ``layer`` (None: the last) writes to the logits (biases excluded).
 
     The last block, without LayerNorm: ``W_out @ W_U`` exactly. With one, a LayerNorm sits between
@@ -39,6 +39,8 @@ def neuron_logit_map(params: Params, arch: Architecture = REFERENCE, layer: int 
     """
     layer = resolve_layer(params, layer)
     if not is_last(params, layer):
+        if arch is None:  # the Jacobian runs the model: its norms and mask must be the run's own
+            raise ValueError(f"the W_L of layer {layer}, an earlier block, needs the run's architecture (arch=...)")
         return mean_logit_jacobian(params, arch, layer)
     block = f"blocks.{layer}"
     W_out = params[f"{block}.mlp.W_out"]  # [d_mlp, d_model]

@@ -52,6 +52,8 @@ def forward_last(
     the step is what it was before the options (docs/architectures.md).
     """
     if n_layers_of(params) > 1:
+        if dropout is not None:  # the config refuses it too: masks are drawn for one block's sites
+            raise ValueError("dropout masks are for a 1-layer model; this one has more blocks")
         return _forward_last_deep(params, a, b, hooks, cache, arch)
     W_E, W_pos = params["embed.W_E"], params.get("pos_embed.W_pos")
     W_Q, W_K, W_V = (params[f"blocks.0.attn.W_{n}"] for n in "QKV")

@@ -5,7 +5,8 @@ without replacement by a generator seeded from ``(seed, step)``, as the dropout 
 (``grokviz.training.dropout``): a resumed run draws the batches it would have drawn, and an
 ensemble member draws exactly its single run's batches. Without ``batch_size`` (the default) no
 generator is made and the step is the full-batch step it always was, bit for bit. Reseeding on the
-host each step is why a minibatch run is not captured as a CUDA graph.
+host each step is why a minibatch run is not captured as a CUDA graph. The indices are drawn on the
+CPU whatever the device, so the batches do not depend on where the run trains.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ class BatchDraw:
 
     def at(self, step: int) -> torch.Tensor:
         """The indices [batch_size] int64 into the training split of the update that follows ``step`` updates."""
-        generator = torch.Generator(self.device).manual_seed((self.seed * _STEP_STRIDE + step + _OFFSET) % 2**63)
-        return torch.randperm(self.n_train, generator=generator, device=self.device)[: self.batch_size]
+        # Drawn on the CPU whatever the run's device (CPU and CUDA generators are different RNGs): a
+        # run resumed on another device, or a member of a GPU ensemble, draws the same batches.
+        generator = torch.Generator().manual_seed((self.seed * _STEP_STRIDE + step + _OFFSET) % 2**63)
+        return torch.randperm(self.n_train, generator=generator)[: self.batch_size].to(self.device)
 
 
 def draw_for(cfg: Config, n_train: int, device: torch.device) -> BatchDraw | None:

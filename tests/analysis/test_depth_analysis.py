@@ -143,3 +143,17 @@ def test_a_layer_outside_the_model_is_refused_in_words(random_two_layers) -> Non
     assert resolve_layer(params, None) == 1
     with pytest.raises(GrokvizError, match=r"layer=2 .* allowed: 0\.\.1"):
         neuron_activations(params, layer=2)
+
+
+def test_a_layer_is_refused_where_it_would_be_ignored(random_two_layers) -> None:
+    """A layer chooses whose neurons are ablated: with another site, or with a baseline of another
+    layer, it is refused rather than ignored; an earlier block's W_L needs the run's architecture."""
+    params, cfg = random_two_layers
+    dataset = dataset_for(cfg)
+    with pytest.raises(GrokvizError, match="applies to site='neurons' only, not 'logits'"):
+        ablate(params, dataset, [1], site="logits", layer=0)
+    last = baseline(params, None, cfg.architecture, layer=1)
+    with pytest.raises(GrokvizError, match="layer=0: the given baseline holds layer 1's neurons"):
+        ablate(params, dataset, [1], site="neurons", base=last, layer=0)
+    with pytest.raises(ValueError, match="needs the run's architecture"):
+        neuron_logit_map(params, layer=0)

@@ -188,3 +188,25 @@ def test_the_causal_training_path_has_the_definitions_gradients(arch) -> None:
     g_slow = torch.autograd.grad(F.cross_entropy(slow, labels), [params[n] for n in names])
     for name, x, y in zip(names, g_fast, g_slow):
         torch.testing.assert_close(x, y, atol=1e-10, rtol=1e-9, msg=name)
+
+
+def test_minibatches_are_drawn_on_the_cpu_whatever_the_device() -> None:
+    """The batches come from a CPU generator and are moved: the same on every device (CUDA's
+    generator is another RNG), so a run resumed elsewhere or a GPU ensemble member draws them too."""
+    from grokviz.training.batches import BatchDraw
+
+    cfg = Config(p=23, batch_size=16)
+    draw = BatchDraw(cfg, cfg.train_size(), torch.device("cpu"))
+    rows = draw.at(7)
+    assert rows.shape == (16,) and len(set(rows.tolist())) == 16 and rows.max() < cfg.train_size()
+    assert torch.equal(rows, draw.at(7)) and not torch.equal(rows, draw.at(8))
+    if torch.cuda.is_available():
+        assert torch.equal(BatchDraw(cfg, cfg.train_size(), torch.device("cuda")).at(7).cpu(), rows)
+
+
+def test_dropout_masks_on_a_deeper_model_are_refused() -> None:
+    cfg = tiny(2)
+    params = init_params(cfg)
+    a, b = all_pairs(cfg.p)
+    with pytest.raises(ValueError, match="1-layer model"):
+        forward_last(params, a, b, arch=cfg.architecture, dropout={})

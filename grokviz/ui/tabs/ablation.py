@@ -69,7 +69,15 @@ def render(view: View) -> None:
             else:
                 base = loaders.logits_base(view.run_path, at_step, at_mtime)
             return ablation.ablate(
-                at_params, view.dataset, chosen, mode, site, view.group, view.arch, base=base, layer=layer
+                at_params,
+                view.dataset,
+                chosen,
+                mode,
+                site,
+                view.group,
+                view.arch,
+                base=base,
+                layer=layer if site == "neurons" else None,  # a layer chooses whose neurons; other sites have none
             )
 
         try:

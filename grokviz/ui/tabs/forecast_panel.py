@@ -41,6 +41,11 @@ def render(view: View) -> None:
     if view.run.family != "modular" or view.too_big:
         st.info(view.too_big or "The forecast is fitted on modular-arithmetic runs only.")
         return
+    cfg = view.run.config
+    if cfg.n_layers > 1 or cfg.batch_size is not None:
+        what = f"{cfg.n_layers} layers" if cfg.n_layers > 1 else f"minibatches of {cfg.batch_size}"
+        st.info(f"The forecast is fitted on 1-layer, full-batch runs; this run has {what} (docs/forecast.md).")
+        return
     signals = st.radio(
         "Signals",
         SIGNALS,
