@@ -18,7 +18,9 @@ pytestmark = pytest.mark.browser
 
 SHOTS = Path(__file__).resolve().parents[2] / "screenshots"
 # Small enough to finish in seconds, long enough to be stopped half way (about 100 steps/s here).
-TINY = {"--p": "23", "--frac-train": "0.5", "--steps": "1500"}
+# Long enough that the run is still training when Stop is clicked on an idle machine (1,500 steps
+# once finished first there), short enough to finish after Resume within the wait below.
+TINY = {"--p": "23", "--frac-train": "0.5", "--steps": "6000"}
 
 
 @pytest.fixture
@@ -77,12 +79,12 @@ def test_start_follow_stop_and_resume_a_run(lab_runs: Path, server: str, browser
     page.goto(f"{server}/new", wait_until="domcontentloaded")
     job = page.locator(".st-key-job_tiny")  # the job's box in the jobs list
     job.get_by_role("button", name="Stop").click(timeout=60_000)
-    job.get_by_text(re.compile(r"tiny: stopped, step [\d,]+ of 1,500")).wait_for(timeout=60_000)
+    job.get_by_text(re.compile(r"tiny: stopped, step [\d,]+ of 6,000")).wait_for(timeout=60_000)
     stopped = jobs.list_jobs(lab_runs)[0]
-    assert stopped.state == "stopped" and grown <= stopped.step < 1500
+    assert stopped.state == "stopped" and grown <= stopped.step < 6000
 
     job.get_by_role("button", name="Resume").click(timeout=30_000)
-    job.get_by_text("tiny: finished, step 1,500 of 1,500").wait_for(timeout=120_000)
+    job.get_by_text("tiny: finished, step 6,000 of 6,000").wait_for(timeout=240_000)
     page.screenshot(path=str(SHOTS / "browser-lab-3-finished.png"))
     assert page.locator('[data-testid="stException"]').count() == 0
     finished = jobs.list_jobs(lab_runs)[0]
