@@ -32,7 +32,8 @@ from grokviz.errors import GrokvizError
 from grokviz.storage.sweeps import member_name
 from grokviz.training import distributed, memory
 from grokviz.training.device import pick_device
-from grokviz.training.ensemble import SAVE_MODES, digits_grid, grid_configs, shape_grid, train_ensemble
+from grokviz.training.ensemble import SAVE_MODES, train_ensemble
+from grokviz.training.grids import digits_grid, grid_configs, shape_grid
 
 # Config fields given as lists (one value per grid point) instead of the single-value flags.
 SIZE_AXES = frozenset({"d_model", "d_mlp", "n_heads"})

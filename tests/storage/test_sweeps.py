@@ -12,7 +12,8 @@ import pytest
 from grokviz.core.config import Config
 from grokviz.errors import GrokvizError
 from grokviz.storage.sweeps import classify, list_sweeps, open_sweep, outcome_table
-from grokviz.training.ensemble import grid_configs, train_ensemble
+from grokviz.training.ensemble import train_ensemble
+from grokviz.training.grids import grid_configs
 from grokviz.ui import catalog, charts
 from grokviz.ui.views import sweeps as sweep_views
 

@@ -19,7 +19,8 @@ from grokviz.storage.resume import load_resume_state
 from grokviz.storage.runs import SWEEP_FILE, checkpoint_name, open_run
 from grokviz.storage.sweeps import member_name, open_sweep, outcome_table
 from grokviz.training import distributed, memory
-from grokviz.training.ensemble import grid_configs, train_ensemble
+from grokviz.training.ensemble import train_ensemble
+from grokviz.training.grids import grid_configs
 from grokviz.training.single import train
 from grokviz.training.step import cross_entropy64
 

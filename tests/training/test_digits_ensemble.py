@@ -17,7 +17,8 @@ from grokviz.storage.sweeps import member_name, open_sweep
 from grokviz.training import distributed, memory
 from grokviz.training.digits import train_digits
 from grokviz.training.digits_members import plan_digits_groups
-from grokviz.training.ensemble import digits_grid, grid_configs, shape_grid, train_ensemble
+from grokviz.training.ensemble import train_ensemble
+from grokviz.training.grids import digits_grid, grid_configs, shape_grid
 
 # A few steps of the recipe on small batches: the curriculum's switch falls inside the run.
 TINY = DigitsConfig(steps=40, batch_size=32, val_size=64, log_every=10, curriculum="3:20,10", save_every=20)

@@ -19,7 +19,8 @@ from grokviz.storage.log import LOG_FILE
 from grokviz.storage.runs import checkpoint_name, open_run
 from grokviz.storage.sweeps import open_sweep, outcome_table
 from grokviz.training import distributed
-from grokviz.training.ensemble import grid_configs, train_ensemble
+from grokviz.training.ensemble import train_ensemble
+from grokviz.training.grids import grid_configs
 
 REPO = Path(__file__).resolve().parents[2]
 LOGGED = ["step", "train_loss", "train_accuracy", "test_loss", "test_accuracy"]  # not elapsed_s

@@ -13,7 +13,8 @@ from grokviz.commands.flags import seeds as parse_seeds
 from grokviz.errors import GrokvizError
 from grokviz.storage.runs import SWEEP_FILE, list_runs, open_run
 from grokviz.storage.sweeps import member_name
-from grokviz.training.ensemble import grid_configs, train_ensemble
+from grokviz.training.ensemble import train_ensemble
+from grokviz.training.grids import grid_configs
 from grokviz.training.schedule import checkpoint_schedule
 from grokviz.training.single import train
 

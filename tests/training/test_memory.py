@@ -13,7 +13,7 @@ from grokviz.core.config import Config
 from grokviz.core.params import init_params, n_params, param_shapes
 from grokviz.errors import GrokvizError
 from grokviz.training import memory
-from grokviz.training.ensemble import grid_configs
+from grokviz.training.grids import grid_configs
 
 CPU = torch.device("cpu")
 

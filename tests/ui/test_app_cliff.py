@@ -12,7 +12,8 @@ import pytest
 
 from grokviz.core.digits_config import DigitsConfig
 from grokviz.storage import sweeps
-from grokviz.training.ensemble import digits_grid, shape_grid, train_ensemble
+from grokviz.training.ensemble import train_ensemble
+from grokviz.training.grids import digits_grid, shape_grid
 from grokviz.ui.charts.cliff import SELECTION, cliff_chart
 from grokviz.ui.views.cliff import cliff_points, grok_labels, has_cliff, picked_member
 from grokviz.ui.views.sweeps import axis_order, with_size_axis

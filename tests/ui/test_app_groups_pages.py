@@ -10,7 +10,8 @@ import pytest
 
 from grokviz.core.groups_config import GroupsConfig
 from grokviz.storage.sweeps import open_sweep
-from grokviz.training.ensemble import grid_configs, train_ensemble
+from grokviz.training.ensemble import train_ensemble
+from grokviz.training.grids import grid_configs
 
 SWEEPS_PAGE = "grokviz/ui/pages/sweeps.py"
 COMPARE_PAGE = "grokviz/ui/pages/compare.py"

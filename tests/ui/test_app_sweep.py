@@ -11,7 +11,8 @@ import pytest
 
 from grokviz.core.config import Config
 from grokviz.storage.sweeps import open_sweep
-from grokviz.training.ensemble import grid_configs, train_ensemble
+from grokviz.training.ensemble import train_ensemble
+from grokviz.training.grids import grid_configs
 
 SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "sweep-p31"
 SWEEPS_PAGE = "grokviz/ui/pages/sweeps.py"  # relative to app.py, as AppTest.switch_page wants it
