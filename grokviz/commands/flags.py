@@ -159,33 +159,28 @@ def sizes(text: str) -> list[int]:
 def batch_sizes(text: str) -> list[int | None]:
     """'64,512,full' -> [64, 512, None]: training pairs per step, 'full' for the whole training set
     (the config checks each against the training set's size)."""
-    found: list[int | None] = []
-    for part in (part.strip() for part in text.split(",")):
-        if part == "full":
-            found.append(None)
-            continue
-        try:
-            found.append(int(part))
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{text!r}: {part!r} is neither an integer nor 'full'; give batch sizes like 64,512,full"
-            ) from None
-    return found
+    return _integers_or(text, lambda part: part == "full", lambda _: None, "'full'; give batch sizes like 64,512,full")
 
 
 def mlp_sizes(text: str) -> list[int | str]:
     """'14,28' -> [14, 28]; an entry 'Nx' is N times each member's d_model ('4x': d_mlp = 4 d_model)."""
-    found: list[int | str] = []
+    return _integers_or(
+        text, lambda part: re.fullmatch(r"[1-9][0-9]*x", part) is not None, str, "a multiple of d_model like 4x"
+    )
+
+
+def _integers_or(text: str, is_word, word_value, allowed: str) -> list:
+    """A comma-separated list of integers and words (``is_word(entry)``, read as ``word_value(entry)``);
+    any other entry is refused, naming ``allowed``."""
+    found = []
     for part in (part.strip() for part in text.split(",")):
-        if re.fullmatch(r"[1-9][0-9]*x", part):
-            found.append(part)
+        if is_word(part):
+            found.append(word_value(part))
             continue
         try:
             found.append(int(part))
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{text!r}: {part!r} is neither an integer nor a multiple of d_model like 4x"
-            ) from None
+            raise argparse.ArgumentTypeError(f"{text!r}: {part!r} is neither an integer nor {allowed}") from None
     return found
 
 
