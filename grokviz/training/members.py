@@ -117,7 +117,7 @@ def make_groups(configs: list[Config], dev: torch.device, group_size: int | None
         params = {k: v.requires_grad_(True) for k, v in params.items()}
         group_configs = [configs[i] for i in members]
         n_train = len(datasets[members[0]].train_idx)
-        batches = _batch_draws(group_configs, n_train, dev)
+        batches = _member_draws(batch_draw_for, group_configs, n_train, dev)
         groups.append(
             MemberBatch(
                 members,
@@ -129,21 +129,17 @@ def make_groups(configs: list[Config], dev: torch.device, group_size: int | None
                 split("test_idx"),
                 Grokfast.of(group_configs, params),
                 # Masks for the rows a step trains on: the minibatch's, or the whole training set's.
-                _dropout_draws(group_configs, n_train if batches is None else batches[0].batch_size, dev),
+                _member_draws(draw_for, group_configs, n_train if batches is None else batches[0].batch_size, dev),
                 batches,
             )
         )
     return groups
 
 
-def _dropout_draws(configs: list[Config], n_rows: int, dev: torch.device) -> list[DropoutDraw] | None:
-    draws = [draw_for(cfg, n_rows, dev) for cfg in configs]
-    return None if draws[0] is None else draws
-
-
-def _batch_draws(configs: list[Config], n_train: int, dev: torch.device) -> list[BatchDraw] | None:
-    """Each member's minibatch source (its single run's), or None for full batches (a group shares its batch size)."""
-    draws = [batch_draw_for(cfg, n_train, dev) for cfg in configs]
+def _member_draws(draw_for_run, configs: list[Config], n_rows: int, dev: torch.device) -> list | None:
+    """Each member's draw source (its single run's: dropout masks or minibatch indices, from
+    ``draw_for_run(cfg, n_rows, dev)``), or None where the group draws none (its members agree)."""
+    draws = [draw_for_run(cfg, n_rows, dev) for cfg in configs]
     return None if draws[0] is None else draws
 
 
