@@ -22,11 +22,7 @@ def attention_pattern(
     params: Params, a: torch.Tensor, b: torch.Tensor, arch: Architecture = REFERENCE, layer: int | None = None
 ) -> torch.Tensor:
     """a, b [batch] int64 -> [batch, head, key_pos (a, b, =)]: the '=' query's pattern per head of block ``layer``."""
-    layer = resolve_layer(params, layer)
-    cache: dict = {}
-    with torch.no_grad():
-        forward_last(params, a, b, cache=cache, arch=arch)
-    return cache[pattern_hook(layer)]
+    return attention_layers(params, a, b, arch)[resolve_layer(params, layer)]
 
 
 def attention_to(params: Params, arch: Architecture = REFERENCE, layer: int | None = None) -> torch.Tensor:

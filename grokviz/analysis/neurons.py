@@ -7,7 +7,8 @@ Owns (definitions in docs/analysis.md, "Neurons"):
   — every block's, from one forward;
 * :func:`neuron_stats` — per-neuron FVE of every frequency's 3x3 block, best frequency,
   clustered / dead flags; :func:`key_frequencies` — frequency -> number of clustered neurons;
-  :func:`layers_key_frequencies` — the same over every block's neurons (counts added);
+  :func:`layers_key_frequencies` — the same over every block's neurons (counts added), and
+  :func:`blocks_key_frequencies` from the blocks' activations;
 * :func:`probe` — the cos·cos / sin·sin least-squares picture of one neuron at one input;
   :func:`term_correlations` — every neuron's Pearson correlation with the nine terms.
 
@@ -56,11 +57,13 @@ def neuron_activations(params: Params, arch: Architecture = REFERENCE, layer: in
     return layer_activations(params, arch)[layer]
 
 
-def layer_activations(params: Params, arch: Architecture = REFERENCE) -> list[torch.Tensor]:
-    """[N of block 0, N of block 1, ...], each [p (a), p (b), d_mlp] at the '=' position: one forward."""
+def layer_activations(params: Params, arch: Architecture = REFERENCE, cache: dict | None = None) -> list[torch.Tensor]:
+    """[N of block 0, N of block 1, ...], each [p (a), p (b), d_mlp] at the '=' position: one forward,
+    or none when ``cache`` already holds the all-pairs forward of these params."""
     p = p_of(params)
-    cache: dict = {}
-    forward_all_pairs(params, cache, arch)
+    if cache is None:
+        cache = {}
+        forward_all_pairs(params, cache, arch)
     posts = [cache[neurons_hook(layer)] for layer in range(n_layers_of(params))]  # each [p*p, d_mlp]
     return [rearrange(post, "(a b) neuron -> a b neuron", a=p) for post in posts]
 
@@ -155,6 +158,12 @@ def layers_key_frequencies(stats: list[NeuronStats], min_neurons: int = 1) -> di
         for k, n in key_frequencies(one).items():
             total[k] = total.get(k, 0) + n
     return {k: n for k, n in sorted(total.items()) if n >= max(min_neurons, 1)}
+
+
+def blocks_key_frequencies(layer_acts: list[torch.Tensor], group) -> dict[int, int]:
+    """Frequency -> clustered neurons over blocks' activations (each [p, p, d_mlp], as
+    :func:`layer_activations` gives them), read in ``group``'s order (``Group.on_group``)."""
+    return layers_key_frequencies([neuron_stats(group.on_group(acts)) for acts in layer_acts])
 
 
 def neuron_frequency_counts(stats: NeuronStats) -> dict[int, int]:

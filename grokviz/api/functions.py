@@ -212,7 +212,7 @@ def key_frequencies(
         acts = [neurons.neuron_activations(params, cfg.architecture, layer)]
     else:
         acts = neurons.layer_activations(params, cfg.architecture)
-    return neurons.layers_key_frequencies([neurons.neuron_stats(group.on_group(one)) for one in acts])
+    return neurons.blocks_key_frequencies(acts, group)
 
 
 def neuron_table(run: Run | str | os.PathLike, step: int | None = None, *, layer: int | None = None) -> pd.DataFrame:

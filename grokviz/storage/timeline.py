@@ -27,7 +27,7 @@ import pandas as pd
 
 from grokviz.analysis.group import group_for
 from grokviz.analysis.llc import SAMPLER, checkpoint_llc
-from grokviz.analysis.neurons import layer_activations, layers_key_frequencies, neuron_stats
+from grokviz.analysis.neurons import blocks_key_frequencies, layer_activations
 from grokviz.analysis.progress import progress_measures
 from grokviz.core.config import dataset_for
 from grokviz.core.families import require_family
@@ -44,8 +44,7 @@ def default_key_frequencies(run: Run, step: int | None = None) -> list[int]:
         return []
     params = run.load(steps[-1] if step is None else step)
     group = group_for(run.config.task, run.config.p)
-    per_layer = [neuron_stats(group.on_group(acts)) for acts in layer_activations(params, run.config.architecture)]
-    return sorted(layers_key_frequencies(per_layer))
+    return sorted(blocks_key_frequencies(layer_activations(params, run.config.architecture), group))
 
 
 def _signature(run: Run, step: int) -> list[int] | None:

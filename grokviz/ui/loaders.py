@@ -109,7 +109,7 @@ def key_frequency_counts(run_path: str, step: int, mtime: float) -> dict[int, in
         every = [activations(run_path, step, mtime)]
     else:  # every block's from one forward
         every = neurons.layer_activations(load_params(run_path, step, mtime), arch_of(run_path))
-    return neurons.layers_key_frequencies([neurons.neuron_stats(group.on_group(acts)) for acts in every])
+    return neurons.blocks_key_frequencies(every, group)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
