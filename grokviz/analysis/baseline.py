@@ -101,15 +101,20 @@ class Baseline:
 
 
 def baseline(
-    params: Params, group: Group | None = None, arch: Architecture = REFERENCE, layer: int | None = None
+    params: Params,
+    group: Group | None = None,
+    arch: Architecture = REFERENCE,
+    layer: int | None = None,
+    cache: dict | None = None,
 ) -> Baseline:
     """One all-pairs forward: logits and the activations of block ``layer`` (None: the last; their
     frequency blocks follow on first use). W_L comes with the last block's neurons only: an earlier
-    block's neurons site runs the model again, and its W_L (a Jacobian) costs p backward passes."""
+    block's neurons site runs the model again, and its W_L (a Jacobian) costs p backward passes.
+    ``cache``: a dict that receives the forward's activations (every block's), for a caller that reads more."""
     p = p_of(params)
     layer = resolve_layer(params, layer)
     n_layers = n_layers_of(params)
-    cache: dict = {}
+    cache = {} if cache is None else cache
     logits = forward_all_pairs(params, cache, arch)  # [p*p, p]
     acts = rearrange(cache[neurons_hook(layer)], "(a b) neuron -> a b neuron", a=p)
     W_L = neuron_logit_map(params, arch, layer) if layer == n_layers - 1 else None

@@ -35,9 +35,12 @@ def summarise(
 ) -> dict:
     """The JSON object of one checkpoint (see the module docstring)."""
     group = group_for(cfg.task, cfg.p)  # discrete-log for mul and div: frequencies over Z_{p-1}
-    base = baseline(params, group, cfg.architecture)  # one all-pairs forward serves the neurons and the losses
+    cache: dict = {}
+    base = baseline(
+        params, group, cfg.architecture, cache=cache
+    )  # one all-pairs forward serves every block and the losses
     stats = neuron_stats(base.group_acts, threshold=threshold, blocks=base.blocks)  # the last block's
-    per_layer = _earlier_layers_stats(params, cfg, group, threshold) + [stats]
+    per_layer = _earlier_layers_stats(params, cache, group, threshold) + [stats]
     counts = layers_key_frequencies(per_layer)  # one block: key_frequencies(stats)
     used = sorted(counts) if key_freqs is None else key_freqs
     dataset = dataset_for(cfg)
@@ -77,11 +80,11 @@ def summarise(
     return out
 
 
-def _earlier_layers_stats(params: Params, cfg: Config, group, threshold: float) -> list[NeuronStats]:
-    """:func:`neuron_stats` of every block but the last ([] for one layer), one more all-pairs forward."""
+def _earlier_layers_stats(params: Params, cache: dict, group, threshold: float) -> list[NeuronStats]:
+    """:func:`neuron_stats` of every block but the last ([] for one layer), from the baseline's forward (``cache``)."""
     if n_layers_of(params) == 1:
         return []
-    acts = layer_activations(params, cfg.architecture)[:-1]
+    acts = layer_activations(params, cache=cache)[:-1]
     return [neuron_stats(group.on_group(one), threshold=threshold) for one in acts]
 
 
