@@ -116,13 +116,12 @@ def _forward_last_deep(
     a position axis, as a 1-layer model's: an intervention on an earlier block changes its position-2
     activation only (what positions 0 and 1 compute is left alone).
     """
-    p = p_of(params)
-    tokens = torch.stack([a, b, torch.full_like(a, p)], dim=1)  # [batch, pos]
-    n_layers = n_layers_of(params)
-    if hooks is None and cache is None:  # training: nothing to slice
-        if arch.attention == "causal":
-            return _forward_last_causal(params, a, b, arch)
+    if hooks is None and cache is None and arch.attention == "causal":  # training: the table path
+        return _forward_last_causal(params, a, b, arch)
+    tokens = torch.stack([a, b, torch.full_like(a, p_of(params))], dim=1)  # [batch, pos]
+    if hooks is None and cache is None:  # nothing to slice
         return forward(params, tokens, arch, last_only=True)
+    n_layers = n_layers_of(params)
     inner: dict = {}
     wrapped = {name: _at_query(fn, _query_dim(name, n_layers, arch)) for name, fn in (hooks or {}).items()}
     logits = forward(params, tokens, arch, hooks=wrapped, cache=inner, last_only=True)
