@@ -204,14 +204,12 @@ class TorchEncoder(nn.Module):
         return self.output_head(self.transformer_encoder(self.embedding(tokens))[:, -1])
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{}, {"activation": "gelu"}, {"norm_first": True}, {"bias": False}], ids=["post", "gelu", "pre", "nobias"]
-)
-def test_imported_encoder_equals_pytorch(tmp_path, kwargs) -> None:
-    p = 11
+def saved_and_imported_encoder(tmp_path, p: int, **kwargs):
+    """A float64 ``TorchEncoder(p, **kwargs)`` (seed 0) with its biases and norms moved off their
+    0 / 1 initialisation, saved with ``torch.save`` and imported: (the model, the import)."""
     torch.manual_seed(0)
     model = TorchEncoder(p, **kwargs).double()
-    with torch.no_grad():  # biases and norms away from their 0 / 1 initialisation
+    with torch.no_grad():
         for name, tensor in model.named_parameters():
             if "bias" in name or "norm" in name:
                 tensor.add_(0.3 * torch.randn_like(tensor))
@@ -220,6 +218,15 @@ def test_imported_encoder_equals_pytorch(tmp_path, kwargs) -> None:
     imported = import_torch_encoder(
         path, p, n_heads=2, norm_first=kwargs.get("norm_first", False), activation=kwargs.get("activation", "relu")
     )
+    return model, imported
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"activation": "gelu"}, {"norm_first": True}, {"bias": False}], ids=["post", "gelu", "pre", "nobias"]
+)
+def test_imported_encoder_equals_pytorch(tmp_path, kwargs) -> None:
+    p = 11
+    model, imported = saved_and_imported_encoder(tmp_path, p, **kwargs)
     (step, params), cfg = imported.checkpoints[0], imported.config
     assert step == 0 and params["embed.W_E"].dtype == torch.float64
     tokens = all_tokens(p)

@@ -25,7 +25,7 @@ from grokviz.core.params import init_params
 from grokviz.errors import GrokvizError
 from grokviz.interop.torch_encoder import import_torch_encoder
 from grokviz.storage.runs import open_run, save_checkpoint, write_run_file
-from tests.core.test_architectures import TorchEncoder
+from tests.core.test_architectures import TorchEncoder, saved_and_imported_encoder
 
 SMALL = dict(p=13, d_model=16, n_heads=2, d_head=8, d_mlp=32)
 ARCHITECTURES = {
@@ -217,17 +217,7 @@ def test_run_checkpoint_with_the_wrong_block_count_is_skipped_in_one_line(tmp_pa
 )
 def test_encoder_layers_become_blocks(tmp_path, num_layers, kwargs) -> None:
     p = 11
-    torch.manual_seed(0)
-    model = TorchEncoder(p, num_layers=num_layers, **kwargs).double()
-    with torch.no_grad():  # biases and norms away from their 0 / 1 initialisation
-        for name, tensor in model.named_parameters():
-            if "bias" in name or "norm" in name:
-                tensor.add_(0.3 * torch.randn_like(tensor))
-    path = tmp_path / "encoder.pt"
-    torch.save(model.state_dict(), path)
-    imported = import_torch_encoder(
-        path, p, n_heads=2, norm_first=kwargs.get("norm_first", False), activation=kwargs.get("activation", "relu")
-    )
+    model, imported = saved_and_imported_encoder(tmp_path, p, num_layers=num_layers, **kwargs)
     cfg, (_, params) = imported.config, imported.checkpoints[0]
     assert cfg.n_layers == num_layers and cfg.dropout == 0.0
     assert any("without dropout" in note for note in imported.notes)
