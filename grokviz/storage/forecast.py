@@ -71,13 +71,18 @@ def _require_modular(run: Run) -> None:
         # group's curves have not been calibrated, so a number would be a guess in a forecast's clothes.
         message = wrong_family_message(run.family, "modular", str(run.path), "the forecast")
         raise GrokvizError(f"{message}: its constants were fitted on those only")
-    cfg = run.config
-    if cfg.n_layers > 1 or cfg.batch_size is not None:
-        what = f"{cfg.n_layers} layers" if cfg.n_layers > 1 else f"minibatches of {cfg.batch_size}"
-        raise GrokvizError(
-            f"{run.path}: the forecast's constants were fitted on 1-layer, full-batch runs; this run has {what}, "
-            "so a forecast step would be a guess (docs/forecast.md)"
-        )
+    why = outside_the_fit(run.config)
+    if why is not None:
+        raise GrokvizError(f"{run.path}: {why}, so a forecast step would be a guess (docs/forecast.md)")
+
+
+def outside_the_fit(cfg) -> str | None:
+    """Why the forecast's constants do not cover a modular run of ``cfg``, or None where they do:
+    every fitting run had one layer and the full batch."""
+    if cfg.n_layers == 1 and cfg.batch_size is None:
+        return None
+    what = f"{cfg.n_layers} layers" if cfg.n_layers > 1 else f"minibatches of {cfg.batch_size}"
+    return f"the forecast's constants were fitted on 1-layer, full-batch runs; this run has {what}"
 
 
 def observe(run: Run, at_step: int | None = None, frame: pd.DataFrame | None = None, llc: bool = True) -> Observation:

@@ -14,7 +14,7 @@ import streamlit as st
 
 from grokviz.analysis.forecast import SIGNALS, Forecast
 from grokviz.errors import GrokvizError
-from grokviz.storage.forecast import forecast_history, forecast_run
+from grokviz.storage.forecast import forecast_history, forecast_run, outside_the_fit
 from grokviz.storage.timeline import timeline
 from grokviz.ui import loaders
 from grokviz.ui.charts.forecast import forecast_accuracy_chart, forecast_history_chart
@@ -41,10 +41,9 @@ def render(view: View) -> None:
     if view.run.family != "modular" or view.too_big:
         st.info(view.too_big or "The forecast is fitted on modular-arithmetic runs only.")
         return
-    cfg = view.run.config
-    if cfg.n_layers > 1 or cfg.batch_size is not None:
-        what = f"{cfg.n_layers} layers" if cfg.n_layers > 1 else f"minibatches of {cfg.batch_size}"
-        st.info(f"The forecast is fitted on 1-layer, full-batch runs; this run has {what} (docs/forecast.md).")
+    why = outside_the_fit(view.run.config)
+    if why is not None:
+        st.info(f"{why[0].upper()}{why[1:]} (docs/forecast.md).")
         return
     signals = st.radio(
         "Signals",
