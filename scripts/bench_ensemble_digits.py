@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 from grokviz.core import digits_model  # noqa: E402
 from grokviz.core.digits_config import DigitsConfig  # noqa: E402
 from grokviz.training.digits import training_batch, update  # noqa: E402
-from grokviz.training.digits_members import compiled_scores, make_digits_groups, step_digits_group  # noqa: E402
+from grokviz.training.digits_members import compiled_loss, make_digits_groups, step_digits_group  # noqa: E402
 from grokviz.training.optim import AdamWState, Hyper  # noqa: E402
 
 
@@ -68,7 +68,7 @@ def main() -> int:
     first = 8000  # past the curriculum: 1-10 digit operands, as most of training
     kinds = {"separate runs": separate, "ensemble": together}
     if args.compile:
-        compiled = compiled_scores()
+        compiled = compiled_loss()
         start = time.perf_counter()
         together(configs, 1, first, compiled)  # compiles it
         print(f"compiling the ensemble's step took {time.perf_counter() - start:.0f} s")

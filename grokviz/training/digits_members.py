@@ -46,23 +46,28 @@ def shape_of(cfg) -> tuple[int, ...]:
 
 
 def _member_logits(params: Params, x: torch.Tensor) -> torch.Tensor:
-    """One member: the single run's training forward, answer logits [batch, 12, d_vocab] (vmapped below)."""
-    return digits_model.forward(params, x, answer_only=True)
+    """One member: the single run's training forward, answer logits [d_vocab, batch, 12] (vmapped
+    below; vocabulary first, so that the float64 softmax of the loss vectorises over examples)."""
+    return digits_model.forward(params, x, answer_only=True, vocab_first=True)
 
 
-# params [member, ...], x [member, batch, 33] -> logits [member, batch, 12, d_vocab].
+# params [member, ...], x [member, batch, 33] -> logits [member, d_vocab, batch, 12].
 _batched_logits = vmap(_member_logits)
 
 
+def member_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """logits [member, d_vocab, batch, 12], labels [member, batch, 12] -> each member's float64 mean
+    cross-entropy [member], as the single run's loss. Outside vmap: cross-entropy's batching rule
+    is many times slower."""
+    return F.cross_entropy(logits.double(), labels, reduction="none").mean((1, 2))
+
+
 def member_scores(logits: torch.Tensor, labels: torch.Tensor):
-    """logits [member, batch, 12, d_vocab], labels [member, batch, 12] -> each member's float64 loss,
+    """logits [member, d_vocab, batch, 12], labels [member, batch, 12] -> each member's float64 loss,
     exact match and accuracy per answer position ([member], [member], [member, 12]), as the single
-    run's ``answer_scores``. Outside vmap: cross-entropy's batching rule is many times slower."""
-    members, vocab = logits.shape[0], logits.shape[-1]
-    flat = F.cross_entropy(logits.double().reshape(-1, vocab), labels.reshape(-1), reduction="none")
-    loss = flat.view(members, -1).mean(1)  # [member]
-    right = logits.detach().argmax(-1) == labels  # [member, batch, 12]
-    return loss, right.all(-1).double().mean(1), right.double().mean(1)
+    run's ``answer_scores``."""
+    right = logits.detach().argmax(1) == labels  # [member, batch, 12]
+    return member_losses(logits, labels), right.all(-1).double().mean(1), right.double().mean(1)
 
 
 @dataclass
@@ -110,34 +115,37 @@ def clip_per_member(grads: list[torch.Tensor], max_norm: float) -> None:
         g.mul_(scale.view(-1, *(1,) * (g.dim() - 1)))
 
 
-def training_scores(params: Params, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """params [member, ...], x [member, batch, 33], labels [member, batch, 12] -> (loss, exact) [member]."""
-    loss, exact, _ = member_scores(_batched_logits(params, x), labels)
-    return loss, exact
+def training_loss(params: Params, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """params [member, ...], x [member, batch, 33], labels [member, batch, 12] -> loss [member].
+    Exact match is not formed here: only log rows report it (:func:`batch_scores`), and its argmax
+    over every answer cost about 5% of each compiled step."""
+    return member_losses(_batched_logits(params, x), labels)
 
 
-def compiled_scores() -> Callable:
-    """:func:`training_scores` through ``torch.compile`` (fused C++ loops on a CPU: about twice the
-    member-steps per second, after about a minute of compiling per group shape; members then equal
+def compiled_loss() -> Callable:
+    """:func:`training_loss` through ``torch.compile`` (fused C++ loops on a CPU: about twice the
+    member-steps per second, after 5 to 30 seconds of compiling per group shape; members then equal
     their single runs to float tolerance, not bit for bit)."""
     import torch._dynamo
 
     # One compiled graph per group shape (a sweep of many shapes must not fall back to eager).
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
-    return torch.compile(training_scores, dynamic=False)
+    return torch.compile(training_loss, dynamic=False)
 
 
-def step_digits_group(
-    group: DigitsBatch, x: torch.Tensor, labels: torch.Tensor, update: bool = True, loss_fn: Callable | None = None
-):
-    """One step of every member on its batch (x [member, batch, 33], labels [member, batch, 12]):
-    returns (loss [member], exact match [member]) of the weights before it, then the AdamW update
-    unless ``update`` is False (the last step is only scored). ``loss_fn``: :func:`training_scores`
+@torch.no_grad()
+def batch_scores(params: Params, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, exact match) [member] of the weights on a training batch, without gradients: a log
+    row's ``train_loss`` and ``train_exact``."""
+    loss, exact, _ = member_scores(_batched_logits(params, x), labels)
+    return loss, exact
+
+
+def step_digits_group(group: DigitsBatch, x: torch.Tensor, labels: torch.Tensor, loss_fn: Callable | None = None):
+    """One AdamW step of every member on its batch (x [member, batch, 33], labels [member, batch,
+    12]); returns the loss [member] of the weights before it. ``loss_fn``: :func:`training_loss`
     (the default) or its compiled form."""
-    if not update:
-        with torch.no_grad():
-            return training_scores(group.params, x, labels)
-    loss, exact = (loss_fn or training_scores)(group.params, x, labels)
+    loss = (loss_fn or training_loss)(group.params, x, labels)
     names = list(group.params)
     # Members share no weights: the gradient of the sum is each member's own gradient.
     grads = list(torch.autograd.grad(loss.sum(), [group.params[n] for n in names]))
@@ -145,7 +153,7 @@ def step_digits_group(
     if clip > 0:
         clip_per_member(grads, clip)
     adamw_step(group.params, dict(zip(names, grads)), group.state, group.hyper)
-    return loss.detach(), exact
+    return loss.detach()
 
 
 @torch.no_grad()
@@ -172,7 +180,7 @@ def train_digits_members(
 ) -> list[Path]:
     """``grokviz.training.ensemble.train_members`` for adder members (the same arguments; ``use_graphs``
     is unused: the adder trains on the CPU, as its single run does). ``compiled``: each group's
-    training step through ``torch.compile`` (:func:`compiled_scores`)."""
+    training step through ``torch.compile`` (:func:`compiled_loss`)."""
     first = configs[0]
     start_step = 0 if start is None else start[0]
     groups = make_digits_groups(configs, dev, group_size)
@@ -226,7 +234,7 @@ def train_digits_members(
 def _train_group(group, start_step, schedule, save, resume_every, clock, writer, write, bar, compiled) -> None:
     """Every step of one group, its log rows and files handed to ``writer`` (``write(step, group, ...)``)."""
     first = group.configs[0]
-    step_fn = compiled_scores() if compiled else None
+    step_fn = compiled_loss() if compiled else None
     for step in range(start_step, first.steps + 1):
         last = step == first.steps
         is_log = step % first.log_every == 0 or last or step in schedule
@@ -244,7 +252,10 @@ def _train_group(group, start_step, schedule, save, resume_every, clock, writer,
         if is_log:
             val_loss, val_exact, val_acc = evaluate_group(group)
             host = _host(group) if (save == "schedule" or step in schedule or saves_state) else None
-        loss, exact = step_digits_group(group, x, labels, update=not last, loss_fn=step_fn)
+        if is_log:  # the train scores of the weights before this step, as the single run's row
+            loss, exact = batch_scores(group.params, x, labels)
+        if not last:
+            step_digits_group(group, x, labels, loss_fn=step_fn)
         if is_log:
             elapsed = clock.seconds(clock.mark())
             rows = []

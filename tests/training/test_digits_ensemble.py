@@ -59,6 +59,24 @@ def test_each_adder_member_equals_its_single_run(tmp_path) -> None:
             )
 
 
+def test_a_compiled_group_equals_the_eager_one(tmp_path) -> None:
+    # --compile trains the same members: its fused loops sum in another order, so float tolerance,
+    # not bit for bit. Ten steps keep AdamW from growing those differences past 1e-6 (a member's
+    # wrong loss layout or lost update moves its weights by 1e-3 or more).
+    short = TINY.replace(steps=10, log_every=5, save_every=5, curriculum="3:5,10", d_model=4, d_mlp=8)
+    configs = [short.replace(seed=seed) for seed in (0, 1)]
+    eager = train_ensemble(configs, tmp_path / "eager", progress=False, threads=1)
+    compiled = train_ensemble(configs, tmp_path / "compiled", progress=False, threads=1, compile=True)
+    for ours, theirs in zip(compiled, eager):
+        a, b = open_run(ours), open_run(theirs)
+        for name, tensor in b.load(short.steps).items():
+            torch.testing.assert_close(a.load(short.steps)[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
+        for column in COMPARED:
+            torch.testing.assert_close(
+                torch.tensor(a.log()[column].values), torch.tensor(b.log()[column].values), rtol=1e-6, atol=1e-7
+            )
+
+
 def test_cli_builds_the_adder_grid_and_resume_finishes_it(tmp_path) -> None:
     out = tmp_path / "cliff"
     flags = ["--adder", "--out", str(out), "--seeds", "0,1", "--shapes", "4:16,5:20", "--lr", "0.02,0.01"]
