@@ -197,6 +197,8 @@ def test_forward_equals_an_independent_implementation_in_float64(changes: dict) 
         np.testing.assert_allclose(ours[i].numpy(), ref, rtol=1e-10, atol=1e-10)
     fast = digits_model.forward(params, x, answer_only=True)
     torch.testing.assert_close(fast, ours[:, digits_tasks.ANSWER_POSITIONS], rtol=1e-12, atol=1e-12)
+    vocab_first = digits_model.forward(params, x, answer_only=True, vocab_first=True)  # the ensemble's layout
+    torch.testing.assert_close(vocab_first, fast.permute(2, 0, 1), rtol=1e-12, atol=1e-12)
 
 
 def test_flax_default_initialisation_scales() -> None:
