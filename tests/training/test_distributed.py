@@ -172,3 +172,15 @@ def test_ctrl_c_at_the_command_line_says_how_to_go_on(tmp_path, monkeypatch, cap
     assert capsys.readouterr().err == (
         f"stopped: {out} holds 0 of 3 members finished; continue with the same command and --resume\n"
     )
+
+
+def test_ray_starts_the_longest_groups_first() -> None:
+    # Adder groups of 3 at d 4, d 8 and d 4 (another lr), and one member of d 8 alone: the d 8 group
+    # of 3 first, ties in grid order, the single member last. Order changes no result.
+    from grokviz.core.digits_config import DigitsConfig
+    from grokviz.training.distributed import largest_first
+
+    small, large = DigitsConfig(d_model=4, d_mlp=16), DigitsConfig(d_model=8, d_mlp=32)
+    configs = [small] * 3 + [large] * 3 + [small.replace(lr=0.01)] * 3 + [large.replace(lr=0.01)]
+    groups = [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
+    assert largest_first(groups, configs) == [[3, 4, 5], [0, 1, 2], [6, 7, 8], [9]]
