@@ -84,11 +84,12 @@ def ablate(
         raise GrokvizError(
             f"layer={layer} chooses whose neurons are ablated; it applies to site='neurons' only, not {site!r}"
         )
-    weights = base.params if base is not None and base.params is not None else params
-    if base is not None and layer is not None and weights is not None and base.layer != resolve_layer(weights, layer):
-        raise GrokvizError(f"layer={layer}: the given baseline holds layer {base.layer}'s neurons")
     if base is None:
         base = site_baseline(params, site, group, arch, layer)
+    elif layer is not None:  # a given baseline carries its layer: it must be the one asked for
+        weights = base.params if base.params is not None else params
+        if weights is not None and base.layer != resolve_layer(weights, layer):
+            raise GrokvizError(f"layer={layer}: the given baseline holds layer {base.layer}'s neurons")
     return ablate_baseline(base, params, dataset, frequencies, mode, site)
 
 

@@ -116,8 +116,16 @@ def _checkpoint_at_or_before(curve: pd.DataFrame, step: int) -> int:
     return int(earlier.max()) if len(earlier) else int(curve["step"].min())
 
 
+# A float64 mean loss can be exactly 0 once every margin is large: logs of losses floor it here.
+_LOSS_FLOOR = 1e-12
+
+
+def _floored_log(value: float) -> float:
+    return math.log(max(value, _LOSS_FLOOR))
+
+
 def _log_ratio(end: float, start: float) -> float:
-    return float(np.log(max(end, 1e-12) / max(start, 1e-12)))
+    return float(np.log(max(end, _LOSS_FLOOR) / max(start, _LOSS_FLOOR)))
 
 
 def _relative_change(end: float, start: float) -> float:
@@ -162,7 +170,7 @@ def _test_loss_clock(obs: Observation, law: NormLaw, level: float, base: float) 
     tail = obs.log[(obs.log["step"] >= law.end_step - TEST_TREND * span) & (obs.log["step"] <= law.end_step)]
     if len(tail) < 2 or np.ptp(tail["step"].to_numpy(dtype=float)) == 0:
         return CLOCK_CLIP
-    log_loss = np.log(np.maximum(tail["test_loss"].to_numpy(dtype=float), 1e-12))  # [rows]
+    log_loss = np.log(np.maximum(tail["test_loss"].to_numpy(dtype=float), _LOSS_FLOOR))  # [rows]
     slope = float(np.polyfit(tail["step"].to_numpy(dtype=float), log_loss, 1)[0])
     if log_loss[-1] <= math.log(level):
         return _clipped_log_ratio(law.end_step, law.end_step, base)
@@ -208,9 +216,8 @@ def features(
             if name.startswith("gini"):
                 begin, now, level = float(start[name]), float(end[name]), levels[name]
             else:  # losses move on a log scale
-                # A float64 mean loss can be exactly 0 once every margin is large: floor it as _log_ratio does.
-                begin, now = (math.log(max(obs.probe_start[name], 1e-12)), math.log(max(obs.probe_end[name], 1e-12)))
-                level = math.log(max(levels[name], 1e-12))
+                begin, now = _floored_log(obs.probe_start[name]), _floored_log(obs.probe_end[name])
+                level = _floored_log(levels[name])
             out[f"{name}_clock"] = _clock(law.end_step, law.peak_step, begin, now, level, rising, base)
         if signals == "all":
             out["test_loss_clock"] = _test_loss_clock(obs, law, levels["test_loss"], base)

@@ -35,10 +35,8 @@ def summarise(
 ) -> dict:
     """The JSON object of one checkpoint (see the module docstring)."""
     group = group_for(cfg.task, cfg.p)  # discrete-log for mul and div: frequencies over Z_{p-1}
-    cache: dict = {}
-    base = baseline(
-        params, group, cfg.architecture, cache=cache
-    )  # one all-pairs forward serves every block and the losses
+    cache: dict = {}  # one all-pairs forward serves every block and the losses
+    base = baseline(params, group, cfg.architecture, cache=cache)
     stats = neuron_stats(base.group_acts, threshold=threshold, blocks=base.blocks)  # the last block's
     per_layer = _earlier_layers_stats(params, cache, group, threshold) + [stats]
     counts = layers_key_frequencies(per_layer)  # one block: key_frequencies(stats)

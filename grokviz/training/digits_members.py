@@ -249,11 +249,10 @@ def _train_group(group, start_step, schedule, save, resume_every, clock, writer,
             torch.stack([drawn[cfg.split_seed][k] for cfg in group.configs]).to(device) for k in (0, 1)
         )  # [member, batch, 33], [member, batch, 12]
         host = None
-        if is_log:
+        if is_log:  # validation and train scores of the weights before this step, as the single run's row
             val_loss, val_exact, val_acc = evaluate_group(group)
-            host = _host(group) if (save == "schedule" or step in schedule or saves_state) else None
-        if is_log:  # the train scores of the weights before this step, as the single run's row
             loss, exact = batch_scores(group.params, x, labels)
+            host = _host(group) if (save == "schedule" or step in schedule or saves_state) else None
         if not last:
             step_digits_group(group, x, labels, loss_fn=step_fn)
         if is_log:
