@@ -118,6 +118,7 @@ def forward(
     *,
     answer_only: bool = False,
     vocab_first: bool = False,
+    tiny_attention: bool = False,
     hooks: Hooks | None = None,
     cache: dict | None = None,
 ) -> torch.Tensor:
@@ -126,7 +127,14 @@ def forward(
 
     ``vocab_first``: the same logits laid out [d_vocab, batch, pos], for the ensemble's loss: there
     the softmax over the 14 tokens runs across rows of examples, which a CPU vectorises (over rows
-    of 14 numbers it does not: the float64 loss of 8 members, forward and backward, 4x faster)."""
+    of 14 numbers it does not: the float64 loss of 8 members, forward and backward, 4x faster).
+
+    ``tiny_attention``: the attention's scores, softmax and mixing by the C kernel of
+    ``grokviz.kernels.tiny_attention`` (the same function to float rounding; the compiled
+    ensemble's step uses it). It forms no ``hook_attn_scores`` or ``hook_pattern``, so it takes no
+    hooks or cache."""
+    if tiny_attention and (hooks or cache is not None):
+        raise ValueError("tiny_attention forms no attention pattern to hook or cache: leave it off to read one")
     batch, n_pos = tokens.shape
     resid = _hook(hooks, cache, "hook_embed", params["embed.W_E"][tokens])  # [batch, pos, d_model]
     resid = resid + _hook(hooks, cache, "hook_pos_embed", params["pos_embed.W_pos"][:n_pos])
@@ -134,7 +142,7 @@ def forward(
     for layer in range(n_layers):
         # The last block of the fast path keeps the answer positions after attention.
         queries = slice(PROMPT_LEN - 1, PROMPT_LEN - 1 + ANSWER_LEN) if answer_only and layer == n_layers - 1 else None
-        resid = _block(params, layer, resid, queries, hooks, cache)
+        resid = _block(params, layer, resid, queries, tiny_attention, hooks, cache)
     normed = _hook(hooks, cache, "ln_final.hook_normalized", _norm(params, "ln_final", resid))
     if vocab_first:
         logits = einsum(normed, unembed_matrix(params), "b q d, d v -> v b q")  # [d_vocab, batch, pos]
@@ -144,7 +152,13 @@ def forward(
 
 
 def _block(
-    params: Params, layer: int, resid: torch.Tensor, queries: slice | None, hooks: Hooks | None, cache: dict | None
+    params: Params,
+    layer: int,
+    resid: torch.Tensor,
+    queries: slice | None,
+    tiny_attention: bool,
+    hooks: Hooks | None,
+    cache: dict | None,
 ) -> torch.Tensor:
     """One pre-norm block; ``queries`` restricts the query positions (and everything after attention)."""
     p = f"blocks.{layer}"
@@ -154,14 +168,13 @@ def _block(
     q = _hook(hooks, cache, f"{p}.attn.hook_q", einsum(x_query, params[f"{p}.attn.W_Q"], "b q d, h d e -> b q h e"))
     k = _hook(hooks, cache, f"{p}.attn.hook_k", einsum(x, params[f"{p}.attn.W_K"], "b k d, h d e -> b k h e"))
     v = _hook(hooks, cache, f"{p}.attn.hook_v", einsum(x, params[f"{p}.attn.W_V"], "b k d, h d e -> b k h e"))
-    scores = einsum(q, k, "b q h e, b k h e -> b h q k") / math.sqrt(q.shape[-1])  # [batch, head, query, key]
     first = 0 if queries is None else queries.start
-    query_pos = torch.arange(first, first + q.shape[1], device=resid.device)
-    key_pos = torch.arange(k.shape[1], device=resid.device)
-    causal = key_pos.unsqueeze(0) > query_pos.unsqueeze(1)  # [query, key]: True = in the future
-    scores = _hook(hooks, cache, f"{p}.attn.hook_attn_scores", scores.masked_fill(causal, float("-inf")))
-    pattern = _hook(hooks, cache, f"{p}.attn.hook_pattern", scores.softmax(dim=-1))
-    z = _hook(hooks, cache, f"{p}.attn.hook_z", einsum(pattern, v, "b h q k, b k h e -> b q h e"))
+    if tiny_attention:
+        from grokviz.kernels.tiny_attention import causal_attention
+
+        z = causal_attention(q, k, v, first)  # [batch, query, head, d_head]
+    else:
+        z = _hook(hooks, cache, f"{p}.attn.hook_z", _attention_z(q, k, v, first, hooks, cache, p))
     attn_out = einsum(z, params[f"{p}.attn.W_O"], "b q h e, h e d -> b q d")
     attn_out = _hook(hooks, cache, f"{p}.hook_attn_out", attn_out)
     resid_query = resid if queries is None else resid[:, queries]
@@ -177,6 +190,20 @@ def _block(
         mlp_out = mlp_out + params[f"{p}.mlp.b_out"]
     mlp_out = _hook(hooks, cache, f"{p}.hook_mlp_out", mlp_out)
     return _hook(hooks, cache, f"{p}.hook_resid_post", resid_mid + mlp_out)
+
+
+def _attention_z(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, first: int, hooks: Hooks | None, cache: dict | None, p: str
+) -> torch.Tensor:
+    """Causal attention: q [batch, query, head, d_head] (the first query at key position ``first``),
+    k and v [batch, key, head, d_head] -> z like q, with the scores' and pattern's hooks."""
+    scores = einsum(q, k, "b q h e, b k h e -> b h q k") / math.sqrt(q.shape[-1])  # [batch, head, query, key]
+    query_pos = torch.arange(first, first + q.shape[1], device=q.device)
+    key_pos = torch.arange(k.shape[1], device=q.device)
+    causal = key_pos.unsqueeze(0) > query_pos.unsqueeze(1)  # [query, key]: True = in the future
+    scores = _hook(hooks, cache, f"{p}.attn.hook_attn_scores", scores.masked_fill(causal, float("-inf")))
+    pattern = _hook(hooks, cache, f"{p}.attn.hook_pattern", scores.softmax(dim=-1))
+    return einsum(pattern, v, "b h q k, b k h e -> b q h e")
 
 
 @torch.no_grad()

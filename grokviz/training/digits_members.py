@@ -17,6 +17,7 @@ drive both the same way.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,14 +46,15 @@ def shape_of(cfg) -> tuple[int, ...]:
     return tuple(getattr(cfg, name) for name in SHAPE_FIELDS)
 
 
-def _member_logits(params: Params, x: torch.Tensor) -> torch.Tensor:
+def _member_logits(params: Params, x: torch.Tensor, tiny_attention: bool = False) -> torch.Tensor:
     """One member: the single run's training forward, answer logits [d_vocab, batch, 12] (vmapped
-    below; vocabulary first, so that the float64 softmax of the loss vectorises over examples)."""
-    return digits_model.forward(params, x, answer_only=True, vocab_first=True)
+    below; vocabulary first, so that the float64 softmax of the loss vectorises over examples).
+    ``tiny_attention``: attention by the C kernel (``grokviz.kernels.tiny_attention``)."""
+    return digits_model.forward(params, x, answer_only=True, vocab_first=True, tiny_attention=tiny_attention)
 
 
 # params [member, ...], x [member, batch, 33] -> logits [member, d_vocab, batch, 12].
-_batched_logits = vmap(_member_logits)
+_batched_logits = vmap(_member_logits, in_dims=(0, 0, None))
 
 
 def member_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -115,29 +117,33 @@ def clip_per_member(grads: list[torch.Tensor], max_norm: float) -> None:
         g.mul_(scale.view(-1, *(1,) * (g.dim() - 1)))
 
 
-def training_loss(params: Params, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def training_loss(params: Params, x: torch.Tensor, labels: torch.Tensor, tiny_attention: bool = False) -> torch.Tensor:
     """params [member, ...], x [member, batch, 33], labels [member, batch, 12] -> loss [member].
     Exact match is not formed here: only log rows report it (:func:`batch_scores`), and its argmax
     over every answer cost about 5% of each compiled step."""
-    return member_losses(_batched_logits(params, x), labels)
+    return member_losses(_batched_logits(params, x, tiny_attention), labels)
 
 
 def compiled_loss() -> Callable:
-    """:func:`training_loss` through ``torch.compile`` (fused C++ loops on a CPU: 2.35x the
-    member-steps per second of separate runs for 8 members, after 5 to 30 seconds of compiling per
-    group shape; members then equal their single runs to float tolerance, not bit for bit)."""
+    """:func:`training_loss` through ``torch.compile``, with the attention in the C kernel where it
+    builds (fused C++ loops on a CPU: about 3x the member-steps per second of separate runs for 8
+    members, after 5 to 30 seconds of compiling per group shape; members then equal their single
+    runs to float tolerance, not bit for bit)."""
     import torch._dynamo
+
+    from grokviz.kernels import tiny_attention
 
     # One compiled graph per group shape (a sweep of many shapes must not fall back to eager).
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
-    return torch.compile(training_loss, dynamic=False)
+    loss = functools.partial(training_loss, tiny_attention=tiny_attention.available())
+    return torch.compile(loss, dynamic=False)
 
 
 @torch.no_grad()
 def batch_scores(params: Params, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss, exact match) [member] of the weights on a training batch, without gradients: a log
     row's ``train_loss`` and ``train_exact``."""
-    loss, exact, _ = member_scores(_batched_logits(params, x), labels)
+    loss, exact, _ = member_scores(_batched_logits(params, x, False), labels)
     return loss, exact
 
 
@@ -160,7 +166,7 @@ def step_digits_group(group: DigitsBatch, x: torch.Tensor, labels: torch.Tensor,
 def evaluate_group(group: DigitsBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Every member on its validation set: (loss [member], exact [member], accuracy [member, 12])."""
     x, labels = group.val
-    return member_scores(_batched_logits(group.params, x), labels)
+    return member_scores(_batched_logits(group.params, x, False), labels)
 
 
 def train_digits_members(

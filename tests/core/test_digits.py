@@ -201,6 +201,33 @@ def test_forward_equals_an_independent_implementation_in_float64(changes: dict) 
     torch.testing.assert_close(vocab_first, fast.permute(2, 0, 1), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"n_heads": 7, "n_layers": 2, "unembed": "untied", "mlp_bias": "yes"}, {"d_model": 8, "n_heads": 2}],
+)
+def test_the_attention_kernel_gives_the_definitions_logits_and_gradients(changes: dict) -> None:
+    from grokviz.kernels import tiny_attention
+
+    if not tiny_attention.available():
+        pytest.skip("no working C compiler for the attention kernel")
+    cfg = DigitsConfig(seed=5, **changes)
+    params = {
+        k: (v * 1.7 if k.endswith(("W_Q", "W_K")) else v).requires_grad_()
+        for k, v in digits_model.init_params(cfg).items()
+    }
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randint(0, 10**10, (37,), generator=gen), torch.randint(0, 10**10, (37,), generator=gen)
+    x, _ = digits_tasks.split_sequence(digits_tasks.encode(a, b))
+    ours = digits_model.forward(params, x, answer_only=True, vocab_first=True, tiny_attention=True)
+    theirs = digits_model.forward(params, x, answer_only=True, vocab_first=True)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    weights = torch.randn(theirs.shape, generator=gen)
+    for got, want in zip(*(torch.autograd.grad((t * weights).sum(), list(params.values())) for t in (ours, theirs))):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * float(want.abs().max()))  # float32 sums
+    with pytest.raises(ValueError, match="no attention pattern"):
+        digits_model.forward(params, x, tiny_attention=True, cache={})
+
+
 def test_flax_default_initialisation_scales() -> None:
     cfg = DigitsConfig(d_model=64, d_mlp=256, seed=0)
     params = digits_model.init_params(cfg)

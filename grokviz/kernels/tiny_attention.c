@@ -1,0 +1,179 @@
+/* Causal softmax attention for many tiny examples: a few heads of a few dimensions over a few dozen keys.
+ *
+ * The adder's attention is 4,096 products of [12 x 7] by [7 x 33] per ensemble step: too small for
+ * a matrix library (each product in a batch costs about 0.5 us of overhead) and too short along keys
+ * for a vectorised softmax. Here every operation runs across T examples at once, as one SIMD
+ * instruction on a `vec` of T floats (GCC/Clang vector extensions: AVX-512, AVX2 or NEON, whichever
+ * the machine has). A tile of T examples is transposed into that layout as it is read, and back as
+ * it is written; within a tile, every innermost loop makes independent updates (an axpy, not a dot
+ * product), so successive multiply-adds do not wait on each other.
+ *
+ * Layouts (float32, contiguous; TransformerLens's [batch, pos, head_index, d_head]):
+ *   q [g, b, nq, h, e]   queries at positions q0 .. q0 + nq - 1; query i sees keys 0 .. q0 + i
+ *   k, v [g, b, ns, h, e]
+ *   z [g, b, nq, h, e]   the attention's output
+ *   p [g, h, tiles, nq, ns, T]   the pattern saved for the backward pass, in the tiles' own layout
+ *                        (tiles = ceil(b / T); zeros in the future; padding examples hold junk)
+ * g counts independent groups of b examples (ensemble members); each group has its own tiles.
+ * The backward pass takes dz like z and writes dq, dk, dv like q, k, v.
+ *
+ * e = d_head is the compile-time D_HEAD, so that loops over it unroll into registers. Built by
+ * grokviz/kernels/tiny_attention.py with the system C compiler (-O3 -march=native);
+ * tests/kernels/test_tiny_attention.py checks it against the float64 formula.
+ */
+#include <string.h>
+
+#define T 16 /* examples per tile: one AVX-512 register of float32 */
+#ifndef D_HEAD
+#error "compile with -DD_HEAD=<d_head>"
+#endif
+#define E D_HEAD
+typedef float vec __attribute__((vector_size(T * sizeof(float))));
+typedef int ivec __attribute__((vector_size(T * sizeof(int))));
+
+static int min_int(int a, int b) { return a < b ? a : b; }
+
+static vec splat(float x) { return x - (vec){0}; }
+
+static vec vmax(vec a, vec b) {
+    ivec a_wins = a > b;
+    return (vec)(((ivec)a & a_wins) | ((ivec)b & ~a_wins));
+}
+
+/* exp(x) for x <= 0 (scores minus their maximum), Cephes' expf: x = n ln2 + r, |r| <= ln2 / 2,
+ * exp(r) by a degree-7 polynomial, 2^n by the exponent bits; relative error about 2e-7. */
+static vec vexp(vec x) {
+    x = vmax(x, splat(-87.0f)); /* exp(-87) ~ 1.6e-38: 2^n stays a normal float */
+    vec fx = x * 1.44269504088896341f + 0.5f;
+    ivec n = __builtin_convertvector(fx, ivec); /* truncates toward zero: floor for fx < 0 below */
+    vec nf = __builtin_convertvector(n, vec);
+    ivec above = nf > fx;
+    nf = nf - (vec)((ivec)splat(1.0f) & above);
+    n = __builtin_convertvector(nf, ivec);
+    vec r = x - nf * 0.693359375f + nf * 2.12194440e-4f;
+    vec y = 1.9875691500e-4f - (vec){0};
+    y = y * r + 1.3981999507e-3f;
+    y = y * r + 8.3334519073e-3f;
+    y = y * r + 4.1665795894e-2f;
+    y = y * r + 1.6666665459e-1f;
+    y = y * r + 5.0000001201e-1f;
+    y = y * r * r + r + 1.0f;
+    return y * (vec)((n + 127) << 23);
+}
+
+/* Examples b0 .. b0 + nt - 1 of one head of [b][rows][h][e] -> tile [rows][e] of vecs, zeros past nt.
+ * A transpose, example by example: each reads its rows in order and writes one lane of the tile. */
+static void load_tile(const float *src, long b0, int nt, int rows, int h, vec *tile) {
+    float *lanes = (float *)tile;
+    if (nt < T) memset(tile, 0, sizeof(vec) * rows * E);
+    for (int t = 0; t < nt; t++) {
+        const float *x = src + (b0 + t) * rows * h * E;
+        for (int r = 0; r < rows; r++)
+            for (int d = 0; d < E; d++) lanes[(r * E + d) * T + t] = x[r * h * E + d];
+    }
+}
+
+/* The inverse of load_tile for the first nt examples. */
+static void store_tile(float *dst, long b0, int nt, int rows, int h, const vec *tile) {
+    const float *lanes = (const float *)tile;
+    for (int t = 0; t < nt; t++) {
+        float *x = dst + (b0 + t) * rows * h * E;
+        for (int r = 0; r < rows; r++)
+            for (int d = 0; d < E; d++) x[r * h * E + d] = lanes[(r * E + d) * T + t];
+    }
+}
+
+int tiny_attention_forward(const float *q, const float *k, const float *v, float *z, float *p, long g, long b, int h,
+                           int nq, int ns, int e, int q0, float scale) {
+    if (e != D_HEAD) return 1;
+    vec qt[nq * E], kt[ns * E], vt[ns * E], zt[nq * E];
+    long tiles = (b + T - 1) / T;
+    for (long group = 0; group < g * h; group++) {
+        long example0 = (group / h) * b, head = group % h; /* the group's first example, its head */
+        long qo = example0 * nq * h * E + head * E, ko = example0 * ns * h * E + head * E;
+        for (long tile = 0; tile < tiles; tile++) {
+            long b0 = tile * T;
+            int nt = (int)(b - b0 < T ? b - b0 : T);
+            load_tile(q + qo, b0, nt, nq, h, qt);
+            load_tile(k + ko, b0, nt, ns, h, kt);
+            load_tile(v + ko, b0, nt, ns, h, vt);
+            for (int i = 0; i < nq; i++) {
+                int nk = min_int(q0 + i + 1, ns); /* the keys this query sees */
+                vec *s = (vec *)(p + ((group * tiles + tile) * nq + i) * ns * T); /* scores, then pattern */
+                vec qi[E], zi[E];
+                for (int d = 0; d < E; d++) qi[d] = qt[i * E + d] * scale, zi[d] = (vec){0};
+                vec m = splat(-3.0e38f), sum = {0};
+                for (int j = 0; j < nk; j++) {
+                    vec acc = {0};
+                    for (int d = 0; d < E; d++) acc += qi[d] * kt[j * E + d];
+                    s[j] = acc;
+                }
+                for (int j = 0; j < nk; j++) m = vmax(m, s[j]);
+                for (int j = 0; j < nk; j++) {
+                    s[j] = vexp(s[j] - m);
+                    sum += s[j];
+                }
+                vec inv = 1.0f / sum;
+                for (int j = 0; j < nk; j++) {
+                    s[j] *= inv;
+                    for (int d = 0; d < E; d++) zi[d] += s[j] * vt[j * E + d];
+                }
+                for (int j = nk; j < ns; j++) s[j] = (vec){0}; /* the future */
+                for (int d = 0; d < E; d++) zt[i * E + d] = zi[d];
+            }
+            store_tile(z + qo, b0, nt, nq, h, zt);
+        }
+    }
+    return 0;
+}
+
+int tiny_attention_backward(const float *q, const float *k, const float *v, const float *p, const float *dz,
+                            float *dq, float *dk, float *dv, long g, long b, int h, int nq, int ns, int e,
+                            int q0, float scale) {
+    if (e != D_HEAD) return 1;
+    vec qt[nq * E], kt[ns * E], vt[ns * E], dzt[nq * E], dqt[nq * E], dkt[ns * E], dvt[ns * E];
+    vec ds[ns]; /* d loss / d scores of one query */
+    long tiles = (b + T - 1) / T;
+    for (long group = 0; group < g * h; group++) {
+        long example0 = (group / h) * b, head = group % h; /* the group's first example, its head */
+        long qo = example0 * nq * h * E + head * E, ko = example0 * ns * h * E + head * E;
+        for (long tile = 0; tile < tiles; tile++) {
+            long b0 = tile * T;
+            int nt = (int)(b - b0 < T ? b - b0 : T);
+            const vec *pt = (const vec *)(p + (group * tiles + tile) * nq * ns * T); /* [nq][ns] */
+            load_tile(q + qo, b0, nt, nq, h, qt);
+            load_tile(k + ko, b0, nt, ns, h, kt);
+            load_tile(v + ko, b0, nt, ns, h, vt);
+            load_tile(dz + qo, b0, nt, nq, h, dzt);
+            memset(dkt, 0, sizeof dkt);
+            memset(dvt, 0, sizeof dvt);
+            for (int i = 0; i < nq; i++) {
+                int nk = min_int(q0 + i + 1, ns);
+                const vec *pi = pt + i * ns;
+                vec qi[E], dzi[E], dqi[E], rowdot = {0};
+                for (int d = 0; d < E; d++) qi[d] = qt[i * E + d] * scale, dzi[d] = dzt[i * E + d], dqi[d] = (vec){0};
+                for (int j = 0; j < nk; j++) {
+                    vec dp = {0}; /* d loss / d pattern[i, j] */
+                    for (int d = 0; d < E; d++) {
+                        dp += dzi[d] * vt[j * E + d];
+                        dvt[j * E + d] += pi[j] * dzi[d];
+                    }
+                    ds[j] = dp;
+                    rowdot += pi[j] * dp;
+                }
+                for (int j = 0; j < nk; j++) {
+                    vec dsj = pi[j] * (ds[j] - rowdot); /* the softmax's backward */
+                    for (int d = 0; d < E; d++) {
+                        dqi[d] += dsj * kt[j * E + d];
+                        dkt[j * E + d] += dsj * qi[d]; /* qi carries the scale */
+                    }
+                }
+                for (int d = 0; d < E; d++) dqt[i * E + d] = dqi[d] * scale;
+            }
+            store_tile(dq + qo, b0, nt, nq, h, dqt);
+            store_tile(dk + ko, b0, nt, ns, h, dkt);
+            store_tile(dv + ko, b0, nt, ns, h, dvt);
+        }
+    }
+    return 0;
+}
