@@ -30,6 +30,7 @@
 #define E D_HEAD
 typedef float vec __attribute__((vector_size(T * sizeof(float))));
 typedef int ivec __attribute__((vector_size(T * sizeof(int))));
+typedef float uvec __attribute__((vector_size(T * sizeof(float)), aligned(sizeof(float)))); /* unaligned */
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 
@@ -61,28 +62,64 @@ static vec vexp(vec x) {
     return y * (vec)((n + 127) << 23);
 }
 
-/* Examples b0 .. b0 + nt - 1 of one head of [b][rows][h][e] -> tile [rows][e] of vecs, zeros past nt.
- * A transpose, example by example: each reads its rows in order and writes one lane of the tile. */
-static void load_tile(const float *src, long b0, int nt, int rows, int h, vec *tile) {
+/* A 16 x 16 transpose in registers: four rounds exchanging half-blocks between rows w apart
+ * (__builtin_shufflevector: GCC 12 or later, or Clang). */
+_Static_assert(T == 16, "the transpose below is written for 16 lanes");
+#define TRANSPOSE_ROUND(w, ...)                                                    \
+    for (int i = 0; i < T; i++)                                                    \
+        if (!(i & w)) {                                                            \
+            vec lo = __builtin_shufflevector(m[i], m[i + w], __VA_ARGS__);         \
+            m[i + w] = __builtin_shufflevector(m[i], m[i + w], HI_##w);            \
+            m[i] = lo;                                                             \
+        }
+#define HI_8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
+#define HI_4 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31
+#define HI_2 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
+#define HI_1 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
+static inline __attribute__((always_inline)) void transpose(vec m[T]) {
+    TRANSPOSE_ROUND(8, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+    TRANSPOSE_ROUND(4, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27)
+    TRANSPOSE_ROUND(2, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29)
+    TRANSPOSE_ROUND(1, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30)
+}
+/* Examples b0 .. b0 + nt - 1 of one head of [b][rows][h][e] -> tile [rows * e] of vecs, zeros past
+ * nt: a transpose. A full tile of one head moves 16 columns at a time through registers; the rest
+ * (the last columns, a partial tile, several heads) one float at a time. Inlined: through a call,
+ * the 16 registers of a block would go through memory. */
+static inline __attribute__((always_inline)) void load_tile(const float *src, long b0, int nt, int rows, int h, vec *tile) {
+    int n = rows * E, done = 0; /* columns per example; columns moved through registers */
+    if (nt == T && h == 1) {
+        for (; done + T <= n; done += T) {
+            vec m[T];
+            for (int t = 0; t < T; t++) m[t] = *(const uvec *)(src + (b0 + t) * n + done);
+            transpose(m);
+            for (int j = 0; j < T; j++) tile[done + j] = m[j];
+        }
+    }
     float *lanes = (float *)tile;
-    if (nt < T) memset(tile, 0, sizeof(vec) * rows * E);
+    if (nt < T) memset(tile, 0, sizeof(vec) * n);
     for (int t = 0; t < nt; t++) {
-        const float *x = src + (b0 + t) * rows * h * E;
-        for (int r = 0; r < rows; r++)
-            for (int d = 0; d < E; d++) lanes[(r * E + d) * T + t] = x[r * h * E + d];
+        const float *x = src + (b0 + t) * n * h;
+        for (int col = done; col < n; col++) lanes[col * T + t] = x[(col / E) * h * E + col % E];
     }
 }
-
 /* The inverse of load_tile for the first nt examples. */
-static void store_tile(float *dst, long b0, int nt, int rows, int h, const vec *tile) {
+static inline __attribute__((always_inline)) void store_tile(float *dst, long b0, int nt, int rows, int h, const vec *tile) {
+    int n = rows * E, done = 0;
+    if (nt == T && h == 1) {
+        for (; done + T <= n; done += T) {
+            vec m[T];
+            for (int j = 0; j < T; j++) m[j] = tile[done + j];
+            transpose(m);
+            for (int t = 0; t < T; t++) *(uvec *)(dst + (b0 + t) * n + done) = m[t];
+        }
+    }
     const float *lanes = (const float *)tile;
     for (int t = 0; t < nt; t++) {
-        float *x = dst + (b0 + t) * rows * h * E;
-        for (int r = 0; r < rows; r++)
-            for (int d = 0; d < E; d++) x[r * h * E + d] = lanes[(r * E + d) * T + t];
+        float *x = dst + (b0 + t) * n * h;
+        for (int col = done; col < n; col++) x[(col / E) * h * E + col % E] = lanes[col * T + t];
     }
 }
-
 int tiny_attention_forward(const float *q, const float *k, const float *v, float *z, float *p, long g, long b, int h,
                            int nq, int ns, int e, int q0, float scale) {
     if (e != D_HEAD) return 1;

@@ -94,6 +94,8 @@ def _check(q: Tensor, k: Tensor, v: Tensor, first_query: int) -> None:
         raise ValueError(f"queries at {first_query}..{first_query + q.shape[-3] - 1} outside {k.shape[-3]} keys")
 
 
+# Changing what an op returns (shapes, count) needs a new op name: Inductor's on-disk cache keys a
+# compiled graph on the op's name, not on its fake implementation, and would replay the old shapes.
 @torch.library.custom_op("grokviz::tiny_attention_forward", mutates_args=())
 def _forward(q: Tensor, k: Tensor, v: Tensor, first_query: int) -> tuple[Tensor, Tensor]:
     """(z like q, the pattern in the kernel's tile layout, for the backward pass)."""
