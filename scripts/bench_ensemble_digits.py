@@ -2,11 +2,13 @@
 
 Separate runs: the single run's step (``grokviz.training.digits.update``) on each member's own
 batch, one member after another. Ensemble: ``grokviz.training.digits_members.step_digits_group``,
-all N members in one vmapped step. Both draw each step's batches with the trainer's sampler (one
-draw per data seed, as each does in training), one thread, the 777-parameter recipe's shape.
+all N members in one vmapped step; with ``--compile``, also through ``compiled_loss`` (Inductor's
+fused loops and the attention kernel of ``grokviz.kernels.tiny_attention``). Both draw each step's
+batches with the trainer's sampler (one draw per data seed, as each does in training), one thread,
+the 777-parameter recipe's shape.
 Rounds alternate between the two so that load from other processes hits both alike.
 
-    python scripts/bench_ensemble_digits.py [--members 8] [--rounds 4] [--steps 60] [--d-model 7 --d-mlp 14]
+    python scripts/bench_ensemble_digits.py [--compile] [--members 8] [--rounds 4] [--steps 60] [--d-model 7 --d-mlp 14]
 """
 
 from __future__ import annotations

@@ -174,7 +174,7 @@ def _block(
 
         z = causal_attention(q, k, v, first)  # [batch, query, head, d_head]
     else:
-        z = _hook(hooks, cache, f"{p}.attn.hook_z", _attention_z(q, k, v, first, hooks, cache, p))
+        z = _hook(hooks, cache, f"{p}.attn.hook_z", _attention_z(q, k, v, first, hooks, cache, f"{p}.attn"))
     attn_out = einsum(z, params[f"{p}.attn.W_O"], "b q h e, h e d -> b q d")
     attn_out = _hook(hooks, cache, f"{p}.hook_attn_out", attn_out)
     resid_query = resid if queries is None else resid[:, queries]
@@ -193,16 +193,17 @@ def _block(
 
 
 def _attention_z(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, first: int, hooks: Hooks | None, cache: dict | None, p: str
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, first: int, hooks: Hooks | None, cache: dict | None, prefix: str
 ) -> torch.Tensor:
     """Causal attention: q [batch, query, head, d_head] (the first query at key position ``first``),
-    k and v [batch, key, head, d_head] -> z like q, with the scores' and pattern's hooks."""
+    k and v [batch, key, head, d_head] -> z like q, with the scores' and pattern's hooks (under
+    ``prefix``, such as ``blocks.0.attn``)."""
     scores = einsum(q, k, "b q h e, b k h e -> b h q k") / math.sqrt(q.shape[-1])  # [batch, head, query, key]
     query_pos = torch.arange(first, first + q.shape[1], device=q.device)
     key_pos = torch.arange(k.shape[1], device=q.device)
     causal = key_pos.unsqueeze(0) > query_pos.unsqueeze(1)  # [query, key]: True = in the future
-    scores = _hook(hooks, cache, f"{p}.attn.hook_attn_scores", scores.masked_fill(causal, float("-inf")))
-    pattern = _hook(hooks, cache, f"{p}.attn.hook_pattern", scores.softmax(dim=-1))
+    scores = _hook(hooks, cache, f"{prefix}.hook_attn_scores", scores.masked_fill(causal, float("-inf")))
+    pattern = _hook(hooks, cache, f"{prefix}.hook_pattern", scores.softmax(dim=-1))
     return einsum(pattern, v, "b h q k, b k h e -> b q h e")
 
 

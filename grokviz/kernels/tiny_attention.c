@@ -33,9 +33,11 @@ typedef int ivec __attribute__((vector_size(T * sizeof(int))));
 typedef float uvec __attribute__((vector_size(T * sizeof(float)), aligned(sizeof(float)))); /* unaligned */
 
 static int min_int(int a, int b) { return a < b ? a : b; }
+static int max_int(int a, int b) { return a > b ? a : b; }
 
 static vec splat(float x) { return x - (vec){0}; }
 
+/* The larger of a and b lane by lane; b where they do not compare (NaN). */
 static vec vmax(vec a, vec b) {
     ivec a_wins = a > b;
     return (vec)(((ivec)a & a_wins) | ((ivec)b & ~a_wins));
@@ -44,7 +46,7 @@ static vec vmax(vec a, vec b) {
 /* exp(x) for x <= 0 (scores minus their maximum), Cephes' expf: x = n ln2 + r, |r| <= ln2 / 2,
  * exp(r) by a degree-7 polynomial, 2^n by the exponent bits; relative error about 2e-7. */
 static vec vexp(vec x) {
-    x = vmax(x, splat(-87.0f)); /* exp(-87) ~ 1.6e-38: 2^n stays a normal float */
+    x = vmax(splat(-87.0f), x); /* exp(-87) ~ 1.6e-38: 2^n stays a normal float; a NaN stays NaN */
     vec fx = x * 1.44269504088896341f + 0.5f;
     ivec n = __builtin_convertvector(fx, ivec); /* truncates toward zero: floor for fx < 0 below */
     vec nf = __builtin_convertvector(n, vec);
@@ -135,7 +137,7 @@ int tiny_attention_forward(const float *q, const float *k, const float *v, float
             load_tile(k + ko, b0, nt, ns, h, kt);
             load_tile(v + ko, b0, nt, ns, h, vt);
             for (int i = 0; i < nq; i++) {
-                int nk = min_int(q0 + i + 1, ns); /* the keys this query sees */
+                int nk = max_int(0, min_int(q0 + i + 1, ns)); /* the keys this query sees */
                 vec *s = (vec *)(p + ((group * tiles + tile) * nq + i) * ns * T); /* scores, then pattern */
                 vec qi[E], zi[E];
                 for (int d = 0; d < E; d++) qi[d] = qt[i * E + d] * scale, zi[d] = (vec){0};
@@ -185,7 +187,7 @@ int tiny_attention_backward(const float *q, const float *k, const float *v, cons
             memset(dkt, 0, sizeof dkt);
             memset(dvt, 0, sizeof dvt);
             for (int i = 0; i < nq; i++) {
-                int nk = min_int(q0 + i + 1, ns);
+                int nk = max_int(0, min_int(q0 + i + 1, ns));
                 const vec *pi = pt + i * ns;
                 vec qi[E], dzi[E], dqi[E], rowdot = {0};
                 for (int d = 0; d < E; d++) qi[d] = qt[i * E + d] * scale, dzi[d] = dzt[i * E + d], dqi[d] = (vec){0};

@@ -10,8 +10,9 @@ pass through it; compiled graphs call it as one opaque kernel.
 Why: per ensemble step of 8 adder members the attention is 4,096 products of [12 x 7] by [7 x 33]
 and a 33-key softmax. Batched matrix products spend their time in per-product overhead and the
 softmax does not vectorise along 33 keys; the kernel runs every loop across 16 examples at a time.
-Forward and backward together take about a third of the time of the compiled batched products
-and softmax they replace (``scripts/bench_ensemble_digits.py`` times the whole step).
+In the compiled ensemble's step, forward and backward are about 23% of the step where the
+products and softmax they replace were about 35%; the step is 1.17x faster (docs/cliff.md,
+``scripts/bench_ensemble_digits.py``).
 
 The C source is compiled on first use for each d_head with the system C compiler (``$CC``, else
 ``cc``: the compiler ``torch.compile`` needs on a CPU) into a temporary file, for this machine's
@@ -27,12 +28,16 @@ import math
 import os
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 TILE = 16  # examples per SIMD tile (T in the C source)
+# A tile's queries, keys, values and their gradients live on the C stack: at this bound, 128 KiB for
+# each of the keys' six arrays in the backward pass (under 1 MiB in all; a main thread has 8 MiB).
+MAX_KEYS_TIMES_D_HEAD = 2048
 _SOURCE = Path(__file__).with_name("tiny_attention.c")
 _FLAGS = ["-O3", "-march=native", "-shared", "-fPIC"]
 
@@ -62,11 +67,16 @@ def _library(d_head: int) -> ctypes.CDLL:
     return library
 
 
-def available() -> bool:
-    """Whether the kernel builds and loads on this machine."""
+@functools.cache
+def available(warn: bool = False) -> bool:
+    """Whether the kernel builds and loads on this machine (``warn``: say why not, once)."""
     try:
         _library(1)
-    except KernelBuildError:
+    except KernelBuildError as err:
+        if warn:
+            warnings.warn(
+                f"the tiny-attention kernel is unavailable, attention runs as batched products: {err}", stacklevel=2
+            )
         return False
     return True
 
@@ -78,13 +88,16 @@ def _sizes(q: Tensor, k: Tensor) -> tuple[int, int, int, int, int, int]:
 
 
 def _pattern_shape(q: Tensor, k: Tensor) -> tuple[int, ...]:
-    groups, b, h, nq, ns, _ = _sizes(q, k)
+    """The saved pattern, per tile of examples: [*groups, h, tiles, nq, ns, TILE]."""
+    _, b, h, nq, ns, _ = _sizes(q, k)
     return (*q.shape[:-4], h, -(-b // TILE), nq, ns, TILE)
 
 
 def _check(q: Tensor, k: Tensor, v: Tensor, first_query: int) -> None:
-    if q.device.type != "cpu" or q.dtype != torch.float32:
-        raise ValueError(f"tiny attention runs on float32 CPU tensors, not {q.dtype} on {q.device.type}")
+    """Refuse in words what the kernel cannot take (run inside the op: direct calls are checked too)."""
+    for t in (q, k, v):
+        if t.device.type != "cpu" or t.dtype != torch.float32:
+            raise ValueError(f"tiny attention runs on float32 CPU tensors, not {t.dtype} on {t.device.type}")
     same = q.shape[:-3] == k.shape[:-3] and q.shape[-2:] == k.shape[-2:]
     if q.dim() < 4 or k.shape != v.shape or not same:
         raise ValueError(
@@ -92,6 +105,11 @@ def _check(q: Tensor, k: Tensor, v: Tensor, first_query: int) -> None:
         )
     if not 0 <= first_query or first_query + q.shape[-3] > k.shape[-3]:
         raise ValueError(f"queries at {first_query}..{first_query + q.shape[-3] - 1} outside {k.shape[-3]} keys")
+    if k.shape[-3] * k.shape[-1] > MAX_KEYS_TIMES_D_HEAD:
+        raise ValueError(
+            f"{k.shape[-3]} keys x d_head {k.shape[-1]} is no tiny attention (at most {MAX_KEYS_TIMES_D_HEAD}):"
+            " use the model's own attention"
+        )
 
 
 # Changing what an op returns (shapes, count) needs a new op name: Inductor's on-disk cache keys a
@@ -99,6 +117,7 @@ def _check(q: Tensor, k: Tensor, v: Tensor, first_query: int) -> None:
 @torch.library.custom_op("grokviz::tiny_attention_forward", mutates_args=())
 def _forward(q: Tensor, k: Tensor, v: Tensor, first_query: int) -> tuple[Tensor, Tensor]:
     """(z like q, the pattern in the kernel's tile layout, for the backward pass)."""
+    _check(q, k, v, first_query)
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     groups, b, h, nq, ns, e = _sizes(q, k)
     z, pattern = torch.empty_like(q), q.new_empty(_pattern_shape(q, k))
@@ -106,7 +125,8 @@ def _forward(q: Tensor, k: Tensor, v: Tensor, first_query: int) -> tuple[Tensor,
         q.data_ptr(), k.data_ptr(), v.data_ptr(), z.data_ptr(), pattern.data_ptr(),
         groups, b, h, nq, ns, e, first_query, 1 / math.sqrt(e),
     )  # fmt: skip
-    assert status == 0, f"the kernel built for d_head {e} refused its inputs"
+    if status:
+        raise RuntimeError(f"the kernel built for d_head {e} refused its inputs")
     return z, pattern
 
 
@@ -119,6 +139,13 @@ def _(q, k, v, first_query):
 def _backward(
     q: Tensor, k: Tensor, v: Tensor, pattern: Tensor, dz: Tensor, first_query: int
 ) -> tuple[Tensor, Tensor, Tensor]:
+    """(dq, dk, dv) from the forward's inputs, its pattern and dz (no double backward: this op has no
+    gradient of its own)."""
+    _check(q, k, v, first_query)
+    if dz.shape != q.shape or dz.dtype != q.dtype or pattern.shape != _pattern_shape(q, k):
+        raise ValueError(f"dz {tuple(dz.shape)} or pattern {tuple(pattern.shape)} does not match q {tuple(q.shape)}")
+    if pattern.data_ptr() % 64:  # the kernel reads it as aligned 64-byte vectors
+        pattern = pattern.clone()
     q, k, v, dz = q.contiguous(), k.contiguous(), v.contiguous(), dz.contiguous()
     groups, b, h, nq, ns, e = _sizes(q, k)
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
@@ -126,7 +153,8 @@ def _backward(
         q.data_ptr(), k.data_ptr(), v.data_ptr(), pattern.contiguous().data_ptr(), dz.data_ptr(),
         dq.data_ptr(), dk.data_ptr(), dv.data_ptr(), groups, b, h, nq, ns, e, first_query, 1 / math.sqrt(e),
     )  # fmt: skip
-    assert status == 0, f"the kernel built for d_head {e} refused its inputs"
+    if status:
+        raise RuntimeError(f"the kernel built for d_head {e} refused its inputs")
     return dq, dk, dv
 
 
@@ -137,6 +165,7 @@ def _(q, k, v, pattern, dz, first_query):
 
 def _setup_context(ctx, inputs, output) -> None:
     q, k, v, first_query = inputs
+    ctx.mark_non_differentiable(output[1])
     ctx.save_for_backward(q, k, v, output[1])
     ctx.first_query = first_query
 
@@ -171,5 +200,4 @@ def causal_attention(q: Tensor, k: Tensor, v: Tensor, first_query: int) -> Tenso
     [batch, n_queries, head_index, d_head]: each query (at key position ``first_query + i``) attends
     to keys 0 to its own position, scores scaled by 1/sqrt(d_head). Axes before ``batch`` are
     independent groups (vmap adds one)."""
-    _check(q, k, v, first_query)
     return _forward(q, k, v, first_query)[0]

@@ -124,19 +124,20 @@ def training_loss(params: Params, x: torch.Tensor, labels: torch.Tensor, tiny_at
     return member_losses(_batched_logits(params, x, tiny_attention), labels)
 
 
-def compiled_loss() -> Callable:
-    """:func:`training_loss` through ``torch.compile``, with the attention in the C kernel where it
-    builds (fused C++ loops on a CPU: about 3x the member-steps per second of separate runs for 8
-    members, after 5 to 30 seconds of compiling per group shape; members then equal their single
-    runs to float tolerance, not bit for bit)."""
+def compiled_loss(device: torch.device | str = "cpu") -> Callable:
+    """:func:`training_loss` through ``torch.compile``, on a CPU with the attention in the C kernel
+    (``grokviz.kernels.tiny_attention``; a warning says so where it does not build): fused C++
+    loops, 2.69x the member-steps per second of separate runs for 8 members (docs/cliff.md), after 5
+    to 30 seconds of compiling per group shape. Members then equal their single runs to float
+    tolerance, not bit for bit."""
     import torch._dynamo
 
     from grokviz.kernels import tiny_attention
 
     # One compiled graph per group shape (a sweep of many shapes must not fall back to eager).
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
-    loss = functools.partial(training_loss, tiny_attention=tiny_attention.available())
-    return torch.compile(loss, dynamic=False)
+    use_kernel = torch.device(device).type == "cpu" and tiny_attention.available(warn=True)
+    return torch.compile(functools.partial(training_loss, tiny_attention=use_kernel), dynamic=False)
 
 
 @torch.no_grad()
@@ -240,7 +241,7 @@ def train_digits_members(
 def _train_group(group, start_step, schedule, save, resume_every, clock, writer, write, bar, compiled) -> None:
     """Every step of one group, its log rows and files handed to ``writer`` (``write(step, group, ...)``)."""
     first = group.configs[0]
-    step_fn = compiled_loss() if compiled else None
+    step_fn = compiled_loss(group.state.step.device) if compiled else None
     for step in range(start_step, first.steps + 1):
         last = step == first.steps
         is_log = step % first.log_every == 0 or last or step in schedule

@@ -74,8 +74,15 @@ def test_bad_inputs_are_refused_in_words():
     q, k, v = (t.detach() for t in inputs((), 16, 12, 33, 1, 7))
     with pytest.raises(ValueError, match="float32 CPU"):
         tiny_attention.causal_attention(q, k, v, 21)  # float64
+    with pytest.raises(ValueError, match="float32 CPU"):
+        tiny_attention.causal_attention(q.float(), k.half(), v.float(), 21)
     q, k, v = q.float(), k.float(), v.float()
+    with pytest.raises(ValueError, match="outside 33 keys"):
+        torch.ops.grokviz.tiny_attention_forward(q, k, v, -2)  # the op itself checks, not only the wrapper
     with pytest.raises(ValueError, match="outside 33 keys"):
         tiny_attention.causal_attention(q, k, v, 22)
     with pytest.raises(ValueError, match=r"not \[batch, pos, head_index, d_head\]"):
         tiny_attention.causal_attention(q, k[:8], v[:8], 21)
+    big = torch.zeros(2, 300, 1, 7)  # 300 keys x d_head 7 = 2,100: no longer tiny
+    with pytest.raises(ValueError, match="no tiny attention"):
+        tiny_attention.causal_attention(big[:, :12], big, big, 0)
