@@ -123,7 +123,7 @@ def build_digits_parser() -> argparse.ArgumentParser:
         "--compile",
         action="store_true",
         help="compile each group's step with torch.compile: 5-30 s per shape to start (cached on disk after),"
-        " then about 2.7x the member-steps per second of separate runs on a CPU (members equal their single"
+        " then 2.6-2.9x the member-steps per second of separate runs on a CPU (members equal their single"
         " runs to float tolerance)",
     )
     add_runtime_flags(parser, device="cpu", eager=False)

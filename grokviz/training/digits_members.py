@@ -127,7 +127,7 @@ def training_loss(params: Params, x: torch.Tensor, labels: torch.Tensor, tiny_at
 def compiled_loss(device: torch.device | str = "cpu") -> Callable:
     """:func:`training_loss` through ``torch.compile``, on a CPU with the attention in the C kernel
     (``grokviz.kernels.tiny_attention``; a warning says so where it does not build): fused C++
-    loops, 2.69x the member-steps per second of separate runs for 8 members (docs/cliff.md), after 5
+    loops, 2.6-2.9x the member-steps per second of separate runs for 8 members (docs/cliff.md), after 5
     to 30 seconds of compiling per group shape. Members then equal their single runs to float
     tolerance, not bit for bit."""
     import torch._dynamo
