@@ -3,8 +3,8 @@
  * The adder's attention is 4,096 products of [12 x 7] by [7 x 33] per ensemble step: too small for
  * a matrix library (each product in a batch costs about 0.5 us of overhead) and too short along keys
  * for a vectorised softmax. Here every operation runs across T examples at once, as one SIMD
- * instruction on a `vec` of T floats (GCC/Clang vector extensions: AVX-512, AVX2 or NEON, whichever
- * the machine has). A tile of T examples is transposed into that layout as it is read, and back as
+ * instruction on a `vec` of T floats (GCC/Clang vector extensions, which the compiler lowers to
+ * the machine's SIMD; measured on AVX-512 only). A tile of T examples is transposed into that layout as it is read, and back as
  * it is written; within a tile, every innermost loop makes independent updates (an axpy, not a dot
  * product), so successive multiply-adds do not wait on each other.
  *
@@ -84,6 +84,7 @@ static inline __attribute__((always_inline)) void transpose(vec m[T]) {
     TRANSPOSE_ROUND(2, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29)
     TRANSPOSE_ROUND(1, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30)
 }
+
 /* Examples b0 .. b0 + nt - 1 of one head of [b][rows][h][e] -> tile [rows * e] of vecs, zeros past
  * nt: a transpose. A full tile of one head moves 16 columns at a time through registers; the rest
  * (the last columns, a partial tile, several heads) one float at a time. Inlined: through a call,
@@ -105,6 +106,7 @@ static inline __attribute__((always_inline)) void load_tile(const float *src, lo
         for (int col = done; col < n; col++) lanes[col * T + t] = x[(col / E) * h * E + col % E];
     }
 }
+
 /* The inverse of load_tile for the first nt examples. */
 static inline __attribute__((always_inline)) void store_tile(float *dst, long b0, int nt, int rows, int h, const vec *tile) {
     int n = rows * E, done = 0;
@@ -122,6 +124,7 @@ static inline __attribute__((always_inline)) void store_tile(float *dst, long b0
         for (int col = done; col < n; col++) x[(col / E) * h * E + col % E] = lanes[col * T + t];
     }
 }
+
 int tiny_attention_forward(const float *q, const float *k, const float *v, float *z, float *p, long g, long b, int h,
                            int nq, int ns, int e, int q0, float scale) {
     if (e != D_HEAD) return 1;

@@ -15,9 +15,10 @@ products and softmax they replace were about 35%; the step is 1.17x faster (docs
 ``scripts/bench_ensemble_digits.py``).
 
 The C source is compiled on first use for each d_head with the system C compiler (``$CC``, else
-``cc``: the compiler ``torch.compile`` needs on a CPU) into a temporary file, for this machine's
-instruction set (``-march=native``), and loaded with ``ctypes``: there is no build step and no cache
-to go stale. :func:`available` says whether that works here. Float32 only, on the CPU.
+``cc``; GCC 12 or later, or Clang, for ``__builtin_shufflevector``) into a temporary file, for this
+machine's instruction set (``-march=native``), and loaded with ``ctypes``: there is no build step
+and no cache to go stale. :func:`available` says whether that works here. Float32 only, on the CPU;
+one thread.
 """
 
 from __future__ import annotations
@@ -144,13 +145,13 @@ def _backward(
     _check(q, k, v, first_query)
     if dz.shape != q.shape or dz.dtype != q.dtype or pattern.shape != _pattern_shape(q, k):
         raise ValueError(f"dz {tuple(dz.shape)} or pattern {tuple(pattern.shape)} does not match q {tuple(q.shape)}")
+    q, k, v, dz, pattern = (t.contiguous() for t in (q, k, v, dz, pattern))
     if pattern.data_ptr() % 64:  # the kernel reads it as aligned 64-byte vectors
         pattern = pattern.clone()
-    q, k, v, dz = q.contiguous(), k.contiguous(), v.contiguous(), dz.contiguous()
     groups, b, h, nq, ns, e = _sizes(q, k)
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     status = _library(e).tiny_attention_backward(
-        q.data_ptr(), k.data_ptr(), v.data_ptr(), pattern.contiguous().data_ptr(), dz.data_ptr(),
+        q.data_ptr(), k.data_ptr(), v.data_ptr(), pattern.data_ptr(), dz.data_ptr(),
         dq.data_ptr(), dk.data_ptr(), dv.data_ptr(), groups, b, h, nq, ns, e, first_query, 1 / math.sqrt(e),
     )  # fmt: skip
     if status:
